@@ -1,0 +1,264 @@
+// core/cpu/core.cpp — run loop and decoded-block cache (architecture.md §3).
+#include "core/cpu/core.h"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <new>
+
+#include "core/cpu/decoder.h"
+#include "core/cpu/handlers.h"
+
+namespace pvsim::cpu {
+
+namespace {
+constexpr unsigned kBlockCacheSize = 1u << kBlockCacheBits;
+}  // namespace
+
+Core::Core(Vcpu& v, GuestMemory& m, CpuEnv& e, Tracer& t, const VcpuConfig& c)
+    : vcpu(v), mem(m), env(e), tracer(t), cfg(c) {
+  // calloc: the cache is large but the host backs its pages only when touched, and a
+  // zero tag means "empty".
+  blocks = static_cast<Block*>(std::calloc(kBlockCacheSize, sizeof(Block)));
+  if (!blocks) throw std::bad_alloc();
+  // IA32_APIC_BASE at reset: 0xfee00000, enabled, BSP flag on vCPU 0 (SDM Vol. 3A §10.4.4).
+  apic_base = 0xfee00000ull | (1u << 11) | (c.index == 0 ? (1u << 8) : 0);
+  code_epoch_seen = mem.code_mark_epoch();
+  code_gen = mem.code_generations();
+}
+
+Core::~Core() { std::free(blocks); }
+
+bool Core::stop_with(StopReason r, std::string detail) {
+  stop = r;
+  stop_detail = std::move(detail);
+  brk = true;
+  return false;
+}
+
+Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
+  Vcpu::RunResult res;
+  if (dead) {
+    res.reason = StopReason::Shutdown;
+    return res;
+  }
+  stop = StopReason::None;
+  requested = StopReason::None;
+  // Another vCPU may have marked pages as code since we last ran: our write-TLB entries
+  // for them would bypass note_write() and leave stale decoded blocks.
+  if (code_epoch_seen != mem.code_mark_epoch()) {
+    code_epoch_seen = mem.code_mark_epoch();
+    for (TlbEntry& e : tlb[1]) e.tag = ~0ull;
+  }
+  if (halted && !try_wake()) {
+    res.reason = StopReason::Halted;
+    return res;
+  }
+  if (stop != StopReason::None) {  // waking delivered an event that shut the vCPU down
+    res.reason = stop;
+    return res;
+  }
+  if (!in_long_mode()) {
+    stop_with(StopReason::Shutdown,
+              fmt::format("vCPU {} is not in 64-bit mode (CR0.PG, EFER.LMA and CS.L must be "
+                          "set); pvsim executes 64-bit code only",
+                          cfg.index));
+    res.reason = StopReason::Shutdown;
+    return res;
+  }
+  if (entry_pending) trace_entry(rip);
+
+  uint64_t steps = 0;
+  for (;;) {
+    if (steps >= max_insns) { res.reason = StopReason::InsnLimit; break; }
+    if (cycles >= deadline) { res.reason = StopReason::Deadline; break; }
+    brk = false;
+    if (irq_check) [[unlikely]] {
+      if (check_interrupts()) {
+        if (stop != StopReason::None) { res.reason = stop; break; }
+        ++steps;
+        continue;
+      }
+    }
+    Block* b = fetch_block();
+    if (!b) [[unlikely]] {
+      if (stop != StopReason::None) { res.reason = stop; break; }
+      deliver_fault();
+      ++steps;
+      if (stop != StopReason::None) { res.reason = stop; break; }
+      continue;
+    }
+    // Execute the block: at most the remaining instruction budget, leaving early at the
+    // first boundary past the deadline or when a handler asked for a re-check (brk).
+    // `ip` lives in a register: rip/next_rip are only stored here (handlers read them),
+    // never reloaded per instruction, so consecutive instructions do not form a
+    // store-to-load chain through memory. Only block terminators (A_TERM) and handlers
+    // that set brk change next_rip, and both end the block, where rip = next_rip.
+    const Insn* in = b->insns;
+    const uint64_t room = max_insns - steps;
+    const Insn* const end = in + (b->count < room ? b->count : room);
+    bool failed = false;
+    const Insn* const first = in;
+    uint64_t ip = rip;
+    while (in != end) {
+      rip = ip;
+      ip += in->len;
+      next_rip = ip;
+      cycles += in->cost;
+      if (!in->fn(*this, *in)) [[unlikely]] {
+        failed = true;  // rip is the faulting instruction
+        break;
+      }
+      ++in;
+      if (cycles >= deadline || brk) [[unlikely]] break;
+    }
+    if (!failed) rip = next_rip;
+    insns += static_cast<uint64_t>(in - first);
+    if (shadow_next) [[unlikely]] {
+      // STI / MOV SS retired (always the last instruction of its block): interrupts stay
+      // blocked at this boundary only.
+      shadow_next = false;
+      inhibit_at = insns;
+    }
+    const uint64_t done = static_cast<uint64_t>(in - first);
+    res.executed += done;
+    steps += done;
+    if (failed) [[unlikely]] {
+      if (stop != StopReason::None) { res.reason = stop; break; }
+      deliver_fault();
+      ++steps;
+      if (stop != StopReason::None) { res.reason = stop; break; }
+      continue;
+    }
+    if (brk) [[unlikely]] {
+      if (requested != StopReason::None) { res.reason = requested; break; }
+      if (stop != StopReason::None) { res.reason = stop; break; }
+      if (halted) {
+        if (!try_wake()) { res.reason = StopReason::Halted; break; }
+      }
+    }
+  }
+  if (res.reason != StopReason::Shutdown && res.reason != StopReason::IoError &&
+      requested != StopReason::None)
+    res.reason = requested;
+  return res;
+}
+
+// Slow part of fetch_block(): fetch-TLB miss or block-cache miss.
+Block* Core::fetch_block_slow() {
+  const uint64_t vpn = rip >> 12;
+  TlbEntry& e = tlb[2][vpn & kTlbMask];
+  if (e.tag != vpn) {
+    uint64_t gpa;
+    if (!translate(rip, Acc::Fetch, cpl == 3, gpa, &e)) return nullptr;
+    if (e.tag != vpn) {
+      stop_with(StopReason::IoError,
+                fmt::format("instruction fetch from GPA {:#x} outside RAM (rip {:#x})", gpa, rip));
+      return nullptr;
+    }
+  }
+  const uint64_t gpa = e.gpa | (rip & 0xfff);
+  Block& b = blocks[block_slot(gpa)];
+  if (b.tag == gpa + 1 && b.gen == code_gen[gpa >> 12]) return &b;
+  return decode_block(b, gpa, e.host);
+}
+
+Block* Core::decode_block(Block& b, uint64_t gpa, uint8_t* page_host) {
+  const uint64_t pfn = gpa >> 12;
+  if (mem.mark_code_page(pfn)) {
+    // From now on writes to this page must take the slow path (note_write bumps the
+    // generation), so drop any write-TLB entry that maps it.
+    tlb_flush_write_for_gpa_page(pfn << 12);
+    code_epoch_seen = mem.code_mark_epoch();
+  }
+  unsigned off = static_cast<unsigned>(gpa & 0xfff);
+  unsigned n = 0;
+  while (n < kBlockMaxInsns) {
+    Insn& in = b.insns[n];
+    const DecodeStatus st = decode(page_host + off, 4096 - off, in);
+    if (st == DecodeStatus::NeedMore) {
+      if (n == 0) return decode_crossing(gpa, page_host);
+      break;  // the crossing instruction starts its own (uncached) block
+    }
+    if (st != DecodeStatus::Ok) {
+      in = Insn{};
+      in.fn = st == DecodeStatus::TooLong ? raise_GP0 : raise_UD;
+      in.len = 1;
+      in.cost = 1;
+      ++n;
+      break;
+    }
+    ++n;
+    off += in.len;
+    if (insn_ends_block(in) || off >= 4096) break;
+  }
+  b.tag = gpa + 1;
+  b.gen = mem.code_generation(pfn);
+  b.count = n;
+  return &b;
+}
+
+// An instruction whose bytes continue on the next linear page (SDM: the fetch of the
+// second page can fault on its own, with CR2 = that page's address). It is decoded from a
+// fresh copy every time and never cached, so self-modifying code on either page is seen.
+Block* Core::decode_crossing(uint64_t gpa, uint8_t* page_host) {
+  uint8_t buf[16] = {};
+  const unsigned off = static_cast<unsigned>(gpa & 0xfff);
+  const unsigned first = 4096 - off;
+  std::memcpy(buf, page_host + off, first);
+  const uint64_t next_la = (rip & ~0xfffull) + 4096;
+  uint64_t gpa2;
+  TlbEntry& e2 = tlb[2][(next_la >> 12) & kTlbMask];
+  if (e2.tag != (next_la >> 12)) {
+    if (!translate(next_la, Acc::Fetch, cpl == 3, gpa2, &e2)) return nullptr;
+    if (e2.tag != (next_la >> 12)) {
+      stop_with(StopReason::IoError,
+                fmt::format("instruction fetch from GPA {:#x} outside RAM (rip {:#x})", gpa2, rip));
+      return nullptr;
+    }
+  }
+  std::memcpy(buf + first, e2.host, 15 - first);
+  Insn& in = tmp_block.insns[0];
+  const DecodeStatus st = decode(buf, 15, in);
+  if (st != DecodeStatus::Ok) {
+    in = Insn{};
+    in.fn = st == DecodeStatus::TooLong ? raise_GP0 : raise_UD;
+    in.len = 1;
+  }
+  tmp_block.count = 1;
+  tmp_block.tag = 0;
+  return &tmp_block;
+}
+
+bool Core::check_interrupts() {
+  // Boundary check (architecture.md §3 step 1): deliverable only with IF=1 and outside
+  // the one-instruction STI / MOV SS shadow (SDM Vol. 3A §6.8.3).
+  if (!(rf & fl::IF) || insns == inhibit_at || !irq_poll) return false;
+  const int vec = irq_poll(vcpu);
+  if (vec < 0) {
+    irq_check = false;
+    return false;
+  }
+  halted = false;
+  if (entry_pending) trace_entry(rip);  // the HLT exit ends here; the event is injected at entry
+  cycles += kExceptionCycles;
+  if (!deliver(static_cast<uint8_t>(vec), EventKind::External, false, 0, rip)) {
+    if (stop == StopReason::None) deliver_fault();
+  } else {
+    rip = next_rip;
+  }
+  return true;
+}
+
+bool Core::try_wake() {
+  // HLT ends when an interrupt is deliverable (SDM Vol. 2A "HLT"); with IF=0 or nothing
+  // pending the vCPU stays halted and the platform decides whether that is a deadlock.
+  if (!halted) return true;
+  if (!irq_check || !(rf & fl::IF) || !irq_poll) return false;
+  return check_interrupts() && !halted;
+}
+
+bool raise_UD(Core& c, const Insn&) { return c.ud(); }
+bool raise_GP0(Core& c, const Insn&) { return c.gp(0); }
+
+}  // namespace pvsim::cpu

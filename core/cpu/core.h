@@ -1,0 +1,439 @@
+// core/cpu/core.h — the CPU core behind pvsim::Vcpu: state, memory access, run loop.
+//
+// Index of the module (one concern per file):
+//   core.h / core.cpp      state, register/memory helpers (inline fast paths), run loop,
+//                          decoded-block cache, interrupt hook, HLT
+//   decoder.{h,cpp}        opcodes.def-driven decoder; insn.h = pre-decoded instruction
+//   mmu.cpp                4-level page walk, software TLB, slow memory paths, EPT model
+//   exceptions.cpp         IDT delivery (#DF / triple fault), IRET/RETF/far JMP, segment loads
+//   exec_alu.cpp           ALU, shifts, multiply/divide, bit operations
+//   exec_move.cpp          MOV family, stack, string instructions, flag instructions
+//   exec_branch.cpp        Jcc/JMP/CALL/RET/LOOP/INT
+//   exec_system.cpp        CR/descriptor-table/MSR/CPUID/TSC/port I/O/HLT/SWAPGS ...
+//   msrs.cpp               architectural MSRs registered in the vCPU's MsrRegistry
+//   dump.cpp               QEMU `-d cpu` style register dump
+//
+// Faults are values: a helper that faults records it (raise()) and returns false; the
+// handler returns false; the run loop delivers it through the IDT. No longjmp.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/cpu/flags.h"
+#include "core/cpu/insn.h"
+#include "core/vcpu.h"
+
+namespace pvsim::cpu {
+
+// ---- cost model constants (documented in core/README.md "Cost model") ----
+constexpr uint16_t kMemOperandCycles = 2;   // added to a form's cost when ModRM names memory
+constexpr uint64_t kExceptionCycles = 50;   // delivering one event through the IDT
+constexpr uint64_t kVmExitCycles = 1200;    // a VM exit + entry round trip (EPT violation)
+constexpr uint64_t kStringElementCycles = 1;  // per element of a string instruction
+
+// Guest physical-address width reported as MAXPHYADDR: bits above it in paging entries
+// and CR3 are reserved (SDM Vol. 3A §4.5, Table 4-14 "M").
+constexpr unsigned kMaxPhysAddrBits = 46;
+constexpr uint64_t kPhysAddrMask = ((1ull << kMaxPhysAddrBits) - 1) & ~0xfffull;
+
+// CR0 / CR4 / EFER bits used by the core.
+namespace cr0 {
+constexpr uint64_t PE = 1u << 0, MP = 1u << 1, EM = 1u << 2, TS = 1u << 3, ET = 1u << 4,
+                   NE = 1u << 5, WP = 1u << 16, AM = 1u << 18, NW = 1u << 29, CD = 1u << 30,
+                   PG = 1u << 31;
+}
+namespace cr4 {
+constexpr uint64_t VME = 1u << 0, PVI = 1u << 1, TSD = 1u << 2, DE = 1u << 3, PSE = 1u << 4,
+                   PAE = 1u << 5, MCE = 1u << 6, PGE = 1u << 7, PCE = 1u << 8,
+                   OSFXSR = 1u << 9, OSXMMEXCPT = 1u << 10;
+// CR4 bits this core accepts; the rest are reserved for MOV CR4 (#GP), because the
+// features behind them (PCID, SMEP, SMAP, LA57, XSAVE, ...) are not implemented.
+constexpr uint64_t kSupported = VME | PVI | TSD | DE | PSE | PAE | MCE | PGE | PCE | OSFXSR |
+                                OSXMMEXCPT;
+}  // namespace cr4
+namespace efer {
+constexpr uint64_t SCE = 1u << 0, LME = 1u << 8, LMA = 1u << 10, NXE = 1u << 11;
+}
+
+// Exception vectors (SDM Vol. 3A Table 6-1).
+enum Vector : uint8_t {
+  kDE = 0, kDB = 1, kNMI = 2, kBP = 3, kOF = 4, kBR = 5, kUD = 6, kNM = 7, kDF = 8,
+  kTS = 10, kNP = 11, kSS = 12, kGP = 13, kPF = 14, kMF = 16, kAC = 17, kMC = 18, kXM = 19,
+};
+
+// #PF error-code bits (SDM Vol. 3A §4.7, Figure 4-12).
+namespace pfec {
+constexpr uint32_t P = 1, W = 2, U = 4, RSVD = 8, ID = 16;
+}
+
+enum class Acc : uint8_t { Read = 0, Write = 1, Fetch = 2 };
+
+struct Fault {
+  uint8_t vector = 0;
+  bool has_error = false;
+  uint32_t error = 0;
+  uint64_t cr2 = 0;        // for #PF
+  bool injected = false;   // injected by the hypervisor (kvm_inj_exception already traced)
+};
+
+// Software TLB entry: one virtual page -> host pointer of the guest-physical RAM page.
+struct TlbEntry {
+  uint64_t tag = ~0ull;    // linear page number, ~0 = empty
+  uint8_t* host = nullptr; // host address of the 4 KiB guest page
+  uint64_t gpa = 0;        // guest-physical page address
+  bool global = false;     // survives CR3 writes when CR4.PGE (G bit in the leaf entry)
+};
+constexpr unsigned kTlbBits = 10;
+constexpr unsigned kTlbSize = 1u << kTlbBits;
+constexpr uint64_t kTlbMask = kTlbSize - 1;
+
+constexpr unsigned kBlockMaxInsns = 16;
+constexpr unsigned kBlockCacheBits = 12;
+// A decoded block: straight-line instructions from one guest-physical page.
+struct Block {
+  uint64_t tag;      // start GPA + 1; 0 = empty (calloc'd cache starts empty)
+  uint32_t gen;      // GuestMemory::code_generation of the page when decoded
+  uint32_t count;
+  Insn insns[kBlockMaxInsns];
+};
+
+// Direct-mapped block cache index: multiplicative hash of the start GPA.
+PVSIM_ALWAYS_INLINE unsigned block_slot(uint64_t gpa) {
+  return static_cast<unsigned>((gpa * 0x9E3779B97F4A7C15ull) >> (64 - kBlockCacheBits));
+}
+
+// Event classes for delivery through the IDT.
+enum class EventKind : uint8_t { Exception, SoftInt, External };
+
+PVSIM_ALWAYS_INLINE uint64_t load_le(const uint8_t* p, unsigned size) {
+  switch (size) {
+    case 1: return *p;
+    case 2: { uint16_t v; std::memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; std::memcpy(&v, p, 4); return v; }
+    default: { uint64_t v; std::memcpy(&v, p, 8); return v; }
+  }
+}
+PVSIM_ALWAYS_INLINE void store_le(uint8_t* p, unsigned size, uint64_t v) {
+  switch (size) {
+    case 1: *p = static_cast<uint8_t>(v); break;
+    case 2: { uint16_t t = static_cast<uint16_t>(v); std::memcpy(p, &t, 2); break; }
+    case 4: { uint32_t t = static_cast<uint32_t>(v); std::memcpy(p, &t, 4); break; }
+    default: std::memcpy(p, &v, 8); break;
+  }
+}
+PVSIM_ALWAYS_INLINE bool is_canonical(uint64_t la) {
+  return static_cast<uint64_t>(static_cast<int64_t>(la << 16) >> 16) == la;
+}
+
+class Core {
+ public:
+  Core(Vcpu& v, GuestMemory& mem, CpuEnv& env, Tracer& tracer, const VcpuConfig& cfg);
+  ~Core();
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+  static Core& of(Vcpu& v) { return *v.m_core; }
+
+  Vcpu& vcpu;
+  GuestMemory& mem;
+  CpuEnv& env;
+  Tracer& tracer;
+  const VcpuConfig cfg;
+
+  // ---- architectural state ----
+  uint64_t gpr[16] = {};
+  uint64_t rip = 0;
+  uint64_t next_rip = 0;   // RIP of the next instruction while a handler runs
+  // RFLAGS. The six arithmetic flags are lazy (architecture.md §3 step 4): the common ALU
+  // ops record their operands and result in `lz` and the flags are computed only when
+  // something reads them (flags(), cond()). In `rf` the non-arithmetic bits are always
+  // current; the arithmetic bits are current only when lz.op == kLazyNone.
+  uint64_t rf = fl::Reserved1;
+  LazyFlags lz;
+  uint64_t cr0 = cr0::ET, cr2 = 0, cr3 = 0, cr4 = 0, cr8 = 0, efer = 0;
+  SegmentCache seg[6] = {};
+  SegmentCache tr{}, ldtr{};
+  DescriptorTable gdtr{}, idtr{};
+  unsigned cpl = 0;
+  // MSR storage (handlers in msrs.cpp)
+  uint64_t apic_base = 0, misc_enable = 1, pat = 0x0007040600070406ull;
+  uint64_t sysenter_cs = 0, sysenter_esp = 0, sysenter_eip = 0;
+  uint64_t star = 0, lstar = 0, cstar = 0, sfmask = 0, kernel_gs_base = 0, tsc_aux = 0;
+  uint64_t mtrr_def_type = 0;
+  uint64_t tsc_offset = 0;  // IA32_TSC writes adjust this (added modulo 2^64)
+
+  // ---- time and run control ----
+  uint64_t cycles = 0;
+  uint64_t insns = 0;
+  bool halted = false;
+  bool dead = false;           // after a triple fault
+  bool brk = false;            // leave the current block at the next boundary
+  bool entry_pending = false;  // a VM exit was traced; kvm_entry when the vCPU resumes
+  StopReason stop = StopReason::None;
+  StopReason requested = StopReason::None;
+  std::string stop_detail;
+  uint64_t inhibit_at = ~0ull;  // STI / MOV SS shadow: no interrupt at boundary insns == this
+  bool shadow_next = false;     // set by STI / MOV SS; the run loop turns it into inhibit_at
+  bool fault_pending = false;
+  Fault fault;
+  // Pending-interrupt hook (no interrupt source exists yet; the LAPIC plugs in here).
+  bool irq_check = false;
+  std::function<int(Vcpu&)> irq_poll;
+  std::function<bool(Vcpu&)> hypercall;
+  std::function<bool(Vcpu&)> time_gate;
+  // True when the instruction may observe time now; otherwise un-charges it and stops
+  // the run with Deadline before it executes (see Vcpu::set_time_gate).
+  bool may_observe_time(uint16_t cost) {
+    if (!time_gate || time_gate(vcpu)) return true;
+    cycles -= cost;
+    stop_with(StopReason::Deadline, {});
+    return false;
+  }
+  uint64_t code_epoch_seen = 0;
+
+  // ---- software TLB and decoded-block cache ----
+  TlbEntry tlb[3][kTlbSize];
+  Block* blocks = nullptr;     // kBlockCacheSize entries, calloc'd (pages touched lazily)
+  const uint32_t* code_gen = nullptr;  // GuestMemory::code_generations(), cached
+  Block tmp_block{};           // page-crossing instruction: decoded every time, never cached
+
+  // ================= registers =================
+  __attribute__((always_inline)) uint64_t getr(unsigned r, unsigned size, const Insn& i) const {
+    switch (size) {
+      case 1:
+        if (!(i.pfx & P_REX) && r >= 4 && r < 8) return (gpr[r - 4] >> 8) & 0xff;  // AH..BH
+        return gpr[r] & 0xff;
+      case 2: return gpr[r] & 0xffff;
+      case 4: return gpr[r] & 0xffffffff;
+      default: return gpr[r];
+    }
+  }
+  // Writes follow SDM Vol. 1 §3.4.1.1: 32-bit results zero-extend, 8/16-bit merge.
+  __attribute__((always_inline)) void setr(unsigned r, unsigned size, const Insn& i, uint64_t v) {
+    switch (size) {
+      case 1:
+        if (!(i.pfx & P_REX) && r >= 4 && r < 8)
+          gpr[r - 4] = (gpr[r - 4] & ~0xff00ull) | ((v & 0xff) << 8);
+        else
+          gpr[r] = (gpr[r] & ~0xffull) | (v & 0xff);
+        break;
+      case 2: gpr[r] = (gpr[r] & ~0xffffull) | (v & 0xffff); break;
+      case 4: gpr[r] = v & 0xffffffff; break;
+      default: gpr[r] = v; break;
+    }
+  }
+  __attribute__((always_inline)) void set_arith(uint64_t f) {
+    lz.op = kLazyNone;
+    rf = (rf & ~fl::kArith) | f;
+  }
+  __attribute__((always_inline)) void set_lazy(uint8_t op, uint64_t a, uint64_t b, uint64_t r,
+                                               unsigned size) {
+    lz.op = op;
+    lz.size = static_cast<uint8_t>(size);
+    lz.a = a;
+    lz.b = b;
+    lz.r = r;
+  }
+  // Materialised RFLAGS (also makes `rf` current).
+  __attribute__((always_inline)) uint64_t flags() {
+    if (lz.op != kLazyNone) {
+      rf = (rf & ~fl::kArith) | lazy_arith(lz);
+      lz.op = kLazyNone;
+    }
+    return rf;
+  }
+  uint64_t flags_value() const {
+    return lz.op != kLazyNone ? (rf & ~fl::kArith) | lazy_arith(lz) : rf;
+  }
+  void set_flags_raw(uint64_t v) {
+    lz.op = kLazyNone;
+    rf = (v & fl::kDefined) | fl::Reserved1;
+    update_ac();
+  }
+  // Alignment checking (SDM Vol. 3A §6.15 "Interrupt 17"): CR0.AM, RFLAGS.AC and CPL 3.
+  // While it is on, user data accesses bypass the TLB fast path so access_slow can check
+  // alignment; it is re-evaluated whenever one of the three inputs changes.
+  bool ac_check = false;
+  void update_ac() {
+    const bool want = (cr0 & cr0::AM) && (rf & fl::AC) && cpl == 3;
+    if (want != ac_check) {
+      ac_check = want;
+      if (want) tlb_flush_all();
+    }
+  }
+  // Condition codes; after CMP/SUB and for ZF tests no flags are materialised.
+  __attribute__((always_inline)) bool cond(unsigned cc) {
+    if (lz.op == kLazySub) {
+      const uint64_t a = lz.a, b = lz.b;
+      bool r;
+      switch (cc >> 1) {
+        case 1: r = a < b; break;                                      // B  (CF)
+        case 2: r = a == b; break;                                     // E  (ZF)
+        case 3: r = a <= b; break;                                     // BE (CF|ZF)
+        case 6: r = sext(a, lz.size) < sext(b, lz.size); break;        // L  (SF!=OF)
+        case 7: r = sext(a, lz.size) <= sext(b, lz.size); break;       // LE
+        default: return cond_holds(cc, flags());
+      }
+      return (cc & 1) ? !r : r;
+    }
+    if (lz.op != kLazyNone && (cc >> 1) == 2) return ((cc & 1) != 0) != (lz.r == 0);
+    return cond_holds(cc, flags());
+  }
+  unsigned iopl() const { return (rf >> 12) & 3; }
+
+  // ================= faults and stops =================
+  bool raise(uint8_t vec, bool has_err = false, uint32_t err = 0, uint64_t cr2v = 0) {
+    fault = Fault{vec, has_err, err, cr2v, false};
+    fault_pending = true;
+    return false;
+  }
+  bool gp(uint32_t err = 0) { return raise(kGP, true, err); }
+  bool ud() { return raise(kUD); }
+  bool stop_with(StopReason r, std::string detail);
+
+  // ================= memory =================
+  // Effective linear address of the ModRM memory operand (SDM Vol. 1 §3.7.5).
+  __attribute__((always_inline)) uint64_t ea(const Insn& i) const {
+    uint64_t a = static_cast<uint64_t>(static_cast<int64_t>(i.disp));
+    if (i.base == kRegRip) a += next_rip;
+    else if (i.base != kRegNone) a += gpr[i.base];
+    if (i.index != kRegNone) a += gpr[i.index] << i.scale;
+    if (i.asz == 4) a &= 0xffffffff;
+    if (i.seg) a += seg[i.seg].base;  // FS/GS; other bases are ignored in 64-bit mode
+    return a;
+  }
+  // Data accesses at the current privilege (CPL 3 = user). Fast path: TLB hit inside one page.
+  __attribute__((always_inline)) bool read(uint64_t la, unsigned size, uint64_t& v) {
+    const TlbEntry& e = tlb[0][(la >> 12) & kTlbMask];
+    const uint64_t off = la & 0xfff;
+    if (e.tag == (la >> 12) && off + size <= 4096) [[likely]] {
+      v = load_le(e.host + off, size);
+      return true;
+    }
+    return access_slow(la, size, &v, Acc::Read, false);
+  }
+  __attribute__((always_inline)) bool write(uint64_t la, unsigned size, uint64_t v) {
+    const TlbEntry& e = tlb[1][(la >> 12) & kTlbMask];
+    const uint64_t off = la & 0xfff;
+    if (e.tag == (la >> 12) && off + size <= 4096) [[likely]] {
+      store_le(e.host + off, size, v);
+      return true;
+    }
+    return access_slow(la, size, &v, Acc::Write, false);
+  }
+  // Host pointer for a write that hits the write TLB inside one page, else nullptr.
+  __attribute__((always_inline)) uint8_t* write_ptr(uint64_t la, unsigned size) {
+    const TlbEntry& e = tlb[1][(la >> 12) & kTlbMask];
+    const uint64_t off = la & 0xfff;
+    return (e.tag == (la >> 12) && off + size <= 4096) ? e.host + off : nullptr;
+  }
+  // Checks that a write of `size` bytes at la cannot fault (translates every page for
+  // write, setting A/D bits), so read-modify-write instructions fault before changing state.
+  bool probe_write(uint64_t la, unsigned size);
+  // Implicit supervisor-mode accesses (GDT, IDT, TSS) and stack pushes during delivery.
+  bool read_sys(uint64_t la, unsigned size, uint64_t& v) {
+    return access_slow(la, size, &v, Acc::Read, true);
+  }
+  bool write_sys(uint64_t la, unsigned size, uint64_t v) {
+    return access_slow(la, size, &v, Acc::Write, true);
+  }
+  bool access_slow(uint64_t la, unsigned size, uint64_t* v, Acc acc, bool supervisor);
+  // Page walk: la -> guest-physical address, checking permissions for `acc` by a user
+  // (CPL 3, not implicit) or supervisor access. Fills TLB entry `fill` when given and allowed.
+  bool translate(uint64_t la, Acc acc, bool user, uint64_t& gpa, TlbEntry* fill);
+  // EPT model (see mmu.cpp): the first access to each guest-physical RAM page is a VM exit.
+  void ept_check(uint64_t gpa, uint64_t qualification) {
+    if (gpa < mem.size() && mem.ept_first_touch(gpa >> 12)) ept_violation(gpa, qualification);
+  }
+  void ept_violation(uint64_t gpa, uint64_t qualification);
+  void tlb_flush_all();
+  void tlb_flush_nonglobal();
+  void tlb_flush_page(uint64_t la);
+  void tlb_flush_write_for_gpa_page(uint64_t gpa_page);
+
+  // Operand helpers.
+  __attribute__((always_inline)) bool read_E(const Insn& i, unsigned size, uint64_t& v) {
+    if (i.mod3()) { v = getr(i.rm, size, i); return true; }
+    return read(ea(i), size, v);
+  }
+  __attribute__((always_inline)) bool write_E(const Insn& i, unsigned size, uint64_t v) {
+    if (i.mod3()) { setr(i.rm, size, i, v); return true; }
+    return write(ea(i), size, v);
+  }
+  // Stack (SS base is 0 in 64-bit mode; a non-canonical stack address is #SS(0)).
+  __attribute__((always_inline)) bool push(uint64_t v, unsigned size) {
+    const uint64_t sp = gpr[4] - size;
+    if (!write(sp, size, v)) return stack_fault(sp);
+    gpr[4] = sp;
+    return true;
+  }
+  __attribute__((always_inline)) bool pop(unsigned size, uint64_t& v) {
+    if (!read(gpr[4], size, v)) return stack_fault(gpr[4]);
+    gpr[4] += size;
+    return true;
+  }
+  // A stack access to a non-canonical address is #SS(0), not #GP(0) (SDM Vol. 3A §6.15
+  // "Interrupt 12"); access_slow reports #GP(0), so convert here.
+  bool stack_fault(uint64_t la) {
+    if (fault_pending && fault.vector == kGP && fault.error == 0 && !is_canonical(la))
+      fault.vector = kSS;
+    return false;
+  }
+
+  // ================= control =================
+  void set_cpl(unsigned c) {
+    if (c != cpl) {
+      cpl = c;
+      tlb_flush_all();
+      update_ac();
+    }
+  }
+  bool in_long_mode() const {
+    return (cr0 & cr0::PG) && (efer & efer::LMA) && (seg[1].attrs & (1u << 13));
+  }
+
+  // Run loop (core.cpp).
+  Vcpu::RunResult run(uint64_t max_insns, uint64_t deadline);
+  // Fetch: RIP -> fetch TLB -> GPA -> decoded block (valid for the page's code generation).
+  __attribute__((always_inline)) Block* fetch_block() {
+    const uint64_t vpn = rip >> 12;
+    const TlbEntry& e = tlb[2][vpn & kTlbMask];
+    if (e.tag == vpn) [[likely]] {
+      const uint64_t gpa = e.gpa | (rip & 0xfff);
+      Block& b = blocks[block_slot(gpa)];
+      if (b.tag == gpa + 1 && b.gen == code_gen[gpa >> 12]) [[likely]] return &b;
+    }
+    return fetch_block_slow();
+  }
+  Block* fetch_block_slow();
+  Block* decode_block(Block& b, uint64_t gpa, uint8_t* page_host);
+  Block* decode_crossing(uint64_t gpa, uint8_t* page_host);
+  bool check_interrupts();  // the pending-interrupt hook, at a boundary
+  bool try_wake();
+
+  // Exceptions and privilege transfers (exceptions.cpp).
+  bool deliver(uint8_t vector, EventKind kind, bool has_err, uint32_t err, uint64_t ret_rip);
+  void deliver_fault();
+  bool load_descriptor(uint16_t sel, uint64_t& lo, uint32_t ext, uint64_t* hi = nullptr);
+  bool load_seg(SegReg s, uint16_t sel);  // MOV/POP Sreg (SS and data segments)
+  bool far_return(unsigned osz, bool is_iret, uint16_t pop_extra);
+  bool far_jump(uint16_t sel, uint64_t offset);
+  static SegmentCache cache_from_descriptor(uint16_t sel, uint64_t lo);
+
+  // VM exits (exec_system.cpp): kvm_exit at the start of the instruction, kvm_entry now.
+  void trace_exit(VmxExitReason r, uint64_t info1, uint64_t cost_so_far);
+  void trace_entry(uint64_t at_rip);
+  Tick tick_at(uint64_t cyc) const { return Tick(cycles_to_ns(cyc, cfg.tsc_hz)); }
+  Tick now() const { return tick_at(cycles); }
+  bool io_permitted(uint16_t port, unsigned size);
+  bool port_in(const Insn& i, uint16_t port, unsigned size, uint32_t& v, uint64_t qual);
+  bool port_out(const Insn& i, uint16_t port, unsigned size, uint32_t v, uint64_t qual);
+  uint64_t guest_tsc() const { return cfg.tsc_start + cycles + tsc_offset; }
+
+  void register_msrs();  // msrs.cpp
+  std::string dump() const;  // dump.cpp
+};
+
+}  // namespace pvsim::cpu

@@ -1,0 +1,318 @@
+// core/cpu/exceptions.cpp — event delivery through the 64-bit IDT, #DF / triple fault,
+// and the privilege-changing returns and segment loads that share its descriptor checks.
+//
+// SDM Vol. 3A §6.14 (64-bit mode exception and interrupt handling), §6.15 (exception
+// reference, Table 6-5 "Conditions for Generating a Double Fault"), §5.8 / §5.10 (privilege
+// checks), Vol. 2A "IRET" and "RET" pseudo-code, Vol. 2B "MOV"/"POP" segment-register loads.
+#include <fmt/format.h>
+
+#include "core/cpu/core.h"
+
+namespace pvsim::cpu {
+
+namespace {
+
+// Descriptor access-rights byte fields (lo >> 40).
+constexpr uint64_t kDescS = 1ull << 44, kDescP = 1ull << 47, kDescL = 1ull << 53,
+                   kDescDB = 1ull << 54;
+inline unsigned desc_type(uint64_t lo) { return (lo >> 40) & 0xf; }
+inline unsigned desc_dpl(uint64_t lo) { return (lo >> 45) & 3; }
+inline bool desc_is_code(uint64_t lo) { return (lo & kDescS) && (desc_type(lo) & 8); }
+inline bool desc_is_data(uint64_t lo) { return (lo & kDescS) && !(desc_type(lo) & 8); }
+inline bool code_conforming(uint64_t lo) { return desc_type(lo) & 4; }
+inline bool code_readable(uint64_t lo) { return desc_type(lo) & 2; }
+inline bool data_writable(uint64_t lo) { return desc_type(lo) & 2; }
+
+// Contributory exceptions (SDM Vol. 3A Table 6-4).
+bool contributory(uint8_t v) { return v == kDE || v == kTS || v == kNP || v == kSS || v == kGP; }
+
+const char* vector_name(uint8_t v) {
+  static const char* const names[32] = {"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
+                                        "#DF", "#CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "#15",
+                                        "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
+  return v < 22 ? names[v] : "INT";
+}
+
+}  // namespace
+
+SegmentCache Core::cache_from_descriptor(uint16_t sel, uint64_t lo) {
+  SegmentCache c;
+  c.selector = sel;
+  c.base = ((lo >> 16) & 0xffffff) | (((lo >> 56) & 0xff) << 24);
+  uint32_t limit = static_cast<uint32_t>((lo & 0xffff) | ((lo >> 32) & 0xf0000));
+  if (lo & (1ull << 55)) limit = (limit << 12) | 0xfff;  // G: 4 KiB granularity
+  c.limit = limit;
+  c.attrs = static_cast<uint16_t>(((lo >> 40) & 0xff) | (((lo >> 52) & 0xf) << 12));
+  return c;
+}
+
+// Reads the 8-byte descriptor for `sel` from the GDT (16 bytes when `hi` is given: system
+// descriptors in IA-32e mode). Beyond the limit, or an LDT selector (no LDT support
+// beyond a null LDTR), is #GP(selector) with EXT as given.
+bool Core::load_descriptor(uint16_t sel, uint64_t& lo, uint32_t ext, uint64_t* hi) {
+  const uint32_t err = (sel & 0xfffc) | ext;
+  if (sel & 4) return gp(err);  // TI=1: LDT — only a null LDT is supported
+  const uint64_t off = sel & 0xfff8;
+  if (off + (hi ? 15 : 7) > gdtr.limit) return gp(err);
+  if (!read_sys(gdtr.base + off, 8, lo)) return false;
+  if (hi && !read_sys(gdtr.base + off + 8, 8, *hi)) return false;
+  return true;
+}
+
+bool Core::deliver(uint8_t vector, EventKind kind, bool has_err, uint32_t err, uint64_t ret_rip) {
+  // EXT (bit 0 of error codes raised during delivery): set unless the event is INT n/INT3.
+  const uint32_t ext = kind == EventKind::SoftInt ? 0 : 1;
+  const uint32_t idt_err = vector * 8u + 2u + ext;  // IDT flag (bit 1) set
+  if (vector * 16ull + 15 > idtr.limit) return gp(idt_err);
+  uint64_t lo, hi;
+  if (!read_sys(idtr.base + vector * 16ull, 8, lo) || !read_sys(idtr.base + vector * 16ull + 8, 8, hi))
+    return false;
+  const unsigned type = (lo >> 40) & 0xf;
+  if (type != 0xe && type != 0xf) return gp(idt_err);  // only 64-bit interrupt/trap gates
+  // Software interrupts check the gate DPL against CPL (SDM §6.12.1.1).
+  if (kind == EventKind::SoftInt && ((lo >> 45) & 3) < cpl) return gp(idt_err);
+  if (!(lo & kDescP)) return raise(kNP, true, idt_err);
+  const uint16_t sel = static_cast<uint16_t>(lo >> 16);
+  const uint64_t target = (lo & 0xffff) | (((lo >> 48) & 0xffff) << 16) | ((hi & 0xffffffff) << 32);
+  const unsigned ist = (lo >> 32) & 7;
+  if ((sel & 0xfffc) == 0) return gp(ext);
+  uint64_t cd;
+  if (!load_descriptor(sel, cd, ext)) return false;
+  const uint32_t sel_err = (sel & 0xfffc) | ext;
+  if (!desc_is_code(cd) || !(cd & kDescL) || (cd & kDescDB) || desc_dpl(cd) > cpl)
+    return gp(sel_err);
+  if (!(cd & kDescP)) return raise(kNP, true, sel_err);
+  const unsigned new_cpl = code_conforming(cd) ? cpl : desc_dpl(cd);
+  if (!is_canonical(target)) return gp(ext);
+
+  // Stack: IST if the gate names one, else TSS.RSPn on a privilege change (SDM §6.14.4/5).
+  uint64_t rsp = gpr[4];
+  if (ist != 0 || new_cpl < cpl) {
+    const uint64_t off = ist ? 0x24 + (ist - 1) * 8ull : 0x4 + new_cpl * 8ull;
+    if (off + 7 > tr.limit) return raise(kTS, true, (tr.selector & 0xfffc) | ext);
+    if (!read_sys(tr.base + off, 8, rsp)) return false;
+    if (!is_canonical(rsp)) return raise(kSS, true, ext);
+  }
+  rsp &= ~0xfull;  // 64-bit mode aligns the new stack to 16 bytes
+  uint64_t frame[6];
+  unsigned n = 0;
+  frame[n++] = seg[2].selector;  // SS
+  frame[n++] = gpr[4];           // RSP
+  frame[n++] = (flags() & fl::kDefined) | fl::Reserved1;
+  frame[n++] = seg[1].selector;  // CS
+  frame[n++] = ret_rip;
+  if (has_err) frame[n++] = err;
+  // Pushes use the privilege of the handler (supervisor for DPL 0-2).
+  for (unsigned k = 0; k < n; ++k) {
+    const uint64_t a = rsp - 8 * (k + 1);
+    bool ok;
+    if (new_cpl == 3) {
+      const unsigned saved = cpl;
+      cpl = 3;
+      ok = access_slow(a, 8, &frame[k], Acc::Write, false);
+      cpl = saved;
+    } else {
+      ok = write_sys(a, 8, frame[k]);
+    }
+    if (!ok) {
+      if (fault_pending && fault.vector == kGP && !is_canonical(a))
+        fault = Fault{kSS, true, ext, 0, false};
+      return false;
+    }
+  }
+  // Commit.
+  if (new_cpl != cpl) {
+    // IA-32e: SS is loaded with a null selector whose RPL is the new CPL (SDM §6.14.4).
+    seg[2] = SegmentCache{static_cast<uint16_t>(new_cpl), 0, 0, 0};
+  }
+  SegmentCache cs = cache_from_descriptor(static_cast<uint16_t>((sel & 0xfffc) | new_cpl), cd);
+  seg[1] = cs;
+  set_cpl(new_cpl);
+  gpr[4] = rsp - 8 * n;
+  rf &= ~(fl::TF | fl::NT | fl::RF | fl::VM);
+  if (type == 0xe) rf &= ~fl::IF;  // interrupt gate; trap gates leave IF alone
+  next_rip = target;
+  brk = true;
+  return true;
+}
+
+void Core::deliver_fault() {
+  // The chain is kept for the triple-fault report: each event we tried to deliver and
+  // the fault its delivery raised.
+  std::string chain;
+  auto describe = [](const Fault& f) {
+    return f.has_error ? fmt::format("{}({:#x})", vector_name(f.vector), f.error)
+                       : std::string(vector_name(f.vector));
+  };
+  Fault cur = fault;
+  fault_pending = false;
+  for (;;) {
+    if (cur.vector == kPF) cr2 = cur.cr2;  // CR2 is loaded when the #PF is recognised
+    if (!cur.injected)
+      tracer.pvsim_exception(now(), cfg.index, cur.vector, cur.has_error, cur.error, rip, cr2);
+    cycles += kExceptionCycles;
+    if (deliver(cur.vector, EventKind::Exception, cur.has_error, cur.error, rip)) {
+      rip = next_rip;
+      return;
+    }
+    if (stop != StopReason::None) return;
+    Fault next = fault;
+    fault_pending = false;
+    if (next.vector == kPF) cr2 = next.cr2;  // even when it turns into #DF
+    chain += fmt::format("{}{} at rip {:#x} (delivery raised {})", chain.empty() ? "" : " -> ",
+                         describe(cur), rip, describe(next));
+    if (cur.vector == kDF) {
+      // A fault while delivering #DF: triple fault, the processor shuts down (SDM §6.15
+      // "Interrupt 8"); KVM reports KVM_EXIT_SHUTDOWN.
+      tracer.kvm_exit(now(), cfg.index, VmxExitReason::TripleFault, rip, 0, 0, 0, 0);
+      std::string d = "triple fault: " + chain;
+      if (idtr.limit == 0 && idtr.base == 0) d += "; IDTR is {0,0} (no IDT loaded)";
+      dead = true;
+      stop_with(StopReason::Shutdown, std::move(d));
+      return;
+    }
+    // Table 6-5: contributory+contributory or #PF+(contributory|#PF) give #DF; everything
+    // else is handled serially (the new fault is delivered instead).
+    const bool df = (contributory(cur.vector) && contributory(next.vector)) ||
+                    (cur.vector == kPF && (contributory(next.vector) || next.vector == kPF));
+    cur = df ? Fault{kDF, true, 0, 0, false} : next;
+  }
+}
+
+bool Core::load_seg(SegReg s, uint16_t sel) {
+  const unsigned si = static_cast<unsigned>(s);
+  const unsigned rpl = sel & 3;
+  if (s == SegReg::CS) return ud();
+  if ((sel & 0xfffc) == 0) {
+    // Null selector: fine for DS/ES/FS/GS; for SS only at CPL < 3 with RPL = CPL in 64-bit
+    // mode (SDM Vol. 2B "MOV" 64-bit protected-mode pseudo-code).
+    if (s == SegReg::SS && (cpl == 3 || rpl != cpl)) return gp(0);
+    const uint64_t keep_base = 0;  // Intel clears the FS/GS base on a null load
+    seg[si] = SegmentCache{sel, keep_base, 0, 0};
+    return true;
+  }
+  uint64_t d;
+  if (!load_descriptor(sel, d, 0)) return false;
+  const uint32_t err = sel & 0xfffc;
+  if (s == SegReg::SS) {
+    if (rpl != cpl || !desc_is_data(d) || !data_writable(d) || desc_dpl(d) != cpl) return gp(err);
+    if (!(d & kDescP)) return raise(kSS, true, err);
+  } else {
+    if (!desc_is_data(d) && !(desc_is_code(d) && code_readable(d))) return gp(err);
+    if (desc_is_data(d) || !code_conforming(d)) {
+      if (rpl > desc_dpl(d) || cpl > desc_dpl(d)) return gp(err);
+    }
+    if (!(d & kDescP)) return raise(kNP, true, err);
+  }
+  // Set the accessed bit in the descriptor, as the processor does on a load.
+  if (!(d & (1ull << 40))) {
+    d |= 1ull << 40;
+    if (!write_sys(gdtr.base + (sel & 0xfff8), 8, d)) return false;
+  }
+  seg[si] = cache_from_descriptor(sel, d);
+  // MOV SS: interrupts are inhibited until after the next instruction (SDM Vol. 3A §6.8.3).
+  if (s == SegReg::SS) shadow_next = true;
+  return true;
+}
+
+// IRET (is_iret) and far RET in 64-bit mode. IRETQ always pops SS:RSP; RETF pops them only
+// when returning to an outer level. Checks per SDM Vol. 2A "IRET" / "RET" pseudo-code.
+bool Core::far_return(unsigned osz, bool is_iret, uint16_t pop_extra) {
+  if (is_iret && (rf & fl::NT)) return gp(0);  // task return does not exist in IA-32e mode
+  const unsigned sz = osz;
+  uint64_t sp = gpr[4];
+  uint64_t new_rip, cs_sel, new_flags = 0, new_rsp = 0, ss_sel = 0;
+  auto popv = [&](uint64_t& v) {
+    if (!read(sp, sz, v)) return stack_fault(sp);
+    sp += sz;
+    return true;
+  };
+  if (!popv(new_rip) || !popv(cs_sel)) return false;
+  cs_sel &= 0xffff;
+  if (is_iret && !popv(new_flags)) return false;
+  const unsigned rpl = cs_sel & 3;
+  if ((cs_sel & 0xfffc) == 0) return gp(0);
+  if (rpl < cpl) return gp(cs_sel & 0xfffc);
+  uint64_t cd;
+  if (!load_descriptor(static_cast<uint16_t>(cs_sel), cd, 0)) return false;
+  const uint32_t cs_err = cs_sel & 0xfffc;
+  if (!desc_is_code(cd)) return gp(cs_err);
+  if (code_conforming(cd) ? desc_dpl(cd) > rpl : desc_dpl(cd) != rpl) return gp(cs_err);
+  if (!(cd & kDescP)) return raise(kNP, true, cs_err);
+  // Returning to compatibility mode (L=0) is not supported: pvsim runs 64-bit code only.
+  if (!(cd & kDescL) || (cd & kDescDB)) return gp(cs_err);
+  const bool outer = rpl > cpl;
+  SegmentCache new_ss = seg[2];
+  if (!is_iret) sp += pop_extra;
+  if (is_iret || outer) {
+    if (!popv(new_rsp) || !popv(ss_sel)) return false;
+    ss_sel &= 0xffff;
+    if (!is_iret) new_rsp += pop_extra;
+    if ((ss_sel & 0xfffc) == 0) {
+      // 64-bit mode allows a null SS when returning to CPL 0-2 (not to CPL 3).
+      if (rpl == 3) return gp(0);
+      new_ss = SegmentCache{static_cast<uint16_t>(ss_sel), 0, 0, 0};
+    } else {
+      const uint32_t ss_err = ss_sel & 0xfffc;
+      if ((ss_sel & 3) != rpl) return gp(ss_err);
+      uint64_t sd;
+      if (!load_descriptor(static_cast<uint16_t>(ss_sel), sd, 0)) return false;
+      if (!desc_is_data(sd) || !data_writable(sd) || desc_dpl(sd) != rpl) return gp(ss_err);
+      if (!(sd & kDescP)) return raise(kSS, true, ss_err);
+      new_ss = cache_from_descriptor(static_cast<uint16_t>(ss_sel), sd);
+    }
+  }
+  if (!is_canonical(new_rip)) return gp(0);
+  // Commit.
+  if (is_iret) {
+    // Which flags IRET may change depends on the CPL it runs at (SDM Vol. 2A "IRET"):
+    // IOPL only at CPL 0, IF only when CPL <= IOPL; VM stays 0 (no virtual-8086 mode).
+    uint64_t mask = fl::kArith | fl::TF | fl::DF | fl::NT | fl::RF | fl::AC | fl::ID;
+    if (cpl == 0) mask |= fl::IOPL | fl::VIF | fl::VIP;
+    if (cpl <= iopl()) mask |= fl::IF;
+    if (sz == 2) mask &= 0xffff;
+    set_flags_raw((flags() & ~mask) | (new_flags & mask));
+  }
+  seg[1] = cache_from_descriptor(static_cast<uint16_t>(cs_sel), cd);
+  if (is_iret || outer) {
+    seg[2] = new_ss;
+    gpr[4] = sz == 2 ? (gpr[4] & ~0xffffull) | (new_rsp & 0xffff) : new_rsp;
+  } else {
+    gpr[4] = sp;
+  }
+  if (outer) {
+    // Data segments the outer level may not use become null (SDM Vol. 2A "RET", "IRET").
+    for (unsigned s : {0u, 3u, 4u, 5u}) {
+      const uint16_t a = seg[s].attrs;
+      const bool data_or_nc = !(a & 8) || !(a & 4);
+      if ((seg[s].selector & 0xfffc) && data_or_nc && ((a >> 5) & 3) < rpl) {
+        seg[s].selector = 0;
+        seg[s].attrs = 0;
+      }
+    }
+  }
+  set_cpl(rpl);
+  next_rip = new_rip;
+  brk = true;
+  return true;
+}
+
+bool Core::far_jump(uint16_t sel, uint64_t offset) {
+  if ((sel & 0xfffc) == 0) return gp(0);
+  uint64_t cd;
+  if (!load_descriptor(sel, cd, 0)) return false;
+  const uint32_t err = sel & 0xfffc;
+  // Only code segments (no call gates or TSS jumps) — SDM Vol. 2A "JMP" far.
+  if (!desc_is_code(cd)) return gp(err);
+  if (code_conforming(cd) ? desc_dpl(cd) > cpl : ((sel & 3) > cpl || desc_dpl(cd) != cpl))
+    return gp(err);
+  if (!(cd & kDescP)) return raise(kNP, true, err);
+  if (!(cd & kDescL) || (cd & kDescDB)) return gp(err);
+  if (!is_canonical(offset)) return gp(0);
+  seg[1] = cache_from_descriptor(static_cast<uint16_t>((sel & 0xfffc) | cpl), cd);
+  next_rip = offset;
+  brk = true;
+  return true;
+}
+
+}  // namespace pvsim::cpu

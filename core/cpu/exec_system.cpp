@@ -1,0 +1,384 @@
+// core/cpu/exec_system.cpp — system instructions: control registers, descriptor tables,
+// MSRs, CPUID, TSC, port I/O, HLT, CLI/STI, SWAPGS, VMCALL.
+//
+// VM exits (what real KVM with EPT sees: CPUID, RDMSR/WRMSR, port I/O, HLT) are traced as
+// kvm_exit at the start of the instruction, the specific event, then kvm_entry after the
+// table's round-trip cost has been charged (opcodes.def cost 1200).
+#include <fmt/format.h>
+
+#include "core/cpu/core.h"
+#include "core/cpu/handlers.h"
+
+namespace pvsim::cpu {
+
+void Core::trace_exit(VmxExitReason r, uint64_t info1, uint64_t cost_so_far) {
+  const uint64_t at = cycles >= cost_so_far ? cycles - cost_so_far : 0;
+  tracer.kvm_exit(tick_at(at), cfg.index, r, rip, info1, 0, 0, 0);
+  entry_pending = true;
+}
+
+void Core::trace_entry(uint64_t at_rip) {
+  tracer.kvm_entry(now(), cfg.index, at_rip);
+  entry_pending = false;
+}
+
+// ---------------- interrupt flag, HLT ----------------
+// CLI/STI fault with #GP(0) when CPL > IOPL (SDM Vol. 2A "CLI", no PVI/VME in 64-bit mode).
+bool CLI(Core& c, const Insn&) {
+  if (c.cpl > c.iopl()) return c.gp(0);
+  c.rf &= ~fl::IF;
+  return true;
+}
+bool STI(Core& c, const Insn&) {
+  if (c.cpl > c.iopl()) return c.gp(0);
+  if (!(c.rf & fl::IF)) {
+    c.rf |= fl::IF;
+    // Interrupts stay blocked until after the next instruction (SDM Vol. 2B "STI").
+    c.shadow_next = true;
+  }
+  return true;
+}
+bool HLT(Core& c, const Insn& i) {
+  if (c.cpl != 0) return c.gp(0);
+  c.trace_exit(VmxExitReason::Hlt, 0, i.cost);
+  c.halted = true;
+  c.brk = true;
+  return true;
+}
+
+// ---------------- CPUID, MSRs, TSC ----------------
+bool CPUID(Core& c, const Insn& i) {
+  const uint32_t leaf = static_cast<uint32_t>(c.gpr[0]), sub = static_cast<uint32_t>(c.gpr[1]);
+  c.trace_exit(VmxExitReason::Cpuid, 0, i.cost);
+  const CpuidResult r = c.env.cpuid(c.vcpu, leaf, sub);
+  c.tracer.kvm_cpuid(c.now(), c.cfg.index, leaf, sub, r.eax, r.ebx, r.ecx, r.edx, r.found,
+                     r.used_max_basic);
+  c.gpr[0] = r.eax;
+  c.gpr[3] = r.ebx;
+  c.gpr[1] = r.ecx;
+  c.gpr[2] = r.edx;
+  c.trace_entry(c.next_rip);
+  return true;
+}
+
+namespace {
+// The hypervisor injects #GP(0) for an MSR access it refuses (kvm_msr ... exception and
+// kvm_inj_exception, no pvsim_exception): resume at the instruction with the fault queued.
+bool inject_msr_gp(Core& c) {
+  c.tracer.kvm_inj_exception(c.now(), c.cfg.index, kGP, true, 0, false);
+  c.trace_entry(c.rip);
+  c.raise(kGP, true, 0);
+  c.fault.injected = true;
+  return false;
+}
+}  // namespace
+
+bool RDMSR(Core& c, const Insn& i) {
+  if (c.cpl != 0) return c.gp(0);  // checked by the CPU before any VM exit
+  const uint32_t idx = static_cast<uint32_t>(c.gpr[1]);
+  if ((idx == 0x10 || idx == 0x6e0) && !c.may_observe_time(i.cost)) return false;
+  c.trace_exit(VmxExitReason::MsrRead, 0, i.cost);
+  uint64_t v = 0;
+  if (c.vcpu.msrs().read(c.vcpu, idx, v) != MsrStatus::Ok) {
+    c.tracer.kvm_msr(c.now(), c.cfg.index, false, idx, 0, true);
+    return inject_msr_gp(c);
+  }
+  c.tracer.kvm_msr(c.now(), c.cfg.index, false, idx, v, false);
+  c.gpr[0] = v & 0xffffffff;
+  c.gpr[2] = v >> 32;
+  c.trace_entry(c.next_rip);
+  return true;
+}
+bool WRMSR(Core& c, const Insn& i) {
+  if (c.cpl != 0) return c.gp(0);
+  const uint32_t idx = static_cast<uint32_t>(c.gpr[1]);
+  const uint64_t v = (c.gpr[0] & 0xffffffff) | (c.gpr[2] << 32);
+  c.trace_exit(VmxExitReason::MsrWrite, 0, i.cost);
+  if (c.vcpu.msrs().write(c.vcpu, idx, v) != MsrStatus::Ok) {
+    c.tracer.kvm_msr(c.now(), c.cfg.index, true, idx, v, true);
+    return inject_msr_gp(c);
+  }
+  c.tracer.kvm_msr(c.now(), c.cfg.index, true, idx, v, false);
+  c.trace_entry(c.next_rip);
+  c.brk = true;  // an MSR write may change translation (EFER.NXE) or request work
+  return true;
+}
+// RDTSC at CPL > 0 with CR4.TSD faults (SDM Vol. 2B "RDTSC"). Not a VM exit under KVM.
+bool RDTSC(Core& c, const Insn& i) {
+  if ((c.cr4 & cr4::TSD) && c.cpl != 0) return c.gp(0);
+  if (!c.may_observe_time(i.cost)) return false;
+  const uint64_t t = c.guest_tsc();
+  c.gpr[0] = t & 0xffffffff;
+  c.gpr[2] = t >> 32;
+  return true;
+}
+bool RDTSCP(Core& c, const Insn& i) {
+  if (!RDTSC(c, i)) return false;
+  c.gpr[1] = c.tsc_aux & 0xffffffff;
+  return true;
+}
+bool RDPID_Rq(Core& c, const Insn& i) {
+  c.gpr[i.rm] = c.tsc_aux;
+  return true;
+}
+bool SWAPGS(Core& c, const Insn&) {
+  if (c.cpl != 0) return c.gp(0);
+  std::swap(c.seg[5].base, c.kernel_gs_base);
+  return true;
+}
+// VMCALL: the hypercall module plugs in through Vcpu::set_hypercall_handler; until then
+// (or when it declines) the guest gets #UD.
+bool VMCALL(Core& c, const Insn& i) {
+  if (!c.hypercall) return c.ud();
+  if (c.cpl != 0) return c.ud();
+  c.trace_exit(VmxExitReason::Vmcall, 0, i.cost);
+  if (!c.hypercall(c.vcpu)) {
+    c.entry_pending = false;
+    return c.ud();
+  }
+  c.trace_entry(c.next_rip);
+  return true;
+}
+
+// ---------------- descriptor tables and task register ----------------
+namespace {
+bool store_table(Core& c, const Insn& i, const DescriptorTable& t) {
+  const uint64_t la = c.ea(i);
+  if (!c.probe_write(la, 10)) return false;
+  return c.write(la, 2, t.limit) && c.write(la + 2, 8, t.base);
+}
+bool load_table(Core& c, const Insn& i, DescriptorTable& t) {
+  if (c.cpl != 0) return c.gp(0);
+  const uint64_t la = c.ea(i);
+  uint64_t lim, base;
+  if (!c.read(la, 2, lim) || !c.read(la + 2, 8, base)) return false;
+  if (!is_canonical(base)) return c.gp(0);
+  t.limit = static_cast<uint16_t>(lim);
+  t.base = base;
+  return true;
+}
+bool store_selector(Core& c, const Insn& i, uint16_t sel) {
+  if (i.mod3()) { c.setr(i.rm, i.osz, i, sel); return true; }
+  return c.write(c.ea(i), 2, sel);
+}
+}  // namespace
+
+bool SGDT_Ms(Core& c, const Insn& i) { return store_table(c, i, c.gdtr); }
+bool SIDT_Ms(Core& c, const Insn& i) { return store_table(c, i, c.idtr); }
+bool LGDT_Ms(Core& c, const Insn& i) { return load_table(c, i, c.gdtr); }
+bool LIDT_Ms(Core& c, const Insn& i) { return load_table(c, i, c.idtr); }
+bool SLDT_Ew(Core& c, const Insn& i) { return store_selector(c, i, c.ldtr.selector); }
+bool STR_Ew(Core& c, const Insn& i) { return store_selector(c, i, c.tr.selector); }
+
+// LLDT: a null selector disables the LDT; otherwise an LDT descriptor (type 2) from the GDT.
+bool LLDT_Ew(Core& c, const Insn& i) {
+  if (c.cpl != 0) return c.gp(0);
+  uint64_t v;
+  if (!c.read_E(i, 2, v)) return false;
+  const uint16_t sel = static_cast<uint16_t>(v);
+  if ((sel & 0xfffc) == 0) {
+    c.ldtr = SegmentCache{sel, 0, 0, 0};
+    return true;
+  }
+  uint64_t lo, hi;
+  if (!c.load_descriptor(sel, lo, 0, &hi)) return false;
+  if ((lo & (1ull << 44)) || ((lo >> 40) & 0xf) != 2) return c.gp(sel & 0xfffc);
+  if (!(lo & (1ull << 47))) return c.raise(kNP, true, sel & 0xfffc);
+  SegmentCache s = Core::cache_from_descriptor(sel, lo);
+  s.base |= (hi & 0xffffffff) << 32;
+  c.ldtr = s;
+  return true;
+}
+
+// LTR: the descriptor must be an available 64-bit TSS; it is marked busy in the GDT
+// (SDM Vol. 2A "LTR").
+bool LTR_Ew(Core& c, const Insn& i) {
+  if (c.cpl != 0) return c.gp(0);
+  uint64_t v;
+  if (!c.read_E(i, 2, v)) return false;
+  const uint16_t sel = static_cast<uint16_t>(v);
+  if ((sel & 0xfffc) == 0) return c.gp(0);
+  uint64_t lo, hi;
+  if (!c.load_descriptor(sel, lo, 0, &hi)) return false;
+  if ((lo & (1ull << 44)) || ((lo >> 40) & 0xf) != 9) return c.gp(sel & 0xfffc);
+  if (!(lo & (1ull << 47))) return c.raise(kNP, true, sel & 0xfffc);
+  lo |= 2ull << 40;  // type 9 -> 11 (busy)
+  if (!c.write_sys(c.gdtr.base + (sel & 0xfff8), 8, lo)) return false;
+  SegmentCache s = Core::cache_from_descriptor(sel, lo);
+  s.base |= (hi & 0xffffffff) << 32;
+  c.tr = s;
+  return true;
+}
+
+// ---------------- control registers (SDM Vol. 3A §2.5, Vol. 2B "MOV—Move to/from CR") ----
+bool MOV_RdCd(Core& c, const Insn& i) {
+  if (c.cpl != 0) return c.gp(0);
+  uint64_t v;
+  switch (i.reg) {
+    case 0: v = c.cr0; break;
+    case 2: v = c.cr2; break;
+    case 3: v = c.cr3; break;
+    case 4: v = c.cr4; break;
+    case 8: v = c.cr8; break;
+    default: return c.ud();
+  }
+  c.gpr[i.rm] = v;
+  return true;
+}
+
+bool MOV_CdRd(Core& c, const Insn& i) {
+  if (c.cpl != 0) return c.gp(0);
+  const uint64_t v = c.gpr[i.rm];
+  switch (i.reg) {
+    case 0: {
+      if (v >> 32) return c.gp(0);                                  // bits 63:32 reserved
+      if ((v & cr0::PG) && !(v & cr0::PE)) return c.gp(0);
+      if ((v & cr0::NW) && !(v & cr0::CD)) return c.gp(0);
+      if (!(v & cr0::PG) && (c.efer & efer::LMA)) return c.gp(0);  // leaving long mode: unsupported
+      const uint64_t nv = v | cr0::ET;                              // ET is hardwired to 1
+      if ((nv ^ c.cr0) & (cr0::PG | cr0::WP | cr0::PE)) c.tlb_flush_all();
+      c.cr0 = nv;
+      c.update_ac();
+      return true;
+    }
+    case 2: c.cr2 = v; return true;
+    case 3:
+      if (v & ~(kPhysAddrMask | 0x18)) return c.gp(0);  // PWT/PCD allowed, bits above MAXPHYADDR not
+      c.cr3 = v;
+      c.tlb_flush_nonglobal();  // global pages survive (SDM Vol. 3A §4.10.4.1)
+      return true;
+    case 4:
+      if (v & ~cr4::kSupported) return c.gp(0);
+      if (!(v & cr4::PAE) && (c.efer & efer::LMA)) return c.gp(0);
+      if ((v ^ c.cr4) & (cr4::PGE | cr4::PAE | cr4::PSE)) c.tlb_flush_all();
+      c.cr4 = v;
+      return true;
+    case 8:
+      if (v & ~0xfull) return c.gp(0);
+      c.cr8 = v;
+      return true;
+    default: return c.ud();
+  }
+}
+
+bool INVLPG_M(Core& c, const Insn& i) {
+  if (c.cpl != 0) return c.gp(0);
+  c.tlb_flush_page(c.ea(i));  // also global entries
+  return true;
+}
+
+// ---------------- port I/O ----------------
+// CPL > IOPL: the TSS I/O permission bitmap decides (SDM Vol. 1 §19.5.2). Every bit for
+// port..port+size-1 must be clear; bytes beyond the TSS limit count as set.
+bool Core::io_permitted(uint16_t port, unsigned size) {
+  if (cpl <= iopl()) return true;
+  if (tr.limit < 0x67) return gp(0);
+  uint64_t base;
+  if (!read_sys(tr.base + 0x66, 2, base)) return false;
+  const uint64_t off = base + port / 8;
+  if (off + 1 > tr.limit) return gp(0);
+  uint64_t bits;
+  if (!read_sys(tr.base + off, 2, bits)) return false;
+  const uint64_t mask = ((1ull << size) - 1) << (port & 7);
+  if (bits & mask) return gp(0);
+  return true;
+}
+
+bool Core::port_in(const Insn& i, uint16_t port, unsigned size, uint32_t& v, uint64_t qual) {
+  if (!entry_pending) trace_exit(VmxExitReason::IoInstruction, qual, i.cost);
+  v = 0;
+  if (env.pio_read(vcpu, port, size, v) != IoStatus::Ok)
+    return stop_with(StopReason::IoError,
+                     fmt::format("unhandled port read: in port {:#x}, size {}, rip {:#x}", port,
+                                 size, rip));
+  v &= static_cast<uint32_t>(size_mask(size));
+  tracer.kvm_pio(now(), cfg.index, false, port, size, 1, v);
+  return true;
+}
+
+bool Core::port_out(const Insn& i, uint16_t port, unsigned size, uint32_t v, uint64_t qual) {
+  if (!entry_pending) trace_exit(VmxExitReason::IoInstruction, qual, i.cost);
+  v &= static_cast<uint32_t>(size_mask(size));
+  tracer.kvm_pio(now(), cfg.index, true, port, size, 1, v);
+  if (env.pio_write(vcpu, port, size, v) != IoStatus::Ok)
+    return stop_with(StopReason::IoError,
+                     fmt::format("unhandled port write: out port {:#x}, size {}, value {:#x}, rip {:#x}",
+                                 port, size, v, rip));
+  return true;
+}
+
+namespace {
+// Exit qualification for I/O instructions (SDM Vol. 3C Table 28-5).
+inline uint64_t io_qual(uint16_t port, unsigned size, bool in, bool str, bool rep, bool imm) {
+  return (size - 1) | (in ? 8u : 0u) | (str ? 16u : 0u) | (rep ? 32u : 0u) | (imm ? 64u : 0u) |
+         (static_cast<uint64_t>(port) << 16);
+}
+inline unsigned io_size(const Insn& i) { return i.osz > 4 ? 4 : i.osz; }
+
+bool do_in(Core& c, const Insn& i, uint16_t port, bool imm) {
+  const unsigned s = io_size(i);
+  if (!c.io_permitted(port, s)) return false;
+  uint32_t v;
+  if (!c.port_in(i, port, s, v, io_qual(port, s, true, false, false, imm))) return false;
+  c.setr(0, s, i, v);
+  c.trace_entry(c.next_rip);
+  return true;
+}
+bool do_out(Core& c, const Insn& i, uint16_t port, bool imm) {
+  const unsigned s = io_size(i);
+  if (!c.io_permitted(port, s)) return false;
+  if (!c.port_out(i, port, s, static_cast<uint32_t>(c.gpr[0]), io_qual(port, s, false, false, false, imm)))
+    return false;
+  // A device that ends the VM or this vCPU (exit ports) means no re-entry.
+  if (c.requested == StopReason::None) c.trace_entry(c.next_rip);
+  return true;
+}
+
+// INS/OUTS, with REP: one exit for the whole instruction, one kvm_pio per element.
+bool do_string_io(Core& c, const Insn& i, bool in) {
+  const unsigned s = io_size(i);
+  const uint16_t port = static_cast<uint16_t>(c.gpr[2]);
+  if (!c.io_permitted(port, s)) return false;
+  const bool rep = i.pfx & (P_REP | P_REPNE);
+  auto av = [&](unsigned r) { return i.asz == 4 ? c.gpr[r] & 0xffffffff : c.gpr[r]; };
+  auto as = [&](unsigned r, uint64_t v) { c.gpr[r] = i.asz == 4 ? v & 0xffffffff : v; };
+  uint64_t n = rep ? av(1) : 1;
+  const int64_t step = (c.rf & fl::DF) ? -static_cast<int64_t>(s) : static_cast<int64_t>(s);
+  const uint64_t qual = io_qual(port, s, in, true, rep, false);
+  while (n != 0) {
+    if (in) {
+      uint32_t v;
+      if (!c.port_in(i, port, s, v, qual)) return false;
+      if (!c.write(av(7), s, v)) return false;
+      as(7, av(7) + step);
+    } else {
+      uint64_t v;
+      if (!c.read(av(6) + (i.seg ? c.seg[i.seg].base : 0), s, v)) return false;
+      if (!c.port_out(i, port, s, static_cast<uint32_t>(v), qual)) return false;
+      as(6, av(6) + step);
+    }
+    c.cycles += kStringElementCycles;
+    if (!rep) break;
+    --n;
+    as(1, n);
+    if (c.requested != StopReason::None) break;
+  }
+  if (c.entry_pending && c.requested == StopReason::None) c.trace_entry(c.next_rip);
+  return true;
+}
+}  // namespace
+
+bool IN_ALIb(Core& c, const Insn& i) { return do_in(c, i, static_cast<uint16_t>(i.imm & 0xff), true); }
+bool IN_eAXIb(Core& c, const Insn& i) { return do_in(c, i, static_cast<uint16_t>(i.imm & 0xff), true); }
+bool OUT_IbAL(Core& c, const Insn& i) { return do_out(c, i, static_cast<uint16_t>(i.imm & 0xff), true); }
+bool OUT_IbeAX(Core& c, const Insn& i) { return do_out(c, i, static_cast<uint16_t>(i.imm & 0xff), true); }
+bool IN_ALDX(Core& c, const Insn& i) { return do_in(c, i, static_cast<uint16_t>(c.gpr[2]), false); }
+bool IN_eAXDX(Core& c, const Insn& i) { return do_in(c, i, static_cast<uint16_t>(c.gpr[2]), false); }
+bool OUT_DXAL(Core& c, const Insn& i) { return do_out(c, i, static_cast<uint16_t>(c.gpr[2]), false); }
+bool OUT_DXeAX(Core& c, const Insn& i) { return do_out(c, i, static_cast<uint16_t>(c.gpr[2]), false); }
+bool INSB(Core& c, const Insn& i) { return do_string_io(c, i, true); }
+bool INSv(Core& c, const Insn& i) { return do_string_io(c, i, true); }
+bool OUTSB(Core& c, const Insn& i) { return do_string_io(c, i, false); }
+bool OUTSv(Core& c, const Insn& i) { return do_string_io(c, i, false); }
+
+}  // namespace pvsim::cpu

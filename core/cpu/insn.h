@@ -1,0 +1,93 @@
+// core/cpu/insn.h — the pre-decoded instruction and the opcode-table vocabulary.
+//
+// The decoder (decoder.cpp) turns bytes into an Insn once; the run loop then executes
+// Insns straight out of the decoded-block cache with a direct call through `fn`.
+// All per-form knowledge (operand kinds, sizes, costs, lockability, block ends) lives
+// in opcodes.def; this header only names the column values.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+// Hot helpers are forced inline: GCC's heuristics otherwise leave the per-instruction
+// paths (flags, register access, TLB hits) as calls.
+#define PVSIM_ALWAYS_INLINE inline __attribute__((always_inline))
+
+namespace pvsim::cpu {
+
+class Core;
+struct Insn;
+// A handler executes one decoded instruction. false = it raised a fault or a stop
+// (recorded in the Core); architectural state must then be as before the instruction,
+// except for the documented progress of REP string instructions.
+using Handler = bool (*)(Core&, const Insn&);
+
+// Opcode maps.
+enum : uint8_t { MAP_1B = 0, MAP_0F = 1, MAP_0F38 = 2, MAP_0F3A = 3 };
+// Mandatory-prefix column: PANY = any (F2/F3 are REP prefixes or ignored), PF3 = only with F3.
+enum : uint8_t { PANY = 0, PF3 = 1 };
+// ModRM column: NOMODRM, or MODRM with a required mod class.
+enum : uint8_t { NOMODRM = 0, MODRM = 1 };
+enum : uint8_t { MANY = 0, MMEM = 1, MREG = 2 };
+constexpr uint8_t NA = 8;  // "any" for the reg / rm columns
+// Immediate kinds.
+enum : uint8_t {
+  I_NONE,
+  I_B,      // imm8, zero-extended
+  I_BS,     // imm8, sign-extended to 64 bits
+  I_W,      // imm16, zero-extended
+  I_Z,      // imm16 (osz 2) or imm32 sign-extended to 64 bits
+  I_V,      // imm16/imm32/imm64 by operand size (MOV r, imm: movabs with REX.W)
+  I_J8,     // rel8, sign-extended
+  I_J32,    // rel32, sign-extended (66 is ignored for near branches in 64-bit mode)
+  I_MOFFS,  // absolute offset, address-size wide (A0-A3)
+};
+// Operand-size kinds (SDM Vol. 2A §2.2.1.2, Table 2-4 and "default 64" rules).
+enum : uint8_t {
+  SB,    // byte
+  SV,    // 16/32/64: 66 -> 16, REX.W -> 64, else 32
+  SD64,  // default 64: 66 -> 16, else 64 (PUSH/POP, LEAVE...)
+  SF64,  // forced 64 (near branches)
+  SW,    // 16
+};
+// Attribute bits.
+enum : uint8_t {
+  A_NONE = 0,
+  A_LOCK = 1,  // LOCK allowed (memory destination form only)
+  A_TERM = 2,  // ends a decoded block (control transfer or state the loop must re-check)
+};
+
+// Operand register codes beyond the 16 GPRs.
+constexpr uint8_t kRegNone = 0xff;
+constexpr uint8_t kRegRip = 16;
+
+// Insn::pfx bits.
+enum : uint8_t {
+  P_MOD3 = 1,    // ModRM register form
+  P_REX = 2,     // a REX prefix was present (byte registers 4-7 are SPL..DIL)
+  P_REP = 4,     // F3
+  P_REPNE = 8,   // F2
+  P_LOCK = 16,
+  P_REXW = 32,
+};
+
+struct Insn {
+  Handler fn = nullptr;
+  uint64_t imm = 0;     // immediate, extended per the table's immediate kind
+  int32_t disp = 0;     // memory displacement
+  uint16_t cost = 1;    // cycles charged before execution (opcodes.def "cost")
+  uint16_t id = 0;      // OpId, for disassembly and debugging
+  uint8_t len = 0;      // instruction length in bytes, 1..15
+  uint8_t osz = 4;      // operand size in bytes
+  uint8_t asz = 8;      // address size in bytes (4 with 67)
+  uint8_t reg = 0;      // ModRM.reg | REX.R<<3, or the register in the opcode | REX.B<<3
+  uint8_t rm = 0;       // ModRM.rm | REX.B<<3 (register form)
+  uint8_t base = kRegNone;
+  uint8_t index = kRegNone;
+  uint8_t scale = 0;    // shift count 0..3
+  uint8_t seg = 0;      // 0 = default; 4 = FS, 5 = GS override (others are no-ops in 64-bit)
+  uint8_t pfx = 0;      // P_* bits
+  uint8_t cond = 0;     // condition code (Jcc/SETcc/CMOVcc) = low opcode nibble
+  bool mod3() const { return pfx & P_MOD3; }
+};
+
+}  // namespace pvsim::cpu

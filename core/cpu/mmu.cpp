@@ -1,0 +1,228 @@
+// core/cpu/mmu.cpp — 4-level paging, software TLB, slow memory paths, EPT model.
+//
+// Translation follows SDM Vol. 3A §4.5 (4-level paging), §4.6 (access rights, CR0.WP,
+// EFER.NXE), §4.7 (#PF error code), §4.8 (A/D bits) and §4.10 (TLBs, global pages).
+// The TLB caches guest-virtual page -> host pointer of the RAM page, separately for read,
+// write and fetch, for the current privilege (flushed when CPL changes). A write entry
+// exists only when the leaf's D bit is set (we set it on the fill walk) and the page holds
+// no decoded code, so every store to a code page takes access_slow() and bumps the page's
+// code generation (self-modifying code).
+#include <fmt/format.h>
+
+#include "core/cpu/core.h"
+
+namespace pvsim::cpu {
+
+namespace {
+// Bits 51:MAXPHYADDR of a paging entry are reserved (SDM Vol. 3A Table 4-14..4-20).
+constexpr uint64_t kRsvdHigh = ((1ull << 52) - 1) & ~((1ull << kMaxPhysAddrBits) - 1);
+constexpr uint64_t kPteP = 1, kPteW = 2, kPteU = 4, kPteA = 1u << 5, kPteD = 1u << 6,
+                   kPtePS = 1u << 7, kPteG = 1u << 8, kPteNX = 1ull << 63;
+constexpr uint64_t k4G = 1ull << 32;
+}  // namespace
+
+bool Core::translate(uint64_t la, Acc acc, bool user, uint64_t& gpa, TlbEntry* fill) {
+  // A non-canonical linear address is #GP(0) (SDM Vol. 3A §3.3.7.1); stack users convert
+  // it to #SS(0).
+  if (!is_canonical(la)) return gp(0);
+  const bool nxe = efer & efer::NXE;
+  const uint32_t ec_base = (acc == Acc::Write ? pfec::W : 0) | (user ? pfec::U : 0) |
+                           (acc == Acc::Fetch && nxe ? pfec::ID : 0);
+  uint64_t table = cr3 & kPhysAddrMask;
+  uint8_t* ent_host[4] = {};
+  uint64_t ent_gpa[4] = {};
+  uint64_t ent[4] = {};
+  unsigned levels = 0;
+  bool u_ok = true, w_ok = true, x_ok = true;
+  uint64_t phys = 0;
+  for (unsigned level = 4; level >= 1; --level) {
+    const unsigned shift = 12 + 9 * (level - 1);
+    const uint64_t egpa = table | (((la >> shift) & 511) << 3);
+    uint8_t* h = mem.host_ptr(Gpa(egpa), 8);
+    if (!h) {
+      stop_with(StopReason::IoError,
+                fmt::format("page table at GPA {:#x} outside RAM (walking linear address {:#x}, "
+                            "level {}, rip {:#x})",
+                            egpa, la, level, rip));
+      return false;
+    }
+    // Paging-structure read: EPT qualification bit 0 (read), bit 7 (linear address
+    // valid), bit 8 clear (not the final translation) — SDM Vol. 3C Table 28-7.
+    ept_check(egpa, 0x1 | 0x80);
+    const uint64_t e = load_le(h, 8);
+    if (!(e & kPteP)) return raise(kPF, true, ec_base, la);
+    const bool leaf = level == 1 || ((level == 2 || level == 3) && (e & kPtePS));
+    bool rsvd = (e & kRsvdHigh) || (!nxe && (e & kPteNX));
+    if (level == 4 && (e & kPtePS)) rsvd = true;
+    if (level == 3 && leaf && (e & 0x3fffe000ull)) rsvd = true;  // 1 GiB: bits 29:13
+    if (level == 2 && leaf && (e & 0x1fe000ull)) rsvd = true;    // 2 MiB: bits 20:13
+    if (rsvd) return raise(kPF, true, ec_base | pfec::P | pfec::RSVD, la);
+    u_ok = u_ok && (e & kPteU);
+    w_ok = w_ok && (e & kPteW);
+    if (nxe && (e & kPteNX)) x_ok = false;
+    ent_host[levels] = h;
+    ent_gpa[levels] = egpa;
+    ent[levels] = e;
+    ++levels;
+    if (leaf) {
+      const uint64_t psize = 1ull << shift;
+      phys = ((e & kPhysAddrMask) & ~(psize - 1)) | (la & (psize - 1));
+      break;
+    }
+    table = e & kPhysAddrMask;
+  }
+  // Access rights (SDM Vol. 3A §4.6): user accesses need U at every level; writes need
+  // R/W at every level for users, and for supervisors when CR0.WP=1; fetches need XD=0.
+  const uint32_t ec = ec_base | pfec::P;
+  if (user && !u_ok) return raise(kPF, true, ec, la);
+  if (acc == Acc::Write && !w_ok && (user || (cr0 & cr0::WP))) return raise(kPF, true, ec, la);
+  if (acc == Acc::Fetch && !x_ok) return raise(kPF, true, ec, la);
+
+  // Accessed bits on every level, Dirty on the leaf for writes (SDM Vol. 3A §4.8), written
+  // to guest memory so code-page tracking sees them.
+  for (unsigned k = 0; k < levels; ++k) {
+    uint64_t want = ent[k] | kPteA;
+    if (k == levels - 1 && acc == Acc::Write) want |= kPteD;
+    if (want != ent[k]) {
+      const bool code = mem.is_code_page(ent_gpa[k] >> 12);
+      store_le(ent_host[k], 8, want);
+      mem.note_write(Gpa(ent_gpa[k]), 8);
+      if (code) brk = true;
+      ent[k] = want;
+    }
+  }
+  gpa = phys;
+  if (phys < mem.size()) {
+    static constexpr uint64_t kQual[3] = {0x1, 0x2, 0x4};
+    ept_check(phys, kQual[static_cast<unsigned>(acc)] | 0x80 | 0x100);
+    if (fill && !(acc == Acc::Write && mem.is_code_page(phys >> 12))) {
+      const uint64_t page = phys & ~0xfffull;
+      fill->tag = la >> 12;
+      fill->host = mem.base() + page;
+      fill->gpa = page;
+      fill->global = (ent[levels - 1] & kPteG) && (cr4 & cr4::PGE);
+    }
+  }
+  return true;
+}
+
+void Core::ept_violation(uint64_t gpa, uint64_t qual) {
+  // Real KVM with EPT: the host maps the page on the first guest access (exit reason 48);
+  // kvm_page_fault carries the exit qualification as its error code (handle_ept_violation).
+  tracer.kvm_exit(now(), cfg.index, VmxExitReason::EptViolation, rip, qual, 0, 0, 0);
+  tracer.kvm_page_fault(now(), cfg.index, rip, gpa, qual);
+  cycles += kVmExitCycles;
+  tracer.kvm_entry(now(), cfg.index, rip);
+}
+
+bool Core::access_slow(uint64_t la, unsigned size, uint64_t* v, Acc acc, bool supervisor) {
+  const bool user = !supervisor && cpl == 3;
+  // Implicit supervisor accesses from CPL 3 must not leave TLB entries the user could hit;
+  // with alignment checking on, user data accesses must keep coming here.
+  const bool can_fill = !(supervisor && cpl == 3) && !(ac_check && acc != Acc::Fetch);
+  if (ac_check && user && acc != Acc::Fetch && (la & (size - 1)) != 0)
+    return raise(kAC, true, 0);
+  const unsigned ti = static_cast<unsigned>(acc);
+  const uint64_t off = la & 0xfff;
+  uint64_t gpa[2];
+  unsigned part[2];
+  unsigned nparts = 1;
+  part[0] = size;
+  if (off + size > 4096) {
+    nparts = 2;
+    part[0] = static_cast<unsigned>(4096 - off);
+    part[1] = size - part[0];
+  }
+  // Translate every page before touching memory, so a fault leaves nothing half-written.
+  uint64_t cur = la;
+  for (unsigned k = 0; k < nparts; ++k) {
+    TlbEntry* fe = can_fill ? &tlb[ti][(cur >> 12) & kTlbMask] : nullptr;
+    if (!translate(cur, acc, user, gpa[k], fe)) return false;
+    cur = (cur & ~0xfffull) + 4096;
+  }
+  uint8_t bytes[8] = {};
+  if (acc == Acc::Write) store_le(bytes, 8, *v);
+  unsigned done = 0;
+  for (unsigned k = 0; k < nparts; ++k) {
+    const uint64_t g = gpa[k];
+    const unsigned n = part[k];
+    if (uint8_t* h = mem.host_ptr(Gpa(g), n)) {
+      if (acc == Acc::Write) {
+        const bool code = mem.is_code_page(g >> 12);
+        std::memcpy(h, bytes + done, n);
+        mem.note_write(Gpa(g), n);
+        if (code) brk = true;  // the current block may hold stale decodes of this page
+      } else {
+        std::memcpy(bytes + done, h, n);
+      }
+    } else if (g < k4G && g + n <= k4G) {
+      // Outside RAM below 4 GiB: the platform's MMIO space (LAPIC page, holes).
+      const bool natural = n == 1 || n == 2 || n == 4 || n == 8;
+      for (unsigned b = 0; b < n; b += natural ? n : 1) {
+        const unsigned sz = natural ? n : 1;
+        IoStatus st;
+        if (acc == Acc::Write) {
+          st = env.mmio_write(vcpu, Gpa(g + b), sz, load_le(bytes + done + b, sz));
+        } else {
+          uint64_t val = 0;
+          st = env.mmio_read(vcpu, Gpa(g + b), sz, val);
+          store_le(bytes + done + b, sz, val);
+        }
+        if (st != IoStatus::Ok) {
+          stop_with(StopReason::IoError,
+                    fmt::format("unhandled MMIO {} at GPA {:#x}, size {}, rip {:#x}",
+                                acc == Acc::Write ? "write" : "read", g + b, sz, rip));
+          return false;
+        }
+      }
+    } else {
+      stop_with(StopReason::IoError,
+                fmt::format("{} of {} bytes at GPA {:#x} outside RAM (linear {:#x}, rip {:#x})",
+                            acc == Acc::Write ? "write" : "read", n, g, la, rip));
+      return false;
+    }
+    done += n;
+  }
+  if (acc != Acc::Write) *v = load_le(bytes, size);
+  return true;
+}
+
+bool Core::probe_write(uint64_t la, unsigned size) {
+  uint64_t cur = la;
+  const uint64_t last = la + size - 1;
+  for (;;) {
+    TlbEntry& e = tlb[1][(cur >> 12) & kTlbMask];
+    if (e.tag != (cur >> 12)) {
+      uint64_t g;
+      if (!translate(cur, Acc::Write, cpl == 3, g, ac_check ? nullptr : &e)) return false;
+    }
+    if ((cur >> 12) == (last >> 12)) break;
+    cur = (cur & ~0xfffull) + 4096;
+  }
+  return true;
+}
+
+void Core::tlb_flush_all() {
+  for (auto& t : tlb)
+    for (TlbEntry& e : t) e.tag = ~0ull;
+}
+
+void Core::tlb_flush_nonglobal() {
+  for (auto& t : tlb)
+    for (TlbEntry& e : t)
+      if (!e.global) e.tag = ~0ull;
+}
+
+void Core::tlb_flush_page(uint64_t la) {
+  for (auto& t : tlb) {
+    TlbEntry& e = t[(la >> 12) & kTlbMask];
+    if (e.tag == (la >> 12)) e.tag = ~0ull;
+  }
+}
+
+void Core::tlb_flush_write_for_gpa_page(uint64_t gpa_page) {
+  for (TlbEntry& e : tlb[1])
+    if (e.tag != ~0ull && e.gpa == gpa_page) e.tag = ~0ull;
+}
+
+}  // namespace pvsim::cpu

@@ -1,0 +1,66 @@
+#include "core/guest_memory.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+namespace pvsim {
+
+namespace {
+void* reserve(uint64_t bytes) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED)
+    throw std::runtime_error("cannot reserve " + std::to_string(bytes) + " bytes of host address space for guest RAM");
+  return p;
+}
+}  // namespace
+
+GuestMemory::GuestMemory(uint64_t size_bytes) : m_size(size_bytes) {
+  if (size_bytes == 0 || (size_bytes & (kPageSize - 1)) != 0)
+    throw std::invalid_argument("guest RAM size must be a non-zero multiple of 4096");
+  m_base = static_cast<uint8_t*>(reserve(size_bytes));
+  m_code_gen = static_cast<uint32_t*>(reserve(page_count() * sizeof(uint32_t)));
+  m_ept_seen = static_cast<uint64_t*>(reserve(ept_bitmap_bytes()));
+}
+
+GuestMemory::~GuestMemory() {
+  munmap(m_base, m_size);
+  munmap(m_code_gen, page_count() * sizeof(uint32_t));
+  munmap(m_ept_seen, ept_bitmap_bytes());
+}
+
+bool GuestMemory::read(Gpa gpa, void* dst, uint64_t len) const {
+  if (!contains(gpa, len)) return false;
+  if (len) std::memcpy(dst, m_base + gpa.value(), len);
+  return true;
+}
+
+bool GuestMemory::write(Gpa gpa, const void* src, uint64_t len) {
+  if (!contains(gpa, len)) return false;
+  if (len == 0) return true;
+  std::memcpy(m_base + gpa.value(), src, len);
+  note_write(gpa, len);
+  return true;
+}
+
+uint64_t GuestMemory::resident_bytes() const {
+  // mincore() reports which pages of the mapping are backed by host memory.
+  const uint64_t host_page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const uint64_t chunk_pages = 1u << 16;
+  std::vector<unsigned char> vec(chunk_pages);
+  uint64_t resident = 0;
+  for (uint64_t off = 0; off < m_size; off += chunk_pages * host_page) {
+    uint64_t len = std::min<uint64_t>(chunk_pages * host_page, m_size - off);
+    if (mincore(m_base + off, len, vec.data()) != 0) break;
+    uint64_t n = (len + host_page - 1) / host_page;
+    for (uint64_t i = 0; i < n; ++i) resident += (vec[i] & 1u) ? host_page : 0;
+  }
+  return resident;
+}
+
+}  // namespace pvsim

@@ -1,0 +1,105 @@
+// core/guest_memory.h — guest RAM: one region at GPA 0 (boot-protocol.md "Memory at entry").
+//
+// The whole size is reserved as one anonymous host mapping with MAP_NORESERVE, so a
+// 64 GiB guest costs only the pages it touches (the host kernel backs pages on first
+// touch). GPA g lives at host address base()+g; every accessor bounds-checks first, so
+// guest code can never reach host memory outside the region.
+//
+// Code-page tracking: the decoded-instruction cache (core/cpu) marks the pages it has
+// decoded. Any write to a marked page — by the guest or by the host side (loader,
+// PV structure updates, DMA-like page-fault pipeline writes) — must go through
+// note_write()/write(), which bumps that page's generation so stale decodes die.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "core/types.h"
+
+namespace pvsim {
+
+class GuestMemory {
+ public:
+  explicit GuestMemory(uint64_t size_bytes);  // size must be a multiple of 4 KiB, > 0
+  ~GuestMemory();
+  GuestMemory(const GuestMemory&) = delete;
+  GuestMemory& operator=(const GuestMemory&) = delete;
+
+  uint64_t size() const { return m_size; }
+  uint64_t page_count() const { return m_size >> kPageShift; }
+
+  // True when [gpa, gpa+len) lies inside RAM (overflow-safe).
+  bool contains(Gpa gpa, uint64_t len) const {
+    return len <= m_size && gpa.value() <= m_size - len;
+  }
+  // Host pointer to [gpa, gpa+len) or nullptr when outside RAM. Callers that write
+  // through it must call note_write() (or use write()).
+  uint8_t* host_ptr(Gpa gpa, uint64_t len) {
+    return contains(gpa, len) ? m_base + gpa.value() : nullptr;
+  }
+  const uint8_t* host_ptr(Gpa gpa, uint64_t len) const {
+    return contains(gpa, len) ? m_base + gpa.value() : nullptr;
+  }
+  uint8_t* base() { return m_base; }
+
+  // Host-side copies; false (and nothing copied) when the range is outside RAM.
+  bool read(Gpa gpa, void* dst, uint64_t len) const;
+  bool write(Gpa gpa, const void* src, uint64_t len);  // also note_write()s
+
+  template <class T>
+  bool read_obj(Gpa gpa, T& out) const { return read(gpa, &out, sizeof(T)); }
+  template <class T>
+  bool write_obj(Gpa gpa, const T& v) { return write(gpa, &v, sizeof(T)); }
+
+  // --- decoded-code tracking (used by core/cpu's instruction cache) ---
+  // Generation of a page: changes whenever a write lands on a page marked as code.
+  uint32_t code_generation(uint64_t pfn) const { return m_code_gen[pfn]; }
+  // The generation array itself (one entry per page), for the CPU's block-cache check.
+  const uint32_t* code_generations() const { return m_code_gen; }
+  bool is_code_page(uint64_t pfn) const { return (m_code_gen[pfn] & 1u) != 0; }
+  // Marks the page as holding decoded code (generation becomes odd). Returns true when
+  // the page was not marked before; then code_mark_epoch() changes, which tells every
+  // vCPU to drop write-TLB entries that could bypass note_write() for this page.
+  bool mark_code_page(uint64_t pfn) {
+    if (m_code_gen[pfn] & 1u) return false;
+    ++m_code_gen[pfn];
+    ++m_code_mark_epoch;
+    return true;
+  }
+  uint64_t code_mark_epoch() const { return m_code_mark_epoch; }
+  // Called for every write to [gpa, gpa+len) that did not go through write():
+  // unmarks touched code pages (generation becomes even again, i.e. changed).
+  void note_write(Gpa gpa, uint64_t len) {
+    uint64_t first = gpa.value() >> kPageShift, last = (gpa.value() + len - 1) >> kPageShift;
+    for (uint64_t p = first; p <= last; ++p)
+      if (m_code_gen[p] & 1u) { ++m_code_gen[p]; ++m_code_writes; }
+  }
+  uint64_t code_write_count() const { return m_code_writes; }
+
+  // --- EPT model (per VM): the first guest access to each 4 KiB RAM page is an EPT
+  // violation on real KVM (the host maps the page then). Returns true exactly once per page.
+  bool ept_first_touch(uint64_t pfn) {
+    uint64_t& w = m_ept_seen[pfn >> 6];
+    const uint64_t bit = 1ull << (pfn & 63);
+    if (w & bit) return false;
+    w |= bit;
+    return true;
+  }
+  bool ept_touched(uint64_t pfn) const { return (m_ept_seen[pfn >> 6] >> (pfn & 63)) & 1u; }
+
+  // Host memory actually backing guest RAM right now (pages touched), in bytes.
+  uint64_t resident_bytes() const;
+
+ private:
+  uint64_t ept_bitmap_bytes() const { return ((page_count() + 63) / 64) * sizeof(uint64_t); }
+
+  uint8_t* m_base = nullptr;
+  uint64_t m_size = 0;
+  uint32_t* m_code_gen = nullptr;  // one per 4 KiB page, also a NORESERVE mapping
+  uint64_t m_code_writes = 0;
+  uint64_t m_code_mark_epoch = 0;
+  uint64_t* m_ept_seen = nullptr;  // one bit per 4 KiB page, NORESERVE mapping
+};
+
+}  // namespace pvsim

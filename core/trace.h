@@ -1,0 +1,110 @@
+// core/trace.h — the canonical trace (ecosystem.md §1, issue "Trace").
+//
+// One line per event in the shape of `trace-cmd report`:
+//   CPU 0/KVM-0 [000] 0.000012345: kvm_msr: msr_write 4b564d02 = 0x1
+// comm "CPU <i>/KVM" and pid <i> like a QEMU vCPU thread, the [cpu] column is the vCPU
+// index (not a host CPU), the timestamp is virtual time in seconds with 9 decimals.
+// Event names, field names and printed text follow KVM's tracepoints (newest printk
+// shape, arch/x86/kvm/trace.h of Linux 6.x). Events KVM has no tracepoint for use a
+// `pvsim_` prefix so nobody mistakes them for upstream ones.
+//
+// The canonical text is always produced (events are VM exits, not per instruction) and
+// hashed with XXH3-64 as it goes; text and JSON Lines copies go to optional streams.
+#pragma once
+#include <cstdint>
+#include <initializer_list>
+#include <iosfwd>
+#include <string>
+#include <string_view>
+
+#include "core/types.h"
+
+namespace pvsim {
+
+// VMX basic exit reasons (SDM Vol. 3C Appendix C), printed by name as KVM does.
+enum class VmxExitReason : uint32_t {
+  ExceptionNmi = 0,
+  ExternalInterrupt = 1,
+  TripleFault = 2,
+  InitSignal = 3,
+  Sipi = 4,
+  InterruptWindow = 7,
+  NmiWindow = 8,
+  Cpuid = 10,
+  Hlt = 12,
+  Invlpg = 14,
+  Rdtsc = 16,
+  Vmcall = 18,
+  CrAccess = 28,
+  IoInstruction = 30,
+  MsrRead = 31,
+  MsrWrite = 32,
+  PauseInstruction = 40,
+  ApicAccess = 44,
+  EptViolation = 48,
+  Rdtscp = 51,
+};
+const char* vmx_exit_reason_name(VmxExitReason r);  // e.g. "MSR_WRITE", "IO_INSTRUCTION"
+
+// One named field of an event, for the JSON Lines form.
+struct TraceField {
+  enum class Kind : uint8_t { U64, I64, Bool, Str };
+  const char* name;
+  Kind kind;
+  uint64_t u = 0;
+  std::string_view s = {};
+  static TraceField u64(const char* n, uint64_t v) { return {n, Kind::U64, v, {}}; }
+  static TraceField i64(const char* n, int64_t v) { return {n, Kind::I64, static_cast<uint64_t>(v), {}}; }
+  static TraceField boolean(const char* n, bool v) { return {n, Kind::Bool, v ? 1u : 0u, {}}; }
+  static TraceField str(const char* n, std::string_view v) { return {n, Kind::Str, 0, v}; }
+};
+
+class Tracer {
+ public:
+  Tracer();
+  ~Tracer();
+  Tracer(const Tracer&) = delete;
+  Tracer& operator=(const Tracer&) = delete;
+
+  void set_text_output(std::ostream* os) { m_text = os; }
+  void set_jsonl_output(std::ostream* os) { m_jsonl = os; }
+  uint64_t hash() const;  // XXH3-64 of the canonical text emitted so far
+  uint64_t event_count() const { return m_count; }
+
+  // Generic form: every typed method below ends here. `text` is the TP_printk part.
+  void emit(Tick ts, unsigned vcpu, std::string_view event, std::string_view text,
+            std::initializer_list<TraceField> fields);
+
+  // --- KVM events (arch/x86/kvm/trace.h) ---
+  void kvm_exit(Tick ts, unsigned vcpu, VmxExitReason reason, uint64_t rip, uint64_t info1,
+                uint64_t info2, uint32_t intr_info, uint32_t error_code);
+  void kvm_entry(Tick ts, unsigned vcpu, uint64_t rip);
+  void kvm_msr(Tick ts, unsigned vcpu, bool write, uint32_t ecx, uint64_t data, bool exception);
+  void kvm_cpuid(Tick ts, unsigned vcpu, uint32_t function, uint32_t index, uint64_t rax,
+                 uint64_t rbx, uint64_t rcx, uint64_t rdx, bool found, bool used_max_basic);
+  void kvm_pio(Tick ts, unsigned vcpu, bool write, uint16_t port, unsigned size, unsigned count,
+               uint32_t val);
+  void kvm_inj_exception(Tick ts, unsigned vcpu, uint8_t vector, bool has_error,
+                         uint32_t error_code, bool reinjected);
+  void kvm_page_fault(Tick ts, unsigned vcpu, uint64_t rip, uint64_t address, uint64_t error_code);
+  void kvm_hypercall(Tick ts, unsigned vcpu, uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
+                     uint64_t a3);
+
+  // --- pvsim events (no upstream equivalent) ---
+  // A guest-internal exception delivered through the guest IDT (no VM exit on real KVM).
+  void pvsim_exception(Tick ts, unsigned vcpu, uint8_t vector, bool has_error, uint32_t error_code,
+                       uint64_t rip, uint64_t cr2);
+  // The VM or a vCPU stopped: reason is a short word (exit, finished, shutdown, deadlock,
+  // limit, unhandled_io), detail a human-readable explanation.
+  void pvsim_stop(Tick ts, unsigned vcpu, std::string_view reason, std::string_view detail);
+
+ private:
+  struct HashState;
+  HashState* m_hash;
+  std::ostream* m_text = nullptr;
+  std::ostream* m_jsonl = nullptr;
+  uint64_t m_count = 0;
+  std::string m_line;  // reused buffer
+};
+
+}  // namespace pvsim

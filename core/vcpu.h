@@ -1,0 +1,153 @@
+// core/vcpu.h — one virtual CPU: architectural state, MSRs, and the run loop.
+//
+// PUBLIC CONTRACT: the platform (tools/platform), the tests and later modules rely on
+// every declaration in the public section below; extend it, do not change it.
+// The private section belongs to the CPU core implementation (core/cpu/).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/env.h"
+#include "core/guest_memory.h"
+#include "core/msr_registry.h"
+#include "core/trace.h"
+#include "core/types.h"
+
+namespace pvsim {
+
+namespace cpu {
+class Core;
+}
+
+// Segment registers in SDM encoding order (Vol. 2A §3.1.1.3, Sreg field).
+enum class SegReg : uint8_t { ES = 0, CS = 1, SS = 2, DS = 3, FS = 4, GS = 5 };
+
+// A hidden segment-descriptor cache. attrs uses the VMX access-rights layout
+// (SDM Vol. 3C §24.4.1): type[3:0], S[4], DPL[6:5], P[7], AVL[12], L[13], D/B[14], G[15].
+struct SegmentCache {
+  uint16_t selector = 0;
+  uint64_t base = 0;
+  uint32_t limit = 0;
+  uint16_t attrs = 0;
+};
+
+struct DescriptorTable {
+  uint64_t base = 0;
+  uint16_t limit = 0;
+};
+
+enum class StopReason : uint8_t {
+  None,             // still running
+  InsnLimit,        // run(): max_insns executed
+  Deadline,         // run(): local cycles reached the deadline
+  Halted,           // HLT with nothing deliverable; the scheduler parks the vCPU
+  VcpuFinished,     // the guest wrote port 0xf5 (this vCPU is done)
+  VmExitRequested,  // the guest wrote port 0xf4 (the whole VM ends), or the platform asked
+  Shutdown,         // triple fault (SDM Vol. 3A §6.15, #DF "Interrupt 8"): stop_detail() says why
+  IoError,          // a port/MMIO access nothing claims, or a RAM hole: stop_detail() says which
+};
+
+struct VcpuConfig {
+  unsigned index = 0;        // vCPU number (0 = BSP)
+  unsigned count = 1;        // vCPUs in the VM
+  uint64_t tsc_hz = 2'500'000'000;  // guest cycle = one TSC tick at this frequency
+  uint64_t tsc_start = 0;    // TSC value at cycle 0
+};
+
+class Vcpu {
+ public:
+  Vcpu(const VcpuConfig& cfg, GuestMemory& mem, CpuEnv& env, Tracer& tracer);
+  ~Vcpu();
+  Vcpu(const Vcpu&) = delete;
+  Vcpu& operator=(const Vcpu&) = delete;
+
+  unsigned index() const { return m_cfg.index; }
+  const VcpuConfig& config() const { return m_cfg; }
+  MsrRegistry& msrs() { return m_msrs; }
+  GuestMemory& memory() { return m_mem; }
+  Tracer& tracer() { return m_tracer; }
+
+  // --- architectural state (boot, tests, reports) ---
+  // GPR numbering is the SDM's: 0 RAX, 1 RCX, 2 RDX, 3 RBX, 4 RSP, 5 RBP, 6 RSI, 7 RDI, 8-15 R8-R15.
+  uint64_t gpr(unsigned r) const;
+  void set_gpr(unsigned r, uint64_t v);
+  uint64_t rip() const;
+  void set_rip(uint64_t v);
+  uint64_t rflags() const;        // materialised (bit 1 always set)
+  void set_rflags(uint64_t v);
+  uint64_t cr(unsigned n) const;  // n in {0,2,3,4,8}
+  void set_cr(unsigned n, uint64_t v);  // raw set (no checks); flushes the TLB as needed
+  uint64_t efer() const;
+  void set_efer(uint64_t v);
+  SegmentCache seg(SegReg s) const;
+  void set_seg(SegReg s, const SegmentCache& c);
+  SegmentCache tr() const;
+  void set_tr(const SegmentCache& c);
+  SegmentCache ldtr() const;
+  void set_ldtr(const SegmentCache& c);
+  DescriptorTable gdtr() const;
+  void set_gdtr(const DescriptorTable& t);
+  DescriptorTable idtr() const;
+  void set_idtr(const DescriptorTable& t);
+  unsigned cpl() const;
+
+  // --- time ---
+  Cycles cycles() const;          // guest cycles consumed (charged by the cost table) + idle
+  Tick now() const { return Tick(cycles_to_ns(cycles().value(), m_cfg.tsc_hz)); }
+  // Guest TSC: tsc_start + cycles, plus the adjustment made by guest writes to IA32_TSC.
+  uint64_t tsc() const;
+  uint64_t instructions() const;  // instructions retired
+  void advance_to(Cycles c);      // let idle time pass (halted or descheduled); never backwards
+
+  // --- running ---
+  struct RunResult {
+    StopReason reason = StopReason::None;
+    uint64_t executed = 0;        // instructions retired in this call
+  };
+  // Runs until max_insns instructions retire, local cycles reach `deadline`, or
+  // something stops the vCPU (see StopReason). Exceptions are delivered inside.
+  RunResult run(uint64_t max_insns, Cycles deadline);
+  // Executes exactly one instruction (or delivers one pending exception); for tests.
+  RunResult step() { return run(1, Cycles(~0ull)); }
+  // Devices call this from an I/O callback (exit ports); takes effect after the
+  // current instruction completes.
+  void request_stop(StopReason r);
+  bool halted() const;
+  void set_halted(bool h);
+  // Human-readable explanation of the last Shutdown/IoError (e.g. the #GP → #DF →
+  // triple fault chain with vectors, error codes and RIPs; or the unclaimed port).
+  const std::string& stop_detail() const;
+  // Register dump in the shape of QEMU's `-d cpu` (RAX=... RIP=... CR0=...).
+  std::string dump_state() const;
+
+  // --- hooks for later modules (cheap when unused) ---
+  // Pending-interrupt hook: after notify_interrupt(), the run loop calls `poll` at the
+  // next instruction boundary where RFLAGS.IF=1 and no STI/MOV-SS shadow is active (and
+  // to wake a HLT). `poll` returns the vector to deliver (acknowledging it) or -1, which
+  // clears the notification until the next notify_interrupt().
+  void set_interrupt_poll(std::function<int(Vcpu&)> poll);
+  void notify_interrupt();
+  // VMCALL hook: returns true when it handled the hypercall (RIP then advances);
+  // without a handler (or when it returns false) VMCALL raises #UD in the guest.
+  void set_hypercall_handler(std::function<bool(Vcpu&)> handler);
+  // Time-observation gate (architecture.md §2, causally monotonic clocks): before RDTSC,
+  // RDTSCP or RDMSR of IA32_TSC (0x10) / IA32_TSC_DEADLINE (0x6e0) executes, the core asks
+  // `gate`; when it returns false the instruction does not execute (RIP stays on it, no
+  // cycles charged) and run() returns StopReason::Deadline so the scheduler can run the
+  // vCPUs that are behind in virtual time first.
+  void set_time_gate(std::function<bool(Vcpu&)> gate);
+
+ private:
+  friend class cpu::Core;
+  VcpuConfig m_cfg;
+  GuestMemory& m_mem;
+  CpuEnv& m_env;
+  Tracer& m_tracer;
+  MsrRegistry m_msrs;
+  // ---- CPU core implementation state below (core/cpu/) ----
+  std::unique_ptr<cpu::Core> m_core;  // all architectural and run-loop state (core/cpu/core.h)
+};
+
+}  // namespace pvsim

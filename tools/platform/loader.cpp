@@ -1,0 +1,193 @@
+#include "tools/platform/loader.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+
+namespace pvsim {
+
+namespace {
+
+// ELF64 constants (System V gABI, x86-64 psABI).
+constexpr uint8_t kElfClass64 = 2;
+constexpr uint8_t kElfData2Lsb = 1;
+constexpr uint16_t kEtExec = 2;
+constexpr uint16_t kEmX86_64 = 62;
+constexpr uint32_t kPtLoad = 1;
+constexpr uint32_t kShtSymtab = 2;
+constexpr uint8_t kSttObject = 1, kSttFunc = 2;
+constexpr size_t kEhdrSize = 64, kPhdrSize = 56, kShdrSize = 64, kSymSize = 24;
+
+// Little-endian field reads at a checked offset (the caller bounds-checks the record).
+template <class T>
+T rd(std::span<const uint8_t> b, uint64_t off) {
+  T v;
+  std::memcpy(&v, b.data() + off, sizeof(T));
+  return v;
+}
+
+struct Loader {
+  GuestMemory& mem;
+  std::span<const uint8_t> bytes;
+  std::string_view name;
+
+  [[noreturn]] void fail(std::string_view problem) const {
+    throw LoadError(fmt::format("{}: {}", name, problem));
+  }
+
+  bool in_file(uint64_t off, uint64_t len) const {
+    return len <= bytes.size() && off <= bytes.size() - len;
+  }
+
+  void check_placement(uint64_t gpa, uint64_t len, std::string_view what) const {
+    if (len == 0) return;
+    if (!mem.contains(Gpa(gpa), len))
+      fail(fmt::format("{} at GPA 0x{:x}-0x{:x} lies outside guest RAM (0x{:x} bytes)", what, gpa,
+                       gpa + len - 1, mem.size()));
+    for (const BootRegion& r : kBootRegions)
+      if (gpa < r.end && r.begin < gpa + len)
+        fail(fmt::format("{} at GPA 0x{:x}-0x{:x} overlaps {}", what, gpa, gpa + len - 1, r.what));
+  }
+
+  LoadedImage flat() const {
+    if (bytes.empty()) fail("empty image file");
+    check_placement(kFlatLoadAddress, bytes.size(), "flat image");
+    mem.write(Gpa(kFlatLoadAddress), bytes.data(), bytes.size());
+    return LoadedImage{kFlatLoadAddress, {}};
+  }
+
+  LoadedImage elf() const {
+    if (bytes.size() < kEhdrSize) fail("truncated ELF header");
+    if (std::memcmp(bytes.data(), "\x7f" "ELF", 4) != 0) fail("not an ELF file (bad magic)");
+    if (bytes[4] != kElfClass64) fail("not a 64-bit ELF file (EI_CLASS is not ELFCLASS64)");
+    if (bytes[5] != kElfData2Lsb) fail("not a little-endian ELF file");
+    if (rd<uint16_t>(bytes, 16) != kEtExec)
+      fail(fmt::format("ELF type {} is not ET_EXEC (link the guest statically, -no-pie)", rd<uint16_t>(bytes, 16)));
+    if (rd<uint16_t>(bytes, 18) != kEmX86_64)
+      fail(fmt::format("ELF machine {} is not x86-64 (EM_X86_64 = 62)", rd<uint16_t>(bytes, 18)));
+    const uint64_t entry = rd<uint64_t>(bytes, 24);
+    const uint64_t phoff = rd<uint64_t>(bytes, 32);
+    const uint64_t shoff = rd<uint64_t>(bytes, 40);
+    const uint16_t phentsize = rd<uint16_t>(bytes, 54), phnum = rd<uint16_t>(bytes, 56);
+    const uint16_t shentsize = rd<uint16_t>(bytes, 58), shnum = rd<uint16_t>(bytes, 60);
+    if (phnum == 0) fail("no program headers");
+    if (phentsize != kPhdrSize) fail(fmt::format("program header size {} is not {}", phentsize, kPhdrSize));
+    if (!in_file(phoff, uint64_t{phnum} * kPhdrSize)) fail("truncated file: program headers extend past its end");
+
+    struct Seg { uint64_t off, paddr, vaddr, filesz, memsz; };
+    std::vector<Seg> segs;
+    for (unsigned i = 0; i < phnum; ++i) {
+      const uint64_t h = phoff + uint64_t{i} * kPhdrSize;
+      if (rd<uint32_t>(bytes, h) != kPtLoad) continue;
+      Seg s{rd<uint64_t>(bytes, h + 8), rd<uint64_t>(bytes, h + 24), rd<uint64_t>(bytes, h + 16),
+            rd<uint64_t>(bytes, h + 32), rd<uint64_t>(bytes, h + 40)};
+      if (s.memsz < s.filesz) fail(fmt::format("segment {}: p_memsz 0x{:x} is smaller than p_filesz 0x{:x}", i, s.memsz, s.filesz));
+      if (!in_file(s.off, s.filesz))
+        fail(fmt::format("truncated file: segment {} (offset 0x{:x}, 0x{:x} bytes) extends past its end (0x{:x} bytes)",
+                         i, s.off, s.filesz, bytes.size()));
+      check_placement(s.paddr, s.memsz, fmt::format("segment {}", i));
+      segs.push_back(s);
+    }
+    if (segs.empty()) fail("no PT_LOAD segments");
+    // Two segments over the same bytes would make the result depend on header order.
+    std::vector<Seg> sorted = segs;
+    std::sort(sorted.begin(), sorted.end(), [](const Seg& a, const Seg& b) { return a.paddr < b.paddr; });
+    for (size_t i = 1; i < sorted.size(); ++i)
+      if (sorted[i - 1].memsz && sorted[i].paddr < sorted[i - 1].paddr + sorted[i - 1].memsz)
+        fail(fmt::format("PT_LOAD segments overlap at GPA 0x{:x}", sorted[i].paddr));
+    bool entry_ok = false;
+    for (const Seg& s : segs) entry_ok |= (entry >= s.vaddr && entry - s.vaddr < s.memsz);
+    if (!entry_ok) fail(fmt::format("entry point 0x{:x} is not inside any PT_LOAD segment", entry));
+
+    LoadedImage img;
+    img.entry = entry;
+    img.symbols = symbols(shoff, shentsize, shnum);
+
+    // All checks passed: now copy (write() keeps code-page generations right).
+    for (const Seg& s : segs) {
+      mem.write(Gpa(s.paddr), bytes.data() + s.off, s.filesz);
+      if (s.memsz > s.filesz) {
+        uint8_t* tail = mem.host_ptr(Gpa(s.paddr + s.filesz), s.memsz - s.filesz);
+        std::memset(tail, 0, s.memsz - s.filesz);
+        mem.note_write(Gpa(s.paddr + s.filesz), s.memsz - s.filesz);
+      }
+    }
+    return img;
+  }
+
+  // The symbol table is optional (stripped images load fine), but a malformed one is
+  // an error: it would otherwise produce wrong names in reports.
+  std::vector<Symbol> symbols(uint64_t shoff, uint16_t shentsize, uint16_t shnum) const {
+    std::vector<Symbol> out;
+    if (shoff == 0 || shnum == 0) return out;
+    if (shentsize != kShdrSize) fail(fmt::format("section header size {} is not {}", shentsize, kShdrSize));
+    if (!in_file(shoff, uint64_t{shnum} * kShdrSize)) fail("truncated file: section headers extend past its end");
+    for (unsigned i = 0; i < shnum; ++i) {
+      const uint64_t h = shoff + uint64_t{i} * kShdrSize;
+      if (rd<uint32_t>(bytes, h + 4) != kShtSymtab) continue;
+      const uint64_t off = rd<uint64_t>(bytes, h + 24), size = rd<uint64_t>(bytes, h + 32);
+      const uint32_t link = rd<uint32_t>(bytes, h + 40);
+      if (!in_file(off, size)) fail("truncated file: symbol table extends past its end");
+      if (link >= shnum) fail("symbol table links to a missing string table");
+      const uint64_t sh = shoff + uint64_t{link} * kShdrSize;
+      const uint64_t stroff = rd<uint64_t>(bytes, sh + 24), strsize = rd<uint64_t>(bytes, sh + 32);
+      if (!in_file(stroff, strsize)) fail("truncated file: string table extends past its end");
+      for (uint64_t s = off; s + kSymSize <= off + size; s += kSymSize) {
+        const uint32_t nm = rd<uint32_t>(bytes, s);
+        const uint8_t type = bytes[s + 4] & 0xf;
+        if ((type != kSttFunc && type != kSttObject) || nm >= strsize) continue;
+        const char* str = reinterpret_cast<const char*>(bytes.data() + stroff + nm);
+        const size_t len = strnlen(str, strsize - nm);
+        if (len == 0 || len == strsize - nm) continue;  // empty or unterminated
+        out.push_back(Symbol{rd<uint64_t>(bytes, s + 8), rd<uint64_t>(bytes, s + 16), std::string(str, len)});
+      }
+    }
+    // Sorted by address, then name, so lookups are deterministic whatever the file order.
+    std::sort(out.begin(), out.end(), [](const Symbol& a, const Symbol& b) {
+      return a.addr != b.addr ? a.addr < b.addr : a.name < b.name;
+    });
+    return out;
+  }
+};
+
+}  // namespace
+
+std::string LoadedImage::symbolize(uint64_t addr) const {
+  auto it = std::upper_bound(symbols.begin(), symbols.end(), addr,
+                             [](uint64_t a, const Symbol& s) { return a < s.addr; });
+  while (it != symbols.begin()) {
+    --it;
+    // Size 0 (hand-written asm labels) counts as covering up to the next symbol.
+    const bool inside = it->size ? addr - it->addr < it->size : (it + 1 == symbols.end() || addr < (it + 1)->addr);
+    if (inside) return addr == it->addr ? fmt::format("<{}>", it->name) : fmt::format("<{}+0x{:x}>", it->name, addr - it->addr);
+    if (it->size) break;
+  }
+  return {};
+}
+
+LoadedImage load_image_bytes(GuestMemory& mem, std::span<const uint8_t> bytes,
+                             std::string_view name, ImageFormat format) {
+  Loader l{mem, bytes, name};
+  if (format == ImageFormat::Auto)
+    format = (bytes.size() >= 4 && std::memcmp(bytes.data(), "\x7f" "ELF", 4) == 0) ? ImageFormat::Elf
+                                                                                   : ImageFormat::Flat;
+  return format == ImageFormat::Elf ? l.elf() : l.flat();
+}
+
+LoadedImage load_image_file(GuestMemory& mem, const std::filesystem::path& file, ImageFormat format) {
+  const std::string name = file.string();
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(file, ec);
+  if (ec) throw LoadError(fmt::format("{}: cannot read image: {}", name, ec.message()));
+  // An image larger than RAM cannot fit; refuse before reading gigabytes.
+  if (size > mem.size()) throw LoadError(fmt::format("{}: image of {} bytes is larger than guest RAM", name, size));
+  std::vector<uint8_t> bytes(size);
+  std::ifstream in(file, std::ios::binary);
+  if (!in || !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size)))
+    throw LoadError(fmt::format("{}: cannot read image", name));
+  return load_image_bytes(mem, bytes, name, format);
+}
+
+}  // namespace pvsim

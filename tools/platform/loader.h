@@ -1,0 +1,58 @@
+// tools/platform/loader.h — puts a guest image into guest RAM (boot-protocol.md "Image").
+//
+// ELF64 ET_EXEC x86-64: each PT_LOAD is copied to p_paddr with the tail up to p_memsz
+// zeroed; entry = e_entry. Flat binary: loaded at 0x100000, entry 0x100000. Everything
+// is checked before a byte is copied: a truncated or malformed file, a segment outside
+// RAM or over the boot structures is a LoadError naming the file, never a host crash.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/guest_memory.h"
+#include "tools/platform/scenario.h"
+
+namespace pvsim {
+
+class LoadError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Symbol {
+  uint64_t addr = 0;
+  uint64_t size = 0;
+  std::string name;
+};
+
+struct LoadedImage {
+  uint64_t entry = 0;
+  std::vector<Symbol> symbols;  // functions and objects, sorted by address
+  // "<main+0x14>" for an address inside (or at) a known symbol, "" otherwise.
+  std::string symbolize(uint64_t addr) const;
+};
+
+constexpr uint64_t kFlatLoadAddress = 0x100000;
+
+// Guest-physical ranges the boot protocol owns; an image may not overlap them.
+struct BootRegion {
+  uint64_t begin, end;  // [begin, end)
+  const char* what;
+};
+inline constexpr BootRegion kBootRegions[] = {
+    {0x1000, 0x1100, "the boot GDT/TSS (0x1000-0x10ff)"},
+    {0x10000, 0x16000, "the boot page tables (0x10000-0x15fff)"},
+    {0x20000, 0xa0000, "the boot stacks (0x20000-0x9ffff)"},
+};
+
+// `name` is used in messages ("NAME: problem").
+LoadedImage load_image_bytes(GuestMemory& mem, std::span<const uint8_t> bytes,
+                             std::string_view name, ImageFormat format);
+LoadedImage load_image_file(GuestMemory& mem, const std::filesystem::path& file,
+                            ImageFormat format);
+
+}  // namespace pvsim

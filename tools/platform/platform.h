@@ -1,0 +1,117 @@
+// tools/platform/platform.h — one whole virtual machine (architecture.md §1, §2).
+//
+// A Platform owns guest RAM, the tracer, the port bus, the devices and the vCPUs, and
+// implements the CpuEnv the vCPUs call on port I/O, MMIO outside RAM and CPUID. It has
+// no globals: two Platforms may run in one process (the determinism test does).
+//
+// Scheduler (architecture.md §2): the runnable vCPU with the smallest local virtual time
+// runs next, ties to the lowest index, for at most `quantum` instructions. Halted and
+// finished vCPUs are skipped. The run ends when the guest exits (port 0xf4), every vCPU
+// finished (0xf5), a vCPU shuts down (triple fault) or hits unclaimed I/O, a limit is
+// reached, or nobody can run any more (deadlock).
+#pragma once
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/env.h"
+#include "core/guest_memory.h"
+#include "core/pio_bus.h"
+#include "core/trace.h"
+#include "devices/debugcon.h"
+#include "devices/exit_ports.h"
+#include "pvmsr/kvm_cpuid.h"
+#include "pvmsr/poll_control.h"
+#include "tools/platform/cpuid_table.h"
+#include "tools/platform/loader.h"
+#include "tools/platform/scenario.h"
+
+namespace pvsim {
+
+class Vcpu;
+
+struct VcpuReport {
+  unsigned index = 0;
+  uint64_t instructions = 0;
+  uint64_t cycles = 0;
+  uint64_t virtual_ns = 0;
+  std::string state;  // "running", "halted", "finished", "stopped (...)"
+};
+
+struct RunReport {
+  RunStop stop = RunStop::Limit;
+  std::optional<uint8_t> exit_status;  // for exit (port 0xf4) and finished (0)
+  unsigned stop_vcpu = 0;              // the vCPU that caused the stop
+  std::string stop_detail;             // human-readable: chain, unclaimed port, deadlock states
+  std::string stop_dump;               // register dump of stop_vcpu for shutdown/unhandled_io
+  uint64_t instructions = 0;           // all vCPUs
+  uint64_t virtual_ns = 0;             // the furthest vCPU's local time
+  std::vector<VcpuReport> vcpus;
+  std::string console;
+  uint64_t trace_hash = 0;
+  uint64_t trace_events = 0;
+  bool expectations_given = false;
+  std::vector<std::string> expectation_failures;  // one line each
+  // Exit code policy of `pvsim run`: 0 = every expectation met, or none given and the VM
+  // ended through the exit/finished ports; 1 otherwise.
+  bool success() const;
+};
+
+struct PlatformOptions {
+  std::ostream* console_live = nullptr;  // debug console bytes as they are written
+  std::ostream* trace_text = nullptr;    // canonical trace lines
+  std::ostream* trace_jsonl = nullptr;   // JSON Lines copy
+};
+
+class Platform final : public CpuEnv {
+ public:
+  // Builds the machine, loads the image (LoadError → ScenarioError naming /guest/image)
+  // and puts every vCPU in its boot state.
+  Platform(const Scenario& s, const PlatformOptions& opts = {});
+  ~Platform() override;
+  Platform(const Platform&) = delete;
+  Platform& operator=(const Platform&) = delete;
+
+  RunReport run();  // once
+
+  GuestMemory& memory() { return m_mem; }
+  Tracer& tracer() { return m_tracer; }
+  Vcpu& vcpu(unsigned i) { return *m_vcpus.at(i); }
+  unsigned vcpu_count() const { return static_cast<unsigned>(m_vcpus.size()); }
+  const DebugCon& console() const { return m_console; }
+  const LoadedImage& image() const { return m_image; }
+
+  // CpuEnv
+  IoStatus pio_read(Vcpu& vcpu, uint16_t port, unsigned size, uint32_t& value) override;
+  IoStatus pio_write(Vcpu& vcpu, uint16_t port, unsigned size, uint32_t value) override;
+  IoStatus mmio_read(Vcpu& vcpu, Gpa gpa, unsigned size, uint64_t& value) override;
+  IoStatus mmio_write(Vcpu& vcpu, Gpa gpa, unsigned size, uint64_t value) override;
+  CpuidResult cpuid(Vcpu& vcpu, uint32_t leaf, uint32_t subleaf) override;
+
+ private:
+  enum class VState : uint8_t { Runnable, Halted, Finished, AtLimit };
+  std::string describe(unsigned i) const;
+  void check_expectations(RunReport& r);
+
+  const Scenario m_scenario;
+  GuestMemory m_mem;
+  Tracer m_tracer;
+  PioBus m_bus;
+  DebugCon m_console;
+  ExitPorts m_exit;
+  KvmCpuid m_kvm_cpuid;
+  CpuidTable m_cpuid;
+  PollControl m_poll_control;
+  LoadedImage m_image;
+  std::vector<std::unique_ptr<Vcpu>> m_vcpus;
+  std::vector<VState> m_state;
+  bool m_ran = false;
+};
+
+// Runs a scenario from file to report (the CLI's `run` and the tests use it).
+RunReport run_scenario(const Scenario& s, const PlatformOptions& opts = {});
+
+}  // namespace pvsim
