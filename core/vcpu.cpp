@@ -15,10 +15,18 @@ Vcpu::Vcpu(const VcpuConfig& cfg, GuestMemory& mem, CpuEnv& env, Tracer& tracer)
 
 Vcpu::~Vcpu() = default;
 
-uint64_t Vcpu::gpr(unsigned r) const { return m_core->gpr[r & 15]; }
-void Vcpu::set_gpr(unsigned r, uint64_t v) { m_core->gpr[r & 15] = v; }
-uint64_t Vcpu::rip() const { return m_core->rip; }
-void Vcpu::set_rip(uint64_t v) { m_core->rip = v; }
+uint64_t Vcpu::gpr(unsigned r) const {
+  return m_core->gpr[r & 15];
+}
+void Vcpu::set_gpr(unsigned r, uint64_t v) {
+  m_core->gpr[r & 15] = v;
+}
+uint64_t Vcpu::rip() const {
+  return m_core->rip;
+}
+void Vcpu::set_rip(uint64_t v) {
+  m_core->rip = v;
+}
 uint64_t Vcpu::rflags() const {
   return (m_core->flags_value() & cpu::fl::kDefined) | cpu::fl::Reserved1;
 }
@@ -29,52 +37,101 @@ void Vcpu::set_rflags(uint64_t v) {
 
 uint64_t Vcpu::cr(unsigned n) const {
   switch (n) {
-    case 0: return m_core->cr0;
-    case 2: return m_core->cr2;
-    case 3: return m_core->cr3;
-    case 4: return m_core->cr4;
-    case 8: return m_core->cr8;
-    default: return 0;
+    case 0:
+      return m_core->cr0;
+    case 2:
+      return m_core->cr2;
+    case 3:
+      return m_core->cr3;
+    case 4:
+      return m_core->cr4;
+    case 8:
+      return m_core->cr8;
+    default:
+      return 0;
   }
 }
 
 void Vcpu::set_cr(unsigned n, uint64_t v) {
   Core& c = *m_core;
   switch (n) {
-    case 0: c.cr0 = v; c.tlb_flush_all(); c.update_ac(); break;
-    case 2: c.cr2 = v; break;
-    case 3: c.cr3 = v; c.tlb_flush_all(); break;
-    case 4: c.cr4 = v; c.tlb_flush_all(); break;
-    case 8: c.cr8 = v & 0xf; break;
-    default: break;
+    case 0:
+      c.cr0 = v;
+      c.tlb_flush_all();
+      c.update_ac();
+      break;
+    case 2:
+      c.cr2 = v;
+      break;
+    case 3:
+      c.cr3 = v;
+      c.tlb_flush_all();
+      break;
+    case 4:
+      c.cr4 = v;
+      c.tlb_flush_all();
+      break;
+    case 8:
+      c.cr8 = v & 0xf;
+      break;
+    default:
+      break;
   }
 }
 
-uint64_t Vcpu::efer() const { return m_core->efer; }
+uint64_t Vcpu::efer() const {
+  return m_core->efer;
+}
 void Vcpu::set_efer(uint64_t v) {
   m_core->efer = v;
   m_core->tlb_flush_all();
 }
 
-SegmentCache Vcpu::seg(SegReg s) const { return m_core->seg[static_cast<unsigned>(s)]; }
+SegmentCache Vcpu::seg(SegReg s) const {
+  return m_core->seg[static_cast<unsigned>(s)];
+}
 void Vcpu::set_seg(SegReg s, const SegmentCache& c) {
   m_core->seg[static_cast<unsigned>(s)] = c;
   // CPL is CS.RPL in protected/long mode (SDM Vol. 3A §5.5).
   if (s == SegReg::CS) m_core->set_cpl(c.selector & 3);
 }
-SegmentCache Vcpu::tr() const { return m_core->tr; }
-void Vcpu::set_tr(const SegmentCache& c) { m_core->tr = c; }
-SegmentCache Vcpu::ldtr() const { return m_core->ldtr; }
-void Vcpu::set_ldtr(const SegmentCache& c) { m_core->ldtr = c; }
-DescriptorTable Vcpu::gdtr() const { return m_core->gdtr; }
-void Vcpu::set_gdtr(const DescriptorTable& t) { m_core->gdtr = t; }
-DescriptorTable Vcpu::idtr() const { return m_core->idtr; }
-void Vcpu::set_idtr(const DescriptorTable& t) { m_core->idtr = t; }
-unsigned Vcpu::cpl() const { return m_core->cpl; }
+SegmentCache Vcpu::tr() const {
+  return m_core->tr;
+}
+void Vcpu::set_tr(const SegmentCache& c) {
+  m_core->tr = c;
+}
+SegmentCache Vcpu::ldtr() const {
+  return m_core->ldtr;
+}
+void Vcpu::set_ldtr(const SegmentCache& c) {
+  m_core->ldtr = c;
+}
+DescriptorTable Vcpu::gdtr() const {
+  return m_core->gdtr;
+}
+void Vcpu::set_gdtr(const DescriptorTable& t) {
+  m_core->gdtr = t;
+}
+DescriptorTable Vcpu::idtr() const {
+  return m_core->idtr;
+}
+void Vcpu::set_idtr(const DescriptorTable& t) {
+  m_core->idtr = t;
+}
+unsigned Vcpu::cpl() const {
+  return m_core->cpl;
+}
 
-Cycles Vcpu::cycles() const { return Cycles(m_core->cycles); }
-uint64_t Vcpu::tsc() const { return m_core->guest_tsc(); }
-uint64_t Vcpu::instructions() const { return m_core->insns; }
+Cycles Vcpu::cycles() const {
+  return Cycles(m_core->cycles);
+}
+uint64_t Vcpu::tsc() const {
+  return m_core->guest_tsc();
+}
+uint64_t Vcpu::instructions() const {
+  return m_core->insns;
+}
 void Vcpu::advance_to(Cycles c) {
   if (c.value() > m_core->cycles) m_core->cycles = c.value();
 }
@@ -87,12 +144,22 @@ void Vcpu::request_stop(StopReason r) {
   m_core->requested = r;
   m_core->brk = true;
 }
-bool Vcpu::halted() const { return m_core->halted; }
-void Vcpu::set_halted(bool h) { m_core->halted = h; }
-const std::string& Vcpu::stop_detail() const { return m_core->stop_detail; }
-std::string Vcpu::dump_state() const { return m_core->dump(); }
+bool Vcpu::halted() const {
+  return m_core->halted;
+}
+void Vcpu::set_halted(bool h) {
+  m_core->halted = h;
+}
+const std::string& Vcpu::stop_detail() const {
+  return m_core->stop_detail;
+}
+std::string Vcpu::dump_state() const {
+  return m_core->dump();
+}
 
-void Vcpu::set_interrupt_poll(std::function<int(Vcpu&)> poll) { m_core->irq_poll = std::move(poll); }
+void Vcpu::set_interrupt_poll(std::function<int(Vcpu&)> poll) {
+  m_core->irq_poll = std::move(poll);
+}
 void Vcpu::notify_interrupt() {
   m_core->irq_check = true;
   m_core->brk = true;
@@ -100,6 +167,8 @@ void Vcpu::notify_interrupt() {
 void Vcpu::set_hypercall_handler(std::function<bool(Vcpu&)> handler) {
   m_core->hypercall = std::move(handler);
 }
-void Vcpu::set_time_gate(std::function<bool(Vcpu&)> gate) { m_core->time_gate = std::move(gate); }
+void Vcpu::set_time_gate(std::function<bool(Vcpu&)> gate) {
+  m_core->time_gate = std::move(gate);
+}
 
 }  // namespace pvsim

@@ -66,7 +66,7 @@ case "$cmd" in
     build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPVSIM_SANITIZE=ON
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-    export PVSIM_ORACLE_CASES=${PVSIM_ORACLE_CASES:-10000}
+    export PVSIM_ORACLE_CASES=${PVSIM_ORACLE_CASES:-2000}
     cd build-asan && exec ctest --output-on-failure -j "$jobs" "$@" ;;
   bench)
     install_deps

@@ -27,7 +27,9 @@ Core::Core(Vcpu& v, GuestMemory& m, CpuEnv& e, Tracer& t, const VcpuConfig& c)
   code_gen = mem.code_generations();
 }
 
-Core::~Core() { std::free(blocks); }
+Core::~Core() {
+  std::free(blocks);
+}
 
 bool Core::stop_with(StopReason r, std::string detail) {
   stop = r;
@@ -70,22 +72,37 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
 
   uint64_t steps = 0;
   for (;;) {
-    if (steps >= max_insns) { res.reason = StopReason::InsnLimit; break; }
-    if (cycles >= deadline) { res.reason = StopReason::Deadline; break; }
+    if (steps >= max_insns) {
+      res.reason = StopReason::InsnLimit;
+      break;
+    }
+    if (cycles >= deadline) {
+      res.reason = StopReason::Deadline;
+      break;
+    }
     brk = false;
     if (irq_check) [[unlikely]] {
       if (check_interrupts()) {
-        if (stop != StopReason::None) { res.reason = stop; break; }
+        if (stop != StopReason::None) {
+          res.reason = stop;
+          break;
+        }
         ++steps;
         continue;
       }
     }
     Block* b = fetch_block();
     if (!b) [[unlikely]] {
-      if (stop != StopReason::None) { res.reason = stop; break; }
+      if (stop != StopReason::None) {
+        res.reason = stop;
+        break;
+      }
       deliver_fault();
       ++steps;
-      if (stop != StopReason::None) { res.reason = stop; break; }
+      if (stop != StopReason::None) {
+        res.reason = stop;
+        break;
+      }
       continue;
     }
     // Execute the block: at most the remaining instruction budget, leaving early at the
@@ -110,7 +127,8 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
         break;
       }
       ++in;
-      if (cycles >= deadline || brk) [[unlikely]] break;
+      if (cycles >= deadline || brk) [[unlikely]]
+        break;
     }
     if (!failed) rip = next_rip;
     insns += static_cast<uint64_t>(in - first);
@@ -124,17 +142,37 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
     res.executed += done;
     steps += done;
     if (failed) [[unlikely]] {
-      if (stop != StopReason::None) { res.reason = stop; break; }
+      // A non-canonical address through an RSP/RBP-based memory operand (SS is the default
+      // segment, no FS/GS override) is #SS(0), not #GP(0) (SDM Vol. 3A §6.15, Interrupt 12).
+      if (fault_pending && noncanonical_fault && fault.vector == kGP && !in->mod3() &&
+          in->seg == 0 && (in->base == 4 || in->base == 5))
+        fault.vector = kSS;
+      if (stop != StopReason::None) {
+        res.reason = stop;
+        break;
+      }
       deliver_fault();
       ++steps;
-      if (stop != StopReason::None) { res.reason = stop; break; }
+      if (stop != StopReason::None) {
+        res.reason = stop;
+        break;
+      }
       continue;
     }
     if (brk) [[unlikely]] {
-      if (requested != StopReason::None) { res.reason = requested; break; }
-      if (stop != StopReason::None) { res.reason = stop; break; }
+      if (requested != StopReason::None) {
+        res.reason = requested;
+        break;
+      }
+      if (stop != StopReason::None) {
+        res.reason = stop;
+        break;
+      }
       if (halted) {
-        if (!try_wake()) { res.reason = StopReason::Halted; break; }
+        if (!try_wake()) {
+          res.reason = StopReason::Halted;
+          break;
+        }
       }
     }
   }
@@ -146,12 +184,11 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
 
 // Slow part of fetch_block(): fetch-TLB miss or block-cache miss.
 Block* Core::fetch_block_slow() {
-  const uint64_t vpn = rip >> 12;
-  TlbEntry& e = tlb[2][vpn & kTlbMask];
-  if (e.tag != vpn) {
+  TlbEntry& e = tlb[2][(rip >> 12) & kTlbMask];
+  if (e.tag != tlb_key(rip)) {
     uint64_t gpa;
     if (!translate(rip, Acc::Fetch, cpl == 3, gpa, &e)) return nullptr;
-    if (e.tag != vpn) {
+    if (e.tag != tlb_key(rip)) {
       stop_with(StopReason::IoError,
                 fmt::format("instruction fetch from GPA {:#x} outside RAM (rip {:#x})", gpa, rip));
       return nullptr;
@@ -209,9 +246,9 @@ Block* Core::decode_crossing(uint64_t gpa, uint8_t* page_host) {
   const uint64_t next_la = (rip & ~0xfffull) + 4096;
   uint64_t gpa2;
   TlbEntry& e2 = tlb[2][(next_la >> 12) & kTlbMask];
-  if (e2.tag != (next_la >> 12)) {
+  if (e2.tag != tlb_key(next_la)) {
     if (!translate(next_la, Acc::Fetch, cpl == 3, gpa2, &e2)) return nullptr;
-    if (e2.tag != (next_la >> 12)) {
+    if (e2.tag != tlb_key(next_la)) {
       stop_with(StopReason::IoError,
                 fmt::format("instruction fetch from GPA {:#x} outside RAM (rip {:#x})", gpa2, rip));
       return nullptr;
@@ -258,7 +295,11 @@ bool Core::try_wake() {
   return check_interrupts() && !halted;
 }
 
-bool raise_UD(Core& c, const Insn&) { return c.ud(); }
-bool raise_GP0(Core& c, const Insn&) { return c.gp(0); }
+bool raise_UD(Core& c, const Insn&) {
+  return c.ud();
+}
+bool raise_GP0(Core& c, const Insn&) {
+  return c.gp(0);
+}
 
 }  // namespace pvsim::cpu

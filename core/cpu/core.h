@@ -29,9 +29,9 @@
 namespace pvsim::cpu {
 
 // ---- cost model constants (documented in core/README.md "Cost model") ----
-constexpr uint16_t kMemOperandCycles = 2;   // added to a form's cost when ModRM names memory
-constexpr uint64_t kExceptionCycles = 50;   // delivering one event through the IDT
-constexpr uint64_t kVmExitCycles = 1200;    // a VM exit + entry round trip (EPT violation)
+constexpr uint16_t kMemOperandCycles = 2;     // added to a form's cost when ModRM names memory
+constexpr uint64_t kExceptionCycles = 50;     // delivering one event through the IDT
+constexpr uint64_t kVmExitCycles = 1200;      // a VM exit + entry round trip (EPT violation)
 constexpr uint64_t kStringElementCycles = 1;  // per element of a string instruction
 
 // Guest physical-address width reported as MAXPHYADDR: bits above it in paging entries
@@ -47,12 +47,12 @@ constexpr uint64_t PE = 1u << 0, MP = 1u << 1, EM = 1u << 2, TS = 1u << 3, ET = 
 }
 namespace cr4 {
 constexpr uint64_t VME = 1u << 0, PVI = 1u << 1, TSD = 1u << 2, DE = 1u << 3, PSE = 1u << 4,
-                   PAE = 1u << 5, MCE = 1u << 6, PGE = 1u << 7, PCE = 1u << 8,
-                   OSFXSR = 1u << 9, OSXMMEXCPT = 1u << 10;
+                   PAE = 1u << 5, MCE = 1u << 6, PGE = 1u << 7, PCE = 1u << 8, OSFXSR = 1u << 9,
+                   OSXMMEXCPT = 1u << 10;
 // CR4 bits this core accepts; the rest are reserved for MOV CR4 (#GP), because the
 // features behind them (PCID, SMEP, SMAP, LA57, XSAVE, ...) are not implemented.
-constexpr uint64_t kSupported = VME | PVI | TSD | DE | PSE | PAE | MCE | PGE | PCE | OSFXSR |
-                                OSXMMEXCPT;
+constexpr uint64_t kSupported =
+    VME | PVI | TSD | DE | PSE | PAE | MCE | PGE | PCE | OSFXSR | OSXMMEXCPT;
 }  // namespace cr4
 namespace efer {
 constexpr uint64_t SCE = 1u << 0, LME = 1u << 8, LMA = 1u << 10, NXE = 1u << 11;
@@ -60,8 +60,24 @@ constexpr uint64_t SCE = 1u << 0, LME = 1u << 8, LMA = 1u << 10, NXE = 1u << 11;
 
 // Exception vectors (SDM Vol. 3A Table 6-1).
 enum Vector : uint8_t {
-  kDE = 0, kDB = 1, kNMI = 2, kBP = 3, kOF = 4, kBR = 5, kUD = 6, kNM = 7, kDF = 8,
-  kTS = 10, kNP = 11, kSS = 12, kGP = 13, kPF = 14, kMF = 16, kAC = 17, kMC = 18, kXM = 19,
+  kDE = 0,
+  kDB = 1,
+  kNMI = 2,
+  kBP = 3,
+  kOF = 4,
+  kBR = 5,
+  kUD = 6,
+  kNM = 7,
+  kDF = 8,
+  kTS = 10,
+  kNP = 11,
+  kSS = 12,
+  kGP = 13,
+  kPF = 14,
+  kMF = 16,
+  kAC = 17,
+  kMC = 18,
+  kXM = 19,
 };
 
 // #PF error-code bits (SDM Vol. 3A §4.7, Figure 4-12).
@@ -75,18 +91,18 @@ struct Fault {
   uint8_t vector = 0;
   bool has_error = false;
   uint32_t error = 0;
-  uint64_t cr2 = 0;        // for #PF
-  bool injected = false;   // injected by the hypervisor (kvm_inj_exception already traced)
+  uint64_t cr2 = 0;       // for #PF
+  bool injected = false;  // injected by the hypervisor (kvm_inj_exception already traced)
 };
 
 // Software TLB entry: one virtual page -> host pointer of the guest-physical RAM page.
 struct TlbEntry {
-  uint64_t tag = ~0ull;    // linear page number, ~0 = empty
-  uint8_t* host = nullptr; // host address of the 4 KiB guest page
-  uint64_t gpa = 0;        // guest-physical page address
-  bool global = false;     // survives CR3 writes when CR4.PGE (G bit in the leaf entry)
+  uint64_t tag = ~0ull;     // tlb_key(): page number | flush salt; ~0 = empty
+  uint8_t* host = nullptr;  // host address of the 4 KiB guest page
+  uint64_t gpa = 0;         // guest-physical page address
+  bool global = false;      // survives CR3 writes when CR4.PGE (G bit in the leaf entry)
 };
-constexpr unsigned kTlbBits = 10;
+constexpr unsigned kTlbBits = 12;
 constexpr unsigned kTlbSize = 1u << kTlbBits;
 constexpr uint64_t kTlbMask = kTlbSize - 1;
 
@@ -94,8 +110,8 @@ constexpr unsigned kBlockMaxInsns = 16;
 constexpr unsigned kBlockCacheBits = 12;
 // A decoded block: straight-line instructions from one guest-physical page.
 struct Block {
-  uint64_t tag;      // start GPA + 1; 0 = empty (calloc'd cache starts empty)
-  uint32_t gen;      // GuestMemory::code_generation of the page when decoded
+  uint64_t tag;  // start GPA + 1; 0 = empty (calloc'd cache starts empty)
+  uint32_t gen;  // GuestMemory::code_generation of the page when decoded
   uint32_t count;
   Insn insns[kBlockMaxInsns];
 };
@@ -110,18 +126,43 @@ enum class EventKind : uint8_t { Exception, SoftInt, External };
 
 PVSIM_ALWAYS_INLINE uint64_t load_le(const uint8_t* p, unsigned size) {
   switch (size) {
-    case 1: return *p;
-    case 2: { uint16_t v; std::memcpy(&v, p, 2); return v; }
-    case 4: { uint32_t v; std::memcpy(&v, p, 4); return v; }
-    default: { uint64_t v; std::memcpy(&v, p, 8); return v; }
+    case 1:
+      return *p;
+    case 2: {
+      uint16_t v;
+      std::memcpy(&v, p, 2);
+      return v;
+    }
+    case 4: {
+      uint32_t v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    default: {
+      uint64_t v;
+      std::memcpy(&v, p, 8);
+      return v;
+    }
   }
 }
 PVSIM_ALWAYS_INLINE void store_le(uint8_t* p, unsigned size, uint64_t v) {
   switch (size) {
-    case 1: *p = static_cast<uint8_t>(v); break;
-    case 2: { uint16_t t = static_cast<uint16_t>(v); std::memcpy(p, &t, 2); break; }
-    case 4: { uint32_t t = static_cast<uint32_t>(v); std::memcpy(p, &t, 4); break; }
-    default: std::memcpy(p, &v, 8); break;
+    case 1:
+      *p = static_cast<uint8_t>(v);
+      break;
+    case 2: {
+      uint16_t t = static_cast<uint16_t>(v);
+      std::memcpy(p, &t, 2);
+      break;
+    }
+    case 4: {
+      uint32_t t = static_cast<uint32_t>(v);
+      std::memcpy(p, &t, 4);
+      break;
+    }
+    default:
+      std::memcpy(p, &v, 8);
+      break;
   }
 }
 PVSIM_ALWAYS_INLINE bool is_canonical(uint64_t la) {
@@ -145,7 +186,7 @@ class Core {
   // ---- architectural state ----
   uint64_t gpr[16] = {};
   uint64_t rip = 0;
-  uint64_t next_rip = 0;   // RIP of the next instruction while a handler runs
+  uint64_t next_rip = 0;  // RIP of the next instruction while a handler runs
   // RFLAGS. The six arithmetic flags are lazy (architecture.md §3 step 4): the common ALU
   // ops record their operands and result in `lz` and the flags are computed only when
   // something reads them (flags(), cond()). In `rf` the non-arithmetic bits are always
@@ -178,6 +219,7 @@ class Core {
   bool shadow_next = false;     // set by STI / MOV SS; the run loop turns it into inhibit_at
   bool fault_pending = false;
   Fault fault;
+  bool noncanonical_fault = false;  // the pending #GP(0) is a non-canonical linear address
   // Pending-interrupt hook (no interrupt source exists yet; the LAPIC plugs in here).
   bool irq_check = false;
   std::function<int(Vcpu&)> irq_poll;
@@ -195,9 +237,18 @@ class Core {
 
   // ---- software TLB and decoded-block cache ----
   TlbEntry tlb[3][kTlbSize];
-  Block* blocks = nullptr;     // kBlockCacheSize entries, calloc'd (pages touched lazily)
+  // Whole-TLB flushes (CPL change, CR3 without global entries, CR0/CR4/EFER changes) are
+  // O(1): the tag is the linear page number (52 bits) ORed with a salt in bits 63:52, and
+  // a flush changes the salt. The salt never reaches 0xfff, so no key equals the empty
+  // tag ~0; when it would, the arrays are really cleared and the salt restarts at 0.
+  uint64_t tlb_salt = 0;
+  bool tlb_has_global = false;  // a global entry exists: CR3 writes must keep it
+  __attribute__((always_inline)) uint64_t tlb_key(uint64_t la) const {
+    return (la >> 12) | tlb_salt;
+  }
+  Block* blocks = nullptr;             // kBlockCacheSize entries, calloc'd (pages touched lazily)
   const uint32_t* code_gen = nullptr;  // GuestMemory::code_generations(), cached
-  Block tmp_block{};           // page-crossing instruction: decoded every time, never cached
+  Block tmp_block{};  // page-crossing instruction: decoded every time, never cached
 
   // ================= registers =================
   __attribute__((always_inline)) uint64_t getr(unsigned r, unsigned size, const Insn& i) const {
@@ -205,9 +256,12 @@ class Core {
       case 1:
         if (!(i.pfx & P_REX) && r >= 4 && r < 8) return (gpr[r - 4] >> 8) & 0xff;  // AH..BH
         return gpr[r] & 0xff;
-      case 2: return gpr[r] & 0xffff;
-      case 4: return gpr[r] & 0xffffffff;
-      default: return gpr[r];
+      case 2:
+        return gpr[r] & 0xffff;
+      case 4:
+        return gpr[r] & 0xffffffff;
+      default:
+        return gpr[r];
     }
   }
   // Writes follow SDM Vol. 1 §3.4.1.1: 32-bit results zero-extend, 8/16-bit merge.
@@ -219,9 +273,15 @@ class Core {
         else
           gpr[r] = (gpr[r] & ~0xffull) | (v & 0xff);
         break;
-      case 2: gpr[r] = (gpr[r] & ~0xffffull) | (v & 0xffff); break;
-      case 4: gpr[r] = v & 0xffffffff; break;
-      default: gpr[r] = v; break;
+      case 2:
+        gpr[r] = (gpr[r] & ~0xffffull) | (v & 0xffff);
+        break;
+      case 4:
+        gpr[r] = v & 0xffffffff;
+        break;
+      default:
+        gpr[r] = v;
+        break;
     }
   }
   __attribute__((always_inline)) void set_arith(uint64_t f) {
@@ -269,12 +329,23 @@ class Core {
       const uint64_t a = lz.a, b = lz.b;
       bool r;
       switch (cc >> 1) {
-        case 1: r = a < b; break;                                      // B  (CF)
-        case 2: r = a == b; break;                                     // E  (ZF)
-        case 3: r = a <= b; break;                                     // BE (CF|ZF)
-        case 6: r = sext(a, lz.size) < sext(b, lz.size); break;        // L  (SF!=OF)
-        case 7: r = sext(a, lz.size) <= sext(b, lz.size); break;       // LE
-        default: return cond_holds(cc, flags());
+        case 1:
+          r = a < b;
+          break;  // B  (CF)
+        case 2:
+          r = a == b;
+          break;  // E  (ZF)
+        case 3:
+          r = a <= b;
+          break;  // BE (CF|ZF)
+        case 6:
+          r = sext(a, lz.size) < sext(b, lz.size);
+          break;  // L  (SF!=OF)
+        case 7:
+          r = sext(a, lz.size) <= sext(b, lz.size);
+          break;  // LE
+        default:
+          return cond_holds(cc, flags());
       }
       return (cc & 1) ? !r : r;
     }
@@ -287,6 +358,7 @@ class Core {
   bool raise(uint8_t vec, bool has_err = false, uint32_t err = 0, uint64_t cr2v = 0) {
     fault = Fault{vec, has_err, err, cr2v, false};
     fault_pending = true;
+    noncanonical_fault = false;
     return false;
   }
   bool gp(uint32_t err = 0) { return raise(kGP, true, err); }
@@ -297,8 +369,10 @@ class Core {
   // Effective linear address of the ModRM memory operand (SDM Vol. 1 §3.7.5).
   __attribute__((always_inline)) uint64_t ea(const Insn& i) const {
     uint64_t a = static_cast<uint64_t>(static_cast<int64_t>(i.disp));
-    if (i.base == kRegRip) a += next_rip;
-    else if (i.base != kRegNone) a += gpr[i.base];
+    if (i.base == kRegRip)
+      a += next_rip;
+    else if (i.base != kRegNone)
+      a += gpr[i.base];
     if (i.index != kRegNone) a += gpr[i.index] << i.scale;
     if (i.asz == 4) a &= 0xffffffff;
     if (i.seg) a += seg[i.seg].base;  // FS/GS; other bases are ignored in 64-bit mode
@@ -308,7 +382,7 @@ class Core {
   __attribute__((always_inline)) bool read(uint64_t la, unsigned size, uint64_t& v) {
     const TlbEntry& e = tlb[0][(la >> 12) & kTlbMask];
     const uint64_t off = la & 0xfff;
-    if (e.tag == (la >> 12) && off + size <= 4096) [[likely]] {
+    if (e.tag == tlb_key(la) && off + size <= 4096) [[likely]] {
       v = load_le(e.host + off, size);
       return true;
     }
@@ -317,7 +391,7 @@ class Core {
   __attribute__((always_inline)) bool write(uint64_t la, unsigned size, uint64_t v) {
     const TlbEntry& e = tlb[1][(la >> 12) & kTlbMask];
     const uint64_t off = la & 0xfff;
-    if (e.tag == (la >> 12) && off + size <= 4096) [[likely]] {
+    if (e.tag == tlb_key(la) && off + size <= 4096) [[likely]] {
       store_le(e.host + off, size, v);
       return true;
     }
@@ -327,7 +401,7 @@ class Core {
   __attribute__((always_inline)) uint8_t* write_ptr(uint64_t la, unsigned size) {
     const TlbEntry& e = tlb[1][(la >> 12) & kTlbMask];
     const uint64_t off = la & 0xfff;
-    return (e.tag == (la >> 12) && off + size <= 4096) ? e.host + off : nullptr;
+    return (e.tag == tlb_key(la) && off + size <= 4096) ? e.host + off : nullptr;
   }
   // Checks that a write of `size` bytes at la cannot fault (translates every page for
   // write, setting A/D bits), so read-modify-write instructions fault before changing state.
@@ -355,11 +429,17 @@ class Core {
 
   // Operand helpers.
   __attribute__((always_inline)) bool read_E(const Insn& i, unsigned size, uint64_t& v) {
-    if (i.mod3()) { v = getr(i.rm, size, i); return true; }
+    if (i.mod3()) {
+      v = getr(i.rm, size, i);
+      return true;
+    }
     return read(ea(i), size, v);
   }
   __attribute__((always_inline)) bool write_E(const Insn& i, unsigned size, uint64_t v) {
-    if (i.mod3()) { setr(i.rm, size, i, v); return true; }
+    if (i.mod3()) {
+      setr(i.rm, size, i, v);
+      return true;
+    }
     return write(ea(i), size, v);
   }
   // Stack (SS base is 0 in 64-bit mode; a non-canonical stack address is #SS(0)).
@@ -398,12 +478,12 @@ class Core {
   Vcpu::RunResult run(uint64_t max_insns, uint64_t deadline);
   // Fetch: RIP -> fetch TLB -> GPA -> decoded block (valid for the page's code generation).
   __attribute__((always_inline)) Block* fetch_block() {
-    const uint64_t vpn = rip >> 12;
-    const TlbEntry& e = tlb[2][vpn & kTlbMask];
-    if (e.tag == vpn) [[likely]] {
+    const TlbEntry& e = tlb[2][(rip >> 12) & kTlbMask];
+    if (e.tag == tlb_key(rip)) [[likely]] {
       const uint64_t gpa = e.gpa | (rip & 0xfff);
       Block& b = blocks[block_slot(gpa)];
-      if (b.tag == gpa + 1 && b.gen == code_gen[gpa >> 12]) [[likely]] return &b;
+      if (b.tag == gpa + 1 && b.gen == code_gen[gpa >> 12]) [[likely]]
+        return &b;
     }
     return fetch_block_slow();
   }
@@ -432,7 +512,7 @@ class Core {
   bool port_out(const Insn& i, uint16_t port, unsigned size, uint32_t v, uint64_t qual);
   uint64_t guest_tsc() const { return cfg.tsc_start + cycles + tsc_offset; }
 
-  void register_msrs();  // msrs.cpp
+  void register_msrs();      // msrs.cpp
   std::string dump() const;  // dump.cpp
 };
 

@@ -21,9 +21,9 @@ struct OpInfo {
 };
 
 constexpr OpInfo kOps[] = {
-#define OP(name, map, opc, span, pfx, modrm, mod, reg, rm, imm, size, cost, attr)            \
-  {&name, #name, map, static_cast<uint8_t>(opc), span, pfx, modrm, mod, reg, rm, imm, size, \
-   cost, attr, OpId::name},
+#define OP(name, map, opc, span, pfx, modrm, mod, reg, rm, imm, size, cost, attr)                 \
+  {&name, #name, map,       static_cast<uint8_t>(opc), span, pfx, modrm, mod, reg, rm, imm, size, \
+   cost,  attr,  OpId::name},
 #include "core/cpu/opcodes.def"
 #undef OP
 };
@@ -34,7 +34,8 @@ struct Slots {
   Slots() {
     for (uint16_t k = 0; k < std::size(kOps); ++k) {
       const OpInfo& o = kOps[k];
-      for (unsigned j = 0; j < o.span; ++j) lines[o.map * 256 + ((o.opcode + j) & 0xff)].push_back(k);
+      for (unsigned j = 0; j < o.span; ++j)
+        lines[o.map * 256 + ((o.opcode + j) & 0xff)].push_back(k);
     }
   }
 };
@@ -58,7 +59,9 @@ DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out) {
   uint8_t rex = 0, rep = 0, seg = 0;
   bool opsz = false, adsz = false, lock = false;
   auto need = [&](size_t n) { return pos + n <= avail; };
-  auto limit_status = [&]() { return pos + 1 > kMaxLen ? DecodeStatus::TooLong : DecodeStatus::NeedMore; };
+  auto limit_status = [&]() {
+    return pos + 1 > kMaxLen ? DecodeStatus::TooLong : DecodeStatus::NeedMore;
+  };
 
   // Legacy prefixes and REX. A REX prefix only counts when it immediately precedes the
   // opcode (SDM Vol. 2A §2.2.1): any legacy prefix after it cancels it.
@@ -67,17 +70,40 @@ DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out) {
     if (pos >= kMaxLen) return DecodeStatus::TooLong;
     if (!need(1)) return DecodeStatus::NeedMore;
     b = p[pos];
-    if ((b & 0xf0) == 0x40) { rex = b; ++pos; continue; }
+    if ((b & 0xf0) == 0x40) {
+      rex = b;
+      ++pos;
+      continue;
+    }
     bool is_prefix = true;
     switch (b) {
-      case 0x66: opsz = true; break;
-      case 0x67: adsz = true; break;
-      case 0xf0: lock = true; break;
-      case 0xf2: case 0xf3: rep = b; break;
-      case 0x64: seg = 4; break;  // FS
-      case 0x65: seg = 5; break;  // GS
-      case 0x26: case 0x2e: case 0x36: case 0x3e: break;  // ES/CS/SS/DS: no-ops in 64-bit mode
-      default: is_prefix = false; break;
+      case 0x66:
+        opsz = true;
+        break;
+      case 0x67:
+        adsz = true;
+        break;
+      case 0xf0:
+        lock = true;
+        break;
+      case 0xf2:
+      case 0xf3:
+        rep = b;
+        break;
+      case 0x64:
+        seg = 4;
+        break;  // FS
+      case 0x65:
+        seg = 5;
+        break;  // GS
+      case 0x26:
+      case 0x2e:
+      case 0x36:
+      case 0x3e:
+        break;  // ES/CS/SS/DS: no-ops in 64-bit mode
+      default:
+        is_prefix = false;
+        break;
     }
     if (!is_prefix) break;
     rex = 0;
@@ -137,11 +163,21 @@ DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out) {
   in.pfx = (rex ? P_REX : 0) | ((rex & 8) ? P_REXW : 0) | (rep == 0xf3 ? P_REP : 0) |
            (rep == 0xf2 ? P_REPNE : 0) | (lock ? P_LOCK : 0);
   switch (info->size) {
-    case SB: in.osz = 1; break;
-    case SV: in.osz = (rex & 8) ? 8 : opsz ? 2 : 4; break;
-    case SD64: in.osz = opsz ? 2 : 8; break;
-    case SF64: in.osz = 8; break;
-    default: in.osz = 2; break;
+    case SB:
+      in.osz = 1;
+      break;
+    case SV:
+      in.osz = (rex & 8) ? 8 : opsz ? 2 : 4;
+      break;
+    case SD64:
+      in.osz = opsz ? 2 : 8;
+      break;
+    case SF64:
+      in.osz = 8;
+      break;
+    default:
+      in.osz = 2;
+      break;
   }
   if (info->span == 16) in.cond = op & 0xf;
   if (info->span == 8) in.reg = (op & 7) | ((rex & 1) << 3);
@@ -179,7 +215,10 @@ DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out) {
         if (!need(1)) return DecodeStatus::NeedMore;
         in.disp = static_cast<int8_t>(p[pos++]);
       } else if (mod == 2) {
-        if (pos + 4 > kMaxLen) { pos = kMaxLen; return limit_status(); }
+        if (pos + 4 > kMaxLen) {
+          pos = kMaxLen;
+          return limit_status();
+        }
         if (!need(4)) return DecodeStatus::NeedMore;
         in.disp = static_cast<int32_t>(p[pos] | (p[pos + 1] << 8) | (p[pos + 2] << 16) |
                                        (static_cast<uint32_t>(p[pos + 3]) << 24));
@@ -192,14 +231,33 @@ DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out) {
   unsigned isz = 0;
   bool isign = false;
   switch (info->imm) {
-    case I_NONE: break;
-    case I_B: isz = 1; break;
-    case I_BS: case I_J8: isz = 1; isign = true; break;
-    case I_W: isz = 2; break;
-    case I_Z: isz = in.osz == 2 ? 2 : 4; isign = true; break;
-    case I_V: isz = in.osz; break;
-    case I_J32: isz = 4; isign = true; break;
-    case I_MOFFS: isz = in.asz; break;
+    case I_NONE:
+      break;
+    case I_B:
+      isz = 1;
+      break;
+    case I_BS:
+    case I_J8:
+      isz = 1;
+      isign = true;
+      break;
+    case I_W:
+      isz = 2;
+      break;
+    case I_Z:
+      isz = in.osz == 2 ? 2 : 4;
+      isign = true;
+      break;
+    case I_V:
+      isz = in.osz;
+      break;
+    case I_J32:
+      isz = 4;
+      isign = true;
+      break;
+    case I_MOFFS:
+      isz = in.asz;
+      break;
   }
   if (isz) {
     if (pos + isz > kMaxLen) return DecodeStatus::TooLong;

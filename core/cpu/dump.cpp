@@ -23,17 +23,21 @@ std::string seg_line(const char* name, const SegmentCache& s) {
   // QEMU shows the descriptor flags word: access byte at bits 15:8, flags at 23:20.
   const uint32_t flags = (static_cast<uint32_t>(s.attrs & 0xff) << 8) |
                          (static_cast<uint32_t>((s.attrs >> 12) & 0xf) << 20);
-  return fmt::format("{}={:04x} {:016x} {:08x} {:08x} DPL={}\n", name, s.selector, s.base,
-                     s.limit, flags, (s.attrs >> 5) & 3);
+  return fmt::format("{}={:04x} {:016x} {:08x} {:08x} DPL={}\n", name, s.selector, s.base, s.limit,
+                     flags, (s.attrs >> 5) & 3);
 }
 }  // namespace
 
 std::string Core::dump() const {
   std::string o;
-  o += fmt::format("RAX={:016x} RBX={:016x} RCX={:016x} RDX={:016x}\n", gpr[0], gpr[3], gpr[1], gpr[2]);
-  o += fmt::format("RSI={:016x} RDI={:016x} RBP={:016x} RSP={:016x}\n", gpr[6], gpr[7], gpr[5], gpr[4]);
-  o += fmt::format("R8 ={:016x} R9 ={:016x} R10={:016x} R11={:016x}\n", gpr[8], gpr[9], gpr[10], gpr[11]);
-  o += fmt::format("R12={:016x} R13={:016x} R14={:016x} R15={:016x}\n", gpr[12], gpr[13], gpr[14], gpr[15]);
+  o += fmt::format("RAX={:016x} RBX={:016x} RCX={:016x} RDX={:016x}\n", gpr[0], gpr[3], gpr[1],
+                   gpr[2]);
+  o += fmt::format("RSI={:016x} RDI={:016x} RBP={:016x} RSP={:016x}\n", gpr[6], gpr[7], gpr[5],
+                   gpr[4]);
+  o += fmt::format("R8 ={:016x} R9 ={:016x} R10={:016x} R11={:016x}\n", gpr[8], gpr[9], gpr[10],
+                   gpr[11]);
+  o += fmt::format("R12={:016x} R13={:016x} R14={:016x} R15={:016x}\n", gpr[12], gpr[13], gpr[14],
+                   gpr[15]);
   o += fmt::format("RIP={:016x} RFL={:08x} {} CPL={} II={} A20=1 SMM=0 HLT={}\n", rip,
                    (flags_value() & fl::kDefined) | fl::Reserved1, flag_letters(flags_value()), cpl,
                    inhibit_at == insns ? 1 : 0, halted ? 1 : 0);

@@ -15,21 +15,37 @@ namespace {
 // Descriptor access-rights byte fields (lo >> 40).
 constexpr uint64_t kDescS = 1ull << 44, kDescP = 1ull << 47, kDescL = 1ull << 53,
                    kDescDB = 1ull << 54;
-inline unsigned desc_type(uint64_t lo) { return (lo >> 40) & 0xf; }
-inline unsigned desc_dpl(uint64_t lo) { return (lo >> 45) & 3; }
-inline bool desc_is_code(uint64_t lo) { return (lo & kDescS) && (desc_type(lo) & 8); }
-inline bool desc_is_data(uint64_t lo) { return (lo & kDescS) && !(desc_type(lo) & 8); }
-inline bool code_conforming(uint64_t lo) { return desc_type(lo) & 4; }
-inline bool code_readable(uint64_t lo) { return desc_type(lo) & 2; }
-inline bool data_writable(uint64_t lo) { return desc_type(lo) & 2; }
+inline unsigned desc_type(uint64_t lo) {
+  return (lo >> 40) & 0xf;
+}
+inline unsigned desc_dpl(uint64_t lo) {
+  return (lo >> 45) & 3;
+}
+inline bool desc_is_code(uint64_t lo) {
+  return (lo & kDescS) && (desc_type(lo) & 8);
+}
+inline bool desc_is_data(uint64_t lo) {
+  return (lo & kDescS) && !(desc_type(lo) & 8);
+}
+inline bool code_conforming(uint64_t lo) {
+  return desc_type(lo) & 4;
+}
+inline bool code_readable(uint64_t lo) {
+  return desc_type(lo) & 2;
+}
+inline bool data_writable(uint64_t lo) {
+  return desc_type(lo) & 2;
+}
 
 // Contributory exceptions (SDM Vol. 3A Table 6-4).
-bool contributory(uint8_t v) { return v == kDE || v == kTS || v == kNP || v == kSS || v == kGP; }
+bool contributory(uint8_t v) {
+  return v == kDE || v == kTS || v == kNP || v == kSS || v == kGP;
+}
 
 const char* vector_name(uint8_t v) {
-  static const char* const names[32] = {"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
+  static const char* const names[32] = {"#DE", "#DB",  "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
                                         "#DF", "#CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "#15",
-                                        "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
+                                        "#MF", "#AC",  "#MC", "#XM", "#VE", "#CP"};
   return v < 22 ? names[v] : "INT";
 }
 
@@ -65,7 +81,8 @@ bool Core::deliver(uint8_t vector, EventKind kind, bool has_err, uint32_t err, u
   const uint32_t idt_err = vector * 8u + 2u + ext;  // IDT flag (bit 1) set
   if (vector * 16ull + 15 > idtr.limit) return gp(idt_err);
   uint64_t lo, hi;
-  if (!read_sys(idtr.base + vector * 16ull, 8, lo) || !read_sys(idtr.base + vector * 16ull + 8, 8, hi))
+  if (!read_sys(idtr.base + vector * 16ull, 8, lo) ||
+      !read_sys(idtr.base + vector * 16ull + 8, 8, hi))
     return false;
   const unsigned type = (lo >> 40) & 0xf;
   if (type != 0xe && type != 0xf) return gp(idt_err);  // only 64-bit interrupt/trap gates

@@ -42,11 +42,26 @@ PVSIM_ALWAYS_INLINE uint64_t alu(Core& c, uint64_t a, uint64_t b, unsigned size)
   // ADD/SUB/CMP/AND/OR/XOR leave their flags lazy; ADC/SBB need CF in, so compute now.
   const uint64_t m = size_mask(size);
   uint64_t r = 0;
-  if constexpr (OP == Alu::Add) { r = (a + b) & m; c.set_lazy(kLazyAdd, a, b, r, size); }
-  if constexpr (OP == Alu::Sub || OP == Alu::Cmp) { r = (a - b) & m; c.set_lazy(kLazySub, a, b, r, size); }
-  if constexpr (OP == Alu::And) { r = a & b; c.set_lazy(kLazyLogic, 0, 0, r, size); }
-  if constexpr (OP == Alu::Or) { r = a | b; c.set_lazy(kLazyLogic, 0, 0, r, size); }
-  if constexpr (OP == Alu::Xor) { r = a ^ b; c.set_lazy(kLazyLogic, 0, 0, r, size); }
+  if constexpr (OP == Alu::Add) {
+    r = (a + b) & m;
+    c.set_lazy(kLazyAdd, a, b, r, size);
+  }
+  if constexpr (OP == Alu::Sub || OP == Alu::Cmp) {
+    r = (a - b) & m;
+    c.set_lazy(kLazySub, a, b, r, size);
+  }
+  if constexpr (OP == Alu::And) {
+    r = a & b;
+    c.set_lazy(kLazyLogic, 0, 0, r, size);
+  }
+  if constexpr (OP == Alu::Or) {
+    r = a | b;
+    c.set_lazy(kLazyLogic, 0, 0, r, size);
+  }
+  if constexpr (OP == Alu::Xor) {
+    r = a ^ b;
+    c.set_lazy(kLazyLogic, 0, 0, r, size);
+  }
   if constexpr (OP == Alu::Adc) c.set_arith(flags_add(a, b, c.flags() & fl::CF, size, r));
   if constexpr (OP == Alu::Sbb) c.set_arith(flags_sub(a, b, c.flags() & fl::CF, size, r));
   return r;
@@ -56,10 +71,14 @@ PVSIM_ALWAYS_INLINE uint64_t alu(Core& c, uint64_t a, uint64_t b, unsigned size)
 // helper below is then compiled for a constant size (no masks or switches at run time).
 #define PVSIM_SIZE_DISPATCH(size, call) \
   switch (size) {                       \
-    case 1: return call<1>(c, i);             \
-    case 2: return call<2>(c, i);             \
-    case 4: return call<4>(c, i);             \
-    default: return call<8>(c, i);            \
+    case 1:                             \
+      return call<1>(c, i);             \
+    case 2:                             \
+      return call<2>(c, i);             \
+    case 4:                             \
+      return call<4>(c, i);             \
+    default:                            \
+      return call<8>(c, i);             \
   }
 
 enum class Src { Reg, Imm };
@@ -112,16 +131,34 @@ PVSIM_ALWAYS_INLINE bool alu_acc(Core& c, const Insn& i, unsigned size) {
 
 }  // namespace
 
-#define PVSIM_ALU_HANDLERS(N, K)                                                        \
-  bool N##_EbGb(Core& c, const Insn& i) { return alu_E<K, Src::Reg>(c, i, 1); }         \
-  bool N##_EvGv(Core& c, const Insn& i) { return alu_E<K, Src::Reg>(c, i, i.osz); }     \
-  bool N##_GbEb(Core& c, const Insn& i) { return alu_G<K>(c, i, 1); }                   \
-  bool N##_GvEv(Core& c, const Insn& i) { return alu_G<K>(c, i, i.osz); }               \
-  bool N##_ALIb(Core& c, const Insn& i) { return alu_acc<K>(c, i, 1); }                 \
-  bool N##_rAXIz(Core& c, const Insn& i) { return alu_acc<K>(c, i, i.osz); }            \
-  bool N##_EbIb(Core& c, const Insn& i) { return alu_E<K, Src::Imm>(c, i, 1); }         \
-  bool N##_EvIz(Core& c, const Insn& i) { return alu_E<K, Src::Imm>(c, i, i.osz); }     \
-  bool N##_EvIb(Core& c, const Insn& i) { return alu_E<K, Src::Imm>(c, i, i.osz); }
+#define PVSIM_ALU_HANDLERS(N, K)            \
+  bool N##_EbGb(Core& c, const Insn& i) {   \
+    return alu_E<K, Src::Reg>(c, i, 1);     \
+  }                                         \
+  bool N##_EvGv(Core& c, const Insn& i) {   \
+    return alu_E<K, Src::Reg>(c, i, i.osz); \
+  }                                         \
+  bool N##_GbEb(Core& c, const Insn& i) {   \
+    return alu_G<K>(c, i, 1);               \
+  }                                         \
+  bool N##_GvEv(Core& c, const Insn& i) {   \
+    return alu_G<K>(c, i, i.osz);           \
+  }                                         \
+  bool N##_ALIb(Core& c, const Insn& i) {   \
+    return alu_acc<K>(c, i, 1);             \
+  }                                         \
+  bool N##_rAXIz(Core& c, const Insn& i) {  \
+    return alu_acc<K>(c, i, i.osz);         \
+  }                                         \
+  bool N##_EbIb(Core& c, const Insn& i) {   \
+    return alu_E<K, Src::Imm>(c, i, 1);     \
+  }                                         \
+  bool N##_EvIz(Core& c, const Insn& i) {   \
+    return alu_E<K, Src::Imm>(c, i, i.osz); \
+  }                                         \
+  bool N##_EvIb(Core& c, const Insn& i) {   \
+    return alu_E<K, Src::Imm>(c, i, i.osz); \
+  }
 PVSIM_ALU_HANDLERS(ADD, Alu::Add)
 PVSIM_ALU_HANDLERS(OR, Alu::Or)
 PVSIM_ALU_HANDLERS(ADC, Alu::Adc)
@@ -159,8 +196,12 @@ inline bool neg_E(Core& c, const Insn& i, unsigned size) {
 }
 }  // namespace
 
-bool TEST_EbGb(Core& c, const Insn& i) { return test_E(c, i, 1, c.getr(i.reg, 1, i)); }
-bool TEST_EvGv(Core& c, const Insn& i) { return test_E(c, i, i.osz, c.getr(i.reg, i.osz, i)); }
+bool TEST_EbGb(Core& c, const Insn& i) {
+  return test_E(c, i, 1, c.getr(i.reg, 1, i));
+}
+bool TEST_EvGv(Core& c, const Insn& i) {
+  return test_E(c, i, i.osz, c.getr(i.reg, i.osz, i));
+}
 bool TEST_ALIb(Core& c, const Insn& i) {
   c.set_arith(flags_logic(c.getr(0, 1, i) & i.imm & 0xff, 1));
   return true;
@@ -169,21 +210,43 @@ bool TEST_rAXIz(Core& c, const Insn& i) {
   c.set_arith(flags_logic(c.getr(0, i.osz, i) & i.imm & size_mask(i.osz), i.osz));
   return true;
 }
-bool TEST_EbIb(Core& c, const Insn& i) { return test_E(c, i, 1, i.imm); }
-bool TEST_EbIb_1(Core& c, const Insn& i) { return test_E(c, i, 1, i.imm); }
-bool TEST_EvIz(Core& c, const Insn& i) { return test_E(c, i, i.osz, i.imm); }
-bool TEST_EvIz_1(Core& c, const Insn& i) { return test_E(c, i, i.osz, i.imm); }
-bool NOT_Eb(Core& c, const Insn& i) { return rmw_E(c, i, 1, [](uint64_t a) { return ~a & 0xff; }); }
+bool TEST_EbIb(Core& c, const Insn& i) {
+  return test_E(c, i, 1, i.imm);
+}
+bool TEST_EbIb_1(Core& c, const Insn& i) {
+  return test_E(c, i, 1, i.imm);
+}
+bool TEST_EvIz(Core& c, const Insn& i) {
+  return test_E(c, i, i.osz, i.imm);
+}
+bool TEST_EvIz_1(Core& c, const Insn& i) {
+  return test_E(c, i, i.osz, i.imm);
+}
+bool NOT_Eb(Core& c, const Insn& i) {
+  return rmw_E(c, i, 1, [](uint64_t a) { return ~a & 0xff; });
+}
 bool NOT_Ev(Core& c, const Insn& i) {
   const uint64_t m = size_mask(i.osz);
   return rmw_E(c, i, i.osz, [m](uint64_t a) { return ~a & m; });
 }
-bool NEG_Eb(Core& c, const Insn& i) { return neg_E(c, i, 1); }
-bool NEG_Ev(Core& c, const Insn& i) { return neg_E(c, i, i.osz); }
-bool INC_Eb(Core& c, const Insn& i) { return incdec_E(c, i, 1, false); }
-bool DEC_Eb(Core& c, const Insn& i) { return incdec_E(c, i, 1, true); }
-bool INC_Ev(Core& c, const Insn& i) { return incdec_E(c, i, i.osz, false); }
-bool DEC_Ev(Core& c, const Insn& i) { return incdec_E(c, i, i.osz, true); }
+bool NEG_Eb(Core& c, const Insn& i) {
+  return neg_E(c, i, 1);
+}
+bool NEG_Ev(Core& c, const Insn& i) {
+  return neg_E(c, i, i.osz);
+}
+bool INC_Eb(Core& c, const Insn& i) {
+  return incdec_E(c, i, 1, false);
+}
+bool DEC_Eb(Core& c, const Insn& i) {
+  return incdec_E(c, i, 1, true);
+}
+bool INC_Ev(Core& c, const Insn& i) {
+  return incdec_E(c, i, i.osz, false);
+}
+bool DEC_Ev(Core& c, const Insn& i) {
+  return incdec_E(c, i, i.osz, true);
+}
 
 // ---------------- multiply / divide ----------------
 namespace {
@@ -226,8 +289,10 @@ inline bool div1(Core& c, const Insn& i, unsigned size, bool is_signed) {
   if (src == 0) return c.raise(kDE);
   const unsigned bits = size * 8;
   u128 dividend;
-  if (size == 1) dividend = c.getr(0, 2, i);
-  else dividend = (static_cast<u128>(c.getr(2, size, i)) << bits) | c.getr(0, size, i);
+  if (size == 1)
+    dividend = c.getr(0, 2, i);
+  else
+    dividend = (static_cast<u128>(c.getr(2, size, i)) << bits) | c.getr(0, size, i);
   uint64_t q, r;
   if (is_signed) {
     // Sign-extend the 2*size-byte dividend.
@@ -267,14 +332,30 @@ inline bool imul_into_G(Core& c, const Insn& i, uint64_t a, uint64_t b) {
 }
 }  // namespace
 
-bool MUL_Eb(Core& c, const Insn& i) { return mul1(c, i, 1, false); }
-bool IMUL_Eb(Core& c, const Insn& i) { return mul1(c, i, 1, true); }
-bool MUL_Ev(Core& c, const Insn& i) { return mul1(c, i, i.osz, false); }
-bool IMUL_Ev(Core& c, const Insn& i) { return mul1(c, i, i.osz, true); }
-bool DIV_Eb(Core& c, const Insn& i) { return div1(c, i, 1, false); }
-bool IDIV_Eb(Core& c, const Insn& i) { return div1(c, i, 1, true); }
-bool DIV_Ev(Core& c, const Insn& i) { return div1(c, i, i.osz, false); }
-bool IDIV_Ev(Core& c, const Insn& i) { return div1(c, i, i.osz, true); }
+bool MUL_Eb(Core& c, const Insn& i) {
+  return mul1(c, i, 1, false);
+}
+bool IMUL_Eb(Core& c, const Insn& i) {
+  return mul1(c, i, 1, true);
+}
+bool MUL_Ev(Core& c, const Insn& i) {
+  return mul1(c, i, i.osz, false);
+}
+bool IMUL_Ev(Core& c, const Insn& i) {
+  return mul1(c, i, i.osz, true);
+}
+bool DIV_Eb(Core& c, const Insn& i) {
+  return div1(c, i, 1, false);
+}
+bool IDIV_Eb(Core& c, const Insn& i) {
+  return div1(c, i, 1, true);
+}
+bool DIV_Ev(Core& c, const Insn& i) {
+  return div1(c, i, i.osz, false);
+}
+bool IDIV_Ev(Core& c, const Insn& i) {
+  return div1(c, i, i.osz, true);
+}
 bool IMUL_GvEv(Core& c, const Insn& i) {
   uint64_t b;
   if (!c.read_E(i, i.osz, b)) return false;
@@ -285,7 +366,9 @@ bool IMUL_GvEvIz(Core& c, const Insn& i) {
   if (!c.read_E(i, i.osz, b)) return false;
   return imul_into_G(c, i, b, i.imm);
 }
-bool IMUL_GvEvIb(Core& c, const Insn& i) { return IMUL_GvEvIz(c, i); }
+bool IMUL_GvEvIb(Core& c, const Insn& i) {
+  return IMUL_GvEvIz(c, i);
+}
 
 // ---------------- shifts and rotates ----------------
 namespace {
@@ -323,8 +406,10 @@ inline uint64_t shift(Core& c, uint64_t a, unsigned count, unsigned size) {
     setf(fl::CF, cf);
   } else if constexpr (K == Sh::Rol || K == Sh::Ror) {
     const unsigned n = count % bits;
-    if (K == Sh::Rol) r = n ? ((a << n) | (a >> (bits - n))) & m : a;
-    else r = n ? ((a >> n) | (a << (bits - n))) & m : a;
+    if (K == Sh::Rol)
+      r = n ? ((a << n) | (a >> (bits - n))) & m : a;
+    else
+      r = n ? ((a >> n) | (a << (bits - n))) & m : a;
     if (K == Sh::Rol) {
       setf(fl::CF, r & 1);
       setf(fl::OF, ((r & msb) != 0) != ((r & 1) != 0));
@@ -348,8 +433,10 @@ inline uint64_t shift(Core& c, uint64_t a, unsigned count, unsigned size) {
       }
     }
     setf(fl::CF, cf);
-    if constexpr (K == Sh::Rcl) setf(fl::OF, ((r & msb) != 0) != cf);
-    else setf(fl::OF, ((r & msb) != 0) != ((r & (msb >> 1)) != 0));
+    if constexpr (K == Sh::Rcl)
+      setf(fl::OF, ((r & msb) != 0) != cf);
+    else
+      setf(fl::OF, ((r & msb) != 0) != ((r & (msb >> 1)) != 0));
   }
   c.set_arith(f & fl::kArith);
   return r;
@@ -361,13 +448,25 @@ inline bool shift_E(Core& c, const Insn& i, unsigned size, unsigned count) {
 }
 }  // namespace
 
-#define PVSIM_SHIFT_HANDLERS(N, K)                                                                  \
-  bool N##_EbIb(Core& c, const Insn& i) { return shift_E<K>(c, i, 1, static_cast<unsigned>(i.imm)); } \
-  bool N##_EvIb(Core& c, const Insn& i) { return shift_E<K>(c, i, i.osz, static_cast<unsigned>(i.imm)); } \
-  bool N##_Eb1(Core& c, const Insn& i) { return shift_E<K>(c, i, 1, 1); }                              \
-  bool N##_Ev1(Core& c, const Insn& i) { return shift_E<K>(c, i, i.osz, 1); }                          \
-  bool N##_EbCL(Core& c, const Insn& i) { return shift_E<K>(c, i, 1, c.gpr[1] & 0xff); }               \
-  bool N##_EvCL(Core& c, const Insn& i) { return shift_E<K>(c, i, i.osz, c.gpr[1] & 0xff); }
+#define PVSIM_SHIFT_HANDLERS(N, K)                                \
+  bool N##_EbIb(Core& c, const Insn& i) {                         \
+    return shift_E<K>(c, i, 1, static_cast<unsigned>(i.imm));     \
+  }                                                               \
+  bool N##_EvIb(Core& c, const Insn& i) {                         \
+    return shift_E<K>(c, i, i.osz, static_cast<unsigned>(i.imm)); \
+  }                                                               \
+  bool N##_Eb1(Core& c, const Insn& i) {                          \
+    return shift_E<K>(c, i, 1, 1);                                \
+  }                                                               \
+  bool N##_Ev1(Core& c, const Insn& i) {                          \
+    return shift_E<K>(c, i, i.osz, 1);                            \
+  }                                                               \
+  bool N##_EbCL(Core& c, const Insn& i) {                         \
+    return shift_E<K>(c, i, 1, c.gpr[1] & 0xff);                  \
+  }                                                               \
+  bool N##_EvCL(Core& c, const Insn& i) {                         \
+    return shift_E<K>(c, i, i.osz, c.gpr[1] & 0xff);              \
+  }
 PVSIM_SHIFT_HANDLERS(ROL, Sh::Rol)
 PVSIM_SHIFT_HANDLERS(ROR, Sh::Ror)
 PVSIM_SHIFT_HANDLERS(RCL, Sh::Rcl)
@@ -406,10 +505,18 @@ inline bool shxd(Core& c, const Insn& i, unsigned count, bool left) {
   });
 }
 }  // namespace
-bool SHLD_EvGvIb(Core& c, const Insn& i) { return shxd(c, i, static_cast<unsigned>(i.imm), true); }
-bool SHLD_EvGvCL(Core& c, const Insn& i) { return shxd(c, i, c.gpr[1] & 0xff, true); }
-bool SHRD_EvGvIb(Core& c, const Insn& i) { return shxd(c, i, static_cast<unsigned>(i.imm), false); }
-bool SHRD_EvGvCL(Core& c, const Insn& i) { return shxd(c, i, c.gpr[1] & 0xff, false); }
+bool SHLD_EvGvIb(Core& c, const Insn& i) {
+  return shxd(c, i, static_cast<unsigned>(i.imm), true);
+}
+bool SHLD_EvGvCL(Core& c, const Insn& i) {
+  return shxd(c, i, c.gpr[1] & 0xff, true);
+}
+bool SHRD_EvGvIb(Core& c, const Insn& i) {
+  return shxd(c, i, static_cast<unsigned>(i.imm), false);
+}
+bool SHRD_EvGvCL(Core& c, const Insn& i) {
+  return shxd(c, i, c.gpr[1] & 0xff, false);
+}
 
 // ---------------- bit test / scan / count ----------------
 namespace {
@@ -440,7 +547,10 @@ inline bool bt(Core& c, const Insn& i, uint64_t offset, bool reg_offset) {
   uint64_t la = c.ea(i);
   if (reg_offset) {
     const int64_t so = sext(offset, size);
-    la += static_cast<uint64_t>((so >> (bits == 64 ? 6 : bits == 32 ? 5 : 4)) * static_cast<int64_t>(size));
+    la += static_cast<uint64_t>((so >> (bits == 64   ? 6
+                                        : bits == 32 ? 5
+                                                     : 4)) *
+                                static_cast<int64_t>(size));
   }
   bit = offset & (bits - 1);
   if constexpr (K == Bt::Test) {
@@ -457,14 +567,30 @@ inline bool bt(Core& c, const Insn& i, uint64_t offset, bool reg_offset) {
 }
 }  // namespace
 
-bool BT_EvGv(Core& c, const Insn& i) { return bt<Bt::Test>(c, i, c.getr(i.reg, i.osz, i), true); }
-bool BTS_EvGv(Core& c, const Insn& i) { return bt<Bt::Set>(c, i, c.getr(i.reg, i.osz, i), true); }
-bool BTR_EvGv(Core& c, const Insn& i) { return bt<Bt::Reset>(c, i, c.getr(i.reg, i.osz, i), true); }
-bool BTC_EvGv(Core& c, const Insn& i) { return bt<Bt::Complement>(c, i, c.getr(i.reg, i.osz, i), true); }
-bool BT_EvIb(Core& c, const Insn& i) { return bt<Bt::Test>(c, i, i.imm, false); }
-bool BTS_EvIb(Core& c, const Insn& i) { return bt<Bt::Set>(c, i, i.imm, false); }
-bool BTR_EvIb(Core& c, const Insn& i) { return bt<Bt::Reset>(c, i, i.imm, false); }
-bool BTC_EvIb(Core& c, const Insn& i) { return bt<Bt::Complement>(c, i, i.imm, false); }
+bool BT_EvGv(Core& c, const Insn& i) {
+  return bt<Bt::Test>(c, i, c.getr(i.reg, i.osz, i), true);
+}
+bool BTS_EvGv(Core& c, const Insn& i) {
+  return bt<Bt::Set>(c, i, c.getr(i.reg, i.osz, i), true);
+}
+bool BTR_EvGv(Core& c, const Insn& i) {
+  return bt<Bt::Reset>(c, i, c.getr(i.reg, i.osz, i), true);
+}
+bool BTC_EvGv(Core& c, const Insn& i) {
+  return bt<Bt::Complement>(c, i, c.getr(i.reg, i.osz, i), true);
+}
+bool BT_EvIb(Core& c, const Insn& i) {
+  return bt<Bt::Test>(c, i, i.imm, false);
+}
+bool BTS_EvIb(Core& c, const Insn& i) {
+  return bt<Bt::Set>(c, i, i.imm, false);
+}
+bool BTR_EvIb(Core& c, const Insn& i) {
+  return bt<Bt::Reset>(c, i, i.imm, false);
+}
+bool BTC_EvIb(Core& c, const Insn& i) {
+  return bt<Bt::Complement>(c, i, i.imm, false);
+}
 
 // BSF/BSR: source 0 sets ZF and leaves the destination unchanged (what Intel and AMD
 // parts do; the SDM says "undefined"). Other flags undefined: unchanged here.
@@ -472,7 +598,10 @@ bool BSF_GvEv(Core& c, const Insn& i) {
   uint64_t s;
   if (!c.read_E(i, i.osz, s)) return false;
   const uint64_t old = c.flags();
-  if (s == 0) { c.rf = old | fl::ZF; return true; }
+  if (s == 0) {
+    c.rf = old | fl::ZF;
+    return true;
+  }
   c.rf = old & ~fl::ZF;
   c.setr(i.reg, i.osz, i, static_cast<uint64_t>(__builtin_ctzll(s)));
   return true;
@@ -481,7 +610,10 @@ bool BSR_GvEv(Core& c, const Insn& i) {
   uint64_t s;
   if (!c.read_E(i, i.osz, s)) return false;
   const uint64_t old = c.flags();
-  if (s == 0) { c.rf = old | fl::ZF; return true; }
+  if (s == 0) {
+    c.rf = old | fl::ZF;
+    return true;
+  }
   c.rf = old & ~fl::ZF;
   c.setr(i.reg, i.osz, i, static_cast<uint64_t>(63 - __builtin_clzll(s)));
   return true;
@@ -513,13 +645,19 @@ bool POPCNT_GvEv(Core& c, const Insn& i) {
   return true;
 }
 
-bool SETcc_Eb(Core& c, const Insn& i) { return c.write_E(i, 1, c.cond(i.cond) ? 1 : 0); }
+bool SETcc_Eb(Core& c, const Insn& i) {
+  return c.write_E(i, 1, c.cond(i.cond) ? 1 : 0);
+}
 
 // ---------------- exchange and compare ----------------
 bool XADD_EbGb(Core& c, const Insn& i) {
   const uint64_t src = c.getr(i.reg, 1, i);
   uint64_t old = 0;
-  if (!rmw_E(c, i, 1, [&](uint64_t a) { old = a; return alu<Alu::Add>(c, a, src, 1); })) return false;
+  if (!rmw_E(c, i, 1, [&](uint64_t a) {
+        old = a;
+        return alu<Alu::Add>(c, a, src, 1);
+      }))
+    return false;
   // The register gets the old destination; with a register destination the sum wins when
   // both name the same register (SDM: TEMP <- SRC+DEST; SRC <- DEST; DEST <- TEMP).
   if (i.mod3()) {
@@ -535,7 +673,11 @@ bool XADD_EvGv(Core& c, const Insn& i) {
   const unsigned s = i.osz;
   const uint64_t src = c.getr(i.reg, s, i);
   uint64_t old = 0;
-  if (!rmw_E(c, i, s, [&](uint64_t a) { old = a; return alu<Alu::Add>(c, a, src, s); })) return false;
+  if (!rmw_E(c, i, s, [&](uint64_t a) {
+        old = a;
+        return alu<Alu::Add>(c, a, src, s);
+      }))
+    return false;
   if (i.mod3()) {
     const uint64_t sum = c.getr(i.rm, s, i);
     c.setr(i.reg, s, i, old);
@@ -567,14 +709,22 @@ inline bool cmpxchg(Core& c, const Insn& i, unsigned s) {
   // Memory: the destination is always written (with its own value on mismatch), so the
   // write-permission check happens either way (SDM Vol. 2A "CMPXCHG").
   uint64_t d = 0;
-  if (!rmw_E(c, i, s, [&](uint64_t a) { d = a; return a == acc ? src : a; })) return false;
+  if (!rmw_E(c, i, s, [&](uint64_t a) {
+        d = a;
+        return a == acc ? src : a;
+      }))
+    return false;
   alu<Alu::Cmp>(c, acc, d, s);
   if (acc != d) c.setr(0, s, i, d);
   return true;
 }
 }  // namespace
-bool CMPXCHG_EbGb(Core& c, const Insn& i) { return cmpxchg(c, i, 1); }
-bool CMPXCHG_EvGv(Core& c, const Insn& i) { return cmpxchg(c, i, i.osz); }
+bool CMPXCHG_EbGb(Core& c, const Insn& i) {
+  return cmpxchg(c, i, 1);
+}
+bool CMPXCHG_EvGv(Core& c, const Insn& i) {
+  return cmpxchg(c, i, i.osz);
+}
 
 // CMPXCHG8B / CMPXCHG16B (REX.W): the 16-byte form needs a 16-byte-aligned operand, else #GP(0).
 bool CMPXCHG8B_Mq(Core& c, const Insn& i) {
@@ -587,7 +737,10 @@ bool CMPXCHG8B_Mq(Core& c, const Insn& i) {
     const bool eq = lo == c.gpr[0] && hi == c.gpr[2];
     const uint64_t wlo = eq ? c.gpr[3] : lo, whi = eq ? c.gpr[1] : hi;
     if (!c.write(la, 8, wlo) || !c.write(la + 8, 8, whi)) return false;
-    if (!eq) { c.gpr[0] = lo; c.gpr[2] = hi; }
+    if (!eq) {
+      c.gpr[0] = lo;
+      c.gpr[2] = hi;
+    }
     const uint64_t old = c.flags();
     c.rf = eq ? (old | fl::ZF) : (old & ~fl::ZF);
     return true;
@@ -599,7 +752,10 @@ bool CMPXCHG8B_Mq(Core& c, const Insn& i) {
   const bool eq = m == cmp;
   const uint64_t w = eq ? ((c.gpr[3] & 0xffffffff) | (c.gpr[1] << 32)) : m;
   if (!c.write(la, 8, w)) return false;
-  if (!eq) { c.gpr[0] = m & 0xffffffff; c.gpr[2] = m >> 32; }
+  if (!eq) {
+    c.gpr[0] = m & 0xffffffff;
+    c.gpr[2] = m >> 32;
+  }
   const uint64_t old = c.flags();
   c.rf = eq ? (old | fl::ZF) : (old & ~fl::ZF);
   return true;

@@ -7,7 +7,8 @@ namespace pvsim::cpu {
 namespace {
 // A near branch to a non-canonical target faults with #GP(0) on the branch itself.
 inline bool branch_to(Core& c, uint64_t target) {
-  if (!is_canonical(target)) [[unlikely]] return c.gp(0);
+  if (!is_canonical(target)) [[unlikely]]
+    return c.gp(0);
   c.next_rip = target;
   c.cycles += 1;  // taken-branch cost (core/README.md "Cost model")
   return true;
@@ -17,9 +18,15 @@ inline bool branch_to(Core& c, uint64_t target) {
 bool Jcc_Jb(Core& c, const Insn& i) {
   return c.cond(i.cond) ? branch_to(c, c.next_rip + i.imm) : true;
 }
-bool Jcc_Jz(Core& c, const Insn& i) { return Jcc_Jb(c, i); }
-bool JMP_Jb(Core& c, const Insn& i) { return branch_to(c, c.next_rip + i.imm); }
-bool JMP_Jz(Core& c, const Insn& i) { return branch_to(c, c.next_rip + i.imm); }
+bool Jcc_Jz(Core& c, const Insn& i) {
+  return Jcc_Jb(c, i);
+}
+bool JMP_Jb(Core& c, const Insn& i) {
+  return branch_to(c, c.next_rip + i.imm);
+}
+bool JMP_Jz(Core& c, const Insn& i) {
+  return branch_to(c, c.next_rip + i.imm);
+}
 bool JMP_Ev(Core& c, const Insn& i) {
   uint64_t t;
   if (!c.read_E(i, 8, t)) return false;
@@ -52,11 +59,15 @@ bool RET_Iw(Core& c, const Insn& i) {
   c.gpr[4] += 8 + (i.imm & 0xffff);
   return branch_to(c, t);
 }
-bool RETF(Core& c, const Insn& i) { return c.far_return(i.osz, false, 0); }
+bool RETF(Core& c, const Insn& i) {
+  return c.far_return(i.osz, false, 0);
+}
 bool RETF_Iw(Core& c, const Insn& i) {
   return c.far_return(i.osz, false, static_cast<uint16_t>(i.imm));
 }
-bool IRET(Core& c, const Insn& i) { return c.far_return(i.osz, true, 0); }
+bool IRET(Core& c, const Insn& i) {
+  return c.far_return(i.osz, true, 0);
+}
 // JMP far m16:16/32/64 (FF /5): offset first, then the selector.
 bool JMPF_Mp(Core& c, const Insn& i) {
   const uint64_t la = c.ea(i);
@@ -73,9 +84,15 @@ inline bool loop_common(Core& c, const Insn& i, bool take_if_more) {
   return (n != 0 && take_if_more) ? branch_to(c, c.next_rip + i.imm) : true;
 }
 }  // namespace
-bool LOOP_Jb(Core& c, const Insn& i) { return loop_common(c, i, true); }
-bool LOOPE_Jb(Core& c, const Insn& i) { return loop_common(c, i, c.flags() & fl::ZF); }
-bool LOOPNE_Jb(Core& c, const Insn& i) { return loop_common(c, i, !(c.flags() & fl::ZF)); }
+bool LOOP_Jb(Core& c, const Insn& i) {
+  return loop_common(c, i, true);
+}
+bool LOOPE_Jb(Core& c, const Insn& i) {
+  return loop_common(c, i, c.flags() & fl::ZF);
+}
+bool LOOPNE_Jb(Core& c, const Insn& i) {
+  return loop_common(c, i, !(c.flags() & fl::ZF));
+}
 bool JRCXZ_Jb(Core& c, const Insn& i) {
   const uint64_t n = i.asz == 4 ? c.gpr[1] & 0xffffffff : c.gpr[1];
   return n == 0 ? branch_to(c, c.next_rip + i.imm) : true;
@@ -94,6 +111,8 @@ bool INT3(Core& c, const Insn&) {
   c.cycles += kExceptionCycles;
   return c.deliver(kBP, EventKind::SoftInt, false, 0, c.next_rip);
 }
-bool UD2(Core& c, const Insn&) { return c.ud(); }
+bool UD2(Core& c, const Insn&) {
+  return c.ud();
+}
 
 }  // namespace pvsim::cpu

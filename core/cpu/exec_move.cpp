@@ -5,8 +5,12 @@
 namespace pvsim::cpu {
 
 // ---------------- MOV family ----------------
-bool MOV_EbGb(Core& c, const Insn& i) { return c.write_E(i, 1, c.getr(i.reg, 1, i)); }
-bool MOV_EvGv(Core& c, const Insn& i) { return c.write_E(i, i.osz, c.getr(i.reg, i.osz, i)); }
+bool MOV_EbGb(Core& c, const Insn& i) {
+  return c.write_E(i, 1, c.getr(i.reg, 1, i));
+}
+bool MOV_EvGv(Core& c, const Insn& i) {
+  return c.write_E(i, i.osz, c.getr(i.reg, i.osz, i));
+}
 bool MOV_GbEb(Core& c, const Insn& i) {
   uint64_t v;
   if (!c.read_E(i, 1, v)) return false;
@@ -19,10 +23,20 @@ bool MOV_GvEv(Core& c, const Insn& i) {
   c.setr(i.reg, i.osz, i, v);
   return true;
 }
-bool MOV_EbIb(Core& c, const Insn& i) { return c.write_E(i, 1, i.imm); }
-bool MOV_EvIz(Core& c, const Insn& i) { return c.write_E(i, i.osz, i.imm); }
-bool MOV_rbIb(Core& c, const Insn& i) { c.setr(i.reg, 1, i, i.imm); return true; }
-bool MOV_rvIv(Core& c, const Insn& i) { c.setr(i.reg, i.osz, i, i.imm); return true; }
+bool MOV_EbIb(Core& c, const Insn& i) {
+  return c.write_E(i, 1, i.imm);
+}
+bool MOV_EvIz(Core& c, const Insn& i) {
+  return c.write_E(i, i.osz, i.imm);
+}
+bool MOV_rbIb(Core& c, const Insn& i) {
+  c.setr(i.reg, 1, i, i.imm);
+  return true;
+}
+bool MOV_rvIv(Core& c, const Insn& i) {
+  c.setr(i.reg, i.osz, i, i.imm);
+  return true;
+}
 bool LEA_GvM(Core& c, const Insn& i) {
   // LEA computes the offset only: no segment base even with an FS/GS prefix.
   Insn plain = i;
@@ -34,7 +48,10 @@ bool LEA_GvM(Core& c, const Insn& i) {
 bool MOV_EvSw(Core& c, const Insn& i) {
   if ((i.reg & 7) > 5) return c.ud();
   const uint64_t sel = c.seg[i.reg & 7].selector;
-  if (i.mod3()) { c.setr(i.rm, i.osz, i, sel); return true; }
+  if (i.mod3()) {
+    c.setr(i.rm, i.osz, i, sel);
+    return true;
+  }
   return c.write(c.ea(i), 2, sel);
 }
 bool MOV_SwEw(Core& c, const Insn& i) {
@@ -63,8 +80,12 @@ bool MOV_rAXOv(Core& c, const Insn& i) {
   c.setr(0, i.osz, i, v);
   return true;
 }
-bool MOV_ObAL(Core& c, const Insn& i) { return c.write(moffs_la(c, i), 1, c.getr(0, 1, i)); }
-bool MOV_OvrAX(Core& c, const Insn& i) { return c.write(moffs_la(c, i), i.osz, c.getr(0, i.osz, i)); }
+bool MOV_ObAL(Core& c, const Insn& i) {
+  return c.write(moffs_la(c, i), 1, c.getr(0, 1, i));
+}
+bool MOV_OvrAX(Core& c, const Insn& i) {
+  return c.write(moffs_la(c, i), i.osz, c.getr(0, i.osz, i));
+}
 
 bool MOVSXD_GvEd(Core& c, const Insn& i) {
   const unsigned src = i.osz == 8 ? 4 : i.osz;
@@ -102,8 +123,10 @@ bool MOVSX_GvEw(Core& c, const Insn& i) {
 bool CMOVcc_GvEv(Core& c, const Insn& i) {
   uint64_t v;
   if (!c.read_E(i, i.osz, v)) return false;
-  if (c.cond(i.cond)) c.setr(i.reg, i.osz, i, v);
-  else if (i.osz == 4) c.gpr[i.reg] &= 0xffffffff;
+  if (c.cond(i.cond))
+    c.setr(i.reg, i.osz, i, v);
+  else if (i.osz == 4)
+    c.gpr[i.reg] &= 0xffffffff;
   return true;
 }
 namespace {
@@ -123,9 +146,15 @@ inline bool xchg_E(Core& c, const Insn& i, unsigned s) {
   return true;
 }
 }  // namespace
-bool XCHG_EbGb(Core& c, const Insn& i) { return xchg_E(c, i, 1); }
-bool XCHG_EvGv(Core& c, const Insn& i) { return xchg_E(c, i, i.osz); }
-bool PAUSE(Core&, const Insn&) { return true; }
+bool XCHG_EbGb(Core& c, const Insn& i) {
+  return xchg_E(c, i, 1);
+}
+bool XCHG_EvGv(Core& c, const Insn& i) {
+  return xchg_E(c, i, i.osz);
+}
+bool PAUSE(Core&, const Insn&) {
+  return true;
+}
 // 90 without REX.B is NOP (not "xchg eax, eax", which would zero-extend RAX).
 bool XCHG_rvrAX(Core& c, const Insn& i) {
   if (i.reg == 0) return true;
@@ -136,9 +165,12 @@ bool XCHG_rvrAX(Core& c, const Insn& i) {
 }
 bool BSWAP_rv(Core& c, const Insn& i) {
   const uint64_t v = c.gpr[i.reg];
-  if (i.osz == 8) c.gpr[i.reg] = __builtin_bswap64(v);
-  else if (i.osz == 4) c.gpr[i.reg] = __builtin_bswap32(static_cast<uint32_t>(v));
-  else c.setr(i.reg, 2, i, 0);  // 16-bit BSWAP is undefined; current parts give 0
+  if (i.osz == 8)
+    c.gpr[i.reg] = __builtin_bswap64(v);
+  else if (i.osz == 4)
+    c.gpr[i.reg] = __builtin_bswap32(static_cast<uint32_t>(v));
+  else
+    c.setr(i.reg, 2, i, 0);  // 16-bit BSWAP is undefined; current parts give 0
   return true;
 }
 bool CBW(Core& c, const Insn& i) {
@@ -162,15 +194,21 @@ bool XLAT(Core& c, const Insn& i) {
 }
 
 // ---------------- stack ----------------
-bool PUSH_rv(Core& c, const Insn& i) { return c.push(c.getr(i.reg, i.osz, i), i.osz); }
+bool PUSH_rv(Core& c, const Insn& i) {
+  return c.push(c.getr(i.reg, i.osz, i), i.osz);
+}
 bool POP_rv(Core& c, const Insn& i) {
   uint64_t v;
   if (!c.pop(i.osz, v)) return false;
   c.setr(i.reg, i.osz, i, v);  // POP RSP: the popped value wins over the increment
   return true;
 }
-bool PUSH_Iz(Core& c, const Insn& i) { return c.push(i.imm, i.osz); }
-bool PUSH_Ib(Core& c, const Insn& i) { return c.push(i.imm, i.osz); }
+bool PUSH_Iz(Core& c, const Insn& i) {
+  return c.push(i.imm, i.osz);
+}
+bool PUSH_Ib(Core& c, const Insn& i) {
+  return c.push(i.imm, i.osz);
+}
 bool PUSH_Ev(Core& c, const Insn& i) {
   uint64_t v;
   if (!c.read_E(i, i.osz, v)) return false;
@@ -187,8 +225,12 @@ bool POP_Ev(Core& c, const Insn& i) {
   }
   return true;
 }
-bool PUSH_FS(Core& c, const Insn& i) { return c.push(c.seg[4].selector, i.osz); }
-bool PUSH_GS(Core& c, const Insn& i) { return c.push(c.seg[5].selector, i.osz); }
+bool PUSH_FS(Core& c, const Insn& i) {
+  return c.push(c.seg[4].selector, i.osz);
+}
+bool PUSH_GS(Core& c, const Insn& i) {
+  return c.push(c.seg[5].selector, i.osz);
+}
 namespace {
 inline bool pop_seg(Core& c, const Insn& i, SegReg s) {
   const uint64_t old_sp = c.gpr[4];
@@ -201,8 +243,12 @@ inline bool pop_seg(Core& c, const Insn& i, SegReg s) {
   return true;
 }
 }  // namespace
-bool POP_FS(Core& c, const Insn& i) { return pop_seg(c, i, SegReg::FS); }
-bool POP_GS(Core& c, const Insn& i) { return pop_seg(c, i, SegReg::GS); }
+bool POP_FS(Core& c, const Insn& i) {
+  return pop_seg(c, i, SegReg::FS);
+}
+bool POP_GS(Core& c, const Insn& i) {
+  return pop_seg(c, i, SegReg::GS);
+}
 bool LEAVE(Core& c, const Insn& i) {
   uint64_t v;
   if (!c.read(c.gpr[5], i.osz, v)) return c.stack_fault(c.gpr[5]);
@@ -230,11 +276,26 @@ bool POPF_Fv(Core& c, const Insn& i) {
 }
 
 // ---------------- flags ----------------
-bool CLC(Core& c, const Insn&) { c.rf = c.flags() & ~fl::CF; return true; }
-bool STC(Core& c, const Insn&) { c.rf = c.flags() | fl::CF; return true; }
-bool CMC(Core& c, const Insn&) { c.rf = c.flags() ^ fl::CF; return true; }
-bool CLD(Core& c, const Insn&) { c.rf &= ~fl::DF; return true; }
-bool STD(Core& c, const Insn&) { c.rf |= fl::DF; return true; }
+bool CLC(Core& c, const Insn&) {
+  c.rf = c.flags() & ~fl::CF;
+  return true;
+}
+bool STC(Core& c, const Insn&) {
+  c.rf = c.flags() | fl::CF;
+  return true;
+}
+bool CMC(Core& c, const Insn&) {
+  c.rf = c.flags() ^ fl::CF;
+  return true;
+}
+bool CLD(Core& c, const Insn&) {
+  c.rf &= ~fl::DF;
+  return true;
+}
+bool STD(Core& c, const Insn&) {
+  c.rf |= fl::DF;
+  return true;
+}
 bool SAHF(Core& c, const Insn&) {
   const uint64_t ah = (c.gpr[0] >> 8) & 0xff;
   const uint64_t m = fl::SF | fl::ZF | fl::AF | fl::PF | fl::CF;
@@ -248,12 +309,24 @@ bool LAHF(Core& c, const Insn&) {
 }
 
 // ---------------- hints ----------------
-bool ENDBR64(Core&, const Insn&) { return true; }  // no CET: a NOP
-bool NOP_Ev(Core&, const Insn&) { return true; }   // 0F 18..1F: never touches memory
-bool PREFETCH_Ev(Core&, const Insn&) { return true; }
-bool LFENCE(Core&, const Insn&) { return true; }   // one vCPU executes in program order
-bool MFENCE(Core&, const Insn&) { return true; }
-bool SFENCE(Core&, const Insn&) { return true; }
+bool ENDBR64(Core&, const Insn&) {
+  return true;
+}  // no CET: a NOP
+bool NOP_Ev(Core&, const Insn&) {
+  return true;
+}  // 0F 18..1F: never touches memory
+bool PREFETCH_Ev(Core&, const Insn&) {
+  return true;
+}
+bool LFENCE(Core&, const Insn&) {
+  return true;
+}  // one vCPU executes in program order
+bool MFENCE(Core&, const Insn&) {
+  return true;
+}
+bool SFENCE(Core&, const Insn&) {
+  return true;
+}
 
 // ---------------- string instructions (SDM Vol. 2B "MOVS", "REP") ----------------
 // A REP instruction runs up to kRepChunk elements per execution; if elements remain, RIP
@@ -268,7 +341,9 @@ inline uint64_t aval(const Core& c, const Insn& i, unsigned r) {
 inline void aset(Core& c, const Insn& i, unsigned r, uint64_t v) {
   c.gpr[r] = i.asz == 4 ? v & 0xffffffff : v;
 }
-inline uint64_t src_base(const Core& c, const Insn& i) { return i.seg ? c.seg[i.seg].base : 0; }
+inline uint64_t src_base(const Core& c, const Insn& i) {
+  return i.seg ? c.seg[i.seg].base : 0;
+}
 
 enum class Str { Movs, Stos, Lods, Cmps, Scas };
 
@@ -328,15 +403,35 @@ inline bool string_op(Core& c, const Insn& i, unsigned sz) {
 }
 }  // namespace
 
-bool MOVSB(Core& c, const Insn& i) { return string_op<Str::Movs>(c, i, 1); }
-bool MOVSv(Core& c, const Insn& i) { return string_op<Str::Movs>(c, i, i.osz); }
-bool STOSB(Core& c, const Insn& i) { return string_op<Str::Stos>(c, i, 1); }
-bool STOSv(Core& c, const Insn& i) { return string_op<Str::Stos>(c, i, i.osz); }
-bool LODSB(Core& c, const Insn& i) { return string_op<Str::Lods>(c, i, 1); }
-bool LODSv(Core& c, const Insn& i) { return string_op<Str::Lods>(c, i, i.osz); }
-bool CMPSB(Core& c, const Insn& i) { return string_op<Str::Cmps>(c, i, 1); }
-bool CMPSv(Core& c, const Insn& i) { return string_op<Str::Cmps>(c, i, i.osz); }
-bool SCASB(Core& c, const Insn& i) { return string_op<Str::Scas>(c, i, 1); }
-bool SCASv(Core& c, const Insn& i) { return string_op<Str::Scas>(c, i, i.osz); }
+bool MOVSB(Core& c, const Insn& i) {
+  return string_op<Str::Movs>(c, i, 1);
+}
+bool MOVSv(Core& c, const Insn& i) {
+  return string_op<Str::Movs>(c, i, i.osz);
+}
+bool STOSB(Core& c, const Insn& i) {
+  return string_op<Str::Stos>(c, i, 1);
+}
+bool STOSv(Core& c, const Insn& i) {
+  return string_op<Str::Stos>(c, i, i.osz);
+}
+bool LODSB(Core& c, const Insn& i) {
+  return string_op<Str::Lods>(c, i, 1);
+}
+bool LODSv(Core& c, const Insn& i) {
+  return string_op<Str::Lods>(c, i, i.osz);
+}
+bool CMPSB(Core& c, const Insn& i) {
+  return string_op<Str::Cmps>(c, i, 1);
+}
+bool CMPSv(Core& c, const Insn& i) {
+  return string_op<Str::Cmps>(c, i, i.osz);
+}
+bool SCASB(Core& c, const Insn& i) {
+  return string_op<Str::Scas>(c, i, 1);
+}
+bool SCASv(Core& c, const Insn& i) {
+  return string_op<Str::Scas>(c, i, i.osz);
+}
 
 }  // namespace pvsim::cpu

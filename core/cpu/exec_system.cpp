@@ -126,6 +126,41 @@ bool SWAPGS(Core& c, const Insn&) {
   std::swap(c.seg[5].base, c.kernel_gs_base);
   return true;
 }
+// SYSCALL / SYSRET (SDM Vol. 2B): flat segments from IA32_STAR, entry at IA32_LSTAR, RFLAGS
+// masked by IA32_FMASK; only the 64-bit forms (SYSRET with REX.W back to 64-bit code).
+namespace {
+constexpr uint16_t kFlatCode64 = 0xa09b, kFlatData = 0xc093;  // VMX access-rights layout
+}  // namespace
+bool SYSCALL(Core& c, const Insn&) {
+  if (!(c.efer & efer::SCE)) return c.ud();
+  const uint16_t sel = static_cast<uint16_t>(c.star >> 32) & 0xfffc;
+  c.gpr[1] = c.next_rip;
+  c.gpr[11] = (c.flags() & fl::kDefined & ~fl::RF) | fl::Reserved1;
+  c.set_flags_raw(c.rf & ~c.sfmask & ~fl::RF);
+  c.seg[1] = SegmentCache{sel, 0, 0xffffffff, kFlatCode64};
+  c.seg[2] = SegmentCache{static_cast<uint16_t>(sel + 8), 0, 0xffffffff, kFlatData};
+  c.set_cpl(0);
+  c.next_rip = c.lstar;
+  c.brk = true;
+  return true;
+}
+bool SYSRET(Core& c, const Insn& i) {
+  if (!(c.efer & efer::SCE)) return c.ud();
+  if (c.cpl != 0) return c.gp(0);
+  if (!(i.pfx & P_REXW)) return c.ud();  // return to compatibility mode: not supported
+  if (!is_canonical(c.gpr[1])) return c.gp(0);
+  const uint16_t base = static_cast<uint16_t>(c.star >> 48);
+  c.seg[1] = SegmentCache{static_cast<uint16_t>((base + 16) | 3), 0, 0xffffffff,
+                          static_cast<uint16_t>(kFlatCode64 | (3u << 5))};
+  c.seg[2] = SegmentCache{static_cast<uint16_t>((base + 8) | 3), 0, 0xffffffff,
+                          static_cast<uint16_t>(kFlatData | (3u << 5))};
+  c.set_cpl(3);
+  c.set_flags_raw((c.gpr[11] & 0x3c7fd7) | fl::Reserved1);
+  c.next_rip = c.gpr[1];
+  c.brk = true;
+  return true;
+}
+
 // VMCALL: the hypercall module plugs in through Vcpu::set_hypercall_handler; until then
 // (or when it declines) the guest gets #UD.
 bool VMCALL(Core& c, const Insn& i) {
@@ -158,17 +193,32 @@ bool load_table(Core& c, const Insn& i, DescriptorTable& t) {
   return true;
 }
 bool store_selector(Core& c, const Insn& i, uint16_t sel) {
-  if (i.mod3()) { c.setr(i.rm, i.osz, i, sel); return true; }
+  if (i.mod3()) {
+    c.setr(i.rm, i.osz, i, sel);
+    return true;
+  }
   return c.write(c.ea(i), 2, sel);
 }
 }  // namespace
 
-bool SGDT_Ms(Core& c, const Insn& i) { return store_table(c, i, c.gdtr); }
-bool SIDT_Ms(Core& c, const Insn& i) { return store_table(c, i, c.idtr); }
-bool LGDT_Ms(Core& c, const Insn& i) { return load_table(c, i, c.gdtr); }
-bool LIDT_Ms(Core& c, const Insn& i) { return load_table(c, i, c.idtr); }
-bool SLDT_Ew(Core& c, const Insn& i) { return store_selector(c, i, c.ldtr.selector); }
-bool STR_Ew(Core& c, const Insn& i) { return store_selector(c, i, c.tr.selector); }
+bool SGDT_Ms(Core& c, const Insn& i) {
+  return store_table(c, i, c.gdtr);
+}
+bool SIDT_Ms(Core& c, const Insn& i) {
+  return store_table(c, i, c.idtr);
+}
+bool LGDT_Ms(Core& c, const Insn& i) {
+  return load_table(c, i, c.gdtr);
+}
+bool LIDT_Ms(Core& c, const Insn& i) {
+  return load_table(c, i, c.idtr);
+}
+bool SLDT_Ew(Core& c, const Insn& i) {
+  return store_selector(c, i, c.ldtr.selector);
+}
+bool STR_Ew(Core& c, const Insn& i) {
+  return store_selector(c, i, c.tr.selector);
+}
 
 // LLDT: a null selector disables the LDT; otherwise an LDT descriptor (type 2) from the GDT.
 bool LLDT_Ew(Core& c, const Insn& i) {
@@ -215,12 +265,23 @@ bool MOV_RdCd(Core& c, const Insn& i) {
   if (c.cpl != 0) return c.gp(0);
   uint64_t v;
   switch (i.reg) {
-    case 0: v = c.cr0; break;
-    case 2: v = c.cr2; break;
-    case 3: v = c.cr3; break;
-    case 4: v = c.cr4; break;
-    case 8: v = c.cr8; break;
-    default: return c.ud();
+    case 0:
+      v = c.cr0;
+      break;
+    case 2:
+      v = c.cr2;
+      break;
+    case 3:
+      v = c.cr3;
+      break;
+    case 4:
+      v = c.cr4;
+      break;
+    case 8:
+      v = c.cr8;
+      break;
+    default:
+      return c.ud();
   }
   c.gpr[i.rm] = v;
   return true;
@@ -231,19 +292,22 @@ bool MOV_CdRd(Core& c, const Insn& i) {
   const uint64_t v = c.gpr[i.rm];
   switch (i.reg) {
     case 0: {
-      if (v >> 32) return c.gp(0);                                  // bits 63:32 reserved
+      if (v >> 32) return c.gp(0);  // bits 63:32 reserved
       if ((v & cr0::PG) && !(v & cr0::PE)) return c.gp(0);
       if ((v & cr0::NW) && !(v & cr0::CD)) return c.gp(0);
       if (!(v & cr0::PG) && (c.efer & efer::LMA)) return c.gp(0);  // leaving long mode: unsupported
-      const uint64_t nv = v | cr0::ET;                              // ET is hardwired to 1
+      const uint64_t nv = v | cr0::ET;                             // ET is hardwired to 1
       if ((nv ^ c.cr0) & (cr0::PG | cr0::WP | cr0::PE)) c.tlb_flush_all();
       c.cr0 = nv;
       c.update_ac();
       return true;
     }
-    case 2: c.cr2 = v; return true;
+    case 2:
+      c.cr2 = v;
+      return true;
     case 3:
-      if (v & ~(kPhysAddrMask | 0x18)) return c.gp(0);  // PWT/PCD allowed, bits above MAXPHYADDR not
+      if (v & ~(kPhysAddrMask | 0x18))
+        return c.gp(0);  // PWT/PCD allowed, bits above MAXPHYADDR not
       c.cr3 = v;
       c.tlb_flush_nonglobal();  // global pages survive (SDM Vol. 3A §4.10.4.1)
       return true;
@@ -257,7 +321,8 @@ bool MOV_CdRd(Core& c, const Insn& i) {
       if (v & ~0xfull) return c.gp(0);
       c.cr8 = v;
       return true;
-    default: return c.ud();
+    default:
+      return c.ud();
   }
 }
 
@@ -288,9 +353,9 @@ bool Core::port_in(const Insn& i, uint16_t port, unsigned size, uint32_t& v, uin
   if (!entry_pending) trace_exit(VmxExitReason::IoInstruction, qual, i.cost);
   v = 0;
   if (env.pio_read(vcpu, port, size, v) != IoStatus::Ok)
-    return stop_with(StopReason::IoError,
-                     fmt::format("unhandled port read: in port {:#x}, size {}, rip {:#x}", port,
-                                 size, rip));
+    return stop_with(
+        StopReason::IoError,
+        fmt::format("unhandled port read: in port {:#x}, size {}, rip {:#x}", port, size, rip));
   v &= static_cast<uint32_t>(size_mask(size));
   tracer.kvm_pio(now(), cfg.index, false, port, size, 1, v);
   return true;
@@ -301,9 +366,10 @@ bool Core::port_out(const Insn& i, uint16_t port, unsigned size, uint32_t v, uin
   v &= static_cast<uint32_t>(size_mask(size));
   tracer.kvm_pio(now(), cfg.index, true, port, size, 1, v);
   if (env.pio_write(vcpu, port, size, v) != IoStatus::Ok)
-    return stop_with(StopReason::IoError,
-                     fmt::format("unhandled port write: out port {:#x}, size {}, value {:#x}, rip {:#x}",
-                                 port, size, v, rip));
+    return stop_with(
+        StopReason::IoError,
+        fmt::format("unhandled port write: out port {:#x}, size {}, value {:#x}, rip {:#x}", port,
+                    size, v, rip));
   return true;
 }
 
@@ -313,7 +379,9 @@ inline uint64_t io_qual(uint16_t port, unsigned size, bool in, bool str, bool re
   return (size - 1) | (in ? 8u : 0u) | (str ? 16u : 0u) | (rep ? 32u : 0u) | (imm ? 64u : 0u) |
          (static_cast<uint64_t>(port) << 16);
 }
-inline unsigned io_size(const Insn& i) { return i.osz > 4 ? 4 : i.osz; }
+inline unsigned io_size(const Insn& i) {
+  return i.osz > 4 ? 4 : i.osz;
+}
 
 bool do_in(Core& c, const Insn& i, uint16_t port, bool imm) {
   const unsigned s = io_size(i);
@@ -327,7 +395,8 @@ bool do_in(Core& c, const Insn& i, uint16_t port, bool imm) {
 bool do_out(Core& c, const Insn& i, uint16_t port, bool imm) {
   const unsigned s = io_size(i);
   if (!c.io_permitted(port, s)) return false;
-  if (!c.port_out(i, port, s, static_cast<uint32_t>(c.gpr[0]), io_qual(port, s, false, false, false, imm)))
+  if (!c.port_out(i, port, s, static_cast<uint32_t>(c.gpr[0]),
+                  io_qual(port, s, false, false, false, imm)))
     return false;
   // A device that ends the VM or this vCPU (exit ports) means no re-entry.
   if (c.requested == StopReason::None) c.trace_entry(c.next_rip);
@@ -368,17 +437,41 @@ bool do_string_io(Core& c, const Insn& i, bool in) {
 }
 }  // namespace
 
-bool IN_ALIb(Core& c, const Insn& i) { return do_in(c, i, static_cast<uint16_t>(i.imm & 0xff), true); }
-bool IN_eAXIb(Core& c, const Insn& i) { return do_in(c, i, static_cast<uint16_t>(i.imm & 0xff), true); }
-bool OUT_IbAL(Core& c, const Insn& i) { return do_out(c, i, static_cast<uint16_t>(i.imm & 0xff), true); }
-bool OUT_IbeAX(Core& c, const Insn& i) { return do_out(c, i, static_cast<uint16_t>(i.imm & 0xff), true); }
-bool IN_ALDX(Core& c, const Insn& i) { return do_in(c, i, static_cast<uint16_t>(c.gpr[2]), false); }
-bool IN_eAXDX(Core& c, const Insn& i) { return do_in(c, i, static_cast<uint16_t>(c.gpr[2]), false); }
-bool OUT_DXAL(Core& c, const Insn& i) { return do_out(c, i, static_cast<uint16_t>(c.gpr[2]), false); }
-bool OUT_DXeAX(Core& c, const Insn& i) { return do_out(c, i, static_cast<uint16_t>(c.gpr[2]), false); }
-bool INSB(Core& c, const Insn& i) { return do_string_io(c, i, true); }
-bool INSv(Core& c, const Insn& i) { return do_string_io(c, i, true); }
-bool OUTSB(Core& c, const Insn& i) { return do_string_io(c, i, false); }
-bool OUTSv(Core& c, const Insn& i) { return do_string_io(c, i, false); }
+bool IN_ALIb(Core& c, const Insn& i) {
+  return do_in(c, i, static_cast<uint16_t>(i.imm & 0xff), true);
+}
+bool IN_eAXIb(Core& c, const Insn& i) {
+  return do_in(c, i, static_cast<uint16_t>(i.imm & 0xff), true);
+}
+bool OUT_IbAL(Core& c, const Insn& i) {
+  return do_out(c, i, static_cast<uint16_t>(i.imm & 0xff), true);
+}
+bool OUT_IbeAX(Core& c, const Insn& i) {
+  return do_out(c, i, static_cast<uint16_t>(i.imm & 0xff), true);
+}
+bool IN_ALDX(Core& c, const Insn& i) {
+  return do_in(c, i, static_cast<uint16_t>(c.gpr[2]), false);
+}
+bool IN_eAXDX(Core& c, const Insn& i) {
+  return do_in(c, i, static_cast<uint16_t>(c.gpr[2]), false);
+}
+bool OUT_DXAL(Core& c, const Insn& i) {
+  return do_out(c, i, static_cast<uint16_t>(c.gpr[2]), false);
+}
+bool OUT_DXeAX(Core& c, const Insn& i) {
+  return do_out(c, i, static_cast<uint16_t>(c.gpr[2]), false);
+}
+bool INSB(Core& c, const Insn& i) {
+  return do_string_io(c, i, true);
+}
+bool INSv(Core& c, const Insn& i) {
+  return do_string_io(c, i, true);
+}
+bool OUTSB(Core& c, const Insn& i) {
+  return do_string_io(c, i, false);
+}
+bool OUTSv(Core& c, const Insn& i) {
+  return do_string_io(c, i, false);
+}
 
 }  // namespace pvsim::cpu

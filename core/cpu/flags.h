@@ -31,22 +31,30 @@ constexpr uint64_t VIP = 1ull << 20;
 constexpr uint64_t ID = 1ull << 21;
 constexpr uint64_t kArith = CF | PF | AF | ZF | SF | OF;
 // Bits software can ever see set (SDM Vol. 1 Figure 3-8); everything else reads as 0.
-constexpr uint64_t kDefined = kArith | Reserved1 | TF | IF | DF | IOPL | NT | RF | VM | AC | VIF |
-                              VIP | ID;
+constexpr uint64_t kDefined =
+    kArith | Reserved1 | TF | IF | DF | IOPL | NT | RF | VM | AC | VIF | VIP | ID;
 }  // namespace fl
 
 constexpr uint64_t size_mask(unsigned size) {
   return size >= 8 ? ~0ull : ((1ull << (size * 8)) - 1);
 }
-constexpr uint64_t sign_bit(unsigned size) { return 1ull << (size * 8 - 1); }
-constexpr unsigned size_bits(unsigned size) { return size * 8; }
+constexpr uint64_t sign_bit(unsigned size) {
+  return 1ull << (size * 8 - 1);
+}
+constexpr unsigned size_bits(unsigned size) {
+  return size * 8;
+}
 // Sign-extends the low `size` bytes of v to 64 bits.
 constexpr int64_t sext(uint64_t v, unsigned size) {
   switch (size) {
-    case 1: return static_cast<int8_t>(v);
-    case 2: return static_cast<int16_t>(v);
-    case 4: return static_cast<int32_t>(v);
-    default: return static_cast<int64_t>(v);
+    case 1:
+      return static_cast<int8_t>(v);
+    case 2:
+      return static_cast<int16_t>(v);
+    case 4:
+      return static_cast<int32_t>(v);
+    default:
+      return static_cast<int64_t>(v);
   }
 }
 
@@ -56,8 +64,7 @@ PVSIM_ALWAYS_INLINE uint64_t parity_flag(uint64_t r) {
 }
 // SF, ZF, PF of a result already truncated to `size` (branch-free: these run per ALU op).
 PVSIM_ALWAYS_INLINE uint64_t flags_szp(uint64_t r, unsigned size) {
-  return parity_flag(r) | (static_cast<uint64_t>(r == 0) << 6) |
-         (((r >> (size * 8 - 1)) & 1) << 7);
+  return parity_flag(r) | (static_cast<uint64_t>(r == 0) << 6) | (((r >> (size * 8 - 1)) & 1) << 7);
 }
 
 // a + b + cin; result truncated to size. Returns the six arithmetic flags.
@@ -89,7 +96,9 @@ PVSIM_ALWAYS_INLINE uint64_t flags_sub(uint64_t a, uint64_t b, uint64_t cin, uns
 
 // AND/OR/XOR/TEST: CF = OF = 0; AF is undefined by the SDM, we clear it like current
 // Intel parts do.
-PVSIM_ALWAYS_INLINE uint64_t flags_logic(uint64_t r, unsigned size) { return flags_szp(r, size); }
+PVSIM_ALWAYS_INLINE uint64_t flags_logic(uint64_t r, unsigned size) {
+  return flags_szp(r, size);
+}
 
 // ---- lazy arithmetic flags: the last flag-setting ALU op, recomputed on demand ----
 enum : uint8_t {
@@ -106,9 +115,12 @@ struct LazyFlags {
 inline uint64_t lazy_arith(const LazyFlags& z) {
   uint64_t r;
   switch (z.op) {
-    case kLazyAdd: return flags_add(z.a, z.b, 0, z.size, r);
-    case kLazySub: return flags_sub(z.a, z.b, 0, z.size, r);
-    default: return flags_logic(z.r, z.size);
+    case kLazyAdd:
+      return flags_add(z.a, z.b, 0, z.size, r);
+    case kLazySub:
+      return flags_sub(z.a, z.b, 0, z.size, r);
+    default:
+      return flags_logic(z.r, z.size);
   }
 }
 
@@ -116,14 +128,30 @@ inline uint64_t lazy_arith(const LazyFlags& z) {
 PVSIM_ALWAYS_INLINE bool cond_holds(unsigned cc, uint64_t f) {
   bool r;
   switch (cc >> 1) {
-    case 0: r = f & fl::OF; break;                                    // O
-    case 1: r = f & fl::CF; break;                                    // B
-    case 2: r = f & fl::ZF; break;                                    // E
-    case 3: r = (f & fl::CF) || (f & fl::ZF); break;                  // BE
-    case 4: r = f & fl::SF; break;                                    // S
-    case 5: r = f & fl::PF; break;                                    // P
-    case 6: r = !!(f & fl::SF) != !!(f & fl::OF); break;              // L
-    default: r = (f & fl::ZF) || (!!(f & fl::SF) != !!(f & fl::OF)); break;  // LE
+    case 0:
+      r = f & fl::OF;
+      break;  // O
+    case 1:
+      r = f & fl::CF;
+      break;  // B
+    case 2:
+      r = f & fl::ZF;
+      break;  // E
+    case 3:
+      r = (f & fl::CF) || (f & fl::ZF);
+      break;  // BE
+    case 4:
+      r = f & fl::SF;
+      break;  // S
+    case 5:
+      r = f & fl::PF;
+      break;  // P
+    case 6:
+      r = !!(f & fl::SF) != !!(f & fl::OF);
+      break;  // L
+    default:
+      r = (f & fl::ZF) || (!!(f & fl::SF) != !!(f & fl::OF));
+      break;  // LE
   }
   return (cc & 1) ? !r : r;
 }

@@ -9,7 +9,7 @@ namespace pvsim::cpu {
 #undef OP
 
 // Not in the table: produced by the decoder for undecodable bytes.
-bool raise_UD(Core& c, const Insn& i);      // #UD
-bool raise_GP0(Core& c, const Insn& i);     // #GP(0), instruction longer than 15 bytes
+bool raise_UD(Core& c, const Insn& i);   // #UD
+bool raise_GP0(Core& c, const Insn& i);  // #GP(0), instruction longer than 15 bytes
 
 }  // namespace pvsim::cpu

@@ -62,31 +62,31 @@ constexpr uint8_t kRegRip = 16;
 
 // Insn::pfx bits.
 enum : uint8_t {
-  P_MOD3 = 1,    // ModRM register form
-  P_REX = 2,     // a REX prefix was present (byte registers 4-7 are SPL..DIL)
-  P_REP = 4,     // F3
-  P_REPNE = 8,   // F2
+  P_MOD3 = 1,   // ModRM register form
+  P_REX = 2,    // a REX prefix was present (byte registers 4-7 are SPL..DIL)
+  P_REP = 4,    // F3
+  P_REPNE = 8,  // F2
   P_LOCK = 16,
   P_REXW = 32,
 };
 
 struct Insn {
   Handler fn = nullptr;
-  uint64_t imm = 0;     // immediate, extended per the table's immediate kind
-  int32_t disp = 0;     // memory displacement
-  uint16_t cost = 1;    // cycles charged before execution (opcodes.def "cost")
-  uint16_t id = 0;      // OpId, for disassembly and debugging
-  uint8_t len = 0;      // instruction length in bytes, 1..15
-  uint8_t osz = 4;      // operand size in bytes
-  uint8_t asz = 8;      // address size in bytes (4 with 67)
-  uint8_t reg = 0;      // ModRM.reg | REX.R<<3, or the register in the opcode | REX.B<<3
-  uint8_t rm = 0;       // ModRM.rm | REX.B<<3 (register form)
+  uint64_t imm = 0;   // immediate, extended per the table's immediate kind
+  int32_t disp = 0;   // memory displacement
+  uint16_t cost = 1;  // cycles charged before execution (opcodes.def "cost")
+  uint16_t id = 0;    // OpId, for disassembly and debugging
+  uint8_t len = 0;    // instruction length in bytes, 1..15
+  uint8_t osz = 4;    // operand size in bytes
+  uint8_t asz = 8;    // address size in bytes (4 with 67)
+  uint8_t reg = 0;    // ModRM.reg | REX.R<<3, or the register in the opcode | REX.B<<3
+  uint8_t rm = 0;     // ModRM.rm | REX.B<<3 (register form)
   uint8_t base = kRegNone;
   uint8_t index = kRegNone;
-  uint8_t scale = 0;    // shift count 0..3
-  uint8_t seg = 0;      // 0 = default; 4 = FS, 5 = GS override (others are no-ops in 64-bit)
-  uint8_t pfx = 0;      // P_* bits
-  uint8_t cond = 0;     // condition code (Jcc/SETcc/CMOVcc) = low opcode nibble
+  uint8_t scale = 0;  // shift count 0..3
+  uint8_t seg = 0;    // 0 = default; 4 = FS, 5 = GS override (others are no-ops in 64-bit)
+  uint8_t pfx = 0;    // P_* bits
+  uint8_t cond = 0;   // condition code (Jcc/SETcc/CMOVcc) = low opcode nibble
   bool mod3() const { return pfx & P_MOD3; }
 };
 

@@ -24,7 +24,11 @@ constexpr uint64_t k4G = 1ull << 32;
 bool Core::translate(uint64_t la, Acc acc, bool user, uint64_t& gpa, TlbEntry* fill) {
   // A non-canonical linear address is #GP(0) (SDM Vol. 3A §3.3.7.1); stack users convert
   // it to #SS(0).
-  if (!is_canonical(la)) return gp(0);
+  if (!is_canonical(la)) {
+    gp(0);
+    noncanonical_fault = true;
+    return false;
+  }
   const bool nxe = efer & efer::NXE;
   const uint32_t ec_base = (acc == Acc::Write ? pfec::W : 0) | (user ? pfec::U : 0) |
                            (acc == Acc::Fetch && nxe ? pfec::ID : 0);
@@ -97,10 +101,11 @@ bool Core::translate(uint64_t la, Acc acc, bool user, uint64_t& gpa, TlbEntry* f
     ept_check(phys, kQual[static_cast<unsigned>(acc)] | 0x80 | 0x100);
     if (fill && !(acc == Acc::Write && mem.is_code_page(phys >> 12))) {
       const uint64_t page = phys & ~0xfffull;
-      fill->tag = la >> 12;
+      fill->tag = tlb_key(la);
       fill->host = mem.base() + page;
       fill->gpa = page;
       fill->global = (ent[levels - 1] & kPteG) && (cr4 & cr4::PGE);
+      tlb_has_global = tlb_has_global || fill->global;
     }
   }
   return true;
@@ -120,8 +125,7 @@ bool Core::access_slow(uint64_t la, unsigned size, uint64_t* v, Acc acc, bool su
   // Implicit supervisor accesses from CPL 3 must not leave TLB entries the user could hit;
   // with alignment checking on, user data accesses must keep coming here.
   const bool can_fill = !(supervisor && cpl == 3) && !(ac_check && acc != Acc::Fetch);
-  if (ac_check && user && acc != Acc::Fetch && (la & (size - 1)) != 0)
-    return raise(kAC, true, 0);
+  if (ac_check && user && acc != Acc::Fetch && (la & (size - 1)) != 0) return raise(kAC, true, 0);
   const unsigned ti = static_cast<unsigned>(acc);
   const uint64_t off = la & 0xfff;
   uint64_t gpa[2];
@@ -139,6 +143,20 @@ bool Core::access_slow(uint64_t la, unsigned size, uint64_t* v, Acc acc, bool su
     TlbEntry* fe = can_fill ? &tlb[ti][(cur >> 12) & kTlbMask] : nullptr;
     if (!translate(cur, acc, user, gpa[k], fe)) return false;
     cur = (cur & ~0xfffull) + 4096;
+  }
+  // Common case: one page of RAM, natural size (a TLB miss or a code-page store).
+  if (nparts == 1 && (size == 1 || size == 2 || size == 4 || size == 8)) {
+    if (uint8_t* h = mem.host_ptr(Gpa(gpa[0]), size)) {
+      if (acc == Acc::Write) {
+        const bool code = mem.is_code_page(gpa[0] >> 12);
+        store_le(h, size, *v);
+        mem.note_write(Gpa(gpa[0]), size);
+        if (code) brk = true;  // the current block may hold stale decodes of this page
+      } else {
+        *v = load_le(h, size);
+      }
+      return true;
+    }
   }
   uint8_t bytes[8] = {};
   if (acc == Acc::Write) store_le(bytes, 8, *v);
@@ -192,7 +210,7 @@ bool Core::probe_write(uint64_t la, unsigned size) {
   const uint64_t last = la + size - 1;
   for (;;) {
     TlbEntry& e = tlb[1][(cur >> 12) & kTlbMask];
-    if (e.tag != (cur >> 12)) {
+    if (e.tag != tlb_key(cur)) {
       uint64_t g;
       if (!translate(cur, Acc::Write, cpl == 3, g, ac_check ? nullptr : &e)) return false;
     }
@@ -203,11 +221,17 @@ bool Core::probe_write(uint64_t la, unsigned size) {
 }
 
 void Core::tlb_flush_all() {
-  for (auto& t : tlb)
-    for (TlbEntry& e : t) e.tag = ~0ull;
+  tlb_has_global = false;
+  tlb_salt += 1ull << 52;
+  if ((tlb_salt >> 52) == 0xfff) {
+    tlb_salt = 0;
+    for (auto& t : tlb)
+      for (TlbEntry& e : t) e.tag = ~0ull;
+  }
 }
 
 void Core::tlb_flush_nonglobal() {
+  if (!tlb_has_global) return tlb_flush_all();
   for (auto& t : tlb)
     for (TlbEntry& e : t)
       if (!e.global) e.tag = ~0ull;
@@ -216,7 +240,7 @@ void Core::tlb_flush_nonglobal() {
 void Core::tlb_flush_page(uint64_t la) {
   for (auto& t : tlb) {
     TlbEntry& e = t[(la >> 12) & kTlbMask];
-    if (e.tag == (la >> 12)) e.tag = ~0ull;
+    if (e.tag == tlb_key(la)) e.tag = ~0ull;
   }
 }
 

@@ -9,7 +9,7 @@ using namespace pvsim;
 using pvsim::test::Machine;
 
 namespace {
-enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI };
+enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11 };
 }
 
 TEST_CASE("conditional branches, loops, indirect calls", "[control]") {
@@ -24,7 +24,7 @@ TEST_CASE("conditional branches, loops, indirect calls", "[control]") {
 
 TEST_CASE("step() executes exactly one instruction; run() honours the deadline", "[control]") {
   Machine m;
-  m.code({0x48, 0xff, 0xc0, 0xeb, 0xfb}  /* l: inc rax; jmp l */);
+  m.code({0x48, 0xff, 0xc0, 0xeb, 0xfb} /* l: inc rax; jmp l */);
   for (int k = 0; k < 5; ++k) CHECK(m.step().executed == 1);
   CHECK(m.vcpu.instructions() == 5);
   CHECK(m.vcpu.gpr(RAX) == 3);
@@ -39,7 +39,8 @@ TEST_CASE("step() executes exactly one instruction; run() honours the deadline",
 TEST_CASE("self-modifying code executes the new bytes", "[control][smc]") {
   Machine m;
   // The first instruction overwrites the imm8 of the third (mov al, 1 -> mov al, 0x42).
-  m.code({0xc6, 0x05, 0x02, 0x00, 0x00, 0x00, 0x42, 0x90, 0xb0, 0x01, 0xf4}  /* mov byte ptr [rip+2], 0x42; nop; mov al, 1; hlt */);
+  m.code({0xc6, 0x05, 0x02, 0x00, 0x00, 0x00, 0x42, 0x90, 0xb0, 0x01,
+          0xf4} /* mov byte ptr [rip+2], 0x42; nop; mov al, 1; hlt */);
   auto r = m.run(10);
   CHECK(r.reason == StopReason::Halted);
   CHECK((m.vcpu.gpr(RAX) & 0xff) == 0x42);
@@ -47,7 +48,7 @@ TEST_CASE("self-modifying code executes the new bytes", "[control][smc]") {
 
   // Execute once, patch from the host side (loader-style write), execute again.
   Machine h;
-  h.code({0xb8, 0x01, 0x00, 0x00, 0x00, 0xf4}  /* mov eax, 1; hlt */);
+  h.code({0xb8, 0x01, 0x00, 0x00, 0x00, 0xf4} /* mov eax, 1; hlt */);
   h.run(5);
   CHECK(h.vcpu.gpr(RAX) == 1);
   h.put(Machine::kCode + 1, {0x02});
@@ -61,10 +62,11 @@ TEST_CASE("self-modifying code across a page boundary", "[control][smc]") {
   Machine m;
   // A 10-byte movabs straddling 0x101000: 4 bytes on the first page, 6 on the next.
   const uint64_t at = 0x101000 - 4;
-  m.put(at, {0x48, 0xb8, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11}  /* movabs rax, 0x1111111111111111 */);
+  m.put(at, {0x48, 0xb8, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11,
+             0x11} /* movabs rax, 0x1111111111111111 */);
   m.put(at + 10, {0xf4});
   // Code elsewhere patches the byte on the second page, then jumps to the movabs.
-  m.put(0x105000, {0xc6, 0x03, 0x22, 0xff, 0xe1}  /* mov byte ptr [rbx], 0x22; jmp rcx */);
+  m.put(0x105000, {0xc6, 0x03, 0x22, 0xff, 0xe1} /* mov byte ptr [rbx], 0x22; jmp rcx */);
   m.vcpu.set_gpr(RCX, at);
   m.vcpu.set_rip(at);
   m.run(2);
@@ -77,11 +79,12 @@ TEST_CASE("self-modifying code across a page boundary", "[control][smc]") {
   CHECK(m.vcpu.halted());
 }
 
-TEST_CASE("ring 3: iretq to CPL3, INT n back through a DPL3 gate with TSS.RSP0", "[control][ring3]") {
+TEST_CASE("ring 3: iretq to CPL3, INT n back through a DPL3 gate with TSS.RSP0",
+          "[control][ring3]") {
   Machine m;
   m.install_idt_all_hlt();
   m.set_gate(0x80, m.handler_addr(0x80), 3);
-  m.split_2m(0);  // U=1 for code, user stack
+  m.split_2m(0);                        // U=1 for code, user stack
   m.put64(Machine::kTss + 4, 0x70000);  // RSP0
   m.code({0x6a, 0x2b, 0x68, 0x00, 0xf0, 0x07, 0x00, 0x68, 0x02, 0x02, 0x00, 0x00, 0x6a, 0x33, 0x48, 0x8d, 0x0d, 0x03, 0x00, 0x00, 0x00, 0x51, 0x48, 0xcf, 0xb8, 0x34, 0x12, 0x00, 0x00, 0xcd, 0x80}  /* push 0x2b; push 0x7f000; push 0x202; push 0x33; lea rcx, [rip+u]; push rcx; iretq; u: mov eax, 0x1234; int 0x80 */);
   m.run(7);
@@ -102,13 +105,13 @@ TEST_CASE("ring 3: iretq to CPL3, INT n back through a DPL3 gate with TSS.RSP0",
   CHECK(m.vcpu.seg(SegReg::SS).selector == 0);  // null SS, RPL 0
 
   // And back to CPL3 with IRETQ from the handler.
-  m.put(m.handler_addr(0x80), {0x48, 0xcf}  /* iretq */);
+  m.put(m.handler_addr(0x80), {0x48, 0xcf} /* iretq */);
   m.run(1);
   CHECK(m.vcpu.cpl() == 3);
   CHECK(m.vcpu.rip() == user_int + 2);
   CHECK(m.vcpu.gpr(RSP) == 0x7f000);
   // CPL3 cannot HLT, CLI, or write CRs: #GP(0).
-  m.put(m.vcpu.rip(), {0xfa}  /* cli */);
+  m.put(m.vcpu.rip(), {0xfa} /* cli */);
   m.run(1);
   CHECK(m.vcpu.rip() == m.handler_addr(13));
 }
@@ -118,7 +121,7 @@ TEST_CASE("IST stack for an exception at CPL0", "[control]") {
   m.install_idt_all_hlt();
   m.put64(Machine::kTss + 0x24 + 8, 0x60008);  // IST2 (aligned down to 0x60000)
   m.set_gate(6, m.handler_addr(6), 0, 2);
-  m.code({0x0f, 0x0b}  /* ud2 */);
+  m.code({0x0f, 0x0b} /* ud2 */);
   m.step();
   CHECK(m.vcpu.rip() == m.handler_addr(6));
   CHECK(m.vcpu.gpr(RSP) == 0x60000 - 40);
@@ -138,14 +141,14 @@ TEST_CASE("far return reloads CS; MOV/POP Sreg load descriptors", "[control][seg
   Machine g;
   g.install_idt_all_hlt();
   g.vcpu.set_gpr(RAX, 0x40);  // beyond the GDT limit (0x37)
-  g.code({0x8e, 0xd8}  /* mov ds, eax */);
+  g.code({0x8e, 0xd8} /* mov ds, eax */);
   g.step();
   CHECK(g.vcpu.rip() == g.handler_addr(13));
   CHECK(g.get64(g.vcpu.gpr(RSP)) == 0x40);
   Machine s;
   s.install_idt_all_hlt();
   s.vcpu.set_gpr(RAX, 0x2b);  // DPL3 data into SS at CPL0 -> #GP(sel)
-  s.code({0x8e, 0xd0}  /* mov ss, eax */);
+  s.code({0x8e, 0xd0} /* mov ss, eax */);
   s.step();
   CHECK(s.vcpu.rip() == s.handler_addr(13));
   CHECK(s.get64(s.vcpu.gpr(RSP)) == 0x28);
@@ -153,7 +156,7 @@ TEST_CASE("far return reloads CS; MOV/POP Sreg load descriptors", "[control][seg
   np.install_idt_all_hlt();
   np.put64(0x1010, 0x00cf13000000ffffull);  // data, not present
   np.vcpu.set_gpr(RAX, 0x10);
-  np.code({0x8e, 0xc0}  /* mov es, eax */);
+  np.code({0x8e, 0xc0} /* mov es, eax */);
   np.step();
   CHECK(np.vcpu.rip() == np.handler_addr(11));
 }
@@ -188,11 +191,86 @@ TEST_CASE("I/O permission: IOPL and the TSS bitmap at CPL3", "[control][io]") {
   m.vcpu.set_seg(SegReg::SS, {0x2b, 0, 0xffffffff, 0xc0f3});
   m.vcpu.set_gpr(RSP, 0x7f000);
   m.vcpu.set_gpr(RAX, 0x41);
-  m.code({0xe6, 0x80, 0xe6, 0x88}  /* out 0x80, al; out 0x88, al */);
+  m.code({0xe6, 0x80, 0xe6, 0x88} /* out 0x80, al; out 0x88, al */);
   m.step();
   REQUIRE(m.env.log.size() == 1);
   CHECK(m.env.log[0].port == 0x80);
   m.step();
   CHECK(m.env.log.size() == 1);
   CHECK(m.vcpu.rip() == m.handler_addr(13));
+}
+
+TEST_CASE("cross-vCPU self-modifying code: stale write-TLB entries are dropped", "[control][smc]") {
+  Machine m;  // vCPU 0
+  VcpuConfig cfg1;
+  cfg1.index = 1;
+  Vcpu v1(cfg1, m.mem, m.env, m.tracer);
+  // Same long-mode state for vCPU 1.
+  v1.set_gdtr(m.vcpu.gdtr());
+  v1.set_cr(0, m.vcpu.cr(0));
+  v1.set_cr(3, m.vcpu.cr(3));
+  v1.set_cr(4, m.vcpu.cr(4));
+  v1.set_efer(m.vcpu.efer());
+  for (SegReg s : {SegReg::CS, SegReg::SS, SegReg::DS, SegReg::ES, SegReg::FS, SegReg::GS})
+    v1.set_seg(s, m.vcpu.seg(s));
+  v1.set_gpr(RSP, 0x70000);
+  // vCPU 1's code at 0x200000 stores AL to [rbx] (page 0x300000) and halts.
+  m.put(0x200000, {0x88, 0x03, 0xf4} /* mov [rbx], al; hlt */);
+  v1.set_gpr(RBX, 0x300001);
+  v1.set_gpr(RAX, 0x05);
+  v1.set_rip(0x200000);
+  v1.run(10, Cycles(~0ull));  // write TLB entry for page 0x300000 now exists in vCPU 1
+  // vCPU 0 runs "mov al, imm8; hlt" at 0x300000: decodes the page (marks it as code).
+  m.put(0x300000, {0xb0, 0x11, 0xf4} /* mov al, 0x11; hlt */);
+  m.vcpu.set_rip(0x300000);
+  m.vcpu.run(10, Cycles(~0ull));
+  CHECK((m.vcpu.gpr(RAX) & 0xff) == 0x11);
+  // vCPU 1 patches the immediate through what used to be a fast write-TLB entry.
+  v1.set_halted(false);
+  v1.set_rip(0x200000);
+  v1.set_gpr(RAX, 0x22);
+  v1.run(10, Cycles(~0ull));
+  m.vcpu.set_halted(false);
+  m.vcpu.set_rip(0x300000);
+  m.vcpu.run(10, Cycles(~0ull));
+  CHECK((m.vcpu.gpr(RAX) & 0xff) == 0x22);
+}
+
+TEST_CASE("SYSCALL / SYSRET through STAR/LSTAR/FMASK", "[control][ring3]") {
+  Machine m;
+  m.install_idt_all_hlt();
+  m.split_2m(0);
+  // STAR: kernel CS 0x08 (SS 0x10), user base 0x20 (SS 0x2b, CS 0x33).
+  auto wrmsr = [&](uint32_t msr, uint64_t v) {
+    m.vcpu.set_gpr(RCX, msr);
+    m.vcpu.set_gpr(RAX, v & 0xffffffff);
+    m.vcpu.set_gpr(RDX, v >> 32);
+    m.code({0x0f, 0x30});
+    m.step();
+  };
+  wrmsr(0xC0000080, 0xd01);  // SCE
+  wrmsr(0xC0000081, (0x20ull << 48) | (0x08ull << 32));
+  wrmsr(0xC0000082, 0x104000);
+  wrmsr(0xC0000084, 0x200);  // mask IF
+  m.put(0x104000, {0x48, 0x89, 0xcb, 0x48, 0x0f, 0x07} /* mov rbx, rcx; sysretq */);
+  m.vcpu.set_gpr(RSP, 0x7f000);
+  m.vcpu.set_gpr(RCX, 0x105000);
+  m.vcpu.set_gpr(R11, 0x202);
+  m.code({0x48, 0x0f, 0x07} /* sysretq */);
+  m.step();
+  CHECK(m.vcpu.cpl() == 3);
+  CHECK(m.vcpu.rip() == 0x105000);
+  CHECK(m.vcpu.seg(SegReg::CS).selector == 0x33);
+  CHECK(m.vcpu.seg(SegReg::SS).selector == 0x2b);
+  m.put(0x105000, {0x0f, 0x05, 0x90} /* syscall; nop */);
+  m.step();
+  CHECK(m.vcpu.cpl() == 0);
+  CHECK(m.vcpu.rip() == 0x104000);
+  CHECK(m.vcpu.gpr(RCX) == 0x105002);
+  CHECK(m.vcpu.gpr(R11) == 0x202);
+  CHECK((m.vcpu.rflags() & 0x200) == 0);
+  m.run(2);
+  CHECK(m.vcpu.cpl() == 3);
+  CHECK(m.vcpu.rip() == 0x105002);
+  CHECK(m.vcpu.gpr(RBX) == 0x105002);
 }

@@ -2,7 +2,6 @@
 // a length in 1..15 or "invalid", never reads past the buffer and never crashes (run it
 // under ASan+UBSan for the memory part). Plus fixed lengths for known encodings.
 #include <catch2/catch.hpp>
-
 #include <cstring>
 #include <memory>
 
@@ -37,8 +36,10 @@ TEST_CASE("decoder fuzz: 10^6 random byte strings", "[decoder]") {
     const size_t l = pvsim::cpu::decode_length(buf.get(), len);
     REQUIRE(l <= 15);
     REQUIRE(l <= len);
-    if (l) ++valid;
-    else ++invalid;
+    if (l)
+      ++valid;
+    else
+      ++invalid;
   }
   // Both outcomes must occur for the test to mean anything.
   CHECK(valid > 100000);
@@ -52,7 +53,7 @@ TEST_CASE("decoder lengths of known encodings", "[decoder]") {
     return decode_length(v.data(), v.size());
   };
   CHECK(len({0x90}) == 1);
-  CHECK(len({0x48, 0xb8, 1, 2, 3, 4, 5, 6, 7, 8}) == 10);                 // movabs rax, imm64
+  CHECK(len({0x48, 0xb8, 1, 2, 3, 4, 5, 6, 7, 8}) == 10);                   // movabs rax, imm64
   CHECK(len({0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00}) == 9);  // nopw 0(rax,rax,1)
   CHECK(len({0xf3, 0x0f, 0x1e, 0xfa}) == 4);                                // endbr64
   CHECK(len({0x48, 0x8b, 0x05, 0x10, 0x00, 0x00, 0x00}) == 7);              // mov rax,[rip+0x10]
@@ -61,9 +62,9 @@ TEST_CASE("decoder lengths of known encodings", "[decoder]") {
   CHECK(len({0xf6, 0xc3, 0x01}) == 3);                                      // test bl, 1
   CHECK(len({0x0f, 0x0b}) == 2);                                            // ud2
   CHECK(len({0x0f, 0xff}) == 0);                                            // invalid
-  CHECK(len({0x06}) == 0);                                                  // push es: #UD in 64-bit
-  CHECK(len({0xf0, 0x01, 0xc0}) == 0);                                      // lock add reg,reg: #UD
-  CHECK(len({0x48, 0x01}) == 0);                                            // truncated
+  CHECK(len({0x06}) == 0);              // push es: #UD in 64-bit
+  CHECK(len({0xf0, 0x01, 0xc0}) == 0);  // lock add reg,reg: #UD
+  CHECK(len({0x48, 0x01}) == 0);        // truncated
   // 15 prefixes + opcode: too long.
   std::vector<uint8_t> longi(15, 0x66);
   longi.push_back(0x90);

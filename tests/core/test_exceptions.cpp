@@ -15,8 +15,8 @@ struct Frame {
 };
 Frame frame_with_error(Machine& m) {
   const uint64_t sp = m.vcpu.gpr(RSP);
-  return {m.get64(sp), m.get64(sp + 8), m.get64(sp + 16), m.get64(sp + 24), m.get64(sp + 32),
-          m.get64(sp + 40)};
+  return {m.get64(sp),      m.get64(sp + 8),  m.get64(sp + 16),
+          m.get64(sp + 24), m.get64(sp + 32), m.get64(sp + 40)};
 }
 }  // namespace
 
@@ -26,7 +26,7 @@ TEST_CASE("#DE on divide by zero and on quotient overflow", "[exceptions]") {
   m.vcpu.set_gpr(RAX, 1);
   m.vcpu.set_gpr(RDX, 0);
   m.vcpu.set_gpr(RCX, 0);
-  m.code({0x48, 0xf7, 0xf1}  /* div rcx */);
+  m.code({0x48, 0xf7, 0xf1} /* div rcx */);
   m.step();
   CHECK(m.vcpu.rip() == m.handler_addr(0));
   // No error code for #DE: frame is RIP, CS, RFLAGS, RSP, SS.
@@ -41,7 +41,7 @@ TEST_CASE("#DE on divide by zero and on quotient overflow", "[exceptions]") {
   m2.vcpu.set_gpr(RAX, 0x8000000000000000ull);
   m2.vcpu.set_gpr(RDX, ~0ull);
   m2.vcpu.set_gpr(RCX, ~0ull);  // INT64_MIN / -1 overflows
-  m2.code({0x48, 0xf7, 0xf9}  /* idiv rcx */);
+  m2.code({0x48, 0xf7, 0xf9} /* idiv rcx */);
   m2.step();
   CHECK(m2.vcpu.rip() == m2.handler_addr(0));
   CHECK(m2.trace().find("pvsim_exception") != std::string::npos);
@@ -50,7 +50,7 @@ TEST_CASE("#DE on divide by zero and on quotient overflow", "[exceptions]") {
 TEST_CASE("#UD for invalid opcodes and LOCK misuse", "[exceptions]") {
   Machine m;
   m.install_idt_all_hlt();
-  m.code({0x0f, 0x0b}  /* ud2 */);
+  m.code({0x0f, 0x0b} /* ud2 */);
   m.step();
   CHECK(m.vcpu.rip() == m.handler_addr(6));
   Machine m2;
@@ -71,7 +71,7 @@ TEST_CASE("#GP error code, frame alignment and interrupt gate IF clearing", "[ex
   m.vcpu.set_gpr(RSP, Machine::kStack - 8);  // misaligned: the frame goes to a 16-byte boundary
   m.vcpu.set_rflags(0x202);
   m.vcpu.set_gpr(RAX, 0x8000000000000000ull);  // non-canonical
-  m.code({0x48, 0x8b, 0x18}  /* mov rbx, [rax] */);
+  m.code({0x48, 0x8b, 0x18} /* mov rbx, [rax] */);
   m.step();
   CHECK(m.vcpu.rip() == m.handler_addr(13));
   const uint64_t sp = m.vcpu.gpr(RSP);
@@ -90,7 +90,7 @@ TEST_CASE("#GP error code, frame alignment and interrupt gate IF clearing", "[ex
   t.set_gate(13, t.handler_addr(13), 0, 0, 0xF);
   t.vcpu.set_rflags(0x202);
   t.vcpu.set_gpr(RAX, 0x8000000000000000ull);
-  t.code({0x48, 0x8b, 0x18}  /* mov rbx, [rax] */);
+  t.code({0x48, 0x8b, 0x18} /* mov rbx, [rax] */);
   t.step();
   CHECK((t.vcpu.rflags() & 0x200) != 0);
 }
@@ -103,7 +103,7 @@ TEST_CASE("INT n: gate DPL check gives #GP(vector*8+2)", "[exceptions]") {
   m.vcpu.set_seg(SegReg::CS, {0x33, 0, 0xffffffff, 0xa0fb});
   m.vcpu.set_seg(SegReg::SS, {0x2b, 0, 0xffffffff, 0xc0f3});
   m.put64(Machine::kTss + 4, 0x70000);  // RSP0
-  m.code({0xcd, 0x40}  /* int 0x40 */);
+  m.code({0xcd, 0x40} /* int 0x40 */);
   m.vcpu.set_gpr(RSP, 0x7f000);
   // User stack and code pages need U=1: split_2m made the 2 MiB region user-accessible.
   m.split_2m(0x7f000);
@@ -120,7 +120,7 @@ TEST_CASE("#PF: CR2 and error code", "[exceptions]") {
   m.put64(pt + 5 * 8, 0);  // 0x405000 not present
   m.vcpu.set_cr(3, Machine::kPml4);
   m.vcpu.set_gpr(RAX, 0x405123);
-  m.code({0x48, 0xc7, 0x00, 0x01, 0x00, 0x00, 0x00}  /* mov qword ptr [rax], 1 */);
+  m.code({0x48, 0xc7, 0x00, 0x01, 0x00, 0x00, 0x00} /* mov qword ptr [rax], 1 */);
   m.step();
   CHECK(m.vcpu.rip() == m.handler_addr(14));
   CHECK(m.vcpu.cr(2) == 0x405123);
@@ -133,7 +133,7 @@ TEST_CASE("#DF: contributory fault while delivering a contributory fault", "[exc
   // #GP's gate is not present -> #NP while delivering #GP -> #DF.
   m.set_gate(13, m.handler_addr(13), 0, 0, 0xE, 0x08, false);
   m.vcpu.set_gpr(RAX, 0x8000000000000000ull);
-  m.code({0x48, 0x8b, 0x18}  /* mov rbx, [rax] */);
+  m.code({0x48, 0x8b, 0x18} /* mov rbx, [rax] */);
   m.step();
   CHECK(m.vcpu.rip() == m.handler_addr(8));
   CHECK(m.get64(m.vcpu.gpr(RSP)) == 0);  // #DF error code 0
@@ -142,7 +142,7 @@ TEST_CASE("#DF: contributory fault while delivering a contributory fault", "[exc
   Machine b;
   b.install_idt_all_hlt();
   b.set_gate(6, b.handler_addr(6), 0, 0, 0xE, 0x08, false);
-  b.code({0x0f, 0x0b}  /* ud2 */);
+  b.code({0x0f, 0x0b} /* ud2 */);
   b.step();
   CHECK(b.vcpu.rip() == b.handler_addr(11));
   CHECK(b.get64(b.vcpu.gpr(RSP)) == 6 * 8 + 2 + 1);  // IDT, EXT
@@ -158,7 +158,7 @@ TEST_CASE("#PF during delivery of #PF gives #DF", "[exceptions]") {
   m.vcpu.set_gpr(RAX, 0x405000);
   m.put64(Machine::kTss + 0x24, 0x60000);  // IST1 for #DF
   m.set_gate(8, m.handler_addr(8), 0, 1);
-  m.code({0x48, 0x8b, 0x18}  /* mov rbx, [rax] */);
+  m.code({0x48, 0x8b, 0x18} /* mov rbx, [rax] */);
   m.step();
   CHECK(m.vcpu.rip() == m.handler_addr(8));
   CHECK(m.vcpu.gpr(RSP) == 0x60000 - 48);
@@ -167,7 +167,7 @@ TEST_CASE("#PF during delivery of #PF gives #DF", "[exceptions]") {
 
 TEST_CASE("triple fault with IDTR {0,0}", "[exceptions]") {
   Machine m;
-  m.code({0x0f, 0x0b}  /* ud2 */);
+  m.code({0x0f, 0x0b} /* ud2 */);
   auto r = m.step();
   CHECK(r.reason == StopReason::Shutdown);
   CHECK(m.vcpu.stop_detail().find("triple fault") != std::string::npos);
@@ -189,10 +189,32 @@ TEST_CASE("#AC(0) for a misaligned user access with CR0.AM and RFLAGS.AC", "[exc
   m.vcpu.set_gpr(RSP, 0x7f000);
   m.vcpu.set_rflags(0x2 | (1u << 18));
   m.vcpu.set_gpr(RAX, 0x5001);
-  m.code({0x48, 0x8b, 0x58, 0xff, 0x48, 0x8b, 0x18}  /* mov rbx, [rax-1]; mov rbx, [rax] */);
+  m.code({0x48, 0x8b, 0x58, 0xff, 0x48, 0x8b, 0x18} /* mov rbx, [rax-1]; mov rbx, [rax] */);
   m.step();
   CHECK(m.vcpu.rip() == Machine::kCode + 4);  // aligned: fine
   m.step();
   CHECK(m.vcpu.rip() == m.handler_addr(17));
   CHECK(m.get64(m.vcpu.gpr(RSP)) == 0);  // error code 0
+}
+
+TEST_CASE("non-canonical RSP/RBP-based operand is #SS(0); with FS override #GP(0)",
+          "[exceptions]") {
+  Machine m;
+  m.install_idt_all_hlt();
+  m.vcpu.set_gpr(RBX, 0x8000000000000000ull);
+  m.code({0x48, 0x8b, 0x04, 0x1c} /* mov rax, [rsp+rbx] */);
+  m.step();
+  CHECK(m.vcpu.rip() == m.handler_addr(12));
+  Machine b;
+  b.install_idt_all_hlt();
+  b.vcpu.set_gpr(RBP, 0x8000000000000000ull);
+  b.code({0x48, 0x8b, 0x45, 0x08} /* mov rax, [rbp+8] */);
+  b.step();
+  CHECK(b.vcpu.rip() == b.handler_addr(12));
+  Machine f;
+  f.install_idt_all_hlt();
+  f.vcpu.set_gpr(RBP, 0x8000000000000000ull);
+  f.code({0x64, 0x48, 0x8b, 0x45, 0x08} /* mov rax, fs:[rbp+8] */);
+  f.step();
+  CHECK(f.vcpu.rip() == f.handler_addr(13));
 }

@@ -10,7 +10,9 @@ using pvsim::test::Machine;
 
 namespace {
 enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI };
-bool has(const std::string& t, const std::string& s) { return t.find(s) != std::string::npos; }
+bool has(const std::string& t, const std::string& s) {
+  return t.find(s) != std::string::npos;
+}
 }  // namespace
 
 TEST_CASE("CPUID goes to the platform and is traced as a VM exit", "[system]") {
@@ -18,7 +20,7 @@ TEST_CASE("CPUID goes to the platform and is traced as a VM exit", "[system]") {
   m.vcpu.set_gpr(RAX, 0x40000001);
   m.vcpu.set_gpr(RCX, 7);
   m.vcpu.set_gpr(RBX, ~0ull);
-  m.code({0x0f, 0xa2}  /* cpuid */);
+  m.code({0x0f, 0xa2} /* cpuid */);
   m.step();
   CHECK(m.vcpu.gpr(RAX) == 0x40000001u * 3 + 1);
   CHECK(m.vcpu.gpr(RBX) == 0x756e6547);
@@ -35,7 +37,7 @@ TEST_CASE("RDMSR/WRMSR: architectural MSRs and the injected #GP", "[system][msr]
   m.install_idt_all_hlt();
   // Unknown MSR: #GP(0) injected by the hypervisor (kvm_msr ... (#GP) + kvm_inj_exception).
   m.vcpu.set_gpr(RCX, 0x12345);
-  m.code({0x0f, 0x32}  /* rdmsr */);
+  m.code({0x0f, 0x32} /* rdmsr */);
   m.step();
   CHECK(m.vcpu.rip() == m.handler_addr(13));
   const std::string t = m.trace();
@@ -60,7 +62,7 @@ TEST_CASE("RDMSR/WRMSR: architectural MSRs and the injected #GP", "[system][msr]
   };
   Machine e;
   e.install_idt_all_hlt();
-  CHECK(wr(e, 0xC0000080, 0xd01));            // SCE|LME|LMA|NXE: ok
+  CHECK(wr(e, 0xC0000080, 0xd01));  // SCE|LME|LMA|NXE: ok
   CHECK(rd(e, 0xC0000080) == 0xd01);
   CHECK_FALSE(wr(e, 0xC0000080, 0xd01 | 2));  // reserved bit
   Machine p;
@@ -74,9 +76,9 @@ TEST_CASE("RDMSR/WRMSR: architectural MSRs and the injected #GP", "[system][msr]
   CHECK(rd(f, 0xC0000103) == 7);
   CHECK_FALSE(wr(f, 0xC0000103, 0x100000000ull));  // TSC_AUX upper half reserved
   CHECK(rd(f, 0xFE) == 0);
-  CHECK_FALSE(wr(f, 0xFE, 0));                     // MTRRcap is read-only
-  CHECK(rd(f, 0x1b) == 0xfee00900u);               // APIC base, BSP
-  CHECK_FALSE(wr(f, 0x1b, 0xfee00901u));           // reserved bit 0
+  CHECK_FALSE(wr(f, 0xFE, 0));            // MTRRcap is read-only
+  CHECK(rd(f, 0x1b) == 0xfee00900u);      // APIC base, BSP
+  CHECK_FALSE(wr(f, 0x1b, 0xfee00901u));  // reserved bit 0
   // IA32_TSC: a write sets the TSC; it keeps counting from there.
   CHECK(wr(f, 0x10, 1'000'000'000'000ull));
   const uint64_t t1 = rd(f, 0x10);
@@ -93,7 +95,7 @@ TEST_CASE("RDMSR/WRMSR: architectural MSRs and the injected #GP", "[system][msr]
   u.vcpu.set_seg(SegReg::SS, {0x2b, 0, 0xffffffff, 0xc0f3});
   u.vcpu.set_gpr(RSP, 0x7f000);
   u.vcpu.set_gpr(RCX, 0x10);
-  u.code({0x0f, 0x32}  /* rdmsr */);
+  u.code({0x0f, 0x32} /* rdmsr */);
   u.step();
   CHECK(u.vcpu.rip() == u.handler_addr(13));
   CHECK(!has(u.trace(), "MSR_READ"));
@@ -105,7 +107,8 @@ TEST_CASE("RDTSC/RDTSCP and CR4.TSD", "[system]") {
   m.vcpu.set_gpr(RCX, 0xC0000103);
   m.vcpu.set_gpr(RAX, 5);
   m.vcpu.set_gpr(RDX, 0);
-  m.code({0x0f, 0x30, 0x0f, 0x31, 0x48, 0x89, 0xc3, 0x0f, 0x01, 0xf9}  /* wrmsr; rdtsc; mov rbx, rax; rdtscp */);
+  m.code({0x0f, 0x30, 0x0f, 0x31, 0x48, 0x89, 0xc3, 0x0f, 0x01,
+          0xf9} /* wrmsr; rdtsc; mov rbx, rax; rdtscp */);
   m.run(4);
   CHECK(m.vcpu.gpr(RCX) == 5);
   CHECK(m.vcpu.gpr(RAX) > m.vcpu.gpr(RBX));
@@ -118,7 +121,7 @@ TEST_CASE("RDTSC/RDTSCP and CR4.TSD", "[system]") {
   t.vcpu.set_seg(SegReg::CS, {0x33, 0, 0xffffffff, 0xa0fb});
   t.vcpu.set_seg(SegReg::SS, {0x2b, 0, 0xffffffff, 0xc0f3});
   t.vcpu.set_gpr(RSP, 0x7f000);
-  t.code({0x0f, 0x31}  /* rdtsc */);
+  t.code({0x0f, 0x31} /* rdtsc */);
   t.step();
   CHECK(t.vcpu.rip() == t.handler_addr(13));
 }
@@ -129,8 +132,10 @@ TEST_CASE("MOV to CRn: reserved bits #GP, CR8", "[system]") {
     m.install_idt_all_hlt();
     m.vcpu.set_gpr(RAX, v);
     const uint8_t modrm = static_cast<uint8_t>(0xc0 | ((n & 7) << 3));
-    if (n == 8) m.code({0x44, 0x0f, 0x22, modrm});
-    else m.code({0x0f, 0x22, modrm});
+    if (n == 8)
+      m.code({0x44, 0x0f, 0x22, modrm});
+    else
+      m.code({0x0f, 0x22, modrm});
     m.step();
     return m.vcpu.rip() != m.handler_addr(13) ? m.vcpu.cr(n) : ~0ull;
   };
@@ -142,7 +147,7 @@ TEST_CASE("MOV to CRn: reserved bits #GP, CR8", "[system]") {
   CHECK(try_cr(4, 0x20 | (1u << 17)) == ~0ull);  // PCIDE unsupported
   CHECK(try_cr(4, 0x0) == ~0ull);                // clearing PAE in long mode
   CHECK(try_cr(3, 0x10000) == 0x10000);
-  CHECK(try_cr(3, 1ull << 50) == ~0ull);         // above MAXPHYADDR
+  CHECK(try_cr(3, 1ull << 50) == ~0ull);  // above MAXPHYADDR
   CHECK(try_cr(8, 0xf) == 0xf);
   CHECK(try_cr(8, 0x10) == ~0ull);
   Machine u;
@@ -168,7 +173,7 @@ TEST_CASE("LGDT/SGDT/LIDT, LTR marks the TSS busy", "[system]") {
   CHECK(m.vcpu.tr().base == Machine::kTss);
   CHECK(m.vcpu.gpr(RBX) == 0x18);
   // LTR of a busy TSS: #GP(selector).
-  m.code({0x0f, 0x00, 0xd8}  /* ltr ax */);
+  m.code({0x0f, 0x00, 0xd8} /* ltr ax */);
   m.step();
   CHECK(m.vcpu.rip() == m.handler_addr(13));
   CHECK(m.get64(m.vcpu.gpr(RSP)) == 0x18);
@@ -178,7 +183,8 @@ TEST_CASE("port I/O: exits, values, unhandled port stop, exit port", "[system][i
   Machine m;
   m.vcpu.set_gpr(RAX, 0x1234'5678);
   m.vcpu.set_gpr(RDX, 0x90);
-  m.code({0xef, 0xe4, 0x81, 0xbe, 0x00, 0x02, 0x10, 0x00, 0xb9, 0x03, 0x00, 0x00, 0x00, 0xf3, 0x6e}  /* out dx, eax; in al, 0x81; mov esi, 0x100200; mov ecx, 3; rep outsb */);
+  m.code({0xef, 0xe4, 0x81, 0xbe, 0x00, 0x02, 0x10, 0x00, 0xb9, 0x03, 0x00, 0x00, 0x00, 0xf3,
+          0x6e} /* out dx, eax; in al, 0x81; mov esi, 0x100200; mov ecx, 3; rep outsb */);
   m.put(0x100200, {'a', 'b', 'c'});
   m.run(5);
   REQUIRE(m.env.log.size() == 5);
@@ -193,14 +199,14 @@ TEST_CASE("port I/O: exits, values, unhandled port stop, exit port", "[system][i
 
   Machine u;
   u.vcpu.set_gpr(RDX, 0x3f8);
-  u.code({0xee}  /* out dx, al */);
+  u.code({0xee} /* out dx, al */);
   auto r = u.step();
   CHECK(r.reason == StopReason::IoError);
   CHECK(has(u.vcpu.stop_detail(), "out port 0x3f8"));
   CHECK(u.vcpu.rip() == Machine::kCode);
 
   Machine x;
-  x.code({0xe6, 0xf4, 0xf4}  /* out 0xf4, al; hlt */);
+  x.code({0xe6, 0xf4, 0xf4} /* out 0xf4, al; hlt */);
   auto r2 = x.run(10);
   CHECK(r2.reason == StopReason::VmExitRequested);
   CHECK(r2.executed == 1);
@@ -210,7 +216,7 @@ TEST_CASE("port I/O: exits, values, unhandled port stop, exit port", "[system][i
 TEST_CASE("HLT stops the vCPU; the interrupt hook wakes it; STI shadow", "[system][irq]") {
   Machine m;
   m.install_idt_all_hlt();
-  m.code({0xfb, 0xf4, 0x48, 0xff, 0xc0}  /* sti; hlt; inc rax */);
+  m.code({0xfb, 0xf4, 0x48, 0xff, 0xc0} /* sti; hlt; inc rax */);
   auto r = m.run(10);
   CHECK(r.reason == StopReason::Halted);
   CHECK(m.vcpu.halted());
@@ -218,7 +224,7 @@ TEST_CASE("HLT stops the vCPU; the interrupt hook wakes it; STI shadow", "[syste
   CHECK(m.run(10).reason == StopReason::Halted);  // nothing can wake it
   int delivered = 0;
   m.vcpu.set_interrupt_poll([&](Vcpu&) { return delivered++ == 0 ? 0x30 : -1; });
-  m.put(m.handler_addr(0x30), {0x48, 0xcf}  /* iretq */);
+  m.put(m.handler_addr(0x30), {0x48, 0xcf} /* iretq */);
   m.vcpu.notify_interrupt();
   m.run(2);  // wake + deliver, iretq, inc rax
   CHECK(!m.vcpu.halted());
@@ -230,7 +236,7 @@ TEST_CASE("HLT stops the vCPU; the interrupt hook wakes it; STI shadow", "[syste
   s.install_idt_all_hlt();
   s.vcpu.set_interrupt_poll([](Vcpu&) { return 0x31; });
   s.vcpu.notify_interrupt();
-  s.code({0xfb, 0x48, 0xff, 0xc0, 0x48, 0xff, 0xc0}  /* sti; inc rax; inc rax */);
+  s.code({0xfb, 0x48, 0xff, 0xc0, 0x48, 0xff, 0xc0} /* sti; inc rax; inc rax */);
   s.run(1);  // sti
   s.run(1);  // inc (shadow)
   CHECK(s.vcpu.gpr(RAX) == 1);
@@ -241,7 +247,7 @@ TEST_CASE("HLT stops the vCPU; the interrupt hook wakes it; STI shadow", "[syste
 TEST_CASE("VMCALL: #UD without a hypercall handler, hook when present", "[system]") {
   Machine m;
   m.install_idt_all_hlt();
-  m.code({0x0f, 0x01, 0xc1}  /* vmcall */);
+  m.code({0x0f, 0x01, 0xc1} /* vmcall */);
   m.step();
   CHECK(m.vcpu.rip() == m.handler_addr(6));
   Machine h;
@@ -249,7 +255,7 @@ TEST_CASE("VMCALL: #UD without a hypercall handler, hook when present", "[system
     v.set_gpr(0, 42);
     return true;
   });
-  h.code({0x0f, 0x01, 0xc1}  /* vmcall */);
+  h.code({0x0f, 0x01, 0xc1} /* vmcall */);
   h.step();
   CHECK(h.vcpu.gpr(RAX) == 42);
   CHECK(h.vcpu.rip() == Machine::kCode + 3);
@@ -270,7 +276,7 @@ TEST_CASE("time gate: RDTSC waits until the vCPU may observe time", "[system]") 
   Machine m;
   bool allow = false;
   m.vcpu.set_time_gate([&](Vcpu&) { return allow; });
-  m.code({0x48, 0xff, 0xc3, 0x0f, 0x31, 0x48, 0xff, 0xc3}  /* inc rbx; rdtsc; inc rbx */);
+  m.code({0x48, 0xff, 0xc3, 0x0f, 0x31, 0x48, 0xff, 0xc3} /* inc rbx; rdtsc; inc rbx */);
   const auto r = m.run(10);
   CHECK(r.reason == StopReason::Deadline);
   CHECK(r.executed == 1);
