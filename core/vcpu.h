@@ -106,8 +106,10 @@ class Vcpu {
     StopReason reason = StopReason::None;
     uint64_t executed = 0;        // instructions retired in this call
   };
-  // Runs until max_insns instructions retire, local cycles reach `deadline`, or
-  // something stops the vCPU (see StopReason). Exceptions are delivered inside.
+  // Runs until max_insns steps are used, local cycles reach `deadline`, or something
+  // stops the vCPU (see StopReason). A step is one retired instruction or one exception
+  // / interrupt delivery (which retires nothing), so InsnLimit may come back with
+  // executed < max_insns; instructions() counts retired instructions only.
   RunResult run(uint64_t max_insns, Cycles deadline);
   // Executes exactly one instruction (or delivers one pending exception); for tests.
   RunResult step() { return run(1, Cycles(~0ull)); }

@@ -67,7 +67,10 @@ TEST_CASE("CPUID table: vendor, topology, hypervisor bit, extended leaves", "[cp
   CHECK((e1.edx >> 27 & 1) == 1);  // RDTSCP
   CHECK((e1.ecx >> 5 & 1) == 1);   // LZCNT
   CHECK(t.lookup(0, 0x80000000, 0).eax == 0x80000008);
-  CHECK((t.lookup(0, 0x80000008, 0).eax & 0xff) == 40);
+  CHECK((e1.edx >> 11 & 1) == 1);  // SYSCALL/SYSRET (the core executes them)
+  // MAXPHYADDR must match what the MMU treats as reserved (core/cpu/core.h kMaxPhysAddrBits).
+  CHECK((t.lookup(0, 0x80000008, 0).eax & 0xff) == 46);
+  CHECK((t.lookup(0, 0x80000008, 0).eax >> 8 & 0xff) == 48);
   CHECK(t.lookup(2, 0x40000001, 0).eax == 0x01007efb);
   // Honest features: no x87/SSE claims (the core executes general-register code only).
   CHECK((t.lookup(0, 1, 0).edx & 1) == 0);

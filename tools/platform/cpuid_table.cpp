@@ -49,8 +49,8 @@ CpuidTable::CpuidTable(unsigned vcpu_count, const KvmCpuid& kvm) : m_count(vcpu_
   // Extended leaves.
   add(0x80000000, {kMaxExtended, 0, 0, 0});
   // ECX: LAHF/SAHF in 64-bit mode (0), ABM/LZCNT (5). EDX: NX (20), 1 GiB pages (26),
-  // RDTSCP (27), LM (29). No SYSCALL (11): the core does not execute it.
-  add(0x80000001, {0, 0, bit(0) | bit(5), bit(20) | bit(26) | bit(27) | bit(29)});
+  // RDTSCP (27), LM (29), SYSCALL/SYSRET (11; core/cpu/exec_system.cpp, gated by EFER.SCE).
+  add(0x80000001, {0, 0, bit(0) | bit(5), bit(11) | bit(20) | bit(26) | bit(27) | bit(29)});
   // Brand string, 48 bytes NUL-padded, over leaves 0x80000002-4.
   char brand[48] = "pvsim virtual CPU";
   for (uint32_t k = 0; k < 3; ++k)
@@ -59,8 +59,9 @@ CpuidTable::CpuidTable(unsigned vcpu_count, const KvmCpuid& kvm) : m_count(vcpu_
   add(0x80000005, {0, 0, 0, 0});
   add(0x80000006, {0, 0, 0, 0});
   add(0x80000007, {0, 0, 0, 0});
-  // 40 physical and 48 linear address bits (QEMU's default phys-bits for TCG).
-  add(0x80000008, {0x3028, 0, 0, 0});
+  // 46 physical and 48 linear address bits: the MMU treats page-table, CR3 and APIC_BASE
+  // bits at and above 46 as reserved (core/README.md "MMU"), so CPUID must say the same.
+  add(0x80000008, {0x302e, 0, 0, 0});
   std::sort(m_entries.begin(), m_entries.end(), [](const Entry& a, const Entry& b) {
     return a.leaf != b.leaf ? a.leaf < b.leaf : a.subleaf < b.subleaf;
   });
