@@ -62,8 +62,9 @@ D['usermode'] = ('Protection in action: the guest builds its own 4-level page ta
     'the IDT bit). INT 0x80 goes through a DPL3 gate and returns to CPL0. Each check also verifies that the CPU '
     'switched to the TSS.RSP0 stack. In the trace the hypervisor barely appears: the EFER write that sets NXE is '
     'a kvm_msr line, but the CR3 load, every #PF and every #GP are handled by the (virtual) CPU and the guest IDT '
-    'without a VM exit - with EPT, KVM does not intercept them. Even the OUT at CPL3 never exits: the IOPL check '
-    'faults before the port is reached.')
+    'without a VM exit - with EPT, KVM does not intercept them; pvsim still records each delivery as a '
+    'pvsim_exception line (vector, error code, RIP, CR2), a pvsim-only event with no KVM counterpart. Even the OUT '
+    'at CPL3 never exits: the IOPL check faults before the port is reached.')
 D['cpuid_msr'] = ('What a guest learns about its virtual CPU. CPUID leaf 0 (vendor), leaf 1 (hypervisor bit '
     'ECX[31], initial APIC ID, logical CPU count), leaf 0x40000000 (signature "KVMKVMKVM") and leaf 0x40000001 '
     '(KVM features, which this scenario sets explicitly to 0x01007efb); each CPUID is a kvm_exit with reason CPUID '
@@ -77,7 +78,8 @@ D['exceptions'] = ('How exceptions reach the guest and how its runtime recovers 
     'registers. Faults are caught and unwound by catch_exception(): UD2 (#UD), DIV by zero (#DE), a non-canonical '
     'address (#GP(0)), the same through RSP (#SS(0), because RSP-based addressing uses SS), and loads/stores at '
     '5 GiB, which the boot page tables do not map (#PF with error code 0 or 2 and CR2 = the address). The CPU '
-    'delivers all of these through the guest IDT without a VM exit; only rdmsr_safe(0xdeadbeef) needs the '
+    'delivers all of these through the guest IDT without a VM exit (each is a pvsim_exception line in the trace, '
+    'an event real KVM has no counterpart for); only rdmsr_safe(0xdeadbeef) needs the '
     'hypervisor, and shows up as kvm_msr "msr_read deadbeef = 0x0 (#GP)" followed by kvm_inj_exception "#GP (0x0)".')
 summaries = {'exceptions': 13, 'hello': 1, 'quicksort': 4, 'divmul': 74, 'printf': 50, 'usermode': 23, 'cpuid_msr': 25}
 limits = {'exceptions': 10_000_000, 'hello': 2_000_000, 'quicksort': 400_000_000, 'divmul': 20_000_000, 'printf': 20_000_000,
