@@ -6,18 +6,11 @@
 #include <memory>
 
 #include "core/cpu/decoder.h"
+#include "core/prng.h"
+
+using pvsim::SplitMix64;
 
 namespace {
-// splitmix64 (Steele, Lea, Flood 2014): the test's own deterministic generator.
-struct SplitMix64 {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-};
 }  // namespace
 
 TEST_CASE("decoder fuzz: 10^6 random byte strings", "[decoder]") {

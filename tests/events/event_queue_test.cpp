@@ -10,12 +10,15 @@
 #include <memory>
 #include <tuple>
 #include <vector>
+#include "core/prng.h"
 
 using pvsim::Event;
 using pvsim::EventPriority;
 using pvsim::EventQueue;
 using pvsim::MemberEvent;
 using pvsim::Tick;
+
+using pvsim::SplitMix64;
 
 namespace {
 
@@ -349,24 +352,6 @@ TEST_CASE("MemberEvent calls the bound method", "[events]") {
 
 namespace {
 
-// splitmix64 (Steele, Lea, Flood 2014): the test's own PRNG, identical on every standard
-// library (architecture.md §2 forbids std:: distributions).
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : m_state(seed) {}
-  uint64_t next() {
-    uint64_t z = (m_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  uint64_t below(uint64_t n) {
-    return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64);
-  }
-
- private:
-  uint64_t m_state;
-};
 
 constexpr std::array<EventPriority, 5> kPriorities = {
     EventPriority::HostCompletion, EventPriority::DeviceTimer, EventPriority::Default,

@@ -11,27 +11,11 @@
 #pragma once
 #include <cstdint>
 
+#include "core/prng.h"
+
 namespace pvsim::oracle {
 
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : m_state(seed) {}
-  uint64_t next() {
-    uint64_t z = (m_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  // [0, n) by Lemire's multiply-shift (no division on the per-case path; the bias is
-  // below n / 2^64, irrelevant for test generation). n = 0 gives 0.
-  uint64_t below(uint64_t n) {
-    return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * n) >> 64);
-  }
-  bool one_in(uint64_t n) { return below(n) == 0; }
-
- private:
-  uint64_t m_state;
-};
+using pvsim::SplitMix64;  // core/prng.h
 
 constexpr uint64_t width_mask(unsigned bits) {
   return bits >= 64 ? ~0ull : (1ull << bits) - 1;

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <vector>
+#include "core/prng.h"
 
 using namespace pvsim;
 
@@ -13,16 +14,6 @@ namespace {
 
 constexpr uint64_t kRamSize = 4 * kPageSize;
 
-// Project-written splitmix64 (Steele, Lea, Flood 2014), the test's only randomness.
-struct SplitMix64 {
-  uint64_t state;
-  uint64_t next() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-};
 
 uint32_t u32_at(const GuestMemory& mem, uint64_t gpa) {
   uint32_t v = 0;
