@@ -1,0 +1,214 @@
+// devices/lapic.h — the local APIC of one vCPU (SDM Vol. 3A chapter 11), as a standalone
+// device: register file (xAPIC MMIO page and x2APIC MSRs 0x800-0x8ff), IA32_APIC_BASE mode
+// rules, interrupt acceptance/priority (IRR/ISR/TMR, TPR/PPR, EOI), the timer (one-shot,
+// periodic, TSC-deadline) and ICR decoding into IpiRequests.
+//
+// Architecture §1: the LAPIC never sees a Vcpu. It talks outwards through InterruptSink
+// (a deliverable interrupt appeared; an IPI was written to the ICR) and reads time through
+// ApicClock. Routing IPIs to other APICs is the bus's job; matches_destination() below is
+// the pure §11.6.2 rule the bus uses for that.
+// Architecture §7.6: the timer is an Event on the EventQueue at the exact expiry Tick and
+// the current-count register is derived from the Tick when read; nothing is ticked.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <optional>
+
+#include "core/event_queue.h"
+#include "core/msr_registry.h"
+#include "core/types.h"
+#include "devices/lapic_regs.h"
+
+namespace pvsim {
+
+// ICR delivery mode field (SDM §11.6.1). Values are the architectural encodings.
+enum class IpiDelivery : uint8_t {
+  Fixed = 0,
+  LowestPriority = 1,
+  Smi = 2,
+  Nmi = 4,
+  Init = 5,
+  StartUp = 6,
+  Reserved
+};
+enum class DestMode : uint8_t { Physical, Logical };
+// ICR destination shorthand (SDM §11.6.1 bits 19:18).
+enum class Shorthand : uint8_t { None = 0, Self = 1, AllIncludingSelf = 2, AllExcludingSelf = 3 };
+enum class TriggerMode : uint8_t { Edge, Level };
+enum class ApicMode : uint8_t { Disabled, XApic, X2Apic };
+enum class TimerMode : uint8_t { OneShot = 0, Periodic = 1, TscDeadline = 2 };
+
+// One decoded ICR write. `destination` is the 8-bit xAPIC field (ICR bits 63:56) or the
+// 32-bit x2APIC field; `x2apic` says which, because broadcast and logical matching differ.
+struct IpiRequest {
+  uint32_t source = 0;  // APIC ID of the sender (needed for the shorthands)
+  uint8_t vector = 0;
+  IpiDelivery delivery = IpiDelivery::Fixed;
+  DestMode dest_mode = DestMode::Physical;
+  Shorthand shorthand = Shorthand::None;
+  TriggerMode trigger = TriggerMode::Edge;
+  bool level_assert = true;  // ICR bit 14; only an INIT level de-assert has it clear
+  uint32_t destination = 0;
+  bool x2apic = false;
+  bool operator==(const IpiRequest&) const = default;
+};
+
+// What the bus needs to know about a candidate receiver to apply §11.6.2.
+struct ApicDestinationInfo {
+  uint32_t apic_id = 0;  // xAPIC: ID register bits 31:24; x2APIC: the 32-bit x2APIC ID
+  uint32_t ldr = 0;      // LDR register value as read
+  uint32_t dfr = ~0u;    // DFR (xAPIC only): model bits 31:28 = 0xF flat, 0x0 cluster
+  bool x2apic = false;
+};
+
+// SDM §11.6.2 / §11.6.2.1-2 and §11.12.9-10 (x2APIC logical/broadcast): does `target`
+// accept `req`? Applies the shorthand first (it overrides the destination field).
+// Lowest-priority arbitration among several matches is left to the bus.
+bool matches_destination(const IpiRequest& req, const ApicDestinationInfo& target);
+
+// Narrow outward interface (architecture §1). Called synchronously from the LAPIC.
+class InterruptSink {
+ public:
+  // A deliverable interrupt (pending_vector() has a value) may now exist: wake a halted vCPU
+  // and re-check at the next instruction boundary. Spurious calls are allowed.
+  virtual void interrupt_pending(uint32_t apic_id) = 0;
+  // The guest wrote the ICR; route the IPI (including self and broadcast shorthands).
+  virtual void send_ipi(const IpiRequest& req) = 0;
+
+ protected:
+  ~InterruptSink() = default;
+};
+
+// Virtual time as the LAPIC sees it: the owning vCPU's current Tick.
+class ApicClock {
+ public:
+  virtual Tick now() const = 0;
+
+ protected:
+  ~ApicClock() = default;
+};
+
+struct LapicConfig {
+  uint32_t apic_id = 0;
+  bool bsp = false;
+  // APIC timer input clock (SDM §11.5.4: "the processor's bus clock or core crystal clock").
+  uint64_t bus_hz = 1'000'000'000;
+  // TSC frequency for IA32_TSC_DEADLINE; the TSC is taken as ns_to_cycles(Tick, tsc_hz).
+  uint64_t tsc_hz = 1'000'000'000;
+  // MAXPHYADDR: IA32_APIC_BASE bits at and above it are reserved (#GP).
+  unsigned phys_addr_bits = 46;
+};
+
+class LocalApic {
+ public:
+  LocalApic(const LapicConfig& cfg, EventQueue& events, InterruptSink& sink,
+            const ApicClock& clock);
+  LocalApic(const LocalApic&) = delete;
+  LocalApic& operator=(const LocalApic&) = delete;
+
+  // Power-up / RESET state (SDM §11.4.7.1), xAPIC enabled at the default base.
+  void reset();
+
+  // ---- IA32_APIC_BASE (SDM §11.4.4, §11.12.5) ----
+  uint64_t apic_base() const { return m_apic_base; }
+  MsrStatus set_apic_base(uint64_t value);
+  ApicMode mode() const { return m_mode; }
+  uint64_t mmio_base() const { return m_apic_base & ~0xfffull & ((1ull << m_phys_bits) - 1); }
+
+  // ---- register access ----
+  // xAPIC page, offset 0..0xfff. Only in xAPIC mode (in other modes reads give 0 and
+  // writes are dropped; the platform should not route the page then, §11.12.2).
+  uint32_t mmio_read(uint32_t offset, unsigned size);
+  void mmio_write(uint32_t offset, unsigned size, uint32_t value);
+  // x2APIC MSRs 0x800-0x8ff (SDM §11.12.1.2-3). Gp outside x2APIC mode.
+  MsrStatus msr_read(uint32_t index, uint64_t& value);
+  MsrStatus msr_write(uint32_t index, uint64_t value);
+  // IA32_TSC_DEADLINE (SDM §11.5.4.1): ignored/zero unless the LVT timer is in deadline mode.
+  uint64_t tsc_deadline() const;
+  void set_tsc_deadline(uint64_t tsc);
+
+  // ---- interrupt acceptance (SDM §11.8.3-§11.8.5) ----
+  // A fixed interrupt arrives (from the bus, an LVT, or a PV device). Vectors 0-15 are
+  // illegal: ESR "receive illegal vector" is set and nothing is queued.
+  void accept(uint8_t vector, TriggerMode trigger);
+  // Highest IRR vector whose priority class exceeds PPR's, if any.
+  std::optional<uint8_t> pending_vector() const;
+  // The CPU takes the interrupt: highest deliverable IRR bit moves to ISR. Returns it.
+  std::optional<uint8_t> ack();
+  // Same as a write to the EOI register.
+  void eoi();
+  uint32_t ppr() const;
+
+  // ---- inspection for the platform and tests ----
+  uint32_t id() const { return m_mode == ApicMode::X2Apic ? m_cfg.apic_id : m_xapic_id >> 24; }
+  ApicDestinationInfo destination_info() const;
+  bool software_enabled() const { return (m_svr & lapic::kSvrEnable) != 0; }
+  bool irr_bit(uint8_t v) const { return test(m_irr, v); }
+  bool isr_bit(uint8_t v) const { return test(m_isr, v); }
+  bool tmr_bit(uint8_t v) const { return test(m_tmr, v); }
+  bool timer_armed() const { return m_timer_event.scheduled(); }
+  Tick timer_expiry() const { return m_timer_event.when(); }
+
+ private:
+  using Bank = std::array<uint32_t, 8>;
+  static bool test(const Bank& b, unsigned v) { return (b[v >> 5] >> (v & 31)) & 1; }
+  static void set(Bank& b, unsigned v) { b[v >> 5] |= 1u << (v & 31); }
+  static void clear(Bank& b, unsigned v) { b[v >> 5] &= ~(1u << (v & 31)); }
+  static int highest(const Bank& b);
+
+  // Register file core shared by both access paths. `x2` selects x2APIC semantics.
+  // read_reg returns nullopt for an offset that does not exist in the current mode.
+  std::optional<uint32_t> read_reg(uint32_t offset) const;
+  // Returns false for a write the mode rejects (read-only / reserved / non-existent).
+  bool write_reg(uint32_t offset, uint32_t value);
+  void write_lvt(uint32_t offset, uint32_t value);
+  void write_svr(uint32_t value);
+  void send_icr(uint32_t low, uint32_t high);
+  void signal_error(uint32_t esr_bit);
+  void notify_if_pending();
+
+  // Timer (SDM §11.5.4).
+  TimerMode timer_mode() const;
+  unsigned timer_divisor() const;
+  uint64_t counts_elapsed(Tick now) const;
+  Tick tick_for_counts(uint64_t counts) const;
+  void timer_start_counting(uint64_t first_counts);
+  void timer_stop();
+  uint32_t timer_current_count() const;
+  void timer_expired();
+
+  LapicConfig m_cfg;
+  EventQueue& m_events;
+  InterruptSink& m_sink;
+  const ApicClock& m_clock;
+  unsigned m_phys_bits;
+
+  ApicMode m_mode = ApicMode::XApic;
+  uint64_t m_apic_base = 0;
+  uint32_t m_xapic_id = 0;  // xAPIC ID register (ID in bits 31:24)
+  uint32_t m_tpr = 0;
+  uint32_t m_ldr = 0;
+  uint32_t m_dfr = ~0u;
+  uint32_t m_svr = 0xff;
+  Bank m_isr{}, m_tmr{}, m_irr{};
+  uint32_t m_esr = 0;          // visible ESR, latched by the last ESR write
+  uint32_t m_esr_pending = 0;  // errors detected since that write (SDM §11.5.3)
+  uint32_t m_icr_low = 0, m_icr_high = 0;
+  std::array<uint32_t, 6> m_lvt{};  // index = (offset - 0x320) >> 4: timer..error; CMCI apart
+  uint32_t m_lvt_cmci = 0;
+  uint32_t m_timer_initial = 0;
+  uint32_t m_timer_divide = 0;
+  uint64_t m_tsc_deadline = 0;
+
+  // Timer counting state: counts are measured from m_timer_base at the divisor that was
+  // current then; the next expiry is when m_timer_target counts have elapsed. Periodic
+  // reload adds the initial count to the target, so expiries land on exact multiples
+  // (no accumulated rounding drift).
+  Tick m_timer_base{};
+  unsigned m_timer_base_divisor = 2;
+  uint64_t m_timer_target = 0;
+  bool m_timer_counting = false;  // count-down mode running (current count > 0)
+  MemberEvent<&LocalApic::timer_expired> m_timer_event{*this, "lapic_timer"};
+};
+
+}  // namespace pvsim
