@@ -142,11 +142,7 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
     res.executed += done;
     steps += done;
     if (failed) [[unlikely]] {
-      // A non-canonical address through an RSP/RBP-based memory operand (SS is the default
-      // segment, no FS/GS override) is #SS(0), not #GP(0) (SDM Vol. 3A §6.15, Interrupt 12).
-      if (fault_pending && noncanonical_fault && fault.vector == kGP && !in->mod3() &&
-          in->seg == 0 && (in->base == 4 || in->base == 5))
-        fault.vector = kSS;
+      if (in->ss_operand()) stack_fault();
       if (stop != StopReason::None) {
         res.reason = stop;
         break;

@@ -445,20 +445,21 @@ class Core {
   // Stack (SS base is 0 in 64-bit mode; a non-canonical stack address is #SS(0)).
   __attribute__((always_inline)) bool push(uint64_t v, unsigned size) {
     const uint64_t sp = gpr[4] - size;
-    if (!write(sp, size, v)) return stack_fault(sp);
+    if (!write(sp, size, v)) return stack_fault();
     gpr[4] = sp;
     return true;
   }
   __attribute__((always_inline)) bool pop(unsigned size, uint64_t& v) {
-    if (!read(gpr[4], size, v)) return stack_fault(gpr[4]);
+    if (!read(gpr[4], size, v)) return stack_fault();
     gpr[4] += size;
     return true;
   }
-  // A stack access to a non-canonical address is #SS(0), not #GP(0) (SDM Vol. 3A §6.15
-  // "Interrupt 12"); access_slow reports #GP(0), so convert here.
-  bool stack_fault(uint64_t la) {
-    if (fault_pending && fault.vector == kGP && fault.error == 0 && !is_canonical(la))
-      fault.vector = kSS;
+  // An access through SS to a non-canonical address is #SS(0), not #GP(0) (SDM Vol. 3A
+  // §6.15 "Interrupt 12"), judged on the whole access. translate() raises #GP(0) and sets
+  // noncanonical_fault; the SS users — pushes and pops here and in IRET, and RSP/RBP-based
+  // operands (Insn::ss_operand(), checked in the run loop) — convert it with this one helper.
+  bool stack_fault() {
+    if (fault_pending && noncanonical_fault && fault.vector == kGP) fault.vector = kSS;
     return false;
   }
 

@@ -240,7 +240,7 @@ bool Core::far_return(unsigned osz, bool is_iret, uint16_t pop_extra) {
   uint64_t sp = gpr[4];
   uint64_t new_rip, cs_sel, new_flags = 0, new_rsp = 0, ss_sel = 0;
   auto popv = [&](uint64_t& v) {
-    if (!read(sp, sz, v)) return stack_fault(sp);
+    if (!read(sp, sz, v)) return stack_fault();
     sp += sz;
     return true;
   };

@@ -47,14 +47,14 @@ bool CALL_Ev(Core& c, const Insn& i) {
 }
 bool RET(Core& c, const Insn&) {
   uint64_t t;
-  if (!c.read(c.gpr[4], 8, t)) return c.stack_fault(c.gpr[4]);
+  if (!c.read(c.gpr[4], 8, t)) return c.stack_fault();
   if (!is_canonical(t)) return c.gp(0);
   c.gpr[4] += 8;
   return branch_to(c, t);
 }
 bool RET_Iw(Core& c, const Insn& i) {
   uint64_t t;
-  if (!c.read(c.gpr[4], 8, t)) return c.stack_fault(c.gpr[4]);
+  if (!c.read(c.gpr[4], 8, t)) return c.stack_fault();
   if (!is_canonical(t)) return c.gp(0);
   c.gpr[4] += 8 + (i.imm & 0xffff);
   return branch_to(c, t);

@@ -251,7 +251,7 @@ bool POP_GS(Core& c, const Insn& i) {
 }
 bool LEAVE(Core& c, const Insn& i) {
   uint64_t v;
-  if (!c.read(c.gpr[5], i.osz, v)) return c.stack_fault(c.gpr[5]);
+  if (!c.read(c.gpr[5], i.osz, v)) return c.stack_fault();
   c.gpr[4] = c.gpr[5] + i.osz;
   c.setr(5, i.osz, i, v);
   return true;

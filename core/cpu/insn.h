@@ -88,6 +88,9 @@ struct Insn {
   uint8_t pfx = 0;    // P_* bits
   uint8_t cond = 0;   // condition code (Jcc/SETcc/CMOVcc) = low opcode nibble
   bool mod3() const { return pfx & P_MOD3; }
+  // A memory operand whose segment is SS: RSP or RBP as base and no FS/GS override
+  // (SDM Vol. 1 §3.7.4, default segment selection rules).
+  bool ss_operand() const { return !mod3() && seg == 0 && (base == 4 || base == 5); }
 };
 
 }  // namespace pvsim::cpu

@@ -218,3 +218,32 @@ TEST_CASE("non-canonical RSP/RBP-based operand is #SS(0); with FS override #GP(0
   f.step();
   CHECK(f.vcpu.rip() == f.handler_addr(13));
 }
+
+TEST_CASE("a stack push that runs past the canonical boundary is #SS(0), not #GP(0)",
+          "[exceptions]") {
+  // The check is on the whole access (SDM Vol. 3A §6.15 "Interrupt 12"): a push whose first
+  // byte is canonical but whose last byte lies at 0x0000800000000000 still faults as #SS(0).
+  Machine m;
+  m.install_idt_all_hlt();
+  // Map the last 2 MiB below the canonical hole (PML4[255] → PDPT[511] → PD[511]) onto GPA 4 MiB.
+  m.put64(Machine::kPml4 + 255 * 8, 0x30000 | 3);
+  m.put64(0x30000 + 511 * 8, 0x31000 | 3);
+  m.put64(0x31000 + 511 * 8, 0x400000 | 0x83);
+  m.vcpu.set_cr(3, Machine::kPml4);
+  m.vcpu.set_gpr(RSP, 0x0000800000000004ull);  // push writes 0x7ffffffffffc..0x800000000003
+  m.code({0x50} /* push rax */);
+  m.step();
+  CHECK(m.vcpu.rip() == m.handler_addr(12));
+  // Control: an 8-byte push that ends exactly at the boundary is fine.
+  Machine ok;
+  ok.install_idt_all_hlt();
+  ok.put64(Machine::kPml4 + 255 * 8, 0x30000 | 3);
+  ok.put64(0x30000 + 511 * 8, 0x31000 | 3);
+  ok.put64(0x31000 + 511 * 8, 0x400000 | 0x83);
+  ok.vcpu.set_cr(3, Machine::kPml4);
+  ok.vcpu.set_gpr(RSP, 0x0000800000000000ull);
+  ok.code({0x50});
+  ok.step();
+  CHECK(ok.vcpu.rip() == Machine::kCode + 1);
+  CHECK(ok.vcpu.gpr(RSP) == 0x00007ffffffffff8ull);
+}
