@@ -20,9 +20,20 @@
 //                      "0x%lx") + " (0x%x)" only when has_error + " [reinjected]"
 //   kvm_page_fault    "vcpu %u rip 0x%lx address 0x%016llx error_code 0x%llx"
 //   kvm_hypercall     "nr 0x%lx a0 0x%lx a1 0x%lx a2 0x%lx a3 0x%lx"
+//   kvm_apic          "apic_{read|write} %s = 0x%llx" with the register's symbolic name
+//                      (kvm_trace_symbol_apic; unknown offsets print as 0x%x)
+//   kvm_apic_ipi      "dst %x vec %u (%s|%s|%s|%s|%s)": delivery mode, dest mode,
+//                      assert/de-assert, trigger, shorthand
+//   kvm_apic_accept_irq "apicid %x vec %u (%s|%s)": delivery mode from dm >> 8, trigger
+//   kvm_eoi           "apicid %x vector %d"
+//   kvm_inj_virq      "{IRQ|Soft/INTn} 0x%x" + " [reinjected]"
+//   kvm_pvclock_update "vcpu_id %u, pvclock { version %u, tsc_timestamp 0x%llx,
+//                      system_time 0x%llx, tsc_to_system_mul 0x%x, tsc_shift %d, flags 0x%x }"
 // pvsim events (no upstream tracepoint, hence the prefix):
 //   pvsim_exception   "vector 0x%x (#XX) error_code 0x%x rip 0x%lx cr2 0x%lx"; the
 //                      " error_code ..." part only when the exception pushes one
+//   pvsim_inj_nmi     "NMI"
+//   pvsim_vcpu        "<what>: <detail>" (detail omitted when empty)
 //   pvsim_stop        "reason <word>: <detail>" (detail omitted when empty; its line
 //                      breaks become "; ")
 #include "core/trace.h"
@@ -269,6 +280,116 @@ void Tracer::pvsim_stop(Tick ts, unsigned vcpu, std::string_view reason,
   }
   emit(ts, vcpu, "pvsim_stop", text,
        {TraceField::str("reason", reason), TraceField::str("detail", detail)});
+}
+
+namespace {
+// Register names as KVM's kvm_trace_symbol_apic prints them (arch/x86/kvm/trace.h).
+const char* apic_reg_name(uint32_t reg) {
+  switch (reg) {
+    case 0x20: return "APIC_ID";
+    case 0x30: return "APIC_LVR";
+    case 0x80: return "APIC_TASKPRI";
+    case 0x90: return "APIC_ARBPRI";
+    case 0xa0: return "APIC_PROCPRI";
+    case 0xb0: return "APIC_EOI";
+    case 0xc0: return "APIC_RRR";
+    case 0xd0: return "APIC_LDR";
+    case 0xe0: return "APIC_DFR";
+    case 0xf0: return "APIC_SPIV";
+    case 0x100: return "APIC_ISR";
+    case 0x180: return "APIC_TMR";
+    case 0x200: return "APIC_IRR";
+    case 0x280: return "APIC_ESR";
+    case 0x300: return "APIC_ICR";
+    case 0x310: return "APIC_ICR2";
+    case 0x320: return "APIC_LVTT";
+    case 0x330: return "APIC_LVTTHMR";
+    case 0x340: return "APIC_LVTPC";
+    case 0x350: return "APIC_LVT0";
+    case 0x360: return "APIC_LVT1";
+    case 0x370: return "APIC_LVTERR";
+    case 0x380: return "APIC_TMICT";
+    case 0x390: return "APIC_TMCCT";
+    case 0x3e0: return "APIC_TDCR";
+    case 0x3f0: return "APIC_SELF_IPI";
+    default: return nullptr;
+  }
+}
+const char* const kDeliveryModeNames[8] = {"Fixed", "LowPrio", "SMI", "Res3",
+                                           "NMI",   "INIT",    "SIPI", "ExtINT"};
+const char* const kShorthandNames[4] = {"dst", "self", "all", "all-but-self"};
+}  // namespace
+
+void Tracer::kvm_apic(Tick ts, unsigned vcpu, bool write, uint32_t reg, uint64_t val) {
+  std::string text = fmt::format("apic_{} ", write ? "write" : "read");
+  if (const char* n = apic_reg_name(reg)) text += n;
+  else fmt::format_to(std::back_inserter(text), "0x{:x}", reg);
+  fmt::format_to(std::back_inserter(text), " = 0x{:x}", val);
+  emit(ts, vcpu, "kvm_apic", text,
+       {TraceField::boolean("rw", write), TraceField::u64("reg", reg), TraceField::u64("val", val)});
+}
+
+void Tracer::kvm_apic_ipi(Tick ts, unsigned vcpu, uint32_t icr_low, uint32_t dest_id) {
+  auto text = fmt::format("dst {:x} vec {} ({}|{}|{}|{}|{})", dest_id, icr_low & 0xff,
+                          kDeliveryModeNames[(icr_low >> 8) & 7],
+                          (icr_low & (1u << 11)) ? "logical" : "physical",
+                          (icr_low & (1u << 14)) ? "assert" : "de-assert",
+                          (icr_low & (1u << 15)) ? "level" : "edge",
+                          kShorthandNames[(icr_low >> 18) & 3]);
+  emit(ts, vcpu, "kvm_apic_ipi", text,
+       {TraceField::u64("icr_low", icr_low), TraceField::u64("dest_id", dest_id)});
+}
+
+void Tracer::kvm_apic_accept_irq(Tick ts, unsigned vcpu, uint32_t apicid, uint16_t dm,
+                                 uint16_t tm, uint8_t vec) {
+  auto text = fmt::format("apicid {:x} vec {} ({}|{})", apicid, vec, kDeliveryModeNames[(dm >> 8) & 7],
+                          tm ? "level" : "edge");
+  emit(ts, vcpu, "kvm_apic_accept_irq", text,
+       {TraceField::u64("apicid", apicid), TraceField::u64("dm", dm), TraceField::u64("tm", tm),
+        TraceField::u64("vec", vec)});
+}
+
+void Tracer::kvm_eoi(Tick ts, unsigned vcpu, uint32_t apicid, int vector) {
+  auto text = fmt::format("apicid {:x} vector {}", apicid, vector);
+  emit(ts, vcpu, "kvm_eoi", text,
+       {TraceField::u64("apicid", apicid), TraceField::i64("vector", vector)});
+}
+
+void Tracer::kvm_inj_virq(Tick ts, unsigned vcpu, unsigned vector, bool soft, bool reinjected) {
+  auto text = fmt::format("{} 0x{:x}{}", soft ? "Soft/INTn" : "IRQ", vector,
+                          reinjected ? " [reinjected]" : "");
+  emit(ts, vcpu, "kvm_inj_virq", text,
+       {TraceField::u64("vector", vector), TraceField::boolean("soft", soft),
+        TraceField::boolean("reinjected", reinjected)});
+}
+
+void Tracer::kvm_pvclock_update(Tick ts, unsigned vcpu, uint32_t version, uint64_t tsc_timestamp,
+                                uint64_t system_time, uint32_t tsc_to_system_mul,
+                                int8_t tsc_shift, uint8_t flags) {
+  auto text = fmt::format(
+      "vcpu_id {}, pvclock {{ version {}, tsc_timestamp 0x{:x}, system_time 0x{:x}, "
+      "tsc_to_system_mul 0x{:x}, tsc_shift {}, flags 0x{:x} }}",
+      vcpu, version, tsc_timestamp, system_time, tsc_to_system_mul, static_cast<int>(tsc_shift),
+      static_cast<unsigned>(flags));
+  emit(ts, vcpu, "kvm_pvclock_update", text,
+       {TraceField::u64("vcpu_id", vcpu), TraceField::u64("version", version),
+        TraceField::u64("tsc_timestamp", tsc_timestamp), TraceField::u64("system_time", system_time),
+        TraceField::u64("tsc_to_system_mul", tsc_to_system_mul),
+        TraceField::i64("tsc_shift", tsc_shift), TraceField::u64("flags", flags)});
+}
+
+void Tracer::pvsim_inj_nmi(Tick ts, unsigned vcpu) {
+  emit(ts, vcpu, "pvsim_inj_nmi", "NMI", {});
+}
+
+void Tracer::pvsim_vcpu(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail) {
+  std::string text(what);
+  if (!detail.empty()) {
+    text += ": ";
+    text += detail;
+  }
+  emit(ts, vcpu, "pvsim_vcpu", text,
+       {TraceField::str("what", what), TraceField::str("detail", detail)});
 }
 
 }  // namespace pvsim

@@ -89,6 +89,19 @@ class Tracer {
   void kvm_page_fault(Tick ts, unsigned vcpu, uint64_t rip, uint64_t address, uint64_t error_code);
   void kvm_hypercall(Tick ts, unsigned vcpu, uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
                      uint64_t a3);
+  // LAPIC register access; `reg` is the xAPIC offset (x2APIC MSR 0x800+n is offset n<<4).
+  void kvm_apic(Tick ts, unsigned vcpu, bool write, uint32_t reg, uint64_t val);
+  // An ICR write (sender's vCPU); icr_low as written, dest_id the destination field.
+  void kvm_apic_ipi(Tick ts, unsigned vcpu, uint32_t icr_low, uint32_t dest_id);
+  // An interrupt accepted into a LAPIC: dm = delivery mode << 8 (KVM's encoding), tm 0 edge.
+  void kvm_apic_accept_irq(Tick ts, unsigned vcpu, uint32_t apicid, uint16_t dm, uint16_t tm,
+                           uint8_t vec);
+  void kvm_eoi(Tick ts, unsigned vcpu, uint32_t apicid, int vector);
+  // An external interrupt injected at entry (soft = INTn, never set by pvsim).
+  void kvm_inj_virq(Tick ts, unsigned vcpu, unsigned vector, bool soft, bool reinjected);
+  void kvm_pvclock_update(Tick ts, unsigned vcpu, uint32_t version, uint64_t tsc_timestamp,
+                          uint64_t system_time, uint32_t tsc_to_system_mul, int8_t tsc_shift,
+                          uint8_t flags);
 
   // --- pvsim events (no upstream equivalent) ---
   // A guest-internal exception delivered through the guest IDT (no VM exit on real KVM).
@@ -97,6 +110,12 @@ class Tracer {
   // The VM or a vCPU stopped: reason is a short word (exit, finished, shutdown, deadlock,
   // limit, unhandled_io), detail a human-readable explanation.
   void pvsim_stop(Tick ts, unsigned vcpu, std::string_view reason, std::string_view detail);
+  // An NMI injected into the vCPU (KVM has no tracepoint for NMI injection).
+  void pvsim_inj_nmi(Tick ts, unsigned vcpu);
+  // vCPU run-state changes that KVM does not trace: "wait-for-SIPI (INIT)", host
+  // scheduler decisions ("descheduled from pcpu 1 until 0.005000000 (preempt window)"),
+  // migrations. `what` is a short word (init, sipi, sched_out, sched_in, migrate).
+  void pvsim_vcpu(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail);
 
  private:
   struct HashState;
