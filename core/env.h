@@ -16,6 +16,13 @@ class Vcpu;
 enum class IoStatus : uint8_t {
   Ok,         // handled; for reads the value is filled in
   Unhandled,  // nothing claims it: the core stops the VM with an "unhandled I/O" report
+  // mmio_read only: the access observes time (e.g. the LAPIC current-count register) and
+  // this vCPU is not at the smallest local time, so the instruction must not execute now
+  // (architecture.md §2). The device must not have changed or traced anything. The core
+  // abandons the instruction without side effects (no fault, RIP stays on it, its cost is
+  // un-charged) and run() returns StopReason::Deadline; the scheduler runs it again later.
+  // Returned by a pio_*/mmio_write call it counts as Unhandled.
+  Retry,
 };
 
 struct CpuidResult {

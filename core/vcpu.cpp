@@ -46,7 +46,7 @@ uint64_t Vcpu::cr(unsigned n) const {
     case 4:
       return m_core->cr4;
     case 8:
-      return m_core->cr8;
+      return m_core->get_cr8();
     default:
       return 0;
   }
@@ -72,7 +72,7 @@ void Vcpu::set_cr(unsigned n, uint64_t v) {
       c.tlb_flush_all();
       break;
     case 8:
-      c.cr8 = v & 0xf;
+      c.put_cr8(v & 0xf);
       break;
     default:
       break;
@@ -159,10 +159,31 @@ std::string Vcpu::dump_state() const {
 
 void Vcpu::set_interrupt_poll(std::function<int(Vcpu&)> poll) {
   m_core->irq_poll = std::move(poll);
+  if (m_core->irq_notified) m_core->irq_check = true;
 }
 void Vcpu::notify_interrupt() {
+  m_core->irq_notified = true;
   m_core->irq_check = true;
   m_core->brk = true;
+}
+void Vcpu::inject_nmi() {
+  Core& c = *m_core;
+  c.nmi_pending = true;  // one latch: a second NMI while one is pending is lost
+  if (!c.nmi_blocked) {
+    c.irq_check = true;
+    c.brk = true;
+  }
+}
+bool Vcpu::nmi_pending() const {
+  return m_core->nmi_pending;
+}
+bool Vcpu::nmi_blocked() const {
+  return m_core->nmi_blocked;
+}
+void Vcpu::set_cr8_hooks(std::function<uint64_t(Vcpu&)> read,
+                         std::function<void(Vcpu&, uint64_t)> write) {
+  m_core->cr8_read = std::move(read);
+  m_core->cr8_write = std::move(write);
 }
 void Vcpu::set_hypercall_handler(std::function<bool(Vcpu&)> handler) {
   m_core->hypercall = std::move(handler);

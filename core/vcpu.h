@@ -77,8 +77,10 @@ class Vcpu {
   void set_rip(uint64_t v);
   uint64_t rflags() const;        // materialised (bit 1 always set)
   void set_rflags(uint64_t v);
-  uint64_t cr(unsigned n) const;  // n in {0,2,3,4,8}
-  void set_cr(unsigned n, uint64_t v);  // raw set (no checks); flushes the TLB as needed
+  uint64_t cr(unsigned n) const;  // n in {0,2,3,4,8}; CR8 through the CR8 hooks when set
+  // Raw set (no checks); flushes the TLB as needed. CR8 (low 4 bits) goes through the
+  // write hook when set and, like notify_interrupt(), makes the run loop poll again.
+  void set_cr(unsigned n, uint64_t v);
   uint64_t efer() const;
   void set_efer(uint64_t v);
   SegmentCache seg(SegReg s) const;
@@ -126,20 +128,42 @@ class Vcpu {
 
   // --- hooks for later modules (cheap when unused) ---
   // Pending-interrupt hook: after notify_interrupt(), the run loop calls `poll` at the
-  // next instruction boundary where RFLAGS.IF=1 and no STI/MOV-SS shadow is active (and
-  // to wake a HLT). `poll` returns the vector to deliver (acknowledging it) or -1, which
-  // clears the notification until the next notify_interrupt().
+  // next instruction boundary where RFLAGS.IF=1, no STI/MOV-SS shadow is active and no NMI
+  // is deliverable (and to wake a HLT). `poll` returns the vector to deliver
+  // (acknowledging it) or -1, which clears the notification until the next
+  // notify_interrupt() or CR8 write. A delivered vector is traced as kvm_inj_virq.
   void set_interrupt_poll(std::function<int(Vcpu&)> poll);
   void notify_interrupt();
   // VMCALL hook: returns true when it handled the hypercall (RIP then advances);
   // without a handler (or when it returns false) VMCALL raises #UD in the guest.
   void set_hypercall_handler(std::function<bool(Vcpu&)> handler);
   // Time-observation gate (architecture.md §2, causally monotonic clocks): before RDTSC,
-  // RDTSCP or RDMSR of IA32_TSC (0x10) / IA32_TSC_DEADLINE (0x6e0) executes, the core asks
-  // `gate`; when it returns false the instruction does not execute (RIP stays on it, no
-  // cycles charged) and run() returns StopReason::Deadline so the scheduler can run the
-  // vCPUs that are behind in virtual time first.
+  // RDTSCP or RDMSR of IA32_TSC (0x10) / IA32_TSC_DEADLINE (0x6e0) / the x2APIC current
+  // count (0x839) executes, the core asks `gate`; when it returns false the instruction
+  // does not execute (RIP stays on it, no cycles charged) and run() returns
+  // StopReason::Deadline so the scheduler can run the vCPUs that are behind in virtual
+  // time first.
   void set_time_gate(std::function<bool(Vcpu&)> gate);
+  // MMIO reads observe time through the same rule: CpuEnv::mmio_read returns
+  // IoStatus::Retry and the instruction is abandoned the same way (core/env.h).
+
+  // NMI (SDM Vol. 3A §6.7.1, §6.8.1 Table 6-2). inject_nmi() latches one pending NMI
+  // (another one while it is pending is lost: a single latch); callable while the vCPU is
+  // not running (from an event). It is delivered at the next instruction boundary outside
+  // an STI / MOV SS shadow, whatever RFLAGS.IF, before any maskable interrupt, through IDT
+  // vector 2 as an external event (no error code), traced as pvsim_inj_nmi. Delivery
+  // blocks further NMIs until the next IRET executes (even one that faults). A pending,
+  // unblocked NMI ends HLT even with IF=0: run() on a halted vCPU delivers it.
+  void inject_nmi();
+  bool nmi_pending() const;
+  bool nmi_blocked() const;
+  // CR8 <-> LAPIC TPR (SDM Vol. 3A §10.8.6.1: CR8[3:0] = TPR[7:4]). When set, MOV from CR8
+  // returns read(v) (low 4 bits) and MOV to CR8, after the reserved-bit #GP(0) check, calls
+  // write(v, value) instead of storing; either way a CR8 write makes the run loop poll the
+  // interrupt hook again at the next boundary (a lower TPR can unmask an interrupt).
+  // Vcpu::cr(8) / set_cr(8) use the hooks too.
+  void set_cr8_hooks(std::function<uint64_t(Vcpu&)> read,
+                     std::function<void(Vcpu&, uint64_t)> write);
 
  private:
   friend class cpu::Core;

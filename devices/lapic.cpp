@@ -14,7 +14,11 @@ constexpr unsigned kLvtCount = 6;  // timer, thermal, perf, LINT0, LINT1, error
 constexpr uint32_t lvt_index(uint32_t offset) {
   return (offset - kLvtTimer) >> 4;
 }
-constexpr unsigned kLvtTimerIdx = 0, kLvtErrorIdx = 5;
+constexpr unsigned kLvtTimerIdx = 0, kLvtLint0Idx = 3, kLvtErrorIdx = 5;
+
+// LVT delivery-mode field (§11.5.1 Figure 11-8, bits 10:8).
+constexpr uint32_t kLvtDmFixed = 0, kLvtDmNmi = 4, kLvtDmExtInt = 7;
+constexpr uint32_t kLvtTriggerLevel = 1u << 15;
 
 // Writable bits per LVT (§11.5.1 Figure 11-8). Delivery status (bit 12) and remote IRR
 // (bit 14) are read-only; the timer's mode field is bits 18:17; LINT0/1 carry delivery
@@ -96,13 +100,29 @@ LocalApic::LocalApic(const LapicConfig& cfg, EventQueue& events, InterruptSink& 
 }
 
 void LocalApic::reset() {
-  // §11.4.7.1 power-up/reset state: IRR/ISR/TMR/ICR/LDR/TPR/timer registers 0, DFR all
-  // ones, LVTs masked (0x00010000), SVR 0xFF (software disabled). IA32_APIC_BASE enabled
-  // at 0xFEE00000 with BSP set on the bootstrap processor (§11.4.4).
-  timer_stop();
+  // IA32_APIC_BASE enabled at 0xFEE00000 with BSP set on the bootstrap processor (§11.4.4);
+  // the xAPIC ID register gets the hardware-assigned ID.
+  reset_registers();
   m_mode = ApicMode::XApic;
   m_apic_base = kDefaultBase | kBaseEnable | (m_cfg.bsp ? kBaseBsp : 0);
   m_xapic_id = (m_cfg.apic_id & 0xff) << 24;
+}
+
+void LocalApic::init_reset() {
+  // §11.4.7.3: INIT leaves the APIC ID (and arbitration ID) alone; IA32_APIC_BASE is not
+  // touched, so the mode survives. §11.12.5.1: in x2APIC mode the x2APIC ID is kept and the
+  // LDR, which is derived from it and read-only, keeps its value (KVM kvm_lapic_reset with
+  // init_event: LDR cleared only outside x2APIC mode).
+  const uint32_t xapic_id = m_xapic_id, ldr = m_ldr;
+  reset_registers();
+  m_xapic_id = xapic_id;
+  if (m_mode == ApicMode::X2Apic) m_ldr = ldr;
+}
+
+void LocalApic::reset_registers() {
+  // §11.4.7.1 power-up/reset state: IRR/ISR/TMR/ICR/LDR/TPR/timer registers 0, DFR all
+  // ones, LVTs masked (0x00010000), SVR 0xFF (software disabled). The timer stops.
+  timer_stop();
   m_tpr = 0;
   m_ldr = 0;
   m_dfr = ~0u;
@@ -236,8 +256,7 @@ bool LocalApic::write_reg(uint32_t offset, uint32_t value) {
       m_xapic_id = value & 0xff000000u;
       return true;
     case kTpr:
-      m_tpr = value & 0xff;
-      notify_if_pending();  // lowering TPR can unmask a pending IRR vector
+      set_tpr(value);
       return true;
     case kEoi:
       // §11.12.1.3: a non-zero write to the x2APIC EOI MSR raises #GP.
@@ -298,10 +317,9 @@ bool LocalApic::write_reg(uint32_t offset, uint32_t value) {
       return true;
     }
     case kSelfIpi:
-      if (!x2) return false;
-      // §11.12.11: SELF IPI sends a fixed, edge-triggered IPI to this APIC only; it never
-      // leaves the APIC, so it is accepted locally rather than given to the bus.
-      accept(static_cast<uint8_t>(value & 0xff), TriggerMode::Edge);
+      // §11.12.11: write-only, x2APIC only; bits 31:8 are reserved (#GP, as KVM does).
+      if (!x2 || (value & ~kIcrVectorMask)) return false;
+      send_self_ipi(value);
       return true;
     default:
       break;
@@ -312,6 +330,11 @@ bool LocalApic::write_reg(uint32_t offset, uint32_t value) {
   }
   // Read-only: version, PPR, APR, RRD, ISR/TMR/IRR, current count; plus undefined offsets.
   return false;
+}
+
+void LocalApic::set_tpr(uint32_t value) {
+  m_tpr = value & 0xff;  // bits 31:8 reserved (§11.8.3.1 Figure 11-18)
+  notify_if_pending();   // lowering TPR can unmask a pending IRR vector
 }
 
 void LocalApic::write_lvt(uint32_t offset, uint32_t value) {
@@ -360,6 +383,9 @@ uint32_t LocalApic::mmio_read(uint32_t offset, unsigned size) {
     if (reg != kSelfIpi) signal_error(kEsrIllegalRegister);  // §11.5.3 bit 7
     return 0;
   }
+  // KVM kvm_lapic_reg_read: traced for readable registers only, with the offset as
+  // accessed and the whole 32-bit register (not the narrowed bytes).
+  trace_reg(false, offset, *v);
   const uint32_t shifted = *v >> (8 * within);
   return size == 4 ? shifted : shifted & ((1u << (8 * size)) - 1);
 }
@@ -368,6 +394,9 @@ void LocalApic::mmio_write(uint32_t offset, unsigned size, uint32_t value) {
   if (m_mode != ApicMode::XApic || offset >= 0x1000) return;
   // §11.4.1: only aligned 32-bit stores are defined; other widths are dropped.
   if (size != 4 || (offset & 0xf) != 0) return;
+  // KVM kvm_lapic_reg_write traces first, so an ICR write shows before its kvm_apic_ipi
+  // and a write to a read-only or reserved offset is traced too.
+  trace_reg(true, offset, value);
   if (!write_reg(offset, value) && !read_reg(offset)) signal_error(kEsrIllegalRegister);
 }
 
@@ -375,12 +404,14 @@ MsrStatus LocalApic::msr_read(uint32_t index, uint64_t& value) {
   if (m_mode != ApicMode::X2Apic || index < kMsrBase || index > kMsrLast) return MsrStatus::Gp;
   const uint32_t offset = (index - kMsrBase) << 4;
   if (offset == kIcrLow) {  // §11.12.9: ICR is one 64-bit MSR, destination in 63:32
+    // Not traced: KVM's kvm_lapic_msr_read returns the 64-bit ICR without kvm_apic.
     value = (static_cast<uint64_t>(m_icr_high) << 32) | m_icr_low;
     return MsrStatus::Ok;
   }
   const std::optional<uint32_t> v = read_reg(offset);
   if (!v) return MsrStatus::Gp;  // reserved or write-only (EOI, SELF IPI): #GP (§11.12.1.3)
   value = *v;
+  trace_reg(false, offset, value);
   return MsrStatus::Ok;
 }
 
@@ -395,10 +426,14 @@ MsrStatus LocalApic::msr_write(uint32_t index, uint64_t value) {
     m_icr_low = low;
     m_icr_high = static_cast<uint32_t>(value >> 32);
     send_icr(m_icr_low, m_icr_high);
+    // KVM __kvm_x2apic_icr_write: kvm_apic_ipi first, then the 64-bit write at APIC_ICR.
+    trace_reg(true, kIcrLow, value);
     return MsrStatus::Ok;
   }
-  // §11.12.1.2: the upper 32 bits of every other x2APIC register are reserved.
+  // §11.12.1.2: the upper 32 bits of every other x2APIC register are reserved
+  // (#GP before KVM's kvm_lapic_reg_write, hence untraced).
   if (value >> 32) return MsrStatus::Gp;
+  trace_reg(true, offset, value);
   return write_reg(offset, static_cast<uint32_t>(value)) ? MsrStatus::Ok : MsrStatus::Gp;
 }
 
@@ -416,6 +451,8 @@ void LocalApic::send_icr(uint32_t low, uint32_t high) {
   r.shorthand = static_cast<Shorthand>((low >> kIcrShorthandShift) & 3);
   r.x2apic = m_mode == ApicMode::X2Apic;
   r.destination = r.x2apic ? high : high >> 24;
+  // KVM kvm_apic_send_ipi traces every ICR send, before any check of what it carries.
+  if (m_cfg.tracer) m_cfg.tracer->kvm_apic_ipi(m_clock.now(), m_cfg.vcpu, low, r.destination);
   if (r.delivery == IpiDelivery::Reserved) return;  // reserved encodings: nothing is sent
   // §11.5.3: a fixed/lowest-priority IPI with a vector below 16 sets "send illegal vector"
   // and is not sent.
@@ -427,23 +464,120 @@ void LocalApic::send_icr(uint32_t low, uint32_t high) {
   m_sink.send_ipi(r);
 }
 
+void LocalApic::send_self_ipi(uint32_t value) {
+  // §11.12.11: a fixed, edge-triggered IPI to this APIC only. It never leaves the APIC, so
+  // it is delivered here rather than given to the bus (KVM also short-cuts it: it sends
+  // ICR = self shorthand | vector and __kvm_irq_delivery_to_apic_fast delivers to the
+  // source). The trace shows that ICR value, as KVM's does.
+  IpiRequest r;
+  r.source = id();
+  r.vector = static_cast<uint8_t>(value & kIcrVectorMask);
+  r.shorthand = Shorthand::Self;
+  r.level_assert = false;  // the implied ICR has bit 14 clear; irrelevant for edge
+  r.x2apic = true;
+  const uint32_t icr_low = (static_cast<uint32_t>(Shorthand::Self) << kIcrShorthandShift) | r.vector;
+  if (m_cfg.tracer) m_cfg.tracer->kvm_apic_ipi(m_clock.now(), m_cfg.vcpu, icr_low, 0);
+  // §11.5.3: the APIC is the sender, so vectors 0-15 are a send error, as for the ICR.
+  if (r.vector < 16) {
+    signal_error(kEsrSendIllegalVector);
+    return;
+  }
+  receive_ipi(r);
+}
+
+IpiEffect LocalApic::receive_ipi(const IpiRequest& req) {
+  // A globally disabled APIC is absent (§11.4.3); KVM skips it (kvm_apic_present).
+  if (m_mode == ApicMode::Disabled) return IpiEffect::None;
+  trace_accept(static_cast<uint32_t>(req.delivery), req.trigger, req.vector);
+  switch (req.delivery) {
+    case IpiDelivery::Fixed:
+    case IpiDelivery::LowestPriority:
+      // A level-triggered de-assert carries no interrupt (KVM __apic_accept_irq drops it).
+      if (req.trigger == TriggerMode::Level && !req.level_assert) return IpiEffect::None;
+      accept_fixed(req.vector, req.trigger);
+      return IpiEffect::None;
+    case IpiDelivery::Nmi:
+      // §11.4.7.2: taken even while software-disabled; NMIs do not use IRR/ISR.
+      m_sink.nmi_pending(id());
+      return IpiEffect::None;
+    case IpiDelivery::Init:
+      // §11.6.1: INIT level de-assert only synchronises arbitration IDs; nothing to do.
+      if (req.trigger == TriggerMode::Level && !req.level_assert) return IpiEffect::None;
+      return IpiEffect::Init;
+    case IpiDelivery::StartUp:
+      return IpiEffect::StartUp;
+    case IpiDelivery::Smi:
+    case IpiDelivery::Reserved:
+      break;  // no SMM; reserved encodings are never sent (send_icr)
+  }
+  return IpiEffect::None;
+}
+
+void LocalApic::raise_lint(unsigned pin) {
+  if (pin > 1) return;
+  deliver_lvt(kLvtLint0Idx + pin);
+}
+
+void LocalApic::deliver_lvt(unsigned index) {
+  // KVM kvm_apic_local_deliver: only while the APIC is present and the entry is unmasked.
+  if (m_mode == ApicMode::Disabled) return;
+  const uint32_t lvt = m_lvt[index];
+  if (lvt & kLvtMasked) return;
+  const uint8_t vector = static_cast<uint8_t>(lvt & kLvtVectorMask);
+  // Timer and error entries have no writable delivery-mode bits, so they are always Fixed.
+  const uint32_t dm = (lvt >> 8) & 7;
+  // §11.5.1 trigger mode: bit 15 counts only for Fixed delivery on LINT0/1 (the other
+  // entries cannot set it); NMI/SMI/INIT are edge, ExtINT is level.
+  const TriggerMode trigger = (dm == kLvtDmExtInt || (dm == kLvtDmFixed && (lvt & kLvtTriggerLevel)))
+                                  ? TriggerMode::Level
+                                  : TriggerMode::Edge;
+  trace_accept(dm, trigger, vector);
+  switch (dm) {
+    case kLvtDmFixed:
+      accept_fixed(vector, trigger);
+      break;
+    case kLvtDmNmi:
+      m_sink.nmi_pending(id());
+      break;
+    default:
+      // ExtINT: the vector would come from an 8259 PIC, which pvsim does not have.
+      // SMI (no SMM), INIT via an LVT (not wired) and reserved encodings: ignored.
+      break;
+  }
+}
+
+void LocalApic::trace_accept(uint32_t dm, TriggerMode trigger, uint8_t vector) {
+  // KVM trace_kvm_apic_accept_irq(vcpu_id, delivery_mode, trig_mode, vector): dm is the
+  // APIC_DM_* value (mode << 8), tm 1 for level.
+  if (!m_cfg.tracer) return;
+  m_cfg.tracer->kvm_apic_accept_irq(m_clock.now(), m_cfg.vcpu, m_cfg.apic_id,
+                                    static_cast<uint16_t>((dm & 7) << 8),
+                                    trigger == TriggerMode::Level ? 1 : 0, vector);
+}
+
+void LocalApic::trace_reg(bool write, uint32_t offset, uint64_t value) {
+  if (m_cfg.tracer) m_cfg.tracer->kvm_apic(m_clock.now(), m_cfg.vcpu, write, offset, value);
+}
+
 // ---------------------------------------------------------------- acceptance, EOI
 
 void LocalApic::signal_error(uint32_t esr_bit) {
   const bool first = (m_esr_pending & esr_bit) == 0;
   m_esr_pending |= esr_bit;
-  // §11.5.3: an error raises the LVT error interrupt (if unmasked). Its vector is
-  // queued directly (an illegal error vector would only re-enter here).
-  const uint32_t lvt = m_lvt[kLvtErrorIdx];
-  const uint8_t vec = static_cast<uint8_t>(lvt & kLvtVectorMask);
-  if (first && !(lvt & kLvtMasked) && vec >= 16 && m_mode != ApicMode::Disabled) {
-    set(m_irr, vec);
-    clear(m_tmr, vec);
-    notify_if_pending();
-  }
+  // §11.5.3: an error raises the LVT error interrupt (if unmasked), once per error kind
+  // until software reads the ESR (a write latches and clears it), so a guest repeating a
+  // mistake does not flood IRR. An error LVT holding an illegal vector (< 16) raises
+  // "receive illegal vector" once more and then stops here, because that bit is now set.
+  if (first) deliver_lvt(kLvtErrorIdx);
 }
 
 void LocalApic::accept(uint8_t vector, TriggerMode trigger) {
+  if (m_mode == ApicMode::Disabled) return;
+  trace_accept(static_cast<uint32_t>(IpiDelivery::Fixed), trigger, vector);
+  accept_fixed(vector, trigger);
+}
+
+void LocalApic::accept_fixed(uint8_t vector, TriggerMode trigger) {
   if (m_mode == ApicMode::Disabled) return;
   if (vector < 16) {  // §11.5.3 / §11.8.3: vectors 0-15 are reserved for exceptions
     signal_error(kEsrReceiveIllegalVector);
@@ -481,7 +615,10 @@ std::optional<uint8_t> LocalApic::ack() {
 void LocalApic::eoi() {
   // §11.8.5: EOI retires the highest-priority in-service vector. A level-triggered one
   // would also broadcast an EOI to the I/O APICs (TMR set); there is no I/O APIC yet.
+  // KVM apic_set_eoi traces the retired vector, and -1 for an EOI with nothing in
+  // service (which it then ignores, e.g. Linux's timer check in setup_IO_APIC).
   const int v = highest(m_isr);
+  if (m_cfg.tracer) m_cfg.tracer->kvm_eoi(m_clock.now(), m_cfg.vcpu, m_cfg.apic_id, v);
   if (v < 0) return;
   clear(m_isr, static_cast<unsigned>(v));
   notify_if_pending();  // a lower-priority IRR vector may now be deliverable
@@ -558,7 +695,6 @@ void LocalApic::set_tsc_deadline(uint64_t tsc) {
 }
 
 void LocalApic::timer_expired() {
-  const uint32_t lvt = m_lvt[kLvtTimerIdx];
   if (timer_mode() == TimerMode::TscDeadline) {
     m_tsc_deadline = 0;  // §11.5.4.1: the deadline register clears when the timer fires
   } else if (timer_mode() == TimerMode::Periodic && m_timer_initial != 0) {
@@ -569,7 +705,7 @@ void LocalApic::timer_expired() {
     m_timer_counting = false;  // one-shot: current count stays 0
   }
   // §11.5.4.1 / §11.5.1: a masked LVT still counts down, it just raises nothing.
-  if (!(lvt & kLvtMasked)) accept(static_cast<uint8_t>(lvt & kLvtVectorMask), TriggerMode::Edge);
+  deliver_lvt(kLvtTimerIdx);
 }
 
 }  // namespace pvsim

@@ -1,12 +1,14 @@
 // devices/lapic.h — the local APIC of one vCPU (SDM Vol. 3A chapter 11), as a standalone
 // device: register file (xAPIC MMIO page and x2APIC MSRs 0x800-0x8ff), IA32_APIC_BASE mode
 // rules, interrupt acceptance/priority (IRR/ISR/TMR, TPR/PPR, EOI), the timer (one-shot,
-// periodic, TSC-deadline) and ICR decoding into IpiRequests.
+// periodic, TSC-deadline), ICR decoding into IpiRequests, local (LVT) delivery of LINT0/1,
+// timer and error interrupts, delivery of routed IPIs (fixed, NMI, INIT, SIPI), INIT reset,
+// and KVM-shaped tracing of all of it (core/trace.h).
 //
 // Architecture §1: the LAPIC never sees a Vcpu. It talks outwards through InterruptSink
 // (a deliverable interrupt appeared; an IPI was written to the ICR) and reads time through
-// ApicClock. Routing IPIs to other APICs is the bus's job; matches_destination() below is
-// the pure §11.6.2 rule the bus uses for that.
+// ApicClock. Routing IPIs to other APICs is the bus's job (devices/apic_bus.h);
+// matches_destination() below is the pure §11.6.2 rule the bus uses for that.
 // Architecture §7.6: the timer is an Event on the EventQueue at the exact expiry Tick and
 // the current-count register is derived from the Tick when read; nothing is ticked.
 #pragma once
@@ -16,6 +18,7 @@
 
 #include "core/event_queue.h"
 #include "core/msr_registry.h"
+#include "core/trace.h"
 #include "core/types.h"
 #include "devices/lapic_regs.h"
 
@@ -74,6 +77,9 @@ class InterruptSink {
   virtual void interrupt_pending(uint32_t apic_id) = 0;
   // The guest wrote the ICR; route the IPI (including self and broadcast shorthands).
   virtual void send_ipi(const IpiRequest& req) = 0;
+  // An NMI reached this APIC (an LVT in NMI mode, or an NMI IPI handed to receive_ipi()):
+  // the vCPU must take an NMI (the platform calls Vcpu::inject_nmi). NMIs bypass IRR/PPR.
+  virtual void nmi_pending(uint32_t apic_id) = 0;
 
  protected:
   ~InterruptSink() = default;
@@ -97,7 +103,18 @@ struct LapicConfig {
   uint64_t tsc_hz = 1'000'000'000;
   // MAXPHYADDR: IA32_APIC_BASE bits at and above it are reserved (#GP).
   unsigned phys_addr_bits = 46;
+  // Optional trace sink; `vcpu` is the vCPU index printed in the trace's CPU column.
+  // Events (all stamped with the ApicClock's now()): kvm_apic per guest register access,
+  // kvm_apic_ipi per ICR / SELF IPI write, kvm_apic_accept_irq per delivery into this APIC,
+  // kvm_eoi per EOI. The `apicid` KVM prints in the last two is its vcpu_id, i.e. the APIC
+  // ID the VMM assigned at creation: `apic_id` above, not the (writable) xAPIC ID register.
+  Tracer* tracer = nullptr;
+  unsigned vcpu = 0;
 };
+
+// What a routed IPI asks of the receiving vCPU beyond the APIC's own state. INIT and SIPI
+// change the vCPU's run state, which only the platform can do (see receive_ipi()).
+enum class IpiEffect : uint8_t { None, Init, StartUp };
 
 class LocalApic {
  public:
@@ -108,6 +125,11 @@ class LocalApic {
 
   // Power-up / RESET state (SDM §11.4.7.1), xAPIC enabled at the default base.
   void reset();
+  // INIT (SDM §11.4.7.3; §11.12.5.1 for x2APIC): every register as after RESET except the
+  // APIC ID (and, in x2APIC mode, the LDR derived from it), and IA32_APIC_BASE / the mode
+  // are kept. The timer is cancelled. The platform calls this when the vCPU processes an
+  // INIT (KVM: kvm_apic_accept_events -> kvm_lapic_reset(vcpu, init_event=true)).
+  void init_reset();
 
   // ---- IA32_APIC_BASE (SDM §11.4.4, §11.12.5) ----
   uint64_t apic_base() const { return m_apic_base; }
@@ -138,6 +160,29 @@ class LocalApic {
   // Same as a write to the EOI register.
   void eoi();
   uint32_t ppr() const;
+  // TPR for MOV to/from CR8 (SDM §11.8.6.1: CR8[3:0] = TPR[7:4]); the caller shifts.
+  // Not a guest register access, so not traced (KVM kvm_lapic_set_tpr neither).
+  uint32_t tpr() const { return m_tpr; }
+  void set_tpr(uint32_t value);
+
+  // ---- delivery into this APIC ----
+  // An IPI the bus routed here (devices/apic_bus.h route_ipi), as KVM's __apic_accept_irq:
+  // traces kvm_apic_accept_irq, then
+  //   Fixed / LowestPriority -> IRR (dropped while software-disabled, §11.4.7.2; a
+  //                             level-triggered de-assert is dropped, as KVM does);
+  //   NMI   -> InterruptSink::nmi_pending;
+  //   INIT  -> returns IpiEffect::Init (a level de-assert INIT does nothing, §11.6.1);
+  //            the platform then puts the vCPU in wait-for-SIPI and calls init_reset();
+  //   SIPI  -> returns IpiEffect::StartUp; the start page is req.vector << 12 (§11.6.1);
+  //   SMI / reserved -> ignored (no SMM in pvsim).
+  // Nothing happens while the APIC is globally disabled (IA32_APIC_BASE.EN = 0, §11.4.3).
+  IpiEffect receive_ipi(const IpiRequest& req);
+  // The LINT0 (pin 0) or LINT1 (pin 1) input asserts (SDM §11.5.1): delivered per its LVT.
+  // Fixed -> accept(vector, trigger from LVT bit 15); NMI -> nmi_pending. ExtINT is ignored:
+  // there is no 8259 PIC to supply the vector (KVM leaves it to kvm_apic_accept_pic_intr).
+  // SMI and INIT through an LVT are ignored too (no SMM; INIT via LINT is not wired).
+  // Masked entries (bit 16) deliver nothing. Other pins are ignored.
+  void raise_lint(unsigned pin);
 
   // ---- inspection for the platform and tests ----
   uint32_t id() const { return m_mode == ApicMode::X2Apic ? m_cfg.apic_id : m_xapic_id >> 24; }
@@ -164,8 +209,19 @@ class LocalApic {
   void write_lvt(uint32_t offset, uint32_t value);
   void write_svr(uint32_t value);
   void send_icr(uint32_t low, uint32_t high);
+  void send_self_ipi(uint32_t value);
   void signal_error(uint32_t esr_bit);
   void notify_if_pending();
+  // Delivery of a local interrupt source through its LVT entry (KVM kvm_apic_local_deliver).
+  void deliver_lvt(unsigned index);
+  // A fixed interrupt into IRR/TMR without tracing (callers trace with the real mode).
+  void accept_fixed(uint8_t vector, TriggerMode trigger);
+  // kvm_apic_accept_irq for a delivery attempt into this APIC; `dm` is the 3-bit
+  // delivery-mode field (ICR or LVT encoding).
+  void trace_accept(uint32_t dm, TriggerMode trigger, uint8_t vector);
+  void trace_reg(bool write, uint32_t offset, uint64_t value);
+  // Registers as at RESET (§11.4.7.1), leaving ID, LDR-in-x2APIC, mode and base to callers.
+  void reset_registers();
 
   // Timer (SDM §11.5.4).
   TimerMode timer_mode() const;

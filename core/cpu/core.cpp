@@ -46,6 +46,7 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
   }
   stop = StopReason::None;
   requested = StopReason::None;
+  abandoned = false;
   // Another vCPU may have marked pages as code since we last ran: our write-TLB entries
   // for them would bypass note_write() and leave stale decoded blocks.
   if (code_epoch_seen != mem.code_mark_epoch()) {
@@ -142,6 +143,14 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
     res.executed += done;
     steps += done;
     if (failed) [[unlikely]] {
+      if (abandoned) {
+        // The instruction did not execute (Core::abandon): it is not charged either, and
+        // the run ends with Deadline so the scheduler can run the vCPUs that are behind.
+        abandoned = false;
+        cycles -= in->cost;
+        res.reason = stop;
+        break;
+      }
       if (in->ss_operand()) stack_fault();
       if (stop != StopReason::None) {
         res.reason = stop;
@@ -264,18 +273,48 @@ Block* Core::decode_crossing(uint64_t gpa, uint8_t* page_host) {
 }
 
 bool Core::check_interrupts() {
-  // Boundary check (architecture.md §3 step 1): deliverable only with IF=1 and outside
-  // the one-instruction STI / MOV SS shadow (SDM Vol. 3A §6.8.3).
-  if (!(rf & fl::IF) || insns == inhibit_at || !irq_poll) return false;
-  const int vec = irq_poll(vcpu);
-  if (vec < 0) {
+  // Boundary check (architecture.md §3 step 1). Nothing is taken inside the
+  // one-instruction STI / MOV SS shadow (SDM Vol. 3A §6.8.3); irq_check stays set so the
+  // next boundary looks again. The MOV SS shadow holds off NMIs too; after STI the SDM
+  // allows either (Vol. 2B "STI": NMIs "may be inhibited" on the following boundary).
+  // pvsim blocks NMIs in both shadows: one rule, and a choice real processors make.
+  if (insns == inhibit_at) return false;
+  // An NMI (priority 5 in SDM Vol. 3A Table 6-2) goes before maskable interrupts
+  // (priority 6) and ignores RFLAGS.IF. Taking it starts NMI blocking until the next IRET
+  // (§6.7.1); blocking starts even if delivery then faults, as the processor has
+  // recognised the NMI (the fault or #DF is delivered in its place).
+  if (nmi_pending && !nmi_blocked) {
+    nmi_pending = false;
+    nmi_blocked = true;
+    irq_check = irq_notified;
+    tracer.pvsim_inj_nmi(now(), cfg.index);
+    return deliver_external(kNMI);
+  }
+  if (!irq_notified || !irq_poll) {
     irq_check = false;
     return false;
   }
+  if (!(rf & fl::IF)) return false;  // stays pending until STI / POPF / IRET sets IF
+  const int vec = irq_poll(vcpu);
+  if (vec < 0) {
+    // Nothing deliverable (and no unblocked NMI, or it would have gone first): quiet until
+    // the next notify_interrupt(), CR8 write, inject_nmi() or IRET after an NMI.
+    irq_notified = false;
+    irq_check = false;
+    return false;
+  }
+  // KVM traces kvm_inj_virq when it injects the interrupt on the way into the guest.
+  tracer.kvm_inj_virq(now(), cfg.index, static_cast<unsigned>(vec & 0xff), false, false);
+  return deliver_external(static_cast<uint8_t>(vec));
+}
+
+// Delivers an external-class event (no error code, EXT = 1) through the IDT at the
+// current boundary; a HLT in progress ends (SDM Vol. 2A "HLT": resumes after the event).
+bool Core::deliver_external(uint8_t vector) {
   halted = false;
   if (entry_pending) trace_entry(rip);  // the HLT exit ends here; the event is injected at entry
   cycles += kExceptionCycles;
-  if (!deliver(static_cast<uint8_t>(vec), EventKind::External, false, 0, rip)) {
+  if (!deliver(vector, EventKind::External, false, 0, rip)) {
     if (stop == StopReason::None) deliver_fault();
   } else {
     rip = next_rip;
@@ -284,10 +323,13 @@ bool Core::check_interrupts() {
 }
 
 bool Core::try_wake() {
-  // HLT ends when an interrupt is deliverable (SDM Vol. 2A "HLT"); with IF=0 or nothing
-  // pending the vCPU stays halted and the platform decides whether that is a deadlock.
+  // HLT ends when an event is deliverable (SDM Vol. 2A "HLT"): an unblocked NMI whatever
+  // RFLAGS.IF says, or a maskable interrupt with IF=1. Otherwise the vCPU stays halted
+  // and the platform decides whether that is a deadlock.
   if (!halted) return true;
-  if (!irq_check || !(rf & fl::IF) || !irq_poll) return false;
+  if (!irq_check) return false;
+  const bool nmi_ready = nmi_pending && !nmi_blocked;
+  if (!nmi_ready && (!(rf & fl::IF) || !irq_notified || !irq_poll)) return false;
   return check_interrupts() && !halted;
 }
 

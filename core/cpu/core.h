@@ -220,18 +220,45 @@ class Core {
   bool fault_pending = false;
   Fault fault;
   bool noncanonical_fault = false;  // the pending #GP(0) is a non-canonical linear address
-  // Pending-interrupt hook (no interrupt source exists yet; the LAPIC plugs in here).
+  // Pending events. `irq_check` is the one flag the run loop tests per boundary: it is
+  // set while a maskable notification is outstanding (`irq_notified`, from
+  // notify_interrupt() or a CR8 write) or an NMI is pending and not blocked; the slow
+  // path check_interrupts() sorts out which, and clears it when nothing can be delivered.
   bool irq_check = false;
+  bool irq_notified = false;
   std::function<int(Vcpu&)> irq_poll;
+  // NMI (SDM Vol. 3A §6.7.1): one latch, and blocking from delivery until the next IRET.
+  bool nmi_pending = false;
+  bool nmi_blocked = false;
   std::function<bool(Vcpu&)> hypercall;
   std::function<bool(Vcpu&)> time_gate;
-  // True when the instruction may observe time now; otherwise un-charges it and stops
-  // the run with Deadline before it executes (see Vcpu::set_time_gate).
-  bool may_observe_time(uint16_t cost) {
+  // CR8 <-> LAPIC TPR (SDM Vol. 3A §10.8.6.1); without hooks CR8 is plain storage (cr8).
+  std::function<uint64_t(Vcpu&)> cr8_read;
+  std::function<void(Vcpu&, uint64_t)> cr8_write;
+  // Set by abandon(): the current instruction must not execute now (a time-observing
+  // access while this vCPU is ahead). The run loop un-charges its cost and returns.
+  bool abandoned = false;
+  bool abandon() {
+    abandoned = true;
+    return stop_with(StopReason::Deadline, {});
+  }
+  // True when the instruction may observe time now; otherwise abandons it, so it does not
+  // execute and the run stops with Deadline (see Vcpu::set_time_gate).
+  bool may_observe_time() {
     if (!time_gate || time_gate(vcpu)) return true;
-    cycles -= cost;
-    stop_with(StopReason::Deadline, {});
-    return false;
+    return abandon();
+  }
+  uint64_t get_cr8() const { return cr8_read ? cr8_read(vcpu) & 0xf : cr8; }
+  // Stores CR8 (already validated) and makes the run loop ask the interrupt source again
+  // at the next boundary: a lower TPR can unmask a pending interrupt.
+  void put_cr8(uint64_t v) {
+    if (cr8_write)
+      cr8_write(vcpu, v);
+    else
+      cr8 = v;
+    irq_notified = true;
+    irq_check = true;
+    brk = true;
   }
   uint64_t code_epoch_seen = 0;
 
@@ -491,8 +518,18 @@ class Core {
   Block* fetch_block_slow();
   Block* decode_block(Block& b, uint64_t gpa, uint8_t* page_host);
   Block* decode_crossing(uint64_t gpa, uint8_t* page_host);
-  bool check_interrupts();  // the pending-interrupt hook, at a boundary
+  bool check_interrupts();  // NMI, then the pending-interrupt hook, at a boundary
   bool try_wake();
+  bool deliver_external(uint8_t vector);
+  // IRET ends NMI blocking (SDM Vol. 3A §6.7.1), even when it faults.
+  void iret_unblocks_nmi() {
+    if (!nmi_blocked) return;
+    nmi_blocked = false;
+    if (nmi_pending) {
+      irq_check = true;
+      brk = true;
+    }
+  }
 
   // Exceptions and privilege transfers (exceptions.cpp).
   bool deliver(uint8_t vector, EventKind kind, bool has_err, uint32_t err, uint64_t ret_rip);

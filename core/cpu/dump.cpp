@@ -48,7 +48,8 @@ std::string Core::dump() const {
   o += fmt::format("GDT=     {:016x} {:08x}\n", gdtr.base, gdtr.limit);
   o += fmt::format("IDT=     {:016x} {:08x}\n", idtr.base, idtr.limit);
   o += fmt::format("CR0={:08x} CR2={:016x} CR3={:016x} CR4={:08x}\n", cr0, cr2, cr3, cr4);
-  o += fmt::format("EFER={:016x} CR8={:x} KERNEL_GS_BASE={:016x}\n", efer, cr8, kernel_gs_base);
+  o += fmt::format("EFER={:016x} CR8={:x} KERNEL_GS_BASE={:016x}\n", efer, get_cr8(),
+                   kernel_gs_base);
   o += fmt::format("TSC={:016x} cycles={} instructions={}\n", guest_tsc(), cycles, insns);
   return o;
 }

@@ -65,8 +65,12 @@ bool RETF(Core& c, const Insn& i) {
 bool RETF_Iw(Core& c, const Insn& i) {
   return c.far_return(i.osz, false, static_cast<uint16_t>(i.imm));
 }
+// IRET unblocks NMIs even when it faults (SDM Vol. 3A §6.7.1); only an IRET abandoned
+// before executing (a time-gated stack read, Core::abandon) leaves the blocking in place.
 bool IRET(Core& c, const Insn& i) {
-  return c.far_return(i.osz, true, 0);
+  const bool ok = c.far_return(i.osz, true, 0);
+  if (!c.abandoned) c.iret_unblocks_nmi();
+  return ok;
 }
 // JMP far m16:16/32/64 (FF /5): offset first, then the selector.
 bool JMPF_Mp(Core& c, const Insn& i) {

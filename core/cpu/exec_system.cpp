@@ -76,7 +76,9 @@ bool inject_msr_gp(Core& c) {
 bool RDMSR(Core& c, const Insn& i) {
   if (c.cpl != 0) return c.gp(0);  // checked by the CPU before any VM exit
   const uint32_t idx = static_cast<uint32_t>(c.gpr[1]);
-  if ((idx == 0x10 || idx == 0x6e0) && !c.may_observe_time(i.cost)) return false;
+  // Time-observing MSRs (Vcpu::set_time_gate): IA32_TSC, IA32_TSC_DEADLINE and the
+  // x2APIC current-count register (MSR 0x839, SDM Vol. 3A §10.12.1.2 / Table 10-6).
+  if ((idx == 0x10 || idx == 0x6e0 || idx == 0x839) && !c.may_observe_time()) return false;
   c.trace_exit(VmxExitReason::MsrRead, 0, i.cost);
   uint64_t v = 0;
   if (c.vcpu.msrs().read(c.vcpu, idx, v) != MsrStatus::Ok) {
@@ -104,9 +106,9 @@ bool WRMSR(Core& c, const Insn& i) {
   return true;
 }
 // RDTSC at CPL > 0 with CR4.TSD faults (SDM Vol. 2B "RDTSC"). Not a VM exit under KVM.
-bool RDTSC(Core& c, const Insn& i) {
+bool RDTSC(Core& c, const Insn&) {
   if ((c.cr4 & cr4::TSD) && c.cpl != 0) return c.gp(0);
-  if (!c.may_observe_time(i.cost)) return false;
+  if (!c.may_observe_time()) return false;
   const uint64_t t = c.guest_tsc();
   c.gpr[0] = t & 0xffffffff;
   c.gpr[2] = t >> 32;
@@ -278,7 +280,7 @@ bool MOV_RdCd(Core& c, const Insn& i) {
       v = c.cr4;
       break;
     case 8:
-      v = c.cr8;
+      v = c.get_cr8();  // the LAPIC's TPR[7:4] when the platform installed hooks
       break;
     default:
       return c.ud();
@@ -318,8 +320,8 @@ bool MOV_CdRd(Core& c, const Insn& i) {
       c.cr4 = v;
       return true;
     case 8:
-      if (v & ~0xfull) return c.gp(0);
-      c.cr8 = v;
+      if (v & ~0xfull) return c.gp(0);  // bits 63:4 reserved (SDM Vol. 3A §2.5)
+      c.put_cr8(v);
       return true;
     default:
       return c.ud();

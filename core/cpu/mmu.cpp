@@ -186,6 +186,21 @@ bool Core::access_slow(uint64_t la, unsigned size, uint64_t* v, Acc acc, bool su
           st = env.mmio_read(vcpu, Gpa(g + b), sz, val);
           store_le(bytes + done + b, sz, val);
         }
+        if (st == IoStatus::Retry && acc == Acc::Read) {
+          // A time-gated register (CpuEnv IoStatus::Retry). Explicit reads come before
+          // any write of the same instruction (RMW forms read first; probe_write only
+          // translates), so abandoning here undoes nothing; REP string instructions keep
+          // the elements already done, as when hardware interrupts a REP between
+          // iterations. Implicit reads (descriptor tables, TSS) happen mid-delivery or
+          // after an instruction's own reads and cannot be restarted cleanly: a guest
+          // that puts such a table on a time-gated register is stopped instead.
+          if (!supervisor) return abandon();
+          stop_with(StopReason::IoError,
+                    fmt::format("time-gated MMIO read at GPA {:#x} by an implicit "
+                                "(descriptor table / TSS) access, rip {:#x}",
+                                g + b, rip));
+          return false;
+        }
         if (st != IoStatus::Ok) {
           stop_with(StopReason::IoError,
                     fmt::format("unhandled MMIO {} at GPA {:#x}, size {}, rip {:#x}",

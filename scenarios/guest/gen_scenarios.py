@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the shipped guest scenario files: scenarios/<prog>-<O0|O2|Os>.json, default.json,
-hello-smp4.json, garbage-<n>.json and bench/<name>.json. Descriptions, limits and the exact
+hello-smp4.json, garbage-<n>.json, bench/<name>.json and the issue-3 SMP scenarios (lapic_timer, ipi, nmi,
+tpr, init, init-bsp, spinlock-q1/q10000, kvmclock-modern/orig, wallclock). Descriptions, limits and the exact
 expected console lines live here, in one place; run it after changing a guest program's checks
 (the SUMMARY counts below must match the number of report() calls) and commit the JSON it writes.
 Usage: python3 scenarios/guest/gen_scenarios.py"""
@@ -170,3 +171,145 @@ write(f'{root}/hello-smp4.json', {
                'console_contains': ['Hello from pvsim guest: vCPU 0 of 4, 16 MiB RAM\n', 'SUMMARY: 1 tests\n'],
                'console_excludes': ['FAIL']},
 })
+
+# ---------------------------------------------------------------------------------------------
+# Issue 3: several vCPUs, the local APIC, INIT/SIPI, spinlocks and kvmclock. Built at -O2 only:
+# these scenarios are about the platform's timing and interrupt paths, not the compiler.
+def smp_scenario(name, prog, desc, machine, summary=None, contains=(), excludes=('FAIL',), stop='exit',
+                 exit_status=1, max_insn=20_000_000, host=None):
+    expect = {'stop': stop}
+    if stop == 'exit':
+        expect['exit_status'] = exit_status
+    cc = list(contains) + ([f'SUMMARY: {summary} tests\n'] if summary is not None else [])
+    if cc:
+        expect['console_contains'] = cc
+    if excludes:
+        expect['console_excludes'] = list(excludes)
+    s = {
+        'name': name,
+        'description': desc + ' (Guest built with -O2.)',
+        'machine': machine,
+    }
+    if host:
+        s['host'] = host
+    s.update({'guest': {'image': f'guest/bin/{prog}-O2.elf'},
+              'limits': {'max_instructions': max_insn},
+              'expect': expect})
+    write(f'{root}/{name}.json', s)
+
+smp_scenario('lapic_timer', 'lapic_timer',
+    'The local APIC timer in its three modes (SDM Vol.3A 11.5.4) on one vCPU, with the APIC bus at 1000 MHz and '
+    'the TSC at 2.5 GHz, so one timer count with divisor D lasts D ns = 2.5*D TSC cycles. One-shot: count 10000, '
+    'divisor 16 -> 160 us = 400000 cycles; while it counts, two reads of the current-count register (0x390) must '
+    'decrease (pvsim derives the value from the virtual time of the read, nothing ticks). Periodic: count 50000, '
+    'divisor 1 -> five expiries 125000 cycles apart, anchored to the previous expiry so they do not drift; the '
+    'handler stops the timer after the fifth. TSC-deadline: IA32_TSC_DEADLINE (MSR 0x6e0) = now + 300000; it reads '
+    '0 once fired; a deadline in the past fires at once; writing 0 disarms. The guest waits with STI;HLT, records '
+    'RDTSC in the handler and prints how late each expiry was seen (a few thousand cycles at most: the exits for '
+    'the APIC write and HLT, interrupt delivery and the handler prologue). In the trace: the kvm_apic writes that '
+    'program LVT timer (0x320), divide (0x3e0) and initial count (0x380); a kvm_apic_accept_irq for vector 0xec at '
+    'exactly the expiry time in the timestamp column, then kvm_inj_virq and kvm_eoi.',
+    {'vcpus': 1, 'ram_mib': 16, 'tsc_khz': 2500000, 'apic_bus_mhz': 1000}, summary=15,
+    contains=['one-shot: divisor 16 count 10000: expected 400000 TSC cycles'])
+
+smp_scenario('ipi', 'ipi',
+    'Inter-processor interrupts among 4 vCPUs (SDM Vol.3A 11.6). Physical mode: every vCPU sends vector 0x40+i '
+    'to every APIC ID including its own. Logical flat mode: vCPU i sets bit i of LDR[31:24], then masks 0b1010 '
+    '(vCPUs 1 and 3), 0b0111 and 0b1111 select the receivers. Shorthands: self, all-including-self from vCPU 1, '
+    'all-excluding-self from vCPU 2. Then all switch to x2APIC (IA32_APIC_BASE bit 10) and send by 64-bit ICR '
+    'writes (MSR 0x830), the SELF IPI MSR 0x83f and logical cluster mode. Counts are checked exactly after '
+    'barriers. ipi_latency_ns is 500: in the trace each kvm_apic_ipi (the ICR write, with its destination and '
+    'shorthand) is followed 500 ns later by one kvm_apic_accept_irq per receiver; one ICR write with a shorthand '
+    'or a logical mask reaches several vCPUs at once.',
+    {'vcpus': 4, 'ram_mib': 16, 'ipi_latency_ns': 500}, summary=12)
+
+smp_scenario('nmi', 'nmi',
+    'NMIs sent as IPIs (ICR delivery mode 100b) from vCPU 0 to vCPU 1, three ways. (1) vCPU 1 runs CLI;HLT: no '
+    'maskable interrupt could ever wake it, but the NMI does; after the handler\'s IRETQ execution continues after '
+    'the HLT with IF still 0. (2) vCPU 1 spins with IF=0 while vCPU 0 sends a fixed IPI and then an NMI: the NMI is '
+    'taken inside the loop, the fixed vector waits in the IRR until STI. (3) A second NMI sent while vCPU 1 is '
+    'still in its NMI handler is held until the handler\'s IRETQ (NMI blocking, SDM Vol.3A 6.7.1). In the trace: '
+    'pvsim_inj_nmi lines on vCPU 1 (an NMI has no IRR/ISR bit, so no kvm_apic_accept_irq and no kvm_eoi), and the '
+    'fourth NMI injected only after the IRETQ of the third.',
+    {'vcpus': 2, 'ram_mib': 16}, summary=8)
+
+smp_scenario('tpr', 'tpr',
+    'Interrupt priority on one vCPU with self-IPIs (SDM Vol.3A 11.8.3). With TPR 0x50, vector 0x45 (class 4) stays '
+    'in the IRR; with TPR 0x40 (same class) it still waits; with TPR 0x3f it is delivered. Then in-service '
+    'priority: the handler of 0x61 sends itself 0x52 and 0x72 and enables interrupts; 0x72 (class 7) preempts it, '
+    '0x52 (class 5) waits for the EOI of 0x61. The guest prints the order of events. In the trace: '
+    'kvm_apic_accept_irq when each vector enters the IRR, and its kvm_inj_virq only when PPR lets it through - '
+    'compare their timestamps for 0x45 and 0x52.',
+    {'vcpus': 1, 'ram_mib': 16}, summary=8,
+    contains=['tpr: order of events: 0x61 0x72 eoi(0x61) 0x52\n'])
+
+smp_scenario('init', 'init',
+    'INIT and start-up IPIs (SDM Vol.3A 9.4.4). vCPU 1 increments a counter in a loop; vCPU 0 sends it INIT, which '
+    'resets it into wait-for-SIPI: the counter stops, and vCPU 0 checks that. Then vCPU 0 sends a start-up IPI '
+    'with vector 0x10 (start at 0x10000 in real mode). pvsim does not run real mode yet, so the run ends with stop '
+    '"unsupported", naming vCPU 1 and vector 0x10 - this is the expected outcome. In the trace: kvm_apic_ipi with '
+    'delivery mode INIT and then STARTUP, a pvsim_vcpu line for vCPU 1 entering wait-for-SIPI, and the final '
+    'pvsim_stop line.',
+    {'vcpus': 2, 'ram_mib': 16}, stop='unsupported',
+    contains=['PASS: vCPU 1 is running', 'PASS: after INIT vCPU 1 makes no progress',
+              'init: sending SIPI vector 0x10 to vCPU 1'])
+
+smp_scenario('init-bsp', 'start_bsp',
+    'machine.start = "bsp": only vCPU 0 begins at the entry point; vCPUs 1-3 sit in wait-for-SIPI from time 0, as '
+    'application processors do after RESET (SDM Vol.3A 9.4.1). Every vCPU that executes the entry code checks in; '
+    'vCPU 0 lets 1 ms of virtual time pass and finds nobody else did. In the trace only [000] lines appear apart '
+    'from the pvsim_vcpu lines that park vCPUs 1-3 at time 0.',
+    {'vcpus': 4, 'ram_mib': 16, 'start': 'bsp'}, summary=3)
+
+SPIN_DESC = ('Eight vCPUs each add 5000 to a shared counter under a spinlock, with a deliberately non-atomic load '
+    '/ add / store inside the lock; then 1000 more each under a LOCK CMPXCHG lock, and 1000 each with LOCK XADD. '
+    'Every total must be exact. Finally the same increment without any lock: the guest prints how many updates were '
+    'lost (an INFO line, not a check), which shows what the lock prevents. ')
+smp_scenario('spinlock-q1', 'spinlock', SPIN_DESC +
+    'Quantum 1: the scheduler may switch vCPUs after every instruction, so the vCPUs interleave as finely as '
+    'possible and the unlocked phase loses most of its updates; XCHG, LOCK CMPXCHG and LOCK XADD are single steps, '
+    'which is why the locked totals stay exact. The trace has almost no events: spinning is not an exit.',
+    {'vcpus': 8, 'ram_mib': 16, 'quantum': 1}, summary=3, max_insn=100_000_000)
+smp_scenario('spinlock-q10000', 'spinlock', SPIN_DESC +
+    'Quantum 10000: each vCPU runs long stretches alone, so contention is rare and fewer unlocked updates are '
+    'lost than with quantum 1 - yet the locked totals must be exact just the same.',
+    {'vcpus': 8, 'ram_mib': 16, 'quantum': 10000}, summary=3, max_insn=100_000_000)
+
+KVMCLOCK_DESC = ('kvmclock on 4 vCPUs (kvm-pv-spec §3): each vCPU registers its pvclock_vcpu_time_info with MSR '
+    '0x4b564d01 and reads the clock 100000 times with Linux\'s algorithm (version loop, 128-bit scaled TSC delta). '
+    'Each raw reading is compared with the largest value any vCPU had published before it started (RDTSC runs only '
+    'on the vCPU that is earliest in virtual time, so that comparison is causal); the same reading after Linux\'s '
+    'global monotonic guard is compared too. ')
+smp_scenario('kvmclock-modern', 'kvmclock', KVMCLOCK_DESC +
+    'Modern KVM ABI: master-clock mode, every vCPU gets the same (tsc_timestamp, system_time) pair, TSCs are in '
+    'sync, and flags has PVCLOCK_TSC_STABLE_BIT (0x1), which the guest honours because CPUID 0x40000001 bit 24 is '
+    'set: the guard is skipped and raw readings must never go backwards. In the trace: one kvm_msr write of '
+    '0x4b564d01 per vCPU, each followed by kvm_pvclock_update lines with identical tsc_timestamp and system_time.',
+    {'vcpus': 4, 'ram_mib': 16}, summary=3, max_insn=300_000_000,
+    contains=['kvmclock: flags 0x1, TSC_STABLE honoured\n', 'kvmclock: raw backwards steps: 0\n',
+              'kvmclock: guarded backwards steps: 0\n'])
+smp_scenario('kvmclock-orig', 'kvmclock', KVMCLOCK_DESC +
+    'Seed-era ABI (machine.kvm.abi "orig"): no master clock, each vCPU\'s structure is sampled on its own, flags is '
+    '0. The TSCs are skewed (machine.tsc_skew: per-vCPU offsets and rates off by up to 300 ppm), while KVM scales '
+    'every vCPU with the nominal 2.5 GHz: each vCPU\'s clock drifts from the others after its update, so raw '
+    'readings of different vCPUs disagree and the raw check counts backwards steps (the guest prints how many and '
+    'the largest). The global guard hides every one of them: guarded readings never go backwards. In the trace: '
+    'kvm_pvclock_update lines whose tsc_timestamp/system_time pairs differ per vCPU.',
+    {'vcpus': 4, 'ram_mib': 16, 'kvm_cpuid': {'features': '0x0100001b'}, 'kvm': {'abi': 'orig'},
+     'tsc_skew': [{'vcpu': 1, 'offset': 4000, 'ppm': 300}, {'vcpu': 2, 'offset': -2500, 'ppm': -300},
+                  {'vcpu': 3, 'offset': 1000, 'ppm': 150}]},
+    summary=2, max_insn=300_000_000,
+    contains=['kvmclock: flags 0x0, TSC_STABLE not honoured\n', 'kvmclock: guarded backwards steps: 0\n'],
+    excludes=['FAIL', 'kvmclock: raw backwards steps: 0\n'])
+
+smp_scenario('wallclock', 'wallclock',
+    'Wall-clock time from KVM (kvm-pv-spec §2.2, §3.6). The guest enables kvmclock, writes the address of a '
+    'pvclock_wall_clock to MSR 0x4b564d00 and reads sec/nsec (the host\'s wall time when kvmclock was 0) under the '
+    'version loop; wall time now = sec*1e9 + nsec + kvmclock. It prints sec, nsec, the kvmclock value and the TSC '
+    'it was computed from, so a host test can check the sum against host.wall_clock_ns plus the virtual time of '
+    'that TSC, to the nanosecond. The old MSR 0x11 is the same VM-wide value: writing it fills a second structure '
+    'with the same epoch, and RDMSR 0x4b564d00 returns the address written to 0x11. Each write adds 2 to the '
+    'structure\'s version. host.wall_clock_ns is 1700000000123456789, so sec must be 1700000000 and nsec '
+    '123456789. In the trace: kvm_msr writes of 0x4b564d01, 0x4b564d00 and 0x11.',
+    {'vcpus': 1, 'ram_mib': 16}, summary=9, host={'wall_clock_ns': '1700000000123456789'},
+    contains=['wallclock: sec 1700000000 nsec 123456789 kvmclock '])

@@ -8,6 +8,7 @@
 //   0x100000 code.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <sstream>
 #include <vector>
@@ -43,8 +44,15 @@ class TestEnv : public CpuEnv {
     if (port == 0xf4) vcpu.request_stop(StopReason::VmExitRequested);
     return IoStatus::Ok;
   }
-  IoStatus mmio_read(Vcpu&, Gpa, unsigned, uint64_t&) override { return IoStatus::Unhandled; }
-  IoStatus mmio_write(Vcpu&, Gpa, unsigned, uint64_t) override { return IoStatus::Unhandled; }
+  // MMIO: unclaimed unless a test installs handlers.
+  std::function<IoStatus(Gpa, unsigned, uint64_t&)> on_mmio_read;
+  std::function<IoStatus(Gpa, unsigned, uint64_t)> on_mmio_write;
+  IoStatus mmio_read(Vcpu&, Gpa gpa, unsigned size, uint64_t& v) override {
+    return on_mmio_read ? on_mmio_read(gpa, size, v) : IoStatus::Unhandled;
+  }
+  IoStatus mmio_write(Vcpu&, Gpa gpa, unsigned size, uint64_t v) override {
+    return on_mmio_write ? on_mmio_write(gpa, size, v) : IoStatus::Unhandled;
+  }
   CpuidResult cpuid(Vcpu&, uint32_t leaf, uint32_t sub) override {
     CpuidResult r;
     r.eax = leaf * 3 + 1;

@@ -17,8 +17,10 @@ struct FakeClock final : ApicClock {
 struct RecordingSink final : InterruptSink {
   std::vector<uint32_t> pending_calls;
   std::vector<IpiRequest> ipis;
+  std::vector<uint32_t> nmis;
   void interrupt_pending(uint32_t apic_id) override { pending_calls.push_back(apic_id); }
   void send_ipi(const IpiRequest& r) override { ipis.push_back(r); }
+  void nmi_pending(uint32_t apic_id) override { nmis.push_back(apic_id); }
 };
 
 struct Harness {

@@ -97,3 +97,19 @@ TEST_CASE("vector 16 is the lowest legal, 15 is illegal", "[lapic][irr]") {
   h.wr(kEsr, 0);
   CHECK(h.rd(kEsr) == kEsrReceiveIllegalVector);
 }
+
+TEST_CASE("set_tpr (the CR8 path) masks and unmasks like the TPR register", "[lapic][ppr]") {
+  Harness h(LapicConfig{.apic_id = 7});
+  h.enable_sw();
+  h.apic.set_tpr(0x50);
+  CHECK(h.apic.tpr() == 0x50);
+  CHECK(h.rd(kTpr) == 0x50);
+  h.apic.accept(0x45, TriggerMode::Edge);
+  CHECK_FALSE(h.apic.pending_vector());
+  h.sink.pending_calls.clear();
+  h.apic.set_tpr(0x10);  // lowering it makes 0x45 deliverable: the sink hears about it
+  CHECK(h.apic.pending_vector() == uint8_t{0x45});
+  CHECK(h.sink.pending_calls == std::vector<uint32_t>{7});
+  h.apic.set_tpr(0x1ff);  // reserved bits dropped
+  CHECK(h.apic.tpr() == 0xff);
+}

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "core/prng.h"
+#include "core/trace.h"
 #include "lapic_harness.h"
 
 using namespace pvsim;
@@ -12,13 +13,15 @@ using pvsim::test::Harness;
 TEST_CASE("random guest traffic keeps the APIC consistent", "[lapic][robustness]") {
   for (uint64_t seed = 1; seed <= 20; ++seed) {
     SplitMix64 rng(seed);
+    Tracer tracer;  // no outputs: exercises the trace paths (hash only)
     Harness h(LapicConfig{.apic_id = static_cast<uint32_t>(rng.below(300)),
                           .bus_hz = 1 + rng.below(3'000'000'000),
-                          .tsc_hz = 1 + rng.below(4'000'000'000)});
+                          .tsc_hz = 1 + rng.below(4'000'000'000),
+                          .tracer = &tracer});
     uint64_t now = 0;
     for (int step = 0; step < 3000; ++step) {
       const uint32_t value = static_cast<uint32_t>(rng.next());
-      switch (rng.below(10)) {
+      switch (rng.below(13)) {
         case 0: {
           // Draws are sequenced in statements: argument evaluation order is unspecified
           // and differs between g++ and clang, which would change the stream.
@@ -60,6 +63,21 @@ TEST_CASE("random guest traffic keeps the APIC consistent", "[lapic][robustness]
         case 9:
           now += rng.below(5000);
           h.run_to(now);
+          break;
+        case 10:
+          h.apic.raise_lint(static_cast<unsigned>(rng.below(3)));
+          break;
+        case 11: {
+          IpiRequest r;
+          r.vector = static_cast<uint8_t>(value);
+          r.delivery = static_cast<IpiDelivery>(rng.below(8));
+          r.trigger = rng.one_in(2) ? TriggerMode::Level : TriggerMode::Edge;
+          r.level_assert = rng.one_in(2);
+          h.apic.receive_ipi(r);
+          break;
+        }
+        case 12:
+          if (rng.one_in(20)) h.apic.init_reset();
           break;
       }
       if (auto v = h.apic.pending_vector()) {

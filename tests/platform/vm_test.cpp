@@ -139,10 +139,20 @@ TEST_CASE("unclaimed ports end the run unless ignored", "[vm]") {
 }
 
 TEST_CASE("reads of unmapped guest-physical memory are unhandled I/O", "[vm]") {
-  // mov eax, [0xfee00020]  (LAPIC ID register; no LAPIC yet) via absolute moffs: a1 imm64
-  FlatScenario f({0xa1, 0x20, 0x00, 0xe0, 0xfe, 0, 0, 0, 0, 0xf4});
+  // mov eax, [0xfed00000]  (where an HPET would be; nothing there) via moffs: a1 imm64
+  FlatScenario f({0xa1, 0x00, 0x00, 0xd0, 0xfe, 0, 0, 0, 0, 0xf4});
   RunReport r = run_scenario(f.s);
   CHECK(r.stop == RunStop::UnhandledIo);
+  CHECK(r.stop_detail.find("0xfed00000") != std::string::npos);
+}
+
+TEST_CASE("the xAPIC page answers at IA32_APIC_BASE", "[vm]") {
+  // mov eax, [0xfee00030] (LAPIC version register); hlt with IF=0 ends in a deadlock.
+  FlatScenario f({0xa1, 0x30, 0x00, 0xe0, 0xfe, 0, 0, 0, 0, 0xf4});
+  Platform p(f.s);
+  RunReport r = p.run();
+  CHECK(r.stop == RunStop::Deadlock);
+  CHECK(p.vcpu(0).gpr(0) == 0x50014);  // boot-protocol.md: version 0x50014
 }
 
 TEST_CASE("limits: max_instructions and max_virtual_ms", "[vm]") {

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "core/vcpu.h"
+#include "tools/platform/platform_cpu.h"
 #include "tools/platform/boot.h"
 
 namespace pvsim {
@@ -29,13 +30,33 @@ bool RunReport::success() const {
   return stop == RunStop::Exit || stop == RunStop::Finished;
 }
 
+namespace {
+
+KvmClockConfig kvmclock_config(const Scenario& s) {
+  KvmClockConfig c;
+  c.abi = s.machine.kvm.abi == KvmAbi::Orig ? AbiProfile::Orig : AbiProfile::Modern;
+  c.enforce_pv_cpuid = s.machine.kvm.enforce_pv_cpuid;
+  c.cpuid_features = s.machine.kvm_features;
+  c.tsc_khz = s.machine.tsc_khz;
+  c.master_clock_allowed = s.machine.kvm.master_clock;
+  c.tsc_matched = s.machine.tsc_matched();
+  c.host_monotonic_ns = s.host.monotonic_ns;
+  c.host_wall_clock_ns = s.host.wall_clock_ns;
+  c.periodic_sync_ns = s.machine.kvm.kvmclock_sync_ms * 1'000'000ull;
+  c.update_delay_ns = s.machine.kvm.clock_update_delay_ms * 1'000'000ull;
+  return c;
+}
+
+}  // namespace
+
 Platform::Platform(const Scenario& s, const PlatformOptions& opts)
     : m_scenario(s),
       m_mem(s.machine.ram_bytes()),
       m_exit(s.machine.vcpus),
       m_kvm_cpuid(s.machine.kvm_features, s.machine.kvm_hints, s.machine.kvm_signature_eax),
       m_cpuid(s.machine.vcpus, m_kvm_cpuid),
-      m_poll_control(s.machine.vcpus) {
+      m_poll_control(s.machine.vcpus),
+      m_host(s.host, s.machine.vcpus) {
   m_tracer.set_text_output(opts.trace_text);
   m_tracer.set_jsonl_output(opts.trace_jsonl);
   m_console.set_live_output(opts.console_live);
@@ -46,22 +67,36 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts)
 
   build_boot_memory(m_mem);
   m_image = load_or_explain(m_mem, s);
+  m_kvmclock = std::make_unique<KvmClock>(kvmclock_config(s), m_mem, m_tracer, m_events);
 
   const unsigned n = s.machine.vcpus;
   for (unsigned i = 0; i < n; ++i) {
     VcpuConfig cfg;
     cfg.index = i;
     cfg.count = n;
-    cfg.tsc_hz = s.machine.tsc_hz();
-    cfg.tsc_start = s.machine.tsc_start;
+    // Per-vCPU TSC skew (issue 3 point 5): offset and frequency error live in the vCPU's
+    // own clock; KVM, and so kvmclock, only knows the nominal tsc_khz.
+    cfg.tsc_hz = s.machine.vcpu_tsc_hz(i);
+    cfg.tsc_start = s.machine.vcpu_tsc_start(i);
     m_vcpus.push_back(std::make_unique<Vcpu>(cfg, m_mem, *this, m_tracer));
-    m_poll_control.attach(*m_vcpus.back());
-    init_vcpu_boot_state(*m_vcpus.back(), i, n, s.machine.ram_bytes(), m_image.entry);
+    Vcpu& v = *m_vcpus.back();
+    m_poll_control.attach(v);
+    init_vcpu_boot_state(v, i, n, s.machine.ram_bytes(), m_image.entry);
+    attach_lapic(i);
+    m_kvmclock->attach(v);
   }
   m_state.assign(n, VState::Runnable);
+  // machine.start = "bsp": the application processors sit in wait-for-SIPI from time 0,
+  // as after the INIT IPI that firmware sends them (SDM Vol. 3A §9.4 "Multiple-Processor
+  // (MP) Initialization").
+  if (s.machine.start == StartMode::Bsp)
+    for (unsigned i = 1; i < n; ++i) m_state[i] = VState::WaitSipi;
 }
 
 Platform::~Platform() = default;
+
+LocalApic& Platform::lapic(unsigned i) { return *m_cpus.at(i)->apic; }
+uint64_t Platform::run_delay_ns(unsigned i) const { return m_cpus.at(i)->run_delay_ns; }
 
 IoStatus Platform::pio_read(Vcpu& vcpu, uint16_t port, unsigned size, uint32_t& value) {
   if (m_bus.read(vcpu, port, size, value) == IoStatus::Ok) {
@@ -78,19 +113,6 @@ IoStatus Platform::pio_write(Vcpu& vcpu, uint16_t port, unsigned size, uint32_t 
   return m_scenario.machine.ignore_unhandled_io ? IoStatus::Ok : IoStatus::Unhandled;
 }
 
-// Nothing is mapped outside RAM yet (the LAPIC page arrives with the LAPIC): every
-// access is a hole, reported like an unhandled KVM_EXIT_MMIO unless the scenario
-// chose to ignore them.
-IoStatus Platform::mmio_read(Vcpu&, Gpa, unsigned size, uint64_t& value) {
-  if (!m_scenario.machine.ignore_unhandled_io) return IoStatus::Unhandled;
-  value = size_mask(size);
-  return IoStatus::Ok;
-}
-
-IoStatus Platform::mmio_write(Vcpu&, Gpa, unsigned, uint64_t) {
-  return m_scenario.machine.ignore_unhandled_io ? IoStatus::Ok : IoStatus::Unhandled;
-}
-
 CpuidResult Platform::cpuid(Vcpu& vcpu, uint32_t leaf, uint32_t subleaf) {
   return m_cpuid.lookup(vcpu.index(), leaf, subleaf);
 }
@@ -103,10 +125,57 @@ std::string Platform::describe(unsigned i) const {
     case VState::Halted: word = "halted"; break;
     case VState::Finished: word = "finished"; break;
     case VState::AtLimit: word = "at the virtual time limit"; break;
+    case VState::WaitSipi: word = "waiting for SIPI"; break;
   }
   std::string sym = m_image.symbolize(v.rip());
   return fmt::format("vCPU {} {} at rip 0x{:x}{}{} (IF={})", i, word, v.rip(), sym.empty() ? "" : " ",
                      sym, (v.rflags() >> 9) & 1);
+}
+
+void Platform::stop_run(RunStop why, unsigned who, std::string detail) {
+  if (m_stopped) return;  // the first reason wins
+  m_report.stop = why;
+  m_report.stop_vcpu = who;
+  m_report.stop_detail = std::move(detail);
+  m_stopped = true;
+  if (m_running >= 0)
+    m_vcpus[static_cast<unsigned>(m_running)]->request_stop(StopReason::VmExitRequested);
+}
+
+// Host model (issue 3 point 4): before vCPU i runs, make sure it holds a pCPU at its local
+// time. If it does not, the host has it descheduled: its virtual time (and TSC) still pass
+// up to the start of its next run window, and that gap is run delay — time it was
+// runnable but not running, which steal time will report. Returns false when the vCPU's
+// time moved (the scheduler must pick again).
+bool Platform::enter_host_window(unsigned i) {
+  Cpu& c = *m_cpus[i];
+  Vcpu& v = *m_vcpus[i];
+  if (m_host.always_running(i)) {
+    c.window_end = Tick(UINT64_MAX);
+    c.pcpu = static_cast<int>(i);
+    return true;
+  }
+  const Tick now = v.now();
+  const RunWindow w = m_host.window_at(i, now);
+  c.window_end = w.end;
+  if (w.start > now) {
+    m_tracer.pvsim_vcpu(now, i, "sched_out",
+                        fmt::format("runnable, no pCPU until {}.{:09}", w.start.value() / 1'000'000'000u,
+                                    w.start.value() % 1'000'000'000u));
+    c.run_delay_ns += w.start - now;
+    v.advance_to(Cycles(cycles_at(w.start, v.config().tsc_hz)));
+    return false;
+  }
+  if (c.pcpu != static_cast<int>(w.pcpu)) {
+    if (c.pcpu >= 0) {
+      m_tracer.pvsim_vcpu(now, i, "migrate", fmt::format("pcpu {} -> pcpu {}", c.pcpu, w.pcpu));
+      // kvm_arch_vcpu_load on a different host CPU requests a clock update when the VM is
+      // not in master-clock mode (spec §3.4, commit 0061d53daf26).
+      m_kvmclock->on_migrate(i);
+    }
+    c.pcpu = static_cast<int>(w.pcpu);
+  }
+  return true;
 }
 
 RunReport Platform::run() {
@@ -114,46 +183,53 @@ RunReport Platform::run() {
   m_ran = true;
   const Scenario& s = m_scenario;
   const unsigned n = vcpu_count();
-  const uint64_t hz = s.machine.tsc_hz();
-  const Cycles limit_cycles(ns_to_cycles(s.limits.max_virtual_ms * 1'000'000ull, hz));
+  const Tick limit_tick(s.limits.max_virtual_ms * 1'000'000ull);
 
-  RunReport r;
+  RunReport& r = m_report;
   uint64_t total = 0;
-  bool stopped = false;
-  auto stop = [&](RunStop why, unsigned who, std::string detail) {
-    r.stop = why;
-    r.stop_vcpu = who;
-    r.stop_detail = std::move(detail);
-    stopped = true;
-  };
 
-  while (!stopped) {
-    // Smallest local time first, ties to the lowest index (strict < keeps the first).
+  while (!m_stopped) {
+    // Smallest local time among runnable vCPUs, ties to the lowest index (strict <). A
+    // vCPU waiting at the time gate counts at its reservation (may_observe_time).
     int pick = -1;
+    Tick g(UINT64_MAX);
     for (unsigned i = 0; i < n; ++i)
-      if (m_state[i] == VState::Runnable &&
-          (pick < 0 || m_vcpus[i]->cycles() < m_vcpus[static_cast<unsigned>(pick)]->cycles()))
-        pick = static_cast<int>(i);
-    if (pick < 0) {
-      if (std::any_of(m_state.begin(), m_state.end(), [](VState st) { return st == VState::AtLimit; })) {
-        stop(RunStop::Limit, 0, fmt::format("max_virtual_ms ({} ms) reached", s.limits.max_virtual_ms));
-      } else if (std::all_of(m_state.begin(), m_state.end(), [](VState st) { return st == VState::Finished; })) {
-        stop(RunStop::Finished, 0, "every vCPU wrote port 0xf5");
-        r.exit_status = 0;
-      } else {
-        // No interrupt source exists yet (the LAPIC comes later), so a halted vCPU can
-        // never wake: with nobody runnable, the VM is stuck.
-        std::string d = "every vCPU is halted or finished and nothing can wake one:";
-        for (unsigned i = 0; i < n; ++i) d += (i ? "; " : " ") + describe(i);
-        stop(RunStop::Deadlock, 0, d);
+      if (m_state[i] == VState::Runnable) {
+        const Tick t = m_cpus[i]->effective_time();
+        if (pick < 0 || t < g) {
+          pick = static_cast<int>(i);
+          g = t;
+        }
       }
+    const std::optional<Tick> next = m_events.next_time();
+    // Events fire once every runnable vCPU has reached their time; with nobody runnable,
+    // idle time jumps to the next event — if that event can wake anybody at all.
+    if (next && *next < limit_tick && (pick >= 0 ? *next <= g : anything_can_wake())) {
+      fire_events(*next);
+      continue;
+    }
+    if (pick < 0) {
+      report_no_runnable(next.has_value() && anything_can_wake());
       break;
     }
     const unsigned i = static_cast<unsigned>(pick);
     Vcpu& v = *m_vcpus[i];
+    if (!enter_host_window(i)) continue;
+    // Requests raised for this vCPU while it was not running are serviced at entry, as
+    // vcpu_enter_guest does with KVM_REQ_CLOCK_UPDATE.
+    m_kvmclock->on_entry(v);
+    Tick until = limit_tick;
+    if (next && *next < until) until = *next;
+    if (m_cpus[i]->window_end < until) until = m_cpus[i]->window_end;
+    const Cycles deadline(cycles_at(until, v.config().tsc_hz));
     const uint64_t budget = std::min(s.machine.quantum, s.limits.max_instructions - total);
-    const Vcpu::RunResult res = v.run(budget, limit_cycles);
+    m_running = static_cast<int>(i);
+    m_run_deadline = until;
+    const Vcpu::RunResult res = v.run(budget, deadline);
+    m_running = -1;
+    m_kvmclock->on_exit(v);  // the orig profile's clamp tracks the TSC the guest has seen
     total += res.executed;
+    if (m_stopped) break;  // a device ended the run (a SIPI) during this slice
     switch (res.reason) {
       case StopReason::None:
       case StopReason::InsnLimit:
@@ -166,29 +242,30 @@ RunReport Platform::run() {
         m_state[i] = VState::Finished;
         break;
       case StopReason::VmExitRequested:
-        stop(RunStop::Exit, i, fmt::format("vCPU {} wrote port 0xf4", m_exit.exit_vcpu()));
-        r.stop_vcpu = m_exit.exit_vcpu();
+        stop_run(RunStop::Exit, m_exit.exit_vcpu(),
+                 fmt::format("vCPU {} wrote port 0xf4", m_exit.exit_vcpu()));
         r.exit_status = m_exit.exit_status();
         break;
       case StopReason::Shutdown:
-        stop(RunStop::Shutdown, i, fmt::format("vCPU {} shut down: {}", i, v.stop_detail()));
+        stop_run(RunStop::Shutdown, i, fmt::format("vCPU {} shut down: {}", i, v.stop_detail()));
         r.stop_dump = v.dump_state();
         break;
       case StopReason::IoError:
-        stop(RunStop::UnhandledIo, i, fmt::format("vCPU {}: {}", i, v.stop_detail()));
+        stop_run(RunStop::UnhandledIo, i, fmt::format("vCPU {}: {}", i, v.stop_detail()));
         r.stop_dump = v.dump_state();
         break;
     }
-    if (stopped) break;
-    if (m_state[i] == VState::Runnable && v.cycles() >= limit_cycles) m_state[i] = VState::AtLimit;
+    if (m_stopped) break;
+    if (m_state[i] == VState::Runnable && v.now() >= limit_tick) m_state[i] = VState::AtLimit;
     if (total >= s.limits.max_instructions)
-      stop(RunStop::Limit, i, fmt::format("max_instructions ({}) reached", s.limits.max_instructions));
+      stop_run(RunStop::Limit, i, fmt::format("max_instructions ({}) reached", s.limits.max_instructions));
   }
 
   r.instructions = total;
   for (unsigned i = 0; i < n; ++i) {
     const Vcpu& v = *m_vcpus[i];
-    VcpuReport vr{i, v.instructions(), v.cycles().value(), v.now().value(), describe(i)};
+    VcpuReport vr{i, v.instructions(), v.cycles().value(), v.now().value(),
+                  m_cpus[i]->run_delay_ns, describe(i)};
     r.virtual_ns = std::max(r.virtual_ns, vr.virtual_ns);
     r.vcpus.push_back(std::move(vr));
   }
@@ -203,6 +280,46 @@ RunReport Platform::run() {
   r.trace_events = m_tracer.event_count();
   check_expectations(r);
   return r;
+}
+
+// Fires every event due at `t`. Idle vCPUs (halted, waiting for SIPI) are first brought
+// to `t`: their time passes while they wait, so a device that reads their clock (the
+// LAPIC timer) and a vCPU woken by the event see the right time.
+void Platform::fire_events(Tick t) {
+  for (unsigned i = 0; i < vcpu_count(); ++i)
+    if (m_state[i] == VState::Halted || m_state[i] == VState::WaitSipi) {
+      Vcpu& v = *m_vcpus[i];
+      if (v.now() < t) v.advance_to(Cycles(cycles_at(t, v.config().tsc_hz)));
+    }
+  m_firing = true;
+  m_fire_time = t;
+  m_events.run_until(t);
+  m_firing = false;
+}
+
+// Can a pending event ever make a vCPU runnable? IPIs in flight and LAPIC timers armed on
+// a halted vCPU can; kvmclock's periodic sync cannot, so a VM whose only future is that
+// timer is stuck and is reported as such instead of idling to the time limit.
+bool Platform::anything_can_wake() const {
+  if (m_ipis_in_flight > 0) return true;
+  for (unsigned i = 0; i < vcpu_count(); ++i)
+    if (m_state[i] == VState::Halted && m_cpus[i]->apic->timer_armed()) return true;
+  return false;
+}
+
+void Platform::report_no_runnable(bool waiting_past_limit) {
+  const Scenario& s = m_scenario;
+  if (waiting_past_limit ||
+      std::any_of(m_state.begin(), m_state.end(), [](VState st) { return st == VState::AtLimit; })) {
+    stop_run(RunStop::Limit, 0, fmt::format("max_virtual_ms ({} ms) reached", s.limits.max_virtual_ms));
+  } else if (std::all_of(m_state.begin(), m_state.end(), [](VState st) { return st == VState::Finished; })) {
+    stop_run(RunStop::Finished, 0, "every vCPU wrote port 0xf5");
+    m_report.exit_status = 0;
+  } else {
+    std::string d = "every vCPU is halted, finished or waiting for SIPI and nothing can wake one:";
+    for (unsigned i = 0; i < vcpu_count(); ++i) d += (i ? "; " : " ") + describe(i);
+    stop_run(RunStop::Deadlock, 0, d);
+  }
 }
 
 RunReport run_scenario(const Scenario& s, const PlatformOptions& opts) {

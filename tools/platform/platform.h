@@ -4,11 +4,15 @@
 // implements the CpuEnv the vCPUs call on port I/O, MMIO outside RAM and CPUID. It has
 // no globals: two Platforms may run in one process (the determinism test does).
 //
-// Scheduler (architecture.md §2): the runnable vCPU with the smallest local virtual time
-// runs next, ties to the lowest index, for at most `quantum` instructions. Halted and
-// finished vCPUs are skipped. The run ends when the guest exits (port 0xf4), every vCPU
-// finished (0xf5), a vCPU shuts down (triple fault) or hits unclaimed I/O, a limit is
-// reached, or nobody can run any more (deadlock).
+// Scheduler (architecture.md §2): one global EventQueue (LAPIC timers, IPIs in flight,
+// kvmclock requests) and per-vCPU local virtual time. Events at time T fire once every
+// runnable vCPU has reached T; otherwise the runnable vCPU with the smallest local time
+// runs next (ties to the lowest index) for at most `quantum` instructions and never past
+// the next event, the end of its host run window or the time limit. Halted, finished and
+// wait-for-SIPI vCPUs are skipped; a halted vCPU woken at T continues at T. The run ends
+// when the guest exits (port 0xf4), every vCPU finished (0xf5), a vCPU shuts down (triple
+// fault) or hits unclaimed I/O, a SIPI asks for a real-mode start, a limit is reached, or
+// nothing can ever run again (deadlock).
 #pragma once
 #include <cstdint>
 #include <iosfwd>
@@ -18,14 +22,18 @@
 #include <vector>
 
 #include "core/env.h"
+#include "core/event_queue.h"
 #include "core/guest_memory.h"
 #include "core/pio_bus.h"
 #include "core/trace.h"
 #include "devices/debugcon.h"
 #include "devices/exit_ports.h"
+#include "devices/lapic.h"
 #include "pvmsr/kvm_cpuid.h"
+#include "pvmsr/kvmclock.h"
 #include "pvmsr/poll_control.h"
 #include "tools/platform/cpuid_table.h"
+#include "tools/platform/host_model.h"
 #include "tools/platform/loader.h"
 #include "tools/platform/scenario.h"
 
@@ -38,6 +46,7 @@ struct VcpuReport {
   uint64_t instructions = 0;
   uint64_t cycles = 0;
   uint64_t virtual_ns = 0;
+  uint64_t run_delay_ns = 0;  // runnable but not holding a pCPU (host model)
   std::string state;  // "running", "halted", "finished", "stopped (...)"
 };
 
@@ -91,10 +100,35 @@ class Platform final : public CpuEnv {
   IoStatus mmio_write(Vcpu& vcpu, Gpa gpa, unsigned size, uint64_t value) override;
   CpuidResult cpuid(Vcpu& vcpu, uint32_t leaf, uint32_t subleaf) override;
 
+  LocalApic& lapic(unsigned i);
+  KvmClock& kvmclock() { return *m_kvmclock; }
+  EventQueue& events() { return m_events; }
+  uint64_t run_delay_ns(unsigned i) const;
+
  private:
-  enum class VState : uint8_t { Runnable, Halted, Finished, AtLimit };
+  enum class VState : uint8_t { Runnable, Halted, Finished, AtLimit, WaitSipi };
+  struct Cpu;
+  struct IpiInFlight;
   std::string describe(unsigned i) const;
   void check_expectations(RunReport& r);
+
+  // LAPIC glue (platform_apic.cpp).
+  void attach_lapic(unsigned i);
+  void send_ipi(unsigned src, const IpiRequest& req);
+  void deliver_ipi(IpiInFlight& f);
+  void wake(unsigned i, Tick at);
+  void deliver_nmi(unsigned i);
+  bool may_observe_time(unsigned i);
+  // The running vCPU must stop and let the scheduler look again (a new event may now be
+  // due before its deadline, or a vCPU changed state).
+  void reschedule_if_needed();
+
+  // Scheduler helpers (platform.cpp).
+  bool enter_host_window(unsigned i);
+  void fire_events(Tick t);
+  bool anything_can_wake() const;
+  void report_no_runnable(bool waiting_past_limit);
+  void stop_run(RunStop why, unsigned who, std::string detail);
 
   const Scenario m_scenario;
   GuestMemory m_mem;
@@ -105,9 +139,22 @@ class Platform final : public CpuEnv {
   KvmCpuid m_kvm_cpuid;
   CpuidTable m_cpuid;
   PollControl m_poll_control;
+  EventQueue m_events;
+  HostModel m_host;
   LoadedImage m_image;
   std::vector<std::unique_ptr<Vcpu>> m_vcpus;
+  std::vector<std::unique_ptr<Cpu>> m_cpus;  // per-vCPU glue: LAPIC, sink, host state
+  std::unique_ptr<KvmClock> m_kvmclock;
   std::vector<VState> m_state;
+  std::vector<std::unique_ptr<IpiInFlight>> m_ipi_pool;  // owned IPI events (reused)
+  std::vector<IpiInFlight*> m_ipi_free;
+  unsigned m_ipis_in_flight = 0;
+  int m_running = -1;            // vCPU inside Vcpu::run(), or -1
+  Tick m_run_deadline{};         // its deadline
+  bool m_stopped = false;        // the run is over (stop_run called)
+  bool m_firing = false;         // inside fire_events(m_fire_time)
+  Tick m_fire_time{};
+  RunReport m_report;
   bool m_ran = false;
 };
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <fstream>
 #include <initializer_list>
 #include <nlohmann/json.hpp>
@@ -21,6 +22,7 @@ const char* run_stop_name(RunStop s) {
     case RunStop::Deadlock: return "deadlock";
     case RunStop::Limit: return "limit";
     case RunStop::UnhandledIo: return "unhandled_io";
+    case RunStop::Unsupported: return "unsupported";
   }
   return "?";
 }
@@ -53,6 +55,8 @@ std::optional<uint64_t> parse_u64_string(std::string_view s) {
 namespace {
 
 constexpr uint64_t kMaxExactJsonInt = 1ull << 53;  // README: JSON integers only up to 53 bits
+constexpr uint64_t kMaxMs = 1'000'000'000'000ull;  // 10^12 ms: times 10^6 still fits in 64 bits
+constexpr uint64_t kMaxUs = 1'000'000'000'000'000ull;  // 10^15 us = 10^18 ns
 
 // JSON Pointer token escaping (RFC 6901 §3).
 std::string pointer_token(std::string_view key) {
@@ -108,6 +112,34 @@ class Checker {
     fail(path, fmt::format("must be an integer from {} to {}, got {}", lo, hi, show(v)));
   }
 
+  int64_t signed_integer(const Json& v, std::string_view path, int64_t lo, int64_t hi) const {
+    if (v.is_number_integer() &&
+        !(v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))) {
+      const int64_t x = v.get<int64_t>();
+      if (x >= lo && x <= hi) return x;
+    }
+    fail(path, fmt::format("must be an integer from {} to {}, got {}", lo, hi, show(v)));
+  }
+
+  // One of `names` (as a JSON string); returns its index.
+  size_t choice(const Json& v, std::string_view path,
+                std::initializer_list<std::string_view> names) const {
+    if (v.is_string()) {
+      size_t i = 0;
+      for (auto n : names) {
+        if (n == v.get<std::string>()) return i;
+        ++i;
+      }
+    }
+    std::string list;
+    size_t i = 0;
+    for (auto n : names) {
+      list += fmt::format("{}\"{}\"", i == 0 ? "" : (i + 1 == names.size() ? " or " : ", "), n);
+      ++i;
+    }
+    fail(path, fmt::format("must be {}, got {}", list, show(v)));
+  }
+
   // Hex string, decimal string, or a JSON integer up to 2^53.
   uint64_t u64(const Json& v, std::string_view path, uint64_t hi = ~0ull) const {
     std::optional<uint64_t> x;
@@ -122,6 +154,26 @@ class Checker {
       fail(path, fmt::format("must be a hex string like \"0x1f\", got {}", show(v)));
     }
     if (*x > hi) fail(path, fmt::format("must be at most 0x{:x}, got {}", hi, show(v)));
+    return *x;
+  }
+
+  // Nanoseconds as a decimal string (JSON integers stop at 2^53, and host clocks in ns
+  // since 1970 are near 2^61) or a JSON integer; at most `hi`.
+  uint64_t nanoseconds(const Json& v, std::string_view path, uint64_t hi) const {
+    std::optional<uint64_t> x;
+    if (v.is_string()) {
+      x = parse_u64_string(v.get<std::string>());
+    } else if (v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0)) {
+      x = v.get<uint64_t>();
+      if (*x > kMaxExactJsonInt)
+        fail(path,
+             fmt::format("integer {} does not fit in 53 bits; write it as a decimal string", *x));
+    }
+    if (!x)
+      fail(path, fmt::format(
+                     "must be a decimal string like \"1700000000000000000\" or an integer, got {}",
+                     show(v)));
+    if (*x > hi) fail(path, fmt::format("must be at most {}, got {}", hi, show(v)));
     return *x;
   }
 
@@ -154,8 +206,9 @@ constexpr std::string_view kRegisterNames[] = {
 
 void parse_machine(const Checker& c, const Json& m, MachineConfig& out) {
   const std::string p = "/machine";
-  c.object(m, p, {"vcpus", "ram_mib", "tsc_khz", "tsc_start", "quantum", "kvm_cpuid",
-                  "ignore_unhandled_io"});
+  c.object(m, p,
+           {"vcpus", "ram_mib", "tsc_khz", "tsc_start", "quantum", "kvm_cpuid",
+            "ignore_unhandled_io", "start", "apic_bus_mhz", "ipi_latency_ns", "tsc_skew", "kvm"});
   if (m.contains("vcpus")) out.vcpus = static_cast<unsigned>(c.integer(m["vcpus"], p + "/vcpus", 1, 64));
   if (m.contains("ram_mib")) out.ram_mib = c.integer(m["ram_mib"], p + "/ram_mib", 2, 65536);
   if (m.contains("tsc_khz")) out.tsc_khz = c.integer(m["tsc_khz"], p + "/tsc_khz", 1000, 10'000'000);
@@ -187,6 +240,115 @@ void parse_machine(const Checker& c, const Json& m, MachineConfig& out) {
     if (k.contains("signature_eax"))
       out.kvm_signature_eax = static_cast<uint32_t>(c.u64(k["signature_eax"], kp + "/signature_eax", 0xffffffffu));
   }
+  if (m.contains("start"))
+    out.start =
+        c.choice(m["start"], p + "/start", {"all", "bsp"}) == 0 ? StartMode::All : StartMode::Bsp;
+  // 10 GHz is far above any real APIC bus; 1 MHz is far below (KVM runs its timer at 1 GHz).
+  if (m.contains("apic_bus_mhz"))
+    out.apic_bus_mhz = c.integer(m["apic_bus_mhz"], p + "/apic_bus_mhz", 1, 10'000);
+  if (m.contains("ipi_latency_ns"))
+    out.ipi_latency_ns = c.integer(m["ipi_latency_ns"], p + "/ipi_latency_ns", 0, 1'000'000'000);
+  if (m.contains("tsc_skew")) {
+    const Json& a = m["tsc_skew"];
+    const std::string ap = p + "/tsc_skew";
+    if (!a.is_array()) c.fail(ap, fmt::format("must be an array, got {}", show(a)));
+    for (size_t i = 0; i < a.size(); ++i) {
+      const std::string ip = Checker::child(ap, i);
+      c.object(a[i], ip, {"vcpu", "offset", "ppm"});
+      if (!a[i].contains("vcpu")) c.fail(ip, "missing required key \"vcpu\"");
+      TscSkew t;
+      t.vcpu = static_cast<unsigned>(c.integer(a[i]["vcpu"], ip + "/vcpu", 0, out.vcpus - 1));
+      for (size_t j = 0; j < out.tsc_skew.size(); ++j)
+        if (out.tsc_skew[j].vcpu == t.vcpu)
+          c.fail(ip + "/vcpu",
+                 fmt::format("vCPU {} is already listed at {}", t.vcpu, Checker::child(ap, j)));
+      // Offsets are JSON integers, so they stop at 2^53 like every exact JSON integer here.
+      if (a[i].contains("offset"))
+        t.offset = c.signed_integer(a[i]["offset"], ip + "/offset",
+                                    -static_cast<int64_t>(kMaxExactJsonInt),
+                                    static_cast<int64_t>(kMaxExactJsonInt));
+      // +-10% is already far beyond any crystal (tens of ppm); it keeps every rate > 0.
+      if (a[i].contains("ppm"))
+        t.ppm = static_cast<int32_t>(c.signed_integer(a[i]["ppm"], ip + "/ppm", -100'000, 100'000));
+      out.tsc_skew.push_back(t);
+    }
+  }
+  if (m.contains("kvm")) {
+    const Json& k = m["kvm"];
+    const std::string kp = p + "/kvm";
+    c.object(
+        k, kp,
+        {"abi", "enforce_pv_cpuid", "master_clock", "kvmclock_sync_ms", "clock_update_delay_ms"});
+    if (k.contains("abi"))
+      out.kvm.abi =
+          c.choice(k["abi"], kp + "/abi", {"modern", "orig"}) == 0 ? KvmAbi::Modern : KvmAbi::Orig;
+    if (k.contains("enforce_pv_cpuid"))
+      out.kvm.enforce_pv_cpuid = c.boolean(k["enforce_pv_cpuid"], kp + "/enforce_pv_cpuid");
+    if (k.contains("master_clock"))
+      out.kvm.master_clock = c.boolean(k["master_clock"], kp + "/master_clock");
+    // Same ceiling as limits.max_virtual_ms: a period in ns still fits in 64 bits.
+    if (k.contains("kvmclock_sync_ms"))
+      out.kvm.kvmclock_sync_ms =
+          c.integer(k["kvmclock_sync_ms"], kp + "/kvmclock_sync_ms", 0, kMaxMs);
+    if (k.contains("clock_update_delay_ms"))
+      out.kvm.clock_update_delay_ms =
+          c.integer(k["clock_update_delay_ms"], kp + "/clock_update_delay_ms", 0, kMaxMs);
+  }
+}
+
+void parse_host(const Checker& c, const Json& h, unsigned vcpus, HostConfig& out) {
+  const std::string p = "/host";
+  c.object(h, p,
+           {"pcpus", "policy", "pin", "slice_us", "preempt", "wall_clock_ns", "monotonic_ns"});
+  out.pcpus = vcpus;
+  if (h.contains("pcpus"))
+    out.pcpus = static_cast<unsigned>(c.integer(h["pcpus"], p + "/pcpus", 1, 256));
+  if (h.contains("policy"))
+    out.policy = c.choice(h["policy"], p + "/policy", {"pinned", "time_sliced"}) == 0
+                     ? HostPolicy::Pinned
+                     : HostPolicy::TimeSliced;
+  if (h.contains("pin")) {
+    const Json& a = h["pin"];
+    const std::string ap = p + "/pin";
+    if (out.policy != HostPolicy::Pinned) c.fail(ap, "only allowed with \"policy\": \"pinned\"");
+    if (!a.is_array()) c.fail(ap, fmt::format("must be an array of pCPU numbers, got {}", show(a)));
+    if (a.size() != vcpus)
+      c.fail(ap, fmt::format("must have one entry per vCPU ({}), got {}", vcpus, a.size()));
+    for (size_t i = 0; i < a.size(); ++i)
+      out.pin.push_back(
+          static_cast<unsigned>(c.integer(a[i], Checker::child(ap, i), 0, out.pcpus - 1)));
+  }
+  if (out.policy == HostPolicy::Pinned && out.pin.empty())
+    for (unsigned i = 0; i < vcpus; ++i) out.pin.push_back(i % out.pcpus);
+  if (h.contains("slice_us"))
+    out.slice_ns = c.integer(h["slice_us"], p + "/slice_us", 1, 1'000'000) * 1000;
+  if (h.contains("preempt")) {
+    const Json& a = h["preempt"];
+    const std::string ap = p + "/preempt";
+    if (!a.is_array()) c.fail(ap, fmt::format("must be an array, got {}", show(a)));
+    for (size_t i = 0; i < a.size(); ++i) {
+      const std::string ip = Checker::child(ap, i);
+      c.object(a[i], ip, {"vcpu", "from_us", "to_us"});
+      for (const char* key : {"vcpu", "from_us", "to_us"})
+        if (!a[i].contains(key)) c.fail(ip, fmt::format("missing required key \"{}\"", key));
+      PreemptWindow w;
+      w.vcpu = static_cast<unsigned>(c.integer(a[i]["vcpu"], ip + "/vcpu", 0, vcpus - 1));
+      // 10^15 us = 10^18 ns, the largest max_virtual_ms (10^12 ms): later windows never matter.
+      const uint64_t from = c.integer(a[i]["from_us"], ip + "/from_us", 0, kMaxUs);
+      const uint64_t to = c.integer(a[i]["to_us"], ip + "/to_us", 0, kMaxUs);
+      if (to <= from)
+        c.fail(ip + "/to_us", fmt::format("must be greater than from_us ({}), got {}", from, to));
+      w.from_ns = from * 1000;
+      w.to_ns = to * 1000;
+      out.preempt.push_back(w);
+    }
+  }
+  // KVM keeps both host clocks as signed 64-bit nanoseconds (ktime_t; kvmclock_offset is
+  // s64), and the host model adds up to 10^18 ns of virtual time to them: cap at 2^63 - 1.
+  if (h.contains("wall_clock_ns"))
+    out.wall_clock_ns = c.nanoseconds(h["wall_clock_ns"], p + "/wall_clock_ns", INT64_MAX);
+  if (h.contains("monotonic_ns"))
+    out.monotonic_ns = c.nanoseconds(h["monotonic_ns"], p + "/monotonic_ns", INT64_MAX);
 }
 
 void parse_expect(const Checker& c, const Json& e, const MachineConfig& machine, Expectations& out) {
@@ -196,11 +358,13 @@ void parse_expect(const Checker& c, const Json& e, const MachineConfig& machine,
   if (e.contains("stop")) {
     const std::string s = c.string(e["stop"], p + "/stop");
     for (RunStop r : {RunStop::Exit, RunStop::Finished, RunStop::Shutdown, RunStop::Deadlock,
-                      RunStop::Limit, RunStop::UnhandledIo})
+                      RunStop::Limit, RunStop::UnhandledIo, RunStop::Unsupported})
       if (s == run_stop_name(r)) out.stop = r;
     if (!out.stop)
-      c.fail(p + "/stop", fmt::format("must be one of \"exit\", \"finished\", \"shutdown\", \"deadlock\", "
-                                      "\"limit\", \"unhandled_io\", got {}", show(e["stop"])));
+      c.fail(p + "/stop",
+             fmt::format("must be one of \"exit\", \"finished\", \"shutdown\", \"deadlock\", "
+                         "\"limit\", \"unhandled_io\", \"unsupported\", got {}",
+                         show(e["stop"])));
   }
   if (e.contains("exit_status")) out.exit_status = static_cast<unsigned>(c.integer(e["exit_status"], p + "/exit_status", 0, 255));
   if (e.contains("console")) out.console = c.string(e["console"], p + "/console");
@@ -252,6 +416,34 @@ void parse_expect(const Checker& c, const Json& e, const MachineConfig& machine,
 
 }  // namespace
 
+const TscSkew* MachineConfig::skew_of(unsigned i) const {
+  for (const TscSkew& t : tsc_skew)
+    if (t.vcpu == i) return &t;
+  return nullptr;
+}
+
+uint64_t MachineConfig::vcpu_tsc_hz(unsigned i) const {
+  const uint64_t hz = tsc_hz();
+  const TscSkew* t = skew_of(i);
+  if (!t || t->ppm == 0) return hz;
+  // hz * ppm <= 10^10 * 10^5 = 10^15: exact in int64. Round to nearest, ties away from 0.
+  const int64_t num = static_cast<int64_t>(hz) * t->ppm;
+  const int64_t delta = num >= 0 ? (num + 500'000) / 1'000'000 : -((-num + 500'000) / 1'000'000);
+  return static_cast<uint64_t>(static_cast<int64_t>(hz) + delta);
+}
+
+uint64_t MachineConfig::vcpu_tsc_start(unsigned i) const {
+  const TscSkew* t = skew_of(i);
+  // Unsigned arithmetic wraps modulo 2^64, which is what a negative offset means here.
+  return t ? tsc_start + static_cast<uint64_t>(t->offset) : tsc_start;
+}
+
+bool MachineConfig::tsc_matched() const {
+  for (const TscSkew& t : tsc_skew)
+    if (t.offset != 0 || t.ppm != 0) return false;
+  return true;
+}
+
 Scenario parse_scenario(std::string_view text, const std::filesystem::path& file) {
   const std::string fname = file.string();
   const Checker c(fname);
@@ -270,13 +462,20 @@ Scenario parse_scenario(std::string_view text, const std::filesystem::path& file
 
   Scenario s;
   s.file = file;
-  c.object(root, "", {"name", "description", "seed", "machine", "guest", "limits", "expect"});
+  c.object(root, "",
+           {"name", "description", "seed", "machine", "host", "guest", "limits", "expect"});
   s.name = file.stem().string();
   if (root.contains("name")) s.name = c.string(root["name"], "/name", true);
   if (!root.contains("description")) c.fail("", "missing required key \"description\"");
   s.description = c.string(root["description"], "/description", true);
   if (root.contains("seed")) s.seed = c.integer(root["seed"], "/seed", 0, ~0ull);
   if (root.contains("machine")) parse_machine(c, root["machine"], s.machine);
+  // After machine: host checks name vCPUs, and its defaults depend on machine.vcpus.
+  if (root.contains("host")) {
+    parse_host(c, root["host"], s.machine.vcpus, s.host);
+  } else {
+    parse_host(c, Json::object(), s.machine.vcpus, s.host);
+  }
 
   if (!root.contains("guest")) c.fail("", "missing required key \"guest\"");
   const Json& g = root["guest"];

@@ -23,8 +23,16 @@ class ScenarioError : public std::runtime_error {
 enum class ImageFormat : uint8_t { Auto, Elf, Flat };
 
 // How a run ends (scenarios/README.md `expect.stop`).
-enum class RunStop : uint8_t { Exit, Finished, Shutdown, Deadlock, Limit, UnhandledIo };
-const char* run_stop_name(RunStop s);  // "exit", "finished", ...
+enum class RunStop : uint8_t {
+  Exit,
+  Finished,
+  Shutdown,
+  Deadlock,
+  Limit,
+  UnhandledIo,
+  Unsupported
+};
+const char* run_stop_name(RunStop s);  // "exit", "finished", ..., "unsupported"
 
 struct RegisterExpect {
   unsigned vcpu = 0;
@@ -53,6 +61,32 @@ struct Expectations {
   }
 };
 
+// `machine.start`: which vCPUs run from time 0. Bsp holds vCPUs 1.. in wait-for-SIPI
+// (SDM Vol. 3A, "Multiple-Processor (MP) Initialization": after reset only the BSP runs).
+enum class StartMode : uint8_t { All, Bsp };
+
+// One `machine.tsc_skew` entry: vCPU `vcpu`'s TSC starts `offset` cycles away from
+// machine.tsc_start and runs `ppm` parts per million fast (negative: slow), so scenarios
+// can model unsynchronised TSCs (what KVM's per-vCPU TSC offset/scaling can produce).
+struct TscSkew {
+  unsigned vcpu = 0;
+  int64_t offset = 0;
+  int32_t ppm = 0;
+};
+
+// `machine.kvm.abi`: which era of KVM's kvmclock the hypervisor side imitates
+// (kvm-pv-spec "ABI profiles"): the seed-era ("orig") one or today's ("modern").
+enum class KvmAbi : uint8_t { Modern, Orig };
+
+// `machine.kvm`: knobs of the hypervisor side of the PV MSRs.
+struct KvmConfig {
+  KvmAbi abi = KvmAbi::Modern;
+  bool enforce_pv_cpuid = false;         // KVM_CAP_ENFORCE_PV_FEATURE_CPUID (spec §1.3)
+  bool master_clock = true;              // pvclock_gtod master clock; only Modern uses it
+  uint64_t kvmclock_sync_ms = 300'000;   // KVM's KVMCLOCK_SYNC_PERIOD (300 s); 0 = off
+  uint64_t clock_update_delay_ms = 100;  // KVM's KVMCLOCK_UPDATE_DELAY (100 ms)
+};
+
 struct MachineConfig {
   unsigned vcpus = 1;
   uint64_t ram_mib = 128;
@@ -63,8 +97,24 @@ struct MachineConfig {
   uint32_t kvm_hints = 0;
   uint32_t kvm_signature_eax = 0x40000001;
   bool ignore_unhandled_io = false;
+  StartMode start = StartMode::All;
+  uint64_t apic_bus_mhz = 1000;  // LAPIC timer input clock; 1000 MHz = KVM's 1 ns per count
+  uint64_t ipi_latency_ns = 0;
+  std::vector<TscSkew> tsc_skew;  // at most one entry per vCPU (the parser enforces it)
+  KvmConfig kvm;
+
   uint64_t ram_bytes() const { return ram_mib << 20; }
-  uint64_t tsc_hz() const { return tsc_khz * 1000; }
+  uint64_t tsc_hz() const { return tsc_khz * 1000; }  // the nominal rate KVM believes
+  // vCPU i's real TSC rate: tsc_hz() * (1 + ppm/10^6), rounded to the nearest Hz (ties
+  // away from zero). Always > 0: ppm >= -100000 and tsc_khz >= 1000.
+  uint64_t vcpu_tsc_hz(unsigned i) const;
+  // vCPU i's TSC at time 0: tsc_start + offset, wrapping modulo 2^64 like the hardware
+  // counter (SDM Vol. 3B, "Time-Stamp Counter": a 64-bit counter).
+  uint64_t vcpu_tsc_start(unsigned i) const;
+  // True when no vCPU has a non-zero offset or ppm: every TSC reads the same at any time.
+  bool tsc_matched() const;
+  // The tsc_skew entry of vCPU i, or nullptr.
+  const TscSkew* skew_of(unsigned i) const;
 };
 
 struct GuestConfig {
@@ -78,12 +128,35 @@ struct Limits {
   uint64_t max_virtual_ms = 60'000;
 };
 
+// `host.policy`: how the host scheduler places vCPU threads on physical CPUs.
+enum class HostPolicy : uint8_t { Pinned, TimeSliced };
+
+// `host.preempt` entry: vCPU `vcpu` holds no pCPU during [from_ns, to_ns).
+struct PreemptWindow {
+  unsigned vcpu = 0;
+  uint64_t from_ns = 0;
+  uint64_t to_ns = 0;
+};
+
+// `host`: the physical machine under the VM (host_model.h turns it into run windows).
+// Host clocks are part of the scenario, never read from the real host.
+struct HostConfig {
+  unsigned pcpus = 0;  // after parsing always resolved: the default is machine.vcpus
+  HostPolicy policy = HostPolicy::Pinned;
+  std::vector<unsigned> pin;  // Pinned: pCPU of each vCPU, one entry per vCPU after parsing
+  uint64_t slice_ns = 3'000'000;
+  std::vector<PreemptWindow> preempt;  // as written (may overlap; HostModel merges them)
+  uint64_t wall_clock_ns = 1'700'000'000'000'000'000ull;  // host realtime at Tick 0
+  uint64_t monotonic_ns = 1'000'000'000'000ull;           // host monotonic at Tick 0
+};
+
 struct Scenario {
   std::filesystem::path file;  // as given by the user (used in messages)
   std::string name;
   std::string description;
   uint64_t seed = 0;
   MachineConfig machine;
+  HostConfig host;
   GuestConfig guest;
   Limits limits;
   Expectations expect;

@@ -93,6 +93,11 @@ void print_summary(const RunReport& r) {
     per += fmt::format("{}vCPU {}: {} insns, {} cycles", per.empty() ? "" : "; ", v.index, v.instructions, v.cycles);
   fmt::print("instructions: {} ({})\n", r.instructions, per);
   fmt::print("virtual time: {} s\n", seconds(r.virtual_ns));
+  // Run delay (host model): only printed when the host took a pCPU away from some vCPU.
+  std::string delay;
+  for (const VcpuReport& v : r.vcpus)
+    if (v.run_delay_ns) delay += fmt::format("{}vCPU {}: {} s", delay.empty() ? "" : "; ", v.index, seconds(v.run_delay_ns));
+  if (!delay.empty()) fmt::print("run delay: {}\n", delay);
   fmt::print("trace xxh3 {:016x} ({} events)\n", r.trace_hash, r.trace_events);
   if (!r.expectations_given) fmt::print("expectations: none given\n");
   else if (r.expectation_failures.empty()) fmt::print("expectations: all met\n");

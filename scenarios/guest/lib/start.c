@@ -1,6 +1,7 @@
 /* start.c - C entry for every vCPU (called from _start in entry.S). */
 #include "desc.h"
 #include "libc.h"
+#include "smp.h"
 
 /* A program that wants work on the other vCPUs defines ap_main; by default they finish. */
 __attribute__((weak)) void ap_main(unsigned cpu, unsigned ncpus);
@@ -8,6 +9,7 @@ __attribute__((weak)) void ap_main(unsigned cpu, unsigned ncpus);
 __attribute__((noreturn)) void guest_start(unsigned cpu, unsigned ncpus, unsigned long ram_bytes);
 void guest_start(unsigned cpu, unsigned ncpus, unsigned long ram_bytes)
 {
+    smp_init(cpu, ncpus);
     if (cpu != 0) {
         /* Boot stacks and TSS slots exist for MAX_CPUS vCPUs; the rest only report done. */
         if (ap_main && cpu < MAX_CPUS) {

@@ -1,0 +1,153 @@
+// pvmsr/kvmclock.h — the hypervisor side of kvmclock: MSRs 0x11/0x12 and
+// 0x4b564d00/0x4b564d01, clock update requests, master-clock mode, both ABI profiles
+// (kvm-pv-spec.md §1.3, §2.2, §2.3, §3; issue 3 point 5).
+//
+// Index:
+//   KvmClockConfig ..... what the scenario decides (ABI, enforcement, host clocks, periods)
+//   KvmClock
+//     attach ........... registers the four MSRs in a vCPU's MsrRegistry
+//     on_entry/on_exit . KVM_REQ_* processing at guest entry (vcpu_enter_guest) and the
+//                        TSC sample KVM 3.0 took after every exit
+//     on_migrate ....... kvm_arch_vcpu_load on another host CPU
+//     queries .......... raw MSR values, the per-vCPU host copy, master-clock state
+//
+// Time model (issue3-design.md "Host (physical) clocks"): host monotonic at Tick t is
+// host_monotonic_ns + t and kvmclock_offset = -host_monotonic_ns, so a struct sampled at t
+// carries system_time = t. KVM derives mul/shift from the nominal tsc_khz only; a vCPU's
+// real TSC rate (VcpuConfig::tsc_hz) may differ, which is how frequency error shows up.
+//
+// Requests follow KVM's split between "raise a request" and "service it at the next guest
+// entry": events (the delayed fan-out, the periodic sync) only set request bits; guest
+// memory is written only from on_entry() (called by the platform before a vCPU runs, and
+// by the system-time MSR handler so the struct exists before the WRMSR retires).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/event_queue.h"
+#include "core/guest_memory.h"
+#include "core/trace.h"
+#include "core/types.h"
+#include "pvmsr/pvclock.h"
+
+namespace pvsim {
+
+class Vcpu;
+
+struct KvmClockConfig {
+  AbiProfile abi = AbiProfile::Modern;
+  bool enforce_pv_cpuid = false;     // spec §1.3 (KVM_CAP_ENFORCE_PV_FEATURE_CPUID)
+  uint32_t cpuid_features = 0;       // leaf 0x40000001 EAX as the guest sees it
+  uint64_t tsc_khz = 2'500'000;      // what KVM believes the guest TSC runs at (nominal)
+  bool master_clock_allowed = true;  // scenario machine.kvm.master_clock
+  bool tsc_matched = true;           // all vCPUs' TSCs synchronised (no per-vCPU skew)
+  uint64_t host_monotonic_ns = 1'000'000'000'000;           // host CLOCK_MONOTONIC at Tick 0
+  uint64_t host_wall_clock_ns = 1'700'000'000'000'000'000;  // host CLOCK_REALTIME at Tick 0
+  uint64_t periodic_sync_ns = 300'000'000'000;  // 0 = off (kvmclock_periodic_sync)
+  uint64_t update_delay_ns = 100'000'000;       // KVMCLOCK_UPDATE_DELAY fan-out
+};
+
+class KvmClock {
+ public:
+  static constexpr uint32_t kMsrWallClock = 0x11;            // MSR_KVM_WALL_CLOCK
+  static constexpr uint32_t kMsrSystemTime = 0x12;           // MSR_KVM_SYSTEM_TIME
+  static constexpr uint32_t kMsrWallClockNew = 0x4b564d00;   // MSR_KVM_WALL_CLOCK_NEW
+  static constexpr uint32_t kMsrSystemTimeNew = 0x4b564d01;  // MSR_KVM_SYSTEM_TIME_NEW
+
+  KvmClock(const KvmClockConfig& cfg, GuestMemory& mem, Tracer& tracer, EventQueue& events);
+  ~KvmClock();
+  KvmClock(const KvmClock&) = delete;
+  KvmClock& operator=(const KvmClock&) = delete;
+
+  // Registers 0x11, 0x12, 0x4b564d00 and 0x4b564d01 in the vCPU's registry. `this` must
+  // outlive every MSR access of the vCPU; the vCPU must outlive `this`'s use of it.
+  void attach(Vcpu& v);
+
+  // KVM_REQ_MASTERCLOCK_UPDATE, KVM_REQ_GLOBAL_CLOCK_UPDATE and KVM_REQ_CLOCK_UPDATE, in
+  // vcpu_enter_guest's order. Writes the struct at the vCPU's current local time.
+  void on_entry(Vcpu& v);
+  // The guest TSC at the end of a run slice (3.0 vcpu_enter_guest read it after every
+  // exit into last_guest_tsc). Only the orig profile's backwards-warp clamp uses it; a
+  // platform that never calls this leaves the clamp seeing only MSR exits.
+  void on_exit(Vcpu& v);
+  bool update_pending(unsigned vcpu) const;
+  // Host scheduler moved the vCPU to another pCPU (kvm_arch_vcpu_load): modern requests a
+  // GLOBAL update unless the master clock is in use (0061d53daf26); orig updates this
+  // vCPU only.
+  void on_migrate(unsigned vcpu);
+  bool master_clock_active() const { return m_snapshots.back().active; }
+  // INIT/RESET (kvm_vcpu_reset -> kvmclock_reset, spec §2.1): the system-time MSR reads 0
+  // again and updates stop; guest memory and the VM-wide wall clock are left alone.
+  void on_reset(unsigned vcpu);
+
+  // Raw MSR values (RDMSR returns them verbatim) and the per-vCPU host copy as last
+  // published (version/flags as the guest saw them right after that update).
+  uint64_t wall_clock_msr() const { return m_wall_clock; }
+  uint64_t system_time_msr(unsigned vcpu) const { return m_vcpus.at(vcpu).msr; }
+  const PvclockVcpuTimeInfo& hv_clock(unsigned vcpu) const { return m_vcpus.at(vcpu).hv; }
+
+  // --- extras for tests and reports ---
+  const KvmClockConfig& config() const { return m_cfg; }
+  TimeScale scale() const { return m_scale; }
+  bool boot_vcpu_runs_old_kvmclock() const { return m_boot_vcpu_old_msr; }
+  // Tick of the newest master-clock snapshot (KVM master_kernel_ns - host_monotonic_ns).
+  Tick master_snapshot_tick() const { return m_snapshots.back().at; }
+  // Guest epoch (ns since 1970) a wall-clock write by `v` would publish right now.
+  uint64_t wall_clock_epoch_ns(Vcpu& v) const;
+
+ private:
+  // KVM_REQ_* bits this model needs (values are ours, not KVM's).
+  static constexpr uint8_t kReqClockUpdate = 1u << 0;
+  static constexpr uint8_t kReqGlobalClockUpdate = 1u << 1;
+  static constexpr uint8_t kReqMasterclockUpdate = 1u << 2;
+
+  struct VcpuClock {
+    Vcpu* vcpu = nullptr;
+    uint64_t msr = 0;            // vcpu->arch.time: the raw system-time MSR value
+    PvclockVcpuTimeInfo hv{};    // host copy (vcpu->arch.hv_clock) as last published
+    bool published = false;      // the last update reached guest memory at msr & ~1
+    uint8_t requests = 0;        // kReq* bits
+    std::vector<Tick> deferred;  // clock updates due once local time reaches these (sorted)
+    // Orig backwards-warp clamp state (3.0 vcpu->arch.last_guest_tsc / last_kernel_ns).
+    uint64_t last_guest_tsc = 0;
+    int64_t last_kernel_ns = 0;
+  };
+  // One master-clock decision (pvclock_update_vm_gtod_copy): from `at` on, every struct
+  // carries (system_time = at, tsc_timestamp = TSC at `at`) when `active`.
+  struct Snapshot {
+    Tick at;
+    bool active = false;
+  };
+
+  bool feature_visible(unsigned bit) const;
+  VcpuClock& state(unsigned vcpu) { return m_vcpus.at(vcpu); }
+  void write_wall_clock_msr(Vcpu& v, uint64_t value);
+  void write_system_time_msr(Vcpu& v, uint64_t value, bool old_msr);
+  void master_clock_update(Tick at);
+  void guest_time_update(VcpuClock& c, Vcpu& v);
+  const Snapshot& snapshot_at(Tick t) const;
+  // Raises KVM_REQ_CLOCK_UPDATE for `vcpu` as of virtual time `at` (see kvmclock.cpp).
+  void request_clock_update(unsigned vcpu, Tick at);
+  void schedule_boundary();
+  bool compute_master_clock() const;
+
+  // Event handlers.
+  void fan_out();        // kvmclock_update_fn
+  void periodic_sync();  // kvmclock_sync_fn
+  void boundary();       // no-op slice boundary at a deferred update time
+
+  KvmClockConfig m_cfg;
+  GuestMemory& m_mem;
+  Tracer& m_tracer;
+  EventQueue& m_events;
+  TimeScale m_scale;
+  uint64_t m_wall_clock = 0;         // kvm->arch.wall_clock (VM-wide)
+  bool m_boot_vcpu_old_msr = false;  // ka->boot_vcpu_runs_old_kvmclock
+  std::vector<Snapshot> m_snapshots;  // ascending `at`; never empty
+  std::vector<VcpuClock> m_vcpus;
+  MemberEvent<&KvmClock::fan_out> m_fan_out_event{*this, "kvmclock_update_work"};
+  MemberEvent<&KvmClock::periodic_sync> m_sync_event{*this, "kvmclock_sync_work"};
+  MemberEvent<&KvmClock::boundary> m_boundary_event{*this, "kvmclock_boundary"};
+};
+
+}  // namespace pvsim

@@ -1,0 +1,613 @@
+// tests/pvmsr/kvmclock_test.cpp — the kvmclock MSRs and update machinery (pvmsr/kvmclock.h;
+// kvm-pv-spec.md §1.3, §2.2, §2.3, §3, §9 #19) on real Vcpu objects. Time is moved with
+// Vcpu::advance_to and events with EventQueue::run_until, as the platform does.
+#include "pvmsr/kvmclock.h"
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/env.h"
+#include "core/event_queue.h"
+#include "core/vcpu.h"
+
+using namespace pvsim;
+
+namespace {
+
+constexpr uint64_t kRam = 64 * kPageSize;
+constexpr uint64_t kWall = 1'700'000'000'000'000'000ull;  // KvmClockConfig default
+constexpr uint64_t kMs = 1'000'000;
+constexpr uint32_t kWallOld = KvmClock::kMsrWallClock, kWallNew = KvmClock::kMsrWallClockNew;
+constexpr uint32_t kSysOld = KvmClock::kMsrSystemTime, kSysNew = KvmClock::kMsrSystemTimeNew;
+
+// The vCPUs here never execute an instruction; every access is an MSR call.
+class NullEnv final : public CpuEnv {
+ public:
+  IoStatus pio_read(Vcpu&, uint16_t, unsigned, uint32_t&) override { return IoStatus::Unhandled; }
+  IoStatus pio_write(Vcpu&, uint16_t, unsigned, uint32_t) override { return IoStatus::Unhandled; }
+  IoStatus mmio_read(Vcpu&, Gpa, unsigned, uint64_t&) override { return IoStatus::Unhandled; }
+  IoStatus mmio_write(Vcpu&, Gpa, unsigned, uint64_t) override { return IoStatus::Unhandled; }
+  CpuidResult cpuid(Vcpu&, uint32_t, uint32_t) override { return {}; }
+};
+
+struct VcpuSpec {
+  uint64_t tsc_hz = 2'500'000'000;
+  uint64_t tsc_start = 0;
+};
+
+struct Rig {
+  GuestMemory mem{kRam};
+  Tracer tracer;
+  std::ostringstream text;
+  NullEnv env;
+  EventQueue events;
+  std::vector<std::unique_ptr<Vcpu>> vcpus;
+  std::unique_ptr<KvmClock> clock;  // declared last: destroyed before the vCPUs and queue
+
+  explicit Rig(const KvmClockConfig& cfg, std::vector<VcpuSpec> specs = {VcpuSpec{}}) {
+    tracer.set_text_output(&text);
+    clock = std::make_unique<KvmClock>(cfg, mem, tracer, events);
+    const unsigned n = static_cast<unsigned>(specs.size());
+    for (unsigned i = 0; i < n; ++i) {
+      VcpuConfig vc;
+      vc.index = i;
+      vc.count = n;
+      vc.tsc_hz = specs[i].tsc_hz;
+      vc.tsc_start = specs[i].tsc_start;
+      vcpus.push_back(std::make_unique<Vcpu>(vc, mem, env, tracer));
+      clock->attach(*vcpus.back());
+    }
+  }
+  Vcpu& v(unsigned i) { return *vcpus.at(i); }
+  MsrStatus wr(unsigned i, uint32_t msr, uint64_t value) { return v(i).msrs().write(v(i), msr, value); }
+  MsrStatus rd(unsigned i, uint32_t msr, uint64_t& value) { return v(i).msrs().read(v(i), msr, value); }
+  uint64_t rd_ok(unsigned i, uint32_t msr) {
+    uint64_t value = 0xdeadbeef;
+    REQUIRE(rd(i, msr, value) == MsrStatus::Ok);
+    return value;
+  }
+  // Local time of vCPU i becomes exactly t (cycles rounded up; exact for rates > 1 GHz).
+  void advance(unsigned i, uint64_t t) {
+    const uint64_t hz = v(i).config().tsc_hz;
+    const auto c = static_cast<uint64_t>(
+        (static_cast<unsigned __int128>(t) * hz + 999'999'999u) / 1'000'000'000u);
+    v(i).advance_to(Cycles(c));
+    REQUIRE(v(i).now().value() == t);
+  }
+  void advance_all(uint64_t t) {
+    for (unsigned i = 0; i < vcpus.size(); ++i) advance(i, t);
+  }
+  PvclockVcpuTimeInfo vti(uint64_t gpa) const {
+    PvclockVcpuTimeInfo t;
+    REQUIRE(mem.read(Gpa(gpa), &t, sizeof(t)));
+    return t;
+  }
+  PvclockWallClock wc(uint64_t gpa) const {
+    PvclockWallClock w;
+    REQUIRE(mem.read(Gpa(gpa), &w, sizeof(w)));
+    return w;
+  }
+  void fill(uint64_t gpa, uint64_t len, uint8_t byte) {
+    std::vector<uint8_t> b(len, byte);
+    REQUIRE(mem.write(Gpa(gpa), b.data(), len));
+  }
+  bool all_bytes(uint64_t gpa, uint64_t len, uint8_t byte) const {
+    std::vector<uint8_t> b(len);
+    REQUIRE(mem.read(Gpa(gpa), b.data(), len));
+    for (uint8_t x : b)
+      if (x != byte) return false;
+    return true;
+  }
+};
+
+KvmClockConfig modern() { return KvmClockConfig{}; }
+KvmClockConfig modern_unmatched() {
+  KvmClockConfig c;
+  c.tsc_matched = false;
+  return c;
+}
+KvmClockConfig orig() {
+  KvmClockConfig c;
+  c.abi = AbiProfile::Orig;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("wall clock MSRs: valid, zero, misaligned and beyond-RAM values never #GP",
+          "[kvmclock]") {
+  for (uint32_t msr : {kWallOld, kWallNew}) {
+    for (KvmClockConfig cfg : {modern(), orig()}) {
+      INFO("msr " << std::hex << msr << " abi " << (cfg.abi == AbiProfile::Modern ? "modern" : "orig"));
+      Rig r(cfg);
+      // Valid: written at once; at Tick 0 with no system-time struct kvmclock reads 0, so
+      // the epoch is the host realtime at Tick 0.
+      REQUIRE(r.wr(0, msr, 0x1000) == MsrStatus::Ok);
+      CHECK(r.rd_ok(0, msr) == 0x1000);
+      CHECK(r.clock->wall_clock_msr() == 0x1000);
+      PvclockWallClock w = r.wc(0x1000);
+      CHECK(w.version == 2);
+      CHECK(w.sec == kWall / 1'000'000'000u);
+      CHECK(w.nsec == kWall % 1'000'000'000u);
+      REQUIRE(r.wr(0, msr, 0x1000) == MsrStatus::Ok);
+      CHECK(r.wc(0x1000).version == 4);  // updated only at WRMSR time, +2 each time
+
+      // Zero: stored, nothing written anywhere (GPA 0 is not a struct address).
+      r.fill(0, 16, 0xa5);
+      REQUIRE(r.wr(0, msr, 0) == MsrStatus::Ok);
+      CHECK(r.rd_ok(0, msr) == 0);
+      CHECK(r.all_bytes(0, 16, 0xa5));
+
+      // Misaligned: no check, the struct lands at the odd address.
+      REQUIRE(r.wr(0, msr, 0x2003) == MsrStatus::Ok);
+      CHECK(r.rd_ok(0, msr) == 0x2003);
+      CHECK(r.wc(0x2003).version == 2);
+      CHECK(r.wc(0x2003).sec == kWall / 1'000'000'000u);
+
+      // Beyond RAM, crossing the end of RAM, and an address that wraps: stored, silently
+      // not written.
+      r.fill(kRam - 16, 16, 0x5a);
+      for (uint64_t bad : std::vector<uint64_t>{kRam, kRam + 0x1000, kRam - 8, ~0ull - 3}) {
+        REQUIRE(r.wr(0, msr, bad) == MsrStatus::Ok);
+        CHECK(r.rd_ok(0, msr) == bad);
+      }
+      CHECK(r.all_bytes(kRam - 16, 16, 0x5a));
+    }
+  }
+}
+
+TEST_CASE("system time MSRs: valid, zero, misaligned and beyond-RAM values never #GP",
+          "[kvmclock]") {
+  for (uint32_t msr : {kSysOld, kSysNew}) {
+    for (KvmClockConfig cfg : {modern(), orig()}) {
+      INFO("msr " << std::hex << msr << " abi " << (cfg.abi == AbiProfile::Modern ? "modern" : "orig"));
+      // vCPU 1 does the writes: vCPU 0 on 0x12 would also switch the master clock off,
+      // which has its own test.
+      Rig r(cfg, {VcpuSpec{}, VcpuSpec{}});
+      r.advance(1, 3 * kMs);
+
+      // Valid (bit 0 set): the struct is at value & ~1 before the WRMSR returns.
+      REQUIRE(r.wr(1, msr, 0x2001) == MsrStatus::Ok);
+      CHECK(r.rd_ok(1, msr) == 0x2001);
+      CHECK(r.clock->system_time_msr(1) == 0x2001);
+      PvclockVcpuTimeInfo t = r.vti(0x2000);
+      CHECK(t.version == 2);
+      CHECK(t.tsc_to_system_mul == 0xCCCCCCCCu);
+      CHECK(t.tsc_shift == -1);
+      CHECK(std::memcmp(&t, &r.clock->hv_clock(1), sizeof(t)) == 0);
+
+      // Bit 0 clear: stored raw, updates stop and guest memory is left alone.
+      std::vector<uint8_t> before(32), after(32);
+      REQUIRE(r.mem.read(Gpa(0x2000), before.data(), 32));
+      REQUIRE(r.wr(1, msr, 0x2000) == MsrStatus::Ok);
+      CHECK(r.rd_ok(1, msr) == 0x2000);
+      r.advance_all(500 * kMs);
+      r.events.run_until(Tick(500 * kMs));  // the delayed fan-out (modern) fires here
+      r.clock->on_entry(r.v(0));
+      r.clock->on_entry(r.v(1));
+      REQUIRE(r.mem.read(Gpa(0x2000), after.data(), 32));
+      CHECK(before == after);
+      CHECK_FALSE(r.clock->update_pending(1));
+
+      // Zero: stored, nothing written.
+      r.fill(0, 32, 0xa5);
+      REQUIRE(r.wr(1, msr, 0) == MsrStatus::Ok);
+      CHECK(r.rd_ok(1, msr) == 0);
+      CHECK(r.all_bytes(0, 32, 0xa5));
+
+      // Misaligned (0x1002 | enable): bit 1 is part of the address.
+      REQUIRE(r.wr(1, msr, 0x1002 | 1) == MsrStatus::Ok);
+      CHECK(r.rd_ok(1, msr) == 0x1003);
+      // Modern starts from the guest copy's version (0 here); orig continues its own
+      // host-side counter (2 from the first enable above).
+      CHECK(r.vti(0x1002).version == (cfg.abi == AbiProfile::Modern ? 2u : 4u));
+      CHECK(r.vti(0x1002).tsc_to_system_mul == 0xCCCCCCCCu);
+
+      // Beyond RAM, crossing the end of RAM, wrapping: stored, no #GP, nothing written.
+      r.fill(kRam - 32, 32, 0x5a);
+      for (uint64_t bad : std::vector<uint64_t>{kRam | 1, (kRam + 0x5000) | 1, (kRam - 16) | 1, ~0ull}) {
+        REQUIRE(r.wr(1, msr, bad) == MsrStatus::Ok);
+        CHECK(r.rd_ok(1, msr) == bad);
+      }
+      CHECK(r.all_bytes(kRam - 32, 32, 0x5a));
+    }
+  }
+}
+
+TEST_CASE("0x11/0x4b564d00 alias one VM-wide value, 0x12/0x4b564d01 one per-vCPU value",
+          "[kvmclock]") {
+  Rig r(modern(), {VcpuSpec{}, VcpuSpec{}});
+  REQUIRE(r.wr(0, kWallOld, 0x1000) == MsrStatus::Ok);
+  CHECK(r.rd_ok(1, kWallNew) == 0x1000);
+  CHECK(r.rd_ok(1, kWallOld) == 0x1000);
+  REQUIRE(r.wr(1, kWallNew, 0x1100) == MsrStatus::Ok);
+  CHECK(r.rd_ok(0, kWallOld) == 0x1100);
+  CHECK(r.rd_ok(0, kWallNew) == 0x1100);
+
+  REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+  CHECK(r.rd_ok(0, kSysOld) == 0x2001);
+  CHECK(r.rd_ok(1, kSysOld) == 0);  // per vCPU: vCPU 1 untouched
+  CHECK(r.rd_ok(1, kSysNew) == 0);
+  REQUIRE(r.wr(1, kSysOld, 0x3001) == MsrStatus::Ok);
+  CHECK(r.rd_ok(1, kSysNew) == 0x3001);
+  CHECK(r.rd_ok(0, kSysNew) == 0x2001);
+}
+
+TEST_CASE("PV CPUID enforcement: #GP on read and write exactly when the bit is hidden",
+          "[kvmclock]") {
+  struct Case {
+    uint32_t features;
+    bool old_ok, new_ok;
+  };
+  for (bool enforce : {false, true}) {
+    for (Case k : {Case{0, false, false}, Case{1u << 0, true, false}, Case{1u << 3, false, true},
+                   Case{(1u << 0) | (1u << 3), true, true}}) {
+      KvmClockConfig cfg;
+      cfg.enforce_pv_cpuid = enforce;
+      cfg.cpuid_features = k.features;
+      Rig r(cfg);
+      INFO("enforce " << enforce << " features " << k.features);
+      const MsrStatus old_st = (!enforce || k.old_ok) ? MsrStatus::Ok : MsrStatus::Gp;
+      const MsrStatus new_st = (!enforce || k.new_ok) ? MsrStatus::Ok : MsrStatus::Gp;
+      uint64_t v = 0;
+      CHECK(r.wr(0, kWallOld, 0x1000) == old_st);
+      CHECK(r.rd(0, kWallOld, v) == old_st);
+      CHECK(r.wr(0, kSysOld, 0x2001) == old_st);
+      CHECK(r.rd(0, kSysOld, v) == old_st);
+      CHECK(r.wr(0, kWallNew, 0x1100) == new_st);
+      CHECK(r.rd(0, kWallNew, v) == new_st);
+      CHECK(r.wr(0, kSysNew, 0x3001) == new_st);
+      CHECK(r.rd(0, kSysNew, v) == new_st);
+      // A refused write changes nothing.
+      if (old_st == MsrStatus::Gp) CHECK(r.all_bytes(0x2000, 32, 0));
+    }
+  }
+}
+
+TEST_CASE("modern updates: odd/even version from the guest copy; orig: host counter += 2, flags 0",
+          "[kvmclock]") {
+  SECTION("modern") {
+    Rig r(modern(), {VcpuSpec{}, VcpuSpec{}});
+    const uint32_t junk = 5;  // odd junk left by the guest is rounded up first
+    REQUIRE(r.mem.write(Gpa(0x2000), &junk, 4));
+    REQUIRE(r.wr(1, kSysNew, 0x2001) == MsrStatus::Ok);
+    CHECK(r.vti(0x2000).version == 8);  // (5 + 1) | 1 = 7 during the copy, 8 after
+    CHECK(r.vti(0x2000).flags == PVCLOCK_TSC_STABLE_BIT);
+    REQUIRE(r.wr(1, kSysNew, 0x2001) == MsrStatus::Ok);
+    CHECK(r.vti(0x2000).version == 10);
+    CHECK(r.clock->hv_clock(1).version == 10);
+  }
+  SECTION("orig") {
+    Rig r(orig(), {VcpuSpec{}, VcpuSpec{}});
+    const uint32_t junk = 5;  // the 3.0 host neither reads nor fixes the guest's version
+    REQUIRE(r.mem.write(Gpa(0x2000), &junk, 4));
+    REQUIRE(r.wr(1, kSysNew, 0x2001) == MsrStatus::Ok);
+    CHECK(r.vti(0x2000).version == 2);
+    CHECK(r.vti(0x2000).flags == 0);
+    r.advance(1, 10 * kMs);
+    REQUIRE(r.wr(1, kSysNew, 0x2001) == MsrStatus::Ok);
+    CHECK(r.vti(0x2000).version == 4);
+    CHECK(r.vti(0x2000).flags == 0);
+    CHECK(r.vti(0x2000).system_time == 10 * kMs);  // per-vCPU sampling, no master clock
+    CHECK_FALSE(r.clock->master_clock_active());
+  }
+}
+
+TEST_CASE("master clock: TSC_STABLE and one (system_time, TSC) snapshot for every vCPU",
+          "[kvmclock]") {
+  Rig r(modern(), {VcpuSpec{2'500'000'000, 1000}, VcpuSpec{2'500'000'000, 1000}});
+  REQUIRE(r.clock->master_clock_active());
+  r.advance(1, 5 * kMs);
+  r.advance(0, 7 * kMs);
+  REQUIRE(r.wr(1, kSysNew, 0x2001) == MsrStatus::Ok);
+  REQUIRE(r.wr(0, kSysNew, 0x3001) == MsrStatus::Ok);
+  const PvclockVcpuTimeInfo a = r.vti(0x3000), b = r.vti(0x2000);
+  CHECK(a.flags == PVCLOCK_TSC_STABLE_BIT);
+  CHECK(b.flags == PVCLOCK_TSC_STABLE_BIT);
+  // The snapshot taken at VM creation (Tick 0), whenever each vCPU enabled its clock.
+  CHECK(a.system_time == 0);
+  CHECK(b.system_time == 0);
+  CHECK(a.tsc_timestamp == 1000);
+  CHECK(b.tsc_timestamp == 1000);
+  // Both vCPUs read the same clock at the same TSC.
+  r.advance(1, 7 * kMs);
+  CHECK(pvclock_read_ns(a, r.v(0).tsc()) == pvclock_read_ns(b, r.v(1).tsc()));
+}
+
+TEST_CASE("boot vCPU on MSR 0x12 disables the master clock; back on 0x4b564d01 re-enables it",
+          "[kvmclock]") {
+  Rig r(modern(), {VcpuSpec{}, VcpuSpec{}});
+  r.advance_all(1 * kMs);
+  // vCPU 1 on the old MSR does not matter (only the boot vCPU is tracked).
+  REQUIRE(r.wr(1, kSysOld, 0x2001) == MsrStatus::Ok);
+  CHECK(r.clock->master_clock_active());
+  CHECK(r.vti(0x2000).flags == PVCLOCK_TSC_STABLE_BIT);
+
+  REQUIRE(r.wr(0, kSysOld, 0x3001) == MsrStatus::Ok);
+  CHECK(r.clock->boot_vcpu_runs_old_kvmclock());
+  CHECK_FALSE(r.clock->master_clock_active());
+  PvclockVcpuTimeInfo a = r.vti(0x3000);
+  CHECK(a.flags == 0);
+  CHECK(a.system_time == 1 * kMs);  // sampled at vCPU 0's own time
+  // The master-clock update asked every vCPU for a clock update.
+  CHECK(r.clock->update_pending(1));
+  r.clock->on_entry(r.v(1));
+  CHECK(r.vti(0x2000).flags == 0);
+  CHECK(r.vti(0x2000).system_time == 1 * kMs);
+
+  // Back on the new MSR at 2 ms: a fresh snapshot at 2 ms. vCPU 1 is still at 1 ms.
+  r.advance(0, 2 * kMs);
+  REQUIRE(r.wr(0, kSysNew, 0x3001) == MsrStatus::Ok);
+  CHECK_FALSE(r.clock->boot_vcpu_runs_old_kvmclock());
+  CHECK(r.clock->master_clock_active());
+  CHECK(r.clock->master_snapshot_tick() == Tick(2 * kMs));
+  a = r.vti(0x3000);
+  CHECK(a.flags == PVCLOCK_TSC_STABLE_BIT);
+  CHECK(a.system_time == 2 * kMs);
+  // vCPU 1 lags: its update is due once it reaches 2 ms (a struct stamped in its future
+  // would make its reads wrap); a slice boundary event is queued at 2 ms.
+  CHECK(r.clock->update_pending(1));
+  CHECK(r.events.next_time() == Tick(2 * kMs));
+  const uint32_t version_before = r.vti(0x2000).version;
+  r.clock->on_entry(r.v(1));
+  CHECK(r.vti(0x2000).version == version_before);
+  CHECK(r.vti(0x2000).flags == 0);
+  r.advance(1, 2 * kMs);
+  r.events.run_until(Tick(2 * kMs));
+  r.clock->on_entry(r.v(1));
+  const PvclockVcpuTimeInfo b = r.vti(0x2000);
+  CHECK(b.version == version_before + 2);
+  CHECK(b.flags == PVCLOCK_TSC_STABLE_BIT);
+  CHECK(b.system_time == 2 * kMs);
+  CHECK(b.tsc_timestamp == a.tsc_timestamp);
+  CHECK_FALSE(r.clock->update_pending(1));
+}
+
+TEST_CASE("unmatched TSCs or master_clock=false: no master clock, per-vCPU sampling",
+          "[kvmclock]") {
+  KvmClockConfig off = modern();
+  off.master_clock_allowed = false;
+  for (KvmClockConfig cfg : {modern_unmatched(), off}) {
+    Rig r(cfg, {VcpuSpec{2'500'000'000, 0}, VcpuSpec{2'500'000'000, 77'777}});
+    CHECK_FALSE(r.clock->master_clock_active());
+    r.advance(0, 3 * kMs);
+    r.advance(1, 4 * kMs);
+    REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+    REQUIRE(r.wr(1, kSysNew, 0x3001) == MsrStatus::Ok);
+    CHECK(r.vti(0x2000).flags == 0);
+    CHECK(r.vti(0x2000).system_time == 3 * kMs);
+    CHECK(r.vti(0x2000).tsc_timestamp == r.v(0).tsc());
+    CHECK(r.vti(0x3000).flags == 0);
+    CHECK(r.vti(0x3000).system_time == 4 * kMs);
+    CHECK(r.vti(0x3000).tsc_timestamp == 77'777 + 10'000'000);
+  }
+}
+
+TEST_CASE("GLOBAL update: the writer now, every vCPU update_delay later, one fan-out per burst",
+          "[kvmclock]") {
+  Rig r(modern_unmatched(), {VcpuSpec{}, VcpuSpec{}});
+  r.advance(1, 1 * kMs);
+  REQUIRE(r.wr(1, kSysNew, 0x2001) == MsrStatus::Ok);
+  r.advance(0, 3 * kMs);
+  REQUIRE(r.wr(0, kSysNew, 0x3001) == MsrStatus::Ok);  // fan-out already pending: unchanged
+  CHECK(r.events.next_time() == Tick(101 * kMs));
+  CHECK_FALSE(r.clock->update_pending(0));
+  CHECK_FALSE(r.clock->update_pending(1));
+
+  r.advance_all(100 * kMs);
+  r.events.run_until(Tick(100 * kMs));
+  CHECK_FALSE(r.clock->update_pending(1));
+  r.advance_all(101 * kMs);
+  r.events.run_until(Tick(101 * kMs));
+  CHECK(r.clock->update_pending(0));
+  CHECK(r.clock->update_pending(1));
+  // Requests never write memory by themselves.
+  CHECK(r.vti(0x2000).version == 2);
+  r.clock->on_entry(r.v(0));
+  r.clock->on_entry(r.v(1));
+  CHECK(r.vti(0x2000).version == 4);
+  CHECK(r.vti(0x3000).version == 4);
+  CHECK(r.vti(0x2000).system_time == 101 * kMs);
+  CHECK(r.vti(0x3000).system_time == 101 * kMs);
+  CHECK(r.events.next_time() == Tick(300'000 * kMs));  // only the periodic sync is left
+}
+
+TEST_CASE("migration: GLOBAL update without master clock, none with it; orig: this vCPU only",
+          "[kvmclock]") {
+  SECTION("modern, master clock") {
+    Rig r(modern(), {VcpuSpec{}, VcpuSpec{}});
+    REQUIRE(r.wr(1, kSysNew, 0x2001) == MsrStatus::Ok);
+    r.advance_all(200 * kMs);
+    r.events.run_until(Tick(200 * kMs));
+    r.clock->on_entry(r.v(1));
+    const uint32_t version = r.vti(0x2000).version;
+    r.clock->on_migrate(1);
+    CHECK_FALSE(r.clock->update_pending(1));
+    r.clock->on_entry(r.v(1));
+    CHECK(r.vti(0x2000).version == version);
+    CHECK(r.events.next_time() == Tick(r.clock->config().periodic_sync_ns));
+  }
+  SECTION("modern, no master clock") {
+    Rig r(modern_unmatched(), {VcpuSpec{}, VcpuSpec{}});
+    REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+    REQUIRE(r.wr(1, kSysNew, 0x3001) == MsrStatus::Ok);
+    r.advance_all(200 * kMs);
+    r.events.run_until(Tick(200 * kMs));
+    r.clock->on_entry(r.v(0));
+    r.clock->on_entry(r.v(1));
+    r.advance(1, 250 * kMs);
+    r.clock->on_migrate(1);
+    CHECK(r.clock->update_pending(1));
+    CHECK_FALSE(r.clock->update_pending(0));
+    r.clock->on_entry(r.v(1));
+    CHECK(r.vti(0x3000).system_time == 250 * kMs);
+    CHECK(r.events.next_time() == Tick(350 * kMs));  // the fan-out for everybody
+    r.advance_all(350 * kMs);
+    r.events.run_until(Tick(350 * kMs));
+    CHECK(r.clock->update_pending(0));
+  }
+  SECTION("orig") {
+    Rig r(orig(), {VcpuSpec{}, VcpuSpec{}});
+    REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+    REQUIRE(r.wr(1, kSysNew, 0x3001) == MsrStatus::Ok);
+    CHECK(r.events.empty());  // no delayed fan-out and no periodic sync in 3.0
+    r.advance(1, 250 * kMs);
+    r.clock->on_migrate(1);
+    CHECK(r.clock->update_pending(1));
+    CHECK_FALSE(r.clock->update_pending(0));
+    r.clock->on_entry(r.v(1));
+    CHECK(r.vti(0x3000).system_time == 250 * kMs);
+    CHECK(r.vti(0x3000).version == 4);
+    CHECK(r.events.empty());
+  }
+}
+
+TEST_CASE("periodic sync: every period all vCPUs get an update (modern only)", "[kvmclock]") {
+  KvmClockConfig cfg = modern();
+  cfg.periodic_sync_ns = 1'000 * kMs;
+  Rig r(cfg, {VcpuSpec{}, VcpuSpec{}});
+  REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+  REQUIRE(r.wr(1, kSysNew, 0x3001) == MsrStatus::Ok);
+  r.advance_all(100 * kMs);
+  r.events.run_until(Tick(100 * kMs));  // the GLOBAL fan-out of the writes above
+  r.clock->on_entry(r.v(0));
+  r.clock->on_entry(r.v(1));
+  CHECK(r.vti(0x2000).version == 4);
+  CHECK(r.events.next_time() == Tick(1'000 * kMs));
+  for (uint64_t period = 1; period <= 3; ++period) {
+    r.advance_all(period * 1'000 * kMs);
+    r.events.run_until(Tick(period * 1'000 * kMs));
+    CHECK(r.clock->update_pending(0));
+    CHECK(r.clock->update_pending(1));
+    r.clock->on_entry(r.v(0));
+    r.clock->on_entry(r.v(1));
+    CHECK(r.vti(0x2000).version == 4 + 2 * period);
+    CHECK(r.vti(0x3000).version == 4 + 2 * period);
+    CHECK(r.events.next_time() == Tick((period + 1) * 1'000 * kMs));
+  }
+  KvmClockConfig off = modern();
+  off.periodic_sync_ns = 0;
+  Rig quiet(off);
+  CHECK(quiet.events.empty());
+  Rig old(orig());
+  CHECK(old.events.empty());
+}
+
+TEST_CASE("wall clock: sec*1e9 + nsec + the guest's kvmclock == host realtime, exactly",
+          "[kvmclock]") {
+  struct Mode {
+    const char* name;
+    KvmClockConfig cfg;
+  };
+  // vCPU 1 runs 37 ppm fast / 50 ppm slow and starts elsewhere: its extrapolated
+  // kvmclock drifts away from the host clock, which is what makes exactness non-trivial.
+  const std::vector<VcpuSpec> specs = {VcpuSpec{2'500'000'000, 0},
+                                       VcpuSpec{2'500'092'500, 123'456}};
+  const std::vector<VcpuSpec> slow = {VcpuSpec{2'500'000'000, 0},
+                                      VcpuSpec{2'499'875'000, 9'999'999}};
+  bool saw_drift = false;
+  for (const Mode& m : {Mode{"master", modern()}, Mode{"no master", modern_unmatched()},
+                        Mode{"orig", orig()}}) {
+    for (const auto& sp : {specs, slow}) {
+      Rig r(m.cfg, sp);
+      for (unsigned i = 0; i < 2; ++i) {
+        const uint64_t st = 0x2000 + 0x100 * i, wall = 0x3000 + 0x100 * i;
+        r.advance(i, 1 * kMs + i);
+        REQUIRE(r.wr(i, kSysNew, st | 1) == MsrStatus::Ok);
+        for (uint64_t t : std::vector<uint64_t>{1 * kMs + 1, 7'777'777, 1'000'000'001, 45'678'901'234}) {
+          INFO(m.name << " vcpu " << i << " t " << t);
+          r.advance(i, t);
+          REQUIRE(r.wr(i, kWallNew, wall) == MsrStatus::Ok);
+          const PvclockWallClock w = r.wc(wall);
+          const uint64_t kvmclock = pvclock_read_ns(r.vti(st), r.v(i).tsc());
+          CHECK(uint64_t{w.sec} * 1'000'000'000u + w.nsec + kvmclock == kWall + t);
+          CHECK(w.nsec < 1'000'000'000u);
+          if (kvmclock != t) saw_drift = true;
+        }
+      }
+    }
+  }
+  CHECK(saw_drift);  // the host-clock epoch (realtime - t) would have failed above
+}
+
+TEST_CASE("kvm_pvclock_update trace lines carry the published values", "[kvmclock]") {
+  {
+    Rig r(modern(), {VcpuSpec{2'500'000'000, 0x1000}});
+    r.advance(0, 1'500'000);
+    REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+    CHECK(r.text.str() ==
+          "CPU 0/KVM-0 [000] 0.001500000: kvm_pvclock_update: vcpu_id 0, pvclock { version 2, "
+          "tsc_timestamp 0x1000, system_time 0x0, tsc_to_system_mul 0xcccccccc, tsc_shift -1, "
+          "flags 0x1 }\n");
+  }
+  {
+    Rig r(modern_unmatched(), {VcpuSpec{}, VcpuSpec{2'500'000'000, 0x1000}});
+    r.advance(1, 1'500'000);
+    REQUIRE(r.wr(1, kSysNew, 0x2001) == MsrStatus::Ok);
+    REQUIRE(r.wr(1, kSysNew, kRam | 1) == MsrStatus::Ok);  // not written, so not traced
+    CHECK(r.text.str() ==
+          "CPU 1/KVM-1 [001] 0.001500000: kvm_pvclock_update: vcpu_id 1, pvclock { version 2, "
+          "tsc_timestamp 0x394870, system_time 0x16e360, tsc_to_system_mul 0xcccccccc, "
+          "tsc_shift -1, flags 0x0 }\n");
+  }
+}
+
+TEST_CASE("orig: the 1d5f066e0b63 clamp keeps system_time at or above the guest's extrapolation",
+          "[kvmclock]") {
+  // 1000 ppm fast TSC: the previous pair extrapolates ahead of the host clock.
+  const VcpuSpec fast{2'502'500'000, 0};
+  SECTION("clamped when the exit TSC extrapolates past the host clock") {
+    Rig r(orig(), {fast});
+    r.advance(0, 1 * kMs);
+    REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+    const PvclockVcpuTimeInfo first = r.vti(0x2000);
+    CHECK(first.system_time == 1 * kMs);
+    r.advance(0, 1'000 * kMs);
+    r.clock->on_exit(r.v(0));
+    const uint64_t seen = pvclock_read_ns(first, r.v(0).tsc());
+    REQUIRE(seen > 1'000 * kMs);
+    r.clock->on_migrate(0);
+    r.clock->on_entry(r.v(0));
+    CHECK(r.vti(0x2000).system_time == seen);
+    CHECK(r.vti(0x2000).tsc_timestamp == r.v(0).tsc());
+  }
+  SECTION("not clamped when the last exit was at the previous update") {
+    Rig r(orig(), {fast});
+    r.advance(0, 1 * kMs);
+    REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+    r.advance(0, 1'000 * kMs);
+    r.clock->on_migrate(0);
+    r.clock->on_entry(r.v(0));
+    CHECK(r.vti(0x2000).system_time == 1'000 * kMs);
+  }
+  SECTION("modern has no such clamp") {
+    Rig r(modern_unmatched(), {fast});
+    r.advance(0, 1 * kMs);
+    REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+    r.advance(0, 1'000 * kMs);
+    r.clock->on_exit(r.v(0));
+    r.clock->on_migrate(0);
+    r.clock->on_entry(r.v(0));
+    CHECK(r.vti(0x2000).system_time == 1'000 * kMs);
+  }
+}
+
+TEST_CASE("INIT/RESET zeroes the system-time MSR and stops updates, wall clock stays",
+          "[kvmclock]") {
+  Rig r(modern_unmatched(), {VcpuSpec{}, VcpuSpec{}});
+  REQUIRE(r.wr(1, kWallNew, 0x1000) == MsrStatus::Ok);
+  REQUIRE(r.wr(1, kSysNew, 0x2001) == MsrStatus::Ok);
+  const PvclockVcpuTimeInfo before = r.vti(0x2000);
+  r.clock->on_reset(1);
+  CHECK(r.rd_ok(1, kSysNew) == 0);
+  CHECK(r.rd_ok(1, kWallNew) == 0x1000);
+  r.advance_all(200 * kMs);
+  r.events.run_until(Tick(200 * kMs));  // the fan-out of the write above
+  r.clock->on_entry(r.v(1));
+  const PvclockVcpuTimeInfo after = r.vti(0x2000);
+  CHECK(std::memcmp(&before, &after, sizeof(before)) == 0);
+}

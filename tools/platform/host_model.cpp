@@ -1,0 +1,198 @@
+#include "tools/platform/host_model.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <numeric>
+#include <stdexcept>
+
+namespace pvsim {
+
+namespace {
+
+constexpr uint64_t kMax = UINT64_MAX;
+
+uint64_t saturate(unsigned __int128 x) {
+  return x > kMax ? kMax : static_cast<uint64_t>(x);
+}
+
+std::string plural(uint64_t n, std::string_view what) {
+  return fmt::format("{} {}{}", n, what, n == 1 ? "" : "s");
+}
+
+// "3 ms", "250 us" or "1500 ns": the largest unit that divides the length exactly.
+std::string show_duration(uint64_t ns) {
+  if (ns % 1'000'000 == 0) return fmt::format("{} ms", ns / 1'000'000);
+  if (ns % 1'000 == 0) return fmt::format("{} us", ns / 1'000);
+  return fmt::format("{} ns", ns);
+}
+
+}  // namespace
+
+HostModel::HostModel(const HostConfig& host, unsigned vcpus)
+    : m_vcpus(vcpus),
+      m_pcpus(host.pcpus == 0 ? vcpus : host.pcpus),
+      m_policy(host.policy),
+      m_slice_ns(host.slice_ns),
+      m_wall_clock_ns(host.wall_clock_ns),
+      m_monotonic_ns(host.monotonic_ns),
+      m_preempt_count(host.preempt.size()),
+      m_schedule(vcpus),
+      m_preempt(vcpus) {
+  if (vcpus == 0) throw std::invalid_argument("HostModel: no vCPUs");
+  if (m_slice_ns == 0) throw std::invalid_argument("HostModel: slice_ns is 0");
+
+  if (m_policy == HostPolicy::Pinned) {
+    m_pin = host.pin;
+    if (m_pin.empty())
+      for (unsigned v = 0; v < vcpus; ++v) m_pin.push_back(v % m_pcpus);
+    if (m_pin.size() != vcpus)
+      throw std::invalid_argument("HostModel: pin needs one entry per vCPU");
+    for (unsigned v = 0; v < vcpus; ++v)
+      if (m_pin[v] >= m_pcpus)
+        throw std::invalid_argument("HostModel: pin names a pCPU that does not exist");
+    // The vCPUs pinned to one pCPU take turns in ascending vCPU order, one slice each:
+    // with k of them, the j-th owns slot j of every period of k slices.
+    for (unsigned p = 0; p < m_pcpus; ++p) {
+      std::vector<unsigned> sharing;
+      for (unsigned v = 0; v < vcpus; ++v)
+        if (m_pin[v] == p) sharing.push_back(v);
+      for (size_t j = 0; j < sharing.size(); ++j) {
+        Schedule& s = m_schedule[sharing[j]];
+        s.pcpu = p;
+        if (sharing.size() > 1) {
+          s.period = sharing.size();
+          s.slots.push_back({j, p});
+        }
+      }
+    }
+  } else if (vcpus <= m_pcpus) {
+    // Time-sliced with a pCPU for everyone: nothing to share, vCPU v stays on pCPU v.
+    for (unsigned v = 0; v < vcpus; ++v) m_schedule[v].pcpu = v;
+  } else {
+    // Global round robin: in slot m, pCPU p runs vCPU (m*P + p) mod V. The pattern
+    // repeats after L = V / gcd(V, P) slots (the first m > 0 with m*P = 0 mod V), and
+    // each vCPU owns P / gcd(V, P) of those slots, so one period fits in at most 64
+    // entries per vCPU. Consecutive slots of one vCPU are always on different pCPUs
+    // (same pCPU would need P = 0 mod V, impossible with V > P): windows never merge
+    // across slots, and every slot boundary a vCPU runs across is a migration.
+    const uint64_t period = vcpus / std::gcd(vcpus, m_pcpus);
+    for (unsigned v = 0; v < vcpus; ++v) m_schedule[v].period = period;
+    for (uint64_t m = 0; m < period; ++m)
+      for (unsigned p = 0; p < m_pcpus; ++p)
+        m_schedule[(m * m_pcpus + p) % vcpus].slots.push_back({m, p});
+  }
+
+  // Preemption windows: per vCPU, sorted and merged (overlapping or touching windows are
+  // one longer descheduling), so window_at() can binary-search them.
+  for (const PreemptWindow& w : host.preempt) {
+    if (w.vcpu >= vcpus)
+      throw std::invalid_argument("HostModel: preempt window for a vCPU that does not exist");
+    if (w.from_ns >= w.to_ns) throw std::invalid_argument("HostModel: empty preempt window");
+    // A window to 2^64 - 1 would leave nothing to return; the parser stops at 10^18 ns.
+    if (w.to_ns == kMax) throw std::invalid_argument("HostModel: preempt window never ends");
+    m_preempt[w.vcpu].push_back({w.from_ns, w.to_ns});
+  }
+  for (auto& spans : m_preempt) {
+    std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
+      return a.from < b.from || (a.from == b.from && a.to < b.to);
+    });
+    std::vector<Span> merged;
+    for (const Span& s : spans) {
+      if (!merged.empty() && s.from <= merged.back().to)
+        merged.back().to = std::max(merged.back().to, s.to);
+      else
+        merged.push_back(s);
+    }
+    spans = std::move(merged);
+  }
+}
+
+RunWindow HostModel::base_window(unsigned v, uint64_t t) const {
+  const Schedule& s = m_schedule[v];
+  if (s.period == 0) return {Tick(0), kForever, s.pcpu};
+  const uint64_t slot = t / m_slice_ns;
+  uint64_t cycle = slot / s.period;
+  const uint64_t in_cycle = slot % s.period;
+  // The first owned slot at or after the current one; past the last, the next period's
+  // first. When it is the current slot itself, t lies inside it.
+  auto it = std::lower_bound(s.slots.begin(), s.slots.end(), in_cycle,
+                             [](const Slot& a, uint64_t i) { return a.index < i; });
+  if (it == s.slots.end()) {
+    it = s.slots.begin();
+    ++cycle;
+  }
+  const unsigned __int128 first =
+      (static_cast<unsigned __int128>(cycle) * s.period + it->index) * m_slice_ns;
+  uint64_t start = saturate(first);
+  const uint64_t end = saturate(first + m_slice_ns);
+  // Only reachable within one period of 2^64 ns: keep the promise "never empty".
+  if (start == kMax) start = kMax - 1;
+  return {Tick(start), Tick(end), it->pcpu};
+}
+
+RunWindow HostModel::window_at(unsigned v, Tick t) const {
+  const std::vector<Span>& spans = m_preempt[v];
+  uint64_t cur = t.value();
+  // Each pass either returns or jumps past one preemption window (spans are merged, so
+  // the next pass finds a later one): at most |spans| + 1 passes.
+  for (;;) {
+    const RunWindow b = base_window(v, cur);
+    const uint64_t x = std::max(cur, b.start.value());  // first instant the base schedule runs v
+    // First window ending after x; its predecessor (if any) ends at or before x.
+    auto w = std::upper_bound(spans.begin(), spans.end(), x,
+                              [](uint64_t a, const Span& s) { return a < s.to; });
+    if (w != spans.end() && w->from <= x) {
+      cur = w->to;  // x is inside a preemption window: continue where it ends
+      continue;
+    }
+    uint64_t start = b.start.value();
+    if (w != spans.begin() && std::prev(w)->to > start) start = std::prev(w)->to;
+    uint64_t end = b.end.value();
+    if (w != spans.end() && w->from < end) end = w->from;
+    return {Tick(start), Tick(end), b.pcpu};
+  }
+}
+
+bool HostModel::always_running(unsigned v) const {
+  return m_schedule[v].period == 0 && m_preempt[v].empty();
+}
+
+std::string HostModel::describe() const {
+  std::string out = fmt::format("{} on {}", plural(m_vcpus, "vCPU"), plural(m_pcpus, "pCPU"));
+  if (m_policy == HostPolicy::TimeSliced) {
+    if (m_vcpus <= m_pcpus)
+      out += ", time-sliced (a pCPU each)";
+    else
+      out += fmt::format(", time-sliced {}", show_duration(m_slice_ns));
+  } else {
+    bool shared = false;
+    bool identity = true;
+    for (unsigned v = 0; v < m_vcpus; ++v) {
+      shared |= m_schedule[v].period != 0;
+      identity &= m_pin[v] == v;
+    }
+    if (!shared) {
+      out += identity ? ", pinned 1:1" : ", pinned";
+    } else {
+      // Name each shared pCPU's vCPUs: that is what a reader needs to predict the gaps.
+      std::string groups;
+      for (unsigned p = 0; p < m_pcpus; ++p) {
+        std::string members;
+        unsigned count = 0;
+        for (unsigned v = 0; v < m_vcpus; ++v)
+          if (m_pin[v] == p) {
+            members += fmt::format("{}{}", count == 0 ? "" : ",", v);
+            ++count;
+          }
+        if (count > 1)
+          groups += fmt::format("{}pCPU {}: vCPUs {}", groups.empty() ? "" : "; ", p, members);
+      }
+      out += fmt::format(", pinned ({}), slice {}", groups, show_duration(m_slice_ns));
+    }
+  }
+  if (m_preempt_count > 0) out += fmt::format(", {}", plural(m_preempt_count, "preemption window"));
+  return out;
+}
+
+}  // namespace pvsim

@@ -1,0 +1,250 @@
+// tools/platform/platform_apic.cpp — the platform's LAPIC glue: one LocalApic per vCPU,
+// its register interfaces (xAPIC page, x2APIC MSRs, IA32_APIC_BASE, IA32_TSC_DEADLINE,
+// CR8), interrupt and NMI delivery into the vCPU, and the APIC bus that carries IPIs
+// (architecture.md §1: the LAPIC only knows an InterruptSink; routing lives here).
+#include <fmt/format.h>
+
+#include <vector>
+
+#include "devices/apic_bus.h"
+#include "tools/platform/platform.h"
+#include "tools/platform/platform_cpu.h"
+
+namespace pvsim {
+
+namespace {
+constexpr uint32_t kMsrApicBase = 0x1b;      // IA32_APIC_BASE (SDM Vol. 3A §11.4.4)
+constexpr uint32_t kMsrTscDeadline = 0x6e0;  // IA32_TSC_DEADLINE (SDM Vol. 3A §11.5.4.1)
+constexpr uint32_t kMsrX2apicFirst = 0x800, kMsrX2apicLast = 0x8ff;  // SDM §11.12.1.2
+constexpr uint32_t kApicPageSize = 0x1000;
+constexpr uint32_t kRegCurrentCount = 0x390;  // timer current count (observes time)
+}  // namespace
+
+void Platform::attach_lapic(unsigned i) {
+  Vcpu& v = *m_vcpus[i];
+  auto cpu = std::make_unique<Cpu>(*this, i, v);
+  LapicConfig lc;
+  lc.apic_id = i;
+  lc.bsp = i == 0;
+  lc.bus_hz = m_scenario.machine.apic_bus_mhz * 1'000'000ull;
+  lc.tsc_hz = v.config().tsc_hz;
+  lc.phys_addr_bits = 46;
+  lc.tracer = &m_tracer;
+  lc.vcpu = i;
+  cpu->apic = std::make_unique<LocalApic>(lc, m_events, *cpu, *cpu);
+  LocalApic& apic = *cpu->apic;
+
+  // The CPU takes an interrupt at a boundary with IF=1 and no shadow (core/cpu): the LAPIC
+  // moves the highest deliverable IRR vector to ISR (SDM §11.8.4 "Interrupt Acceptance
+  // for Fixed Interrupts").
+  v.set_interrupt_poll([&apic](Vcpu&) {
+    const std::optional<uint8_t> vec = apic.ack();
+    return vec ? static_cast<int>(*vec) : -1;
+  });
+  // Causally monotonic clocks (architecture.md §2).
+  v.set_time_gate([this, i](Vcpu&) { return may_observe_time(i); });
+  // CR8 is the TPR's priority class (SDM §11.8.6.1: CR8[3:0] = TPR[7:4]).
+  v.set_cr8_hooks([&apic](Vcpu&) -> uint64_t { return (apic.tpr() >> 4) & 0xf; },
+                  [this, &apic](Vcpu&, uint64_t cr8) {
+                    apic.set_tpr(static_cast<uint32_t>(cr8 & 0xf) << 4);
+                    reschedule_if_needed();
+                  });
+
+  MsrRegistry& msrs = v.msrs();
+  {
+    MsrHandler h;
+    h.index = kMsrApicBase;
+    h.name = "IA32_APIC_BASE";
+    h.read = [&apic](Vcpu&, uint64_t& out) {
+      out = apic.apic_base();
+      return MsrStatus::Ok;
+    };
+    h.write = [&apic](Vcpu&, uint64_t val) { return apic.set_apic_base(val); };
+    msrs.add(std::move(h));
+  }
+  {
+    // The LAPIC counts TSC-deadline time from the vCPU's cycle 0; the guest writes TSC
+    // values, which also hold tsc_start and any IA32_TSC adjustment. Convert both ways.
+    MsrHandler h;
+    h.index = kMsrTscDeadline;
+    h.name = "IA32_TSC_DEADLINE";
+    h.read = [&apic](Vcpu& vc, uint64_t& out) {
+      const uint64_t d = apic.tsc_deadline();
+      out = d == 0 ? 0 : d + (vc.tsc() - vc.cycles().value());
+      return MsrStatus::Ok;
+    };
+    h.write = [this, &apic](Vcpu& vc, uint64_t val) {
+      const uint64_t base = vc.tsc() - vc.cycles().value();
+      // 0 disarms; a deadline already in the past fires at once (SDM §11.5.4.1), which
+      // the LAPIC does for any value not above the current count.
+      apic.set_tsc_deadline(val == 0 ? 0 : (val > base ? val - base : 1));
+      reschedule_if_needed();
+      return MsrStatus::Ok;
+    };
+    msrs.add(std::move(h));
+  }
+  for (uint32_t idx = kMsrX2apicFirst; idx <= kMsrX2apicLast; ++idx) {
+    MsrHandler h;
+    h.index = idx;
+    h.name = "IA32_X2APIC";
+    h.read = [&apic, idx](Vcpu&, uint64_t& out) { return apic.msr_read(idx, out); };
+    h.write = [this, &apic, idx](Vcpu&, uint64_t val) {
+      const MsrStatus st = apic.msr_write(idx, val);
+      reschedule_if_needed();
+      return st;
+    };
+    msrs.add(std::move(h));
+  }
+  m_cpus.push_back(std::move(cpu));
+}
+
+// xAPIC page (SDM §11.4.1): decoded at the vCPU's own IA32_APIC_BASE while its LAPIC is in
+// xAPIC mode; in x2APIC or disabled mode the page is not there (§11.12.2) and the access
+// is a hole like any other address outside RAM.
+IoStatus Platform::mmio_read(Vcpu& vcpu, Gpa gpa, unsigned size, uint64_t& value) {
+  LocalApic& apic = *m_cpus[vcpu.index()]->apic;
+  const uint64_t base = apic.mmio_base();
+  if (apic.mode() == ApicMode::XApic && gpa.value() >= base && gpa.value() - base < kApicPageSize) {
+    const uint32_t off = static_cast<uint32_t>(gpa.value() - base);
+    if ((off & ~0xfu) == kRegCurrentCount && !may_observe_time(vcpu.index())) return IoStatus::Retry;
+    value = apic.mmio_read(off, size);
+    return IoStatus::Ok;
+  }
+  if (!m_scenario.machine.ignore_unhandled_io) return IoStatus::Unhandled;
+  value = size >= 8 ? ~0ull : (1ull << (size * 8)) - 1;
+  return IoStatus::Ok;
+}
+
+IoStatus Platform::mmio_write(Vcpu& vcpu, Gpa gpa, unsigned size, uint64_t value) {
+  LocalApic& apic = *m_cpus[vcpu.index()]->apic;
+  const uint64_t base = apic.mmio_base();
+  if (apic.mode() == ApicMode::XApic && gpa.value() >= base && gpa.value() - base < kApicPageSize) {
+    apic.mmio_write(static_cast<uint32_t>(gpa.value() - base), size, static_cast<uint32_t>(value));
+    reschedule_if_needed();
+    return IoStatus::Ok;
+  }
+  return m_scenario.machine.ignore_unhandled_io ? IoStatus::Ok : IoStatus::Unhandled;
+}
+
+// Causally monotonic clocks (architecture.md §2): a vCPU may observe time only while no
+// other runnable vCPU is behind it, so a reading taken later in emulation order is never
+// smaller than one a lagging vCPU could still take.
+//
+// The gate runs with the instruction's cost already charged, so the vCPU the scheduler
+// picked as the earliest can still find another vCPU inside that cost. Re-picking it
+// would loop forever; instead the failed attempt leaves a reservation (observe_at) and the
+// scheduler orders the vCPU by it (Cpu::effective_time): the others run until they reach
+// it, and from then on the reservation also covers them — a vCPU whose reservation is at
+// T will not observe before T, so others may observe up to T meanwhile. In the rare case
+// that the reserving vCPU first runs something else (an interrupt handler) and observes
+// time there, earlier than its reservation, it waits (idles) until the reservation: it
+// must not read a value below one the others were allowed to read in the meantime.
+bool Platform::may_observe_time(unsigned i) {
+  Cpu& c = *m_cpus[i];
+  Vcpu& v = *m_vcpus[i];
+  if (c.observe_at > v.now()) v.advance_to(Cycles(cycles_at(c.observe_at, v.config().tsc_hz)));
+  const Tick t = v.now();
+  for (unsigned j = 0; j < vcpu_count(); ++j)
+    if (j != i && m_state[j] == VState::Runnable && m_cpus[j]->effective_time() < t) {
+      c.observe_at = t;
+      return false;
+    }
+  c.observe_at = Tick(0);
+  return true;
+}
+
+void Platform::reschedule_if_needed() {
+  if (m_running < 0) return;
+  const std::optional<Tick> next = m_events.next_time();
+  if (next && *next < m_run_deadline)
+    m_vcpus[static_cast<unsigned>(m_running)]->request_stop(StopReason::Deadline);
+}
+
+// An interrupt became deliverable on vCPU i (or may have): make it look at the next
+// boundary, and wake it if it is halted. Waking at `at` never moves it backwards.
+void Platform::wake(unsigned i, Tick at) {
+  Vcpu& v = *m_vcpus[i];
+  v.notify_interrupt();
+  if (m_state[i] == VState::Halted) {
+    m_state[i] = VState::Runnable;
+    if (v.now() < at) v.advance_to(Cycles(cycles_at(at, v.config().tsc_hz)));
+  }
+}
+
+// NMI (SDM §6.7): not masked by IF, so it also ends a HLT entered with IF=0. A vCPU in
+// wait-for-SIPI keeps it latched but does not run (§9.4.4 / §11.4.7.3).
+void Platform::deliver_nmi(unsigned i) {
+  Vcpu& v = *m_vcpus[i];
+  v.inject_nmi();
+  if (m_state[i] == VState::Halted) m_state[i] = VState::Runnable;
+}
+
+// The ICR was written (from a running vCPU): the IPI travels as an event, so the target
+// takes it at the sender's time plus the bus latency and never earlier in virtual time.
+void Platform::send_ipi(unsigned src, const IpiRequest& req) {
+  IpiInFlight* f;
+  if (!m_ipi_free.empty()) {
+    f = m_ipi_free.back();
+    m_ipi_free.pop_back();
+  } else {
+    m_ipi_pool.push_back(std::make_unique<IpiInFlight>(*this));
+    f = m_ipi_pool.back().get();
+  }
+  f->req = req;
+  f->source = src;
+  ++m_ipis_in_flight;
+  m_events.schedule(f->event, m_vcpus[src]->now() + m_scenario.machine.ipi_latency_ns,
+                    EventPriority::Default);
+  reschedule_if_needed();
+}
+
+void Platform::deliver_ipi(IpiInFlight& f) {
+  --m_ipis_in_flight;
+  const IpiRequest req = f.req;
+  m_ipi_free.push_back(&f);
+
+  std::vector<ApicTarget> targets;
+  targets.reserve(vcpu_count());
+  for (unsigned i = 0; i < vcpu_count(); ++i) {
+    const LocalApic& a = *m_cpus[i]->apic;
+    targets.push_back(ApicTarget{a.destination_info(), a.ppr(), a.software_enabled()});
+  }
+  for (unsigned t : route_ipi(req, targets)) {
+    LocalApic& apic = *m_cpus[t]->apic;
+    switch (req.delivery) {
+      case IpiDelivery::Fixed:
+      case IpiDelivery::LowestPriority:
+        apic.accept(req.vector, req.trigger);
+        break;
+      case IpiDelivery::Nmi:
+        deliver_nmi(t);
+        break;
+      case IpiDelivery::Init:
+        // A level de-assert INIT only resynchronises arbitration IDs (SDM §11.6.1); a
+        // vCPU that reported itself finished is left alone.
+        if (!req.level_assert && req.trigger == TriggerMode::Level) break;
+        if (m_state[t] == VState::Finished) break;
+        apic.init_reset();
+        m_state[t] = VState::WaitSipi;
+        m_tracer.pvsim_vcpu(m_fire_time, t, "init", "INIT received: waiting for a start-up IPI");
+        break;
+      case IpiDelivery::StartUp:
+        // SIPIs are ignored unless the target waits for one (SDM §9.4.4.1).
+        if (m_state[t] != VState::WaitSipi) break;
+        m_tracer.pvsim_vcpu(m_fire_time, t, "sipi", fmt::format("start-up IPI, vector 0x{:02x}", req.vector));
+        stop_run(RunStop::Unsupported, t,
+                 fmt::format("vCPU {} received a start-up IPI with vector 0x{:02x}: it would start in "
+                             "real mode at 0x{:x}, and real-mode start is not supported (16/32-bit "
+                             "modes arrive in a later issue)",
+                             t, req.vector, static_cast<uint32_t>(req.vector) << 12));
+        break;
+      case IpiDelivery::Smi:
+      case IpiDelivery::Reserved:
+        // No SMM model: the IPI is dropped (recorded for the reader of the trace).
+        m_tracer.pvsim_vcpu(m_fire_time, t, "ipi_dropped", "SMI or reserved delivery mode: not modelled");
+        break;
+    }
+  }
+}
+
+}  // namespace pvsim

@@ -1,0 +1,63 @@
+// tools/platform/platform_cpu.h — Platform internals shared by platform.cpp (scheduler)
+// and platform_apic.cpp (LAPIC glue). Not part of the platform's public interface.
+#pragma once
+#include <cstdint>
+#include <memory>
+
+#include "core/event_queue.h"
+#include "core/types.h"
+#include "core/vcpu.h"
+#include "devices/lapic.h"
+#include "tools/platform/platform.h"
+
+namespace pvsim {
+
+// First cycle count at which a vCPU running at `hz` has reached Tick t. cycles_to_ns
+// rounds down, so this is the ceiling of t * hz / 1e9 (saturating).
+inline uint64_t cycles_at(Tick t, uint64_t hz) {
+  const unsigned __int128 n = static_cast<unsigned __int128>(t.value()) * hz + 999'999'999u;
+  const unsigned __int128 c = n / 1'000'000'000u;
+  return c > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(c);
+}
+
+// Per-vCPU glue: the LAPIC's view of the world (its clock is the vCPU's local time, its
+// sink is the platform) plus the host-model state of the vCPU thread.
+struct Platform::Cpu final : InterruptSink, ApicClock {
+  Cpu(Platform& p, unsigned i, Vcpu& vc) : platform(p), index(i), vcpu(vc) {}
+  Platform& platform;
+  unsigned index;
+  Vcpu& vcpu;
+  std::unique_ptr<LocalApic> apic;
+  uint64_t run_delay_ns = 0;  // runnable but descheduled by the host model
+  int pcpu = -1;              // pCPU it last ran on (-1: not yet)
+  Tick window_end{};          // end of its current host run window
+  // Time-gate reservation: the vCPU tried to observe time at this Tick while another
+  // runnable vCPU was behind it; it does not execute that instruction before every other
+  // vCPU has caught up (0 = none). See Platform::may_observe_time.
+  Tick observe_at{};
+  // The time the scheduler orders this vCPU by: its local time, or its reservation.
+  Tick effective_time() const { return observe_at > vcpu.now() ? observe_at : vcpu.now(); }
+
+  // While an event fires, the LAPIC lives at the event's time (a timer expiry or an IPI
+  // arrival is traced at exactly that Tick); otherwise at its vCPU's local time.
+  Tick now() const override { return platform.m_firing ? platform.m_fire_time : vcpu.now(); }
+  void interrupt_pending(uint32_t) override { platform.wake(index, vcpu.now()); }
+  void nmi_pending(uint32_t) override { platform.deliver_nmi(index); }
+  void send_ipi(const IpiRequest& req) override { platform.send_ipi(index, req); }
+};
+
+// An IPI between the sender's ICR write and its arrival (an Event on the global queue,
+// reused through a free list so a busy guest does not allocate per IPI).
+struct Platform::IpiInFlight {
+  explicit IpiInFlight(Platform& p) : platform(p), event(&IpiInFlight::fire, this, "ipi") {}
+  static void fire(void* self, Event&) {
+    auto* f = static_cast<IpiInFlight*>(self);
+    f->platform.deliver_ipi(*f);
+  }
+  Platform& platform;
+  Event event;
+  IpiRequest req;
+  unsigned source = 0;  // sending vCPU index
+};
+
+}  // namespace pvsim
