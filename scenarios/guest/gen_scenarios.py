@@ -175,6 +175,25 @@ write(f'{root}/hello-smp4.json', {
 # ---------------------------------------------------------------------------------------------
 # Issue 3: several vCPUs, the local APIC, INIT/SIPI, spinlocks and kvmclock. Built at -O2 only:
 # these scenarios are about the platform's timing and interrupt paths, not the compiler.
+# Golden traces (issue 3): the XXH3-64 of each scenario's canonical trace, pinned so any
+# change in what these scenarios show (an event, a time, an interleaving) fails the run.
+# The hash covers guest RIPs, so it holds for images built by Debian 12's gcc 12; after a
+# deliberate change, rerun the scenario and copy the "trace xxh3" value printed by pvsim.
+GOLDEN_TRACE = {
+    'kvmclock-host': '0x2d9ec2a2d932fd0d',
+    'lapic_timer': '0x23df08cda1ecf5c0',
+    'ipi': '0xebd28ec25a103367',
+    'nmi': '0xbd940be6fa138707',
+    'tpr': '0x0cbd0c96cade2cb3',
+    'init': '0xa57fdd18c2c170ae',
+    'init-bsp': '0x35209e5fd650d60e',
+    'spinlock-q1': '0xcff1ca9102925ac2',
+    'spinlock-q10000': '0x49dfd36835cf6501',
+    'kvmclock-modern': '0x7038c0460b938e9c',
+    'kvmclock-orig': '0x15965e7a6c5a0f35',
+    'wallclock': '0x91c6638ef9720ec2',
+}
+
 def smp_scenario(name, prog, desc, machine, summary=None, contains=(), excludes=('FAIL',), stop='exit',
                  exit_status=1, max_insn=20_000_000, host=None):
     expect = {'stop': stop}
@@ -185,6 +204,8 @@ def smp_scenario(name, prog, desc, machine, summary=None, contains=(), excludes=
         expect['console_contains'] = cc
     if excludes:
         expect['console_excludes'] = list(excludes)
+    if name in GOLDEN_TRACE:
+        expect['trace_hash'] = GOLDEN_TRACE[name]
     s = {
         'name': name,
         'description': desc + ' (Guest built with -O2.)',
@@ -301,6 +322,21 @@ smp_scenario('kvmclock-orig', 'kvmclock', KVMCLOCK_DESC +
     summary=2, max_insn=300_000_000,
     contains=['kvmclock: flags 0x0, TSC_STABLE not honoured\n', 'kvmclock: guarded backwards steps: 0\n'],
     excludes=['FAIL', 'kvmclock: raw backwards steps: 0\n'])
+
+smp_scenario('kvmclock-host', 'kvmclock', KVMCLOCK_DESC +
+    'The host model at work (scenario key "host"): the 4 vCPU threads share 3 physical CPUs, time-sliced in '
+    '1 ms slots, so in every slot one vCPU waits (its TSC and virtual time keep running, it executes nothing) '
+    'and the vCPUs move between pCPUs. vCPU 2 is also descheduled from 2 to 3 ms. The master clock is turned off '
+    '(machine.kvm.master_clock false), so, as in KVM before 3.8 or on a host with an unstable TSC, every move '
+    'to another pCPU makes KVM refresh the kvmclock structures: a GLOBAL update, this vCPU at once and all '
+    'vCPUs 100 ms later (spec §3.4). No TSC_STABLE flag, so the guest relies on the global guard. In the trace: '
+    'pvsim_vcpu lines "sched_out" (runnable, no pCPU until ...) and "migrate" (pcpu a -> pcpu b), each '
+    'migration followed by kvm_pvclock_update for that vCPU; pvsim run prints each vCPU\'s run delay.',
+    {'vcpus': 4, 'ram_mib': 16, 'kvm': {'master_clock': False}},
+    summary=2, max_insn=300_000_000,
+    host={'pcpus': 3, 'policy': 'time_sliced', 'slice_us': 1000,
+          'preempt': [{'vcpu': 2, 'from_us': 2000, 'to_us': 3000}]},
+    contains=['kvmclock: flags 0x0, TSC_STABLE not honoured\n', 'kvmclock: guarded backwards steps: 0\n'])
 
 smp_scenario('wallclock', 'wallclock',
     'Wall-clock time from KVM (kvm-pv-spec §2.2, §3.6). The guest enables kvmclock, writes the address of a '

@@ -225,6 +225,9 @@ void Platform::deliver_ipi(IpiInFlight& f) {
         if (!req.level_assert && req.trigger == TriggerMode::Level) break;
         if (m_state[t] == VState::Finished) break;
         apic.init_reset();
+        // kvm_vcpu_reset: INIT also zeroes the vCPU's kvmclock system-time MSR (spec §2.1).
+        m_kvmclock->on_reset(t);
+        m_cpus[t]->observe_at = Tick(0);
         m_state[t] = VState::WaitSipi;
         m_tracer.pvsim_vcpu(m_fire_time, t, "init", "INIT received: waiting for a start-up IPI");
         break;
