@@ -205,24 +205,17 @@ void Platform::deliver_ipi(IpiInFlight& f) {
 
   std::vector<ApicTarget> targets;
   targets.reserve(vcpu_count());
-  for (unsigned i = 0; i < vcpu_count(); ++i) {
-    const LocalApic& a = *m_cpus[i]->apic;
-    targets.push_back(ApicTarget{a.destination_info(), a.ppr(), a.software_enabled()});
-  }
+  for (unsigned i = 0; i < vcpu_count(); ++i) targets.push_back(apic_target(*m_cpus[i]->apic));
   for (unsigned t : route_ipi(req, targets)) {
     LocalApic& apic = *m_cpus[t]->apic;
-    switch (req.delivery) {
-      case IpiDelivery::Fixed:
-      case IpiDelivery::LowestPriority:
-        apic.accept(req.vector, req.trigger);
+    // The APIC applies the delivery mode (fixed and lowest priority into IRR, NMI to the
+    // sink, SMI ignored, de-asserts dropped); INIT and SIPI change the vCPU's run state,
+    // which is the platform's business.
+    switch (apic.receive_ipi(req)) {
+      case IpiEffect::None:
         break;
-      case IpiDelivery::Nmi:
-        deliver_nmi(t);
-        break;
-      case IpiDelivery::Init:
-        // A level de-assert INIT only resynchronises arbitration IDs (SDM §11.6.1); a
-        // vCPU that reported itself finished is left alone.
-        if (!req.level_assert && req.trigger == TriggerMode::Level) break;
+      case IpiEffect::Init:
+        // A vCPU that reported itself finished is left alone.
         if (m_state[t] == VState::Finished) break;
         apic.init_reset();
         // kvm_vcpu_reset: INIT also zeroes the vCPU's kvmclock system-time MSR (spec §2.1).
@@ -231,7 +224,7 @@ void Platform::deliver_ipi(IpiInFlight& f) {
         m_state[t] = VState::WaitSipi;
         m_tracer.pvsim_vcpu(m_fire_time, t, "init", "INIT received: waiting for a start-up IPI");
         break;
-      case IpiDelivery::StartUp:
+      case IpiEffect::StartUp:
         // SIPIs are ignored unless the target waits for one (SDM §9.4.4.1).
         if (m_state[t] != VState::WaitSipi) break;
         m_tracer.pvsim_vcpu(m_fire_time, t, "sipi", fmt::format("start-up IPI, vector 0x{:02x}", req.vector));
@@ -240,11 +233,6 @@ void Platform::deliver_ipi(IpiInFlight& f) {
                              "real mode at 0x{:x}, and real-mode start is not supported (16/32-bit "
                              "modes arrive in a later issue)",
                              t, req.vector, static_cast<uint32_t>(req.vector) << 12));
-        break;
-      case IpiDelivery::Smi:
-      case IpiDelivery::Reserved:
-        // No SMM model: the IPI is dropped (recorded for the reader of the trace).
-        m_tracer.pvsim_vcpu(m_fire_time, t, "ipi_dropped", "SMI or reserved delivery mode: not modelled");
         break;
     }
   }
