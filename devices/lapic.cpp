@@ -139,6 +139,10 @@ void LocalApic::reset_registers() {
   m_tsc_deadline = 0;
 }
 
+void LocalApic::set_bsp_lint0_extint() {
+  m_lvt[kLvtLint0Idx] = 0x700;
+}
+
 // ---------------------------------------------------------------- IA32_APIC_BASE
 
 MsrStatus LocalApic::set_apic_base(uint64_t value) {

@@ -125,6 +125,13 @@ class LocalApic {
 
   // Power-up / RESET state (SDM §11.4.7.1), xAPIC enabled at the default base.
   void reset();
+  // Tracing can be attached after construction, so firmware-style set-up writes (the boot
+  // protocol's LVT values) do not appear as guest register accesses.
+  void set_tracer(Tracer* tracer) { m_cfg.tracer = tracer; }
+  // The BSP's LINT0 in ExtINT mode, unmasked (0x700), as KVM's kvm_lapic_reset leaves it
+  // for the boot vCPU (boot-protocol.md "LAPIC"). A raw set: a guest write could not clear
+  // the mask while SVR has the APIC software-disabled (SDM §11.4.7.2).
+  void set_bsp_lint0_extint();
   // INIT (SDM §11.4.7.3; §11.12.5.1 for x2APIC): every register as after RESET except the
   // APIC ID (and, in x2APIC mode, the LDR derived from it), and IA32_APIC_BASE / the mode
   // are kept. The timer is cancelled. The platform calls this when the vCPU processes an

@@ -190,3 +190,31 @@ TEST_CASE("host model: a preemption window becomes run delay, virtual time still
     CHECK(v.run_delay_ns < v.virtual_ns);
   }
 }
+
+TEST_CASE("boot protocol LAPIC state: xAPIC at 0xfee00000, ID = index, LVTs masked, BSP LINT0 ExtINT",
+          "[smp][boot]") {
+  Scenario s = shipped("ipi.json");
+  std::ostringstream trace;
+  PlatformOptions o;
+  o.trace_text = &trace;
+  Platform p(s, o);
+  REQUIRE(p.vcpu_count() == 4);
+  for (unsigned i = 0; i < p.vcpu_count(); ++i) {
+    INFO("vCPU " << i);
+    LocalApic& a = p.lapic(i);
+    CHECK(a.mode() == ApicMode::XApic);
+    CHECK(a.mmio_base() == 0xfee00000);
+    CHECK(a.apic_base() == (i == 0 ? 0xfee00900u : 0xfee00800u));
+    CHECK(a.mmio_read(0x20, 4) == i << 24);     // ID
+    CHECK(a.mmio_read(0x30, 4) == 0x50014);      // version
+    CHECK(a.mmio_read(0xf0, 4) == 0xff);         // SVR: software disabled
+    CHECK(a.mmio_read(0xe0, 4) == 0xffffffffu);  // DFR
+    CHECK(a.mmio_read(0xd0, 4) == 0);            // LDR
+    CHECK(a.mmio_read(0x80, 4) == 0);            // TPR
+    CHECK(!a.timer_armed());
+    for (uint32_t lvt : {0x320u, 0x340u, 0x360u, 0x370u}) CHECK(a.mmio_read(lvt, 4) == 0x10000);
+    CHECK(a.mmio_read(0x350, 4) == (i == 0 ? 0x700u : 0x10000u));
+  }
+  // The set-up is firmware's, not the guest's: only the reads above were traced.
+  CHECK(trace.str().find("apic_write") == std::string::npos);
+}

@@ -29,10 +29,14 @@ void Platform::attach_lapic(unsigned i) {
   lc.bus_hz = m_scenario.machine.apic_bus_mhz * 1'000'000ull;
   lc.tsc_hz = v.config().tsc_hz;
   lc.phys_addr_bits = 46;
-  lc.tracer = &m_tracer;
   lc.vcpu = i;
   cpu->apic = std::make_unique<LocalApic>(lc, m_events, *cpu, *cpu);
   LocalApic& apic = *cpu->apic;
+  // boot-protocol.md "LAPIC": every LVT masked after reset, except that the BSP's LINT0 is
+  // in ExtINT mode (0x700), as firmware leaves it for the 8259 PIC (virtual-wire mode,
+  // MP spec §3.6.2.2). Set before tracing starts: it is not a guest access.
+  if (i == 0) apic.set_bsp_lint0_extint();
+  apic.set_tracer(&m_tracer);
 
   // The CPU takes an interrupt at a boundary with IF=1 and no shadow (core/cpu): the LAPIC
   // moves the highest deliverable IRR vector to ISR (SDM §11.8.4 "Interrupt Acceptance
