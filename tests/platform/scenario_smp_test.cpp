@@ -1,47 +1,22 @@
 // Scenario keys of issue 3: machine.start/apic_bus_mhz/ipi_latency_ns/tsc_skew/kvm, the
 // host section and expect.stop "unsupported": defaults, full parses, the per-vCPU TSC
 // helpers, and one exact error line per kind of mistake.
-#include <unistd.h>
-
 #include <catch2/catch.hpp>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
 
+#include "tests/platform/scenario_fixture.h"
 #include "tools/platform/scenario.h"
 
 using namespace pvsim;
-namespace fs = std::filesystem;
+using namespace pvsim::test;
 
 namespace {
 
-struct Dir {
-  fs::path path;
-  Dir() {
-    path = fs::temp_directory_path() / ("pvsim-scenario-smp-test-" + std::to_string(::getpid()));
-    fs::create_directories(path);
-    std::ofstream(path / "img.bin", std::ios::binary) << '\xf4';
-  }
-  ~Dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path file() const { return path / "s.json"; }
+struct Dir : ScenarioDir {
+  Dir() : ScenarioDir("scenario-smp-test") {}
 };
 
-const std::string kGuest = R"("guest": {"image": "img.bin"})";
-std::string with(const std::string& body) {
-  return "{\"description\": \"d\", " + kGuest + ", " + body + "}";
-}
-
-std::string error_of(const Dir& d, const std::string& body) {
-  try {
-    parse_scenario(with(body), d.file());
-  } catch (const ScenarioError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+std::string error_of(const Dir& d, const std::string& body) { return parse_error(d, with(body)); }
 
 Scenario parse(const Dir& d, const std::string& body) {
   return parse_scenario(with(body), d.file());

@@ -2,41 +2,21 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
+#include "tests/platform/scenario_fixture.h"
 #include "tools/platform/scenario.h"
 
 using namespace pvsim;
+using namespace pvsim::test;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A scratch directory with an image file, so "image not found" is not the first error.
-struct Dir {
-  fs::path path;
-  Dir() {
-    path = fs::temp_directory_path() / ("pvsim-scenario-test-" + std::to_string(::getpid()));
-    fs::create_directories(path);
-    std::ofstream(path / "img.bin", std::ios::binary) << '\xf4';
-  }
-  ~Dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path file() const { return path / "s.json"; }
+struct Dir : ScenarioDir {
+  Dir() : ScenarioDir("scenario-test") {}
 };
 
-std::string error_of(const Dir& d, const std::string& text) {
-  try {
-    parse_scenario(text, d.file());
-  } catch (const ScenarioError& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-const std::string kGuest = R"("guest": {"image": "img.bin"})";
-std::string with(const std::string& body) { return "{\"description\": \"d\", " + kGuest + (body.empty() ? "" : ", " + body) + "}"; }
+std::string error_of(const Dir& d, const std::string& text) { return parse_error(d, text); }
 
 }  // namespace
 

@@ -163,7 +163,7 @@ bool Platform::enter_host_window(unsigned i) {
                         fmt::format("runnable, no pCPU until {}.{:09}", w.start.value() / 1'000'000'000u,
                                     w.start.value() % 1'000'000'000u));
     c.run_delay_ns += w.start - now;
-    v.advance_to(Cycles(cycles_at(w.start, v.config().tsc_hz)));
+    advance_vcpu_to(v, w.start);
     return false;
   }
   if (c.pcpu != static_cast<int>(w.pcpu)) {
@@ -289,7 +289,7 @@ void Platform::fire_events(Tick t) {
   for (unsigned i = 0; i < vcpu_count(); ++i)
     if (m_state[i] == VState::Halted || m_state[i] == VState::WaitSipi) {
       Vcpu& v = *m_vcpus[i];
-      if (v.now() < t) v.advance_to(Cycles(cycles_at(t, v.config().tsc_hz)));
+      advance_vcpu_to(v, t);
     }
   m_firing = true;
   m_fire_time = t;

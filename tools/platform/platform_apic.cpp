@@ -146,7 +146,7 @@ IoStatus Platform::mmio_write(Vcpu& vcpu, Gpa gpa, unsigned size, uint64_t value
 bool Platform::may_observe_time(unsigned i) {
   Cpu& c = *m_cpus[i];
   Vcpu& v = *m_vcpus[i];
-  if (c.observe_at > v.now()) v.advance_to(Cycles(cycles_at(c.observe_at, v.config().tsc_hz)));
+  advance_vcpu_to(v, c.observe_at);
   const Tick t = v.now();
   for (unsigned j = 0; j < vcpu_count(); ++j)
     if (j != i && m_state[j] == VState::Runnable && m_cpus[j]->effective_time() < t) {
@@ -171,7 +171,7 @@ void Platform::wake(unsigned i, Tick at) {
   v.notify_interrupt();
   if (m_state[i] == VState::Halted) {
     m_state[i] = VState::Runnable;
-    if (v.now() < at) v.advance_to(Cycles(cycles_at(at, v.config().tsc_hz)));
+    advance_vcpu_to(v, at);
   }
 }
 

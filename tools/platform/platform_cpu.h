@@ -20,6 +20,11 @@ inline uint64_t cycles_at(Tick t, uint64_t hz) {
   return c > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(c);
 }
 
+// Lets idle time pass on `v` until its local time is at least `t` (never backwards).
+inline void advance_vcpu_to(Vcpu& v, Tick t) {
+  if (v.now() < t) v.advance_to(Cycles(cycles_at(t, v.config().tsc_hz)));
+}
+
 // Per-vCPU glue: the LAPIC's view of the world (its clock is the vCPU's local time, its
 // sink is the platform) plus the host-model state of the vCPU thread.
 struct Platform::Cpu final : InterruptSink, ApicClock {
