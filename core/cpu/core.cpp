@@ -13,6 +13,14 @@ namespace pvsim::cpu {
 
 namespace {
 constexpr unsigned kBlockCacheSize = 1u << kBlockCacheBits;
+// Blocks one fast-path entry may chain (fast.cpp, chain()): bounds the recursion depth in
+// builds that may not turn the threaded handlers' calls into jumps (no optimisation, or
+// sanitizers, which can keep frames alive); optimised builds chain much further.
+#if !defined(__OPTIMIZE__) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
+constexpr unsigned kChainMax = 16;
+#else
+constexpr unsigned kChainMax = 1024;
+#endif
 }  // namespace
 
 Core::Core(Vcpu& v, GuestMemory& m, CpuEnv& e, Tracer& t, const VcpuConfig& c)
@@ -20,7 +28,16 @@ Core::Core(Vcpu& v, GuestMemory& m, CpuEnv& e, Tracer& t, const VcpuConfig& c)
   // calloc: the cache is large but the host backs its pages only when touched, and a
   // zero tag means "empty".
   blocks = static_cast<Block*>(std::calloc(kBlockCacheSize, sizeof(Block)));
-  if (!blocks) throw std::bad_alloc();
+  tlb[0] = static_cast<TlbEntry*>(std::calloc(3 * kTlbSize, sizeof(TlbEntry)));
+  tlb_glob = static_cast<uint8_t*>(std::calloc(3 * kTlbSize, 1));
+  if (!blocks || !tlb[0] || !tlb_glob) {
+    std::free(blocks);
+    std::free(tlb[0]);
+    std::free(tlb_glob);
+    throw std::bad_alloc();
+  }
+  tlb[1] = tlb[0] + kTlbSize;
+  tlb[2] = tlb[1] + kTlbSize;
   // IA32_APIC_BASE at reset: 0xfee00000, enabled, BSP flag on vCPU 0 (SDM Vol. 3A §10.4.4).
   apic_base = 0xfee00000ull | (1u << 11) | (c.index == 0 ? (1u << 8) : 0);
   code_epoch_seen = mem.code_mark_epoch();
@@ -29,6 +46,8 @@ Core::Core(Vcpu& v, GuestMemory& m, CpuEnv& e, Tracer& t, const VcpuConfig& c)
 
 Core::~Core() {
   std::free(blocks);
+  std::free(tlb[0]);
+  std::free(tlb_glob);
 }
 
 bool Core::stop_with(StopReason r, std::string detail) {
@@ -51,7 +70,7 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
   // for them would bypass note_write() and leave stale decoded blocks.
   if (code_epoch_seen != mem.code_mark_epoch()) {
     code_epoch_seen = mem.code_mark_epoch();
-    for (TlbEntry& e : tlb[1]) e.tag = ~0ull;
+    tlb_flush_write();
   }
   if (halted && !try_wake()) {
     res.reason = StopReason::Halted;
@@ -106,40 +125,70 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
       }
       continue;
     }
-    // Execute the block: at most the remaining instruction budget, leaving early at the
-    // first boundary past the deadline or when a handler asked for a re-check (brk).
-    // `ip` lives in a register: rip/next_rip are only stored here (handlers read them),
-    // never reloaded per instruction, so consecutive instructions do not form a
-    // store-to-load chain through memory. Only block terminators (A_TERM) and handlers
-    // that set brk change next_rip, and both end the block, where rip = next_rip.
-    const Insn* in = b->insns;
     const uint64_t room = max_insns - steps;
-    const Insn* const end = in + (b->count < room ? b->count : room);
-    bool failed = false;
-    const Insn* const first = in;
-    uint64_t ip = rip;
-    while (in != end) {
-      rip = ip;
-      ip += in->len;
-      next_rip = ip;
-      cycles += in->cost;
-      if (!in->fn(*this, *in)) [[unlikely]] {
-        failed = true;  // rip is the faulting instruction
-        break;
+    const Insn* const first = b->insns;
+    const uint64_t insns_at = insns;
+    const Insn* in;
+    bool failed;
+    uint64_t done;
+    if (b->count <= room && cycles + b->total <= deadline) [[likely]] {
+      // Whole-block execution (direct-threaded, fast.cpp): the block fits in the budget
+      // and cannot pass the deadline by its static costs, so no per-instruction checks
+      // are needed. Handlers that add cycles or set brk mid-block leave through
+      // Core::sync_to() and re-check (fast.cpp, t_generic), which keeps the stop at exactly
+      // the first boundary where cycles >= deadline.
+      blk_rip = rip;
+      blk_cyc0 = cycles;
+      blk_insns0 = insns;
+      blk_total = b->total;
+      blk_first = first;
+      blk = b;
+      blk_gpa_page = (b->tag - 1) & ~0xfffull;
+      run_deadline = deadline;
+      run_insn_limit = insns + room;
+      chain_left = kChainMax;
+      xfail = false;
+      in = first->tfn(*this, first);
+      failed = xfail;
+      if (!failed) {
+        cycles = blk_cyc0 + in[-1].cum;
+        rip = next_rip;
       }
-      ++in;
-      if (cycles >= deadline || brk) [[unlikely]]
-        break;
+      // Blocks may have been chained (fast.cpp): count from the last one's start.
+      done = (blk_insns0 - insns_at) + static_cast<uint64_t>(in - blk_first);
+    } else {
+      // Per-instruction execution: at most the remaining instruction budget, leaving early
+      // at the first boundary past the deadline or when a handler asked for a re-check
+      // (brk). `ip` lives in a register: rip/next_rip are only stored here (handlers read
+      // them), never reloaded per instruction. Only block terminators (A_TERM) and
+      // handlers that set brk change next_rip, and both end the block.
+      in = first;
+      const Insn* const end = in + (b->count < room ? b->count : room);
+      failed = false;
+      uint64_t ip = rip;
+      while (in != end) {
+        rip = ip;
+        ip += in->len;
+        next_rip = ip;
+        cycles += in->cost;
+        if (!in->fn(*this, *in)) [[unlikely]] {
+          failed = true;  // rip is the faulting instruction
+          break;
+        }
+        ++in;
+        if (cycles >= deadline || brk) [[unlikely]]
+          break;
+      }
+      if (!failed) rip = next_rip;
+      done = static_cast<uint64_t>(in - first);
     }
-    if (!failed) rip = next_rip;
-    insns += static_cast<uint64_t>(in - first);
+    insns = insns_at + done;  // the threaded path's sync_to() may have moved it
     if (shadow_next) [[unlikely]] {
       // STI / MOV SS retired (always the last instruction of its block): interrupts stay
       // blocked at this boundary only.
       shadow_next = false;
       inhibit_at = insns;
     }
-    const uint64_t done = static_cast<uint64_t>(in - first);
     res.executed += done;
     steps += done;
     if (failed) [[unlikely]] {
@@ -199,7 +248,7 @@ Block* Core::fetch_block_slow() {
       return nullptr;
     }
   }
-  const uint64_t gpa = e.gpa | (rip & 0xfff);
+  const uint64_t gpa = tlb_gpa(e) | (rip & 0xfff);
   Block& b = blocks[block_slot(gpa)];
   if (b.tag == gpa + 1 && b.gen == code_gen[gpa >> 12]) return &b;
   return decode_block(b, gpa, e.host);
@@ -209,8 +258,8 @@ Block* Core::decode_block(Block& b, uint64_t gpa, uint8_t* page_host) {
   const uint64_t pfn = gpa >> 12;
   if (mem.mark_code_page(pfn)) {
     // From now on writes to this page must take the slow path (note_write bumps the
-    // generation), so drop any write-TLB entry that maps it.
-    tlb_flush_write_for_gpa_page(pfn << 12);
+    // generation), so drop any write-TLB entry that maps it (all of them: O(1)).
+    tlb_flush_write();
     code_epoch_seen = mem.code_mark_epoch();
   }
   unsigned off = static_cast<unsigned>(gpa & 0xfff);
@@ -236,7 +285,7 @@ Block* Core::decode_block(Block& b, uint64_t gpa, uint8_t* page_host) {
   }
   b.tag = gpa + 1;
   b.gen = mem.code_generation(pfn);
-  b.count = n;
+  finish_block(b, n);
   return &b;
 }
 
@@ -267,7 +316,7 @@ Block* Core::decode_crossing(uint64_t gpa, uint8_t* page_host) {
     in.fn = st == DecodeStatus::TooLong ? raise_GP0 : raise_UD;
     in.len = 1;
   }
-  tmp_block.count = 1;
+  finish_block(tmp_block, 1);
   tmp_block.tag = 0;
   return &tmp_block;
 }
@@ -294,7 +343,12 @@ bool Core::check_interrupts() {
     irq_check = false;
     return false;
   }
-  if (!(rf & fl::IF)) return false;  // stays pending until STI / POPF / IRET sets IF
+  if (!(rf & fl::IF)) {
+    // Stays pending (irq_notified) until STI / POPF / IRET / SYSRET sets IF, which
+    // re-arms the check (Core::rearm_irq_check); no polling at every block meanwhile.
+    irq_check = false;  // an unblocked NMI would have been taken above
+    return false;
+  }
   const int vec = irq_poll(vcpu);
   if (vec < 0) {
     // Nothing deliverable (and no unblocked NMI, or it would have gone first): quiet until

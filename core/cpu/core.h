@@ -96,24 +96,28 @@ struct Fault {
 };
 
 // Software TLB entry: one virtual page -> host pointer of the guest-physical RAM page.
+// 16 bytes, so a hit costs one cache line; the guest-physical address is host - RAM base
+// and the G bit lives in Core::tlb_glob (only flushes need it).
 struct TlbEntry {
-  uint64_t tag = ~0ull;     // tlb_key(): page number | flush salt; ~0 = empty
-  uint8_t* host = nullptr;  // host address of the 4 KiB guest page
-  uint64_t gpa = 0;         // guest-physical page address
-  bool global = false;      // survives CR3 writes when CR4.PGE (G bit in the leaf entry)
+  uint64_t tag;   // tlb_key(): page number | flush salt; 0 = empty (the salt is never 0)
+  uint8_t* host;  // host address of the 4 KiB guest page
 };
-constexpr unsigned kTlbBits = 12;
+// 32768 entries per TLB map 128 MiB: the benchmarks' 32 and 64 MiB working sets fit, so
+// a sweep over them does not walk the guest page tables on every page.
+constexpr unsigned kTlbBits = 15;
 constexpr unsigned kTlbSize = 1u << kTlbBits;
 constexpr uint64_t kTlbMask = kTlbSize - 1;
 
-constexpr unsigned kBlockMaxInsns = 16;
+constexpr unsigned kBlockMaxInsns = 32;
 constexpr unsigned kBlockCacheBits = 12;
-// A decoded block: straight-line instructions from one guest-physical page.
+// A decoded block: straight-line instructions from one guest-physical page, followed by a
+// sentinel whose threaded handler ends whole-block execution (Core::finish_block).
 struct Block {
-  uint64_t tag;  // start GPA + 1; 0 = empty (calloc'd cache starts empty)
-  uint32_t gen;  // GuestMemory::code_generation of the page when decoded
-  uint32_t count;
-  Insn insns[kBlockMaxInsns];
+  uint64_t tag;    // start GPA + 1; 0 = empty (calloc'd cache starts empty)
+  uint32_t gen;    // GuestMemory::code_generation of the page when decoded
+  uint32_t count;  // instructions, not counting the sentinel
+  uint32_t total;  // static cycles of all instructions (= insns[count - 1].cum)
+  Insn insns[kBlockMaxInsns + 1];
 };
 
 // Direct-mapped block cache index: multiplicative hash of the start GPA.
@@ -184,7 +188,9 @@ class Core {
   const VcpuConfig cfg;
 
   // ---- architectural state ----
-  uint64_t gpr[16] = {};
+  // gpr[16] is not a register: it always holds 0, so the threaded memory forms can add
+  // "base" and "index" without testing for their absence (Insn::fb / Insn::fi).
+  uint64_t gpr[17] = {};
   uint64_t rip = 0;
   uint64_t next_rip = 0;  // RIP of the next instruction while a handler runs
   // RFLAGS. The six arithmetic flags are lazy (architecture.md §3 step 4): the common ALU
@@ -208,6 +214,27 @@ class Core {
   // ---- time and run control ----
   uint64_t cycles = 0;
   uint64_t insns = 0;
+  // Whole-block (threaded) execution, core.cpp "Execution model": while a block runs,
+  // `cycles`, `insns`, `rip` and `next_rip` are not updated per instruction; they are
+  // blk_cyc0 + Insn::cum, blk_insns0 + index, blk_rip + Insn::end - len and
+  // blk_rip + Insn::end. sync_to() makes them current for a complete-semantics handler.
+  uint64_t blk_rip = 0;
+  uint64_t blk_cyc0 = 0;    // cycles at block entry plus dynamic extras so far
+  uint64_t blk_insns0 = 0;
+  uint64_t blk_total = 0;   // Block::total of the running block
+  uint64_t run_deadline = 0;
+  uint64_t run_insn_limit = 0;  // `insns` may not pass this in the current run() call
+  uint64_t blk_gpa_page = 0;    // guest-physical page of the running block
+  unsigned chain_left = 0;      // blocks that may still be chained (fast.cpp, chain())
+  const Insn* blk_first = nullptr;
+  const Block* blk = nullptr;  // the running block
+  bool xfail = false;       // the instruction the threaded run stopped at failed
+  __attribute__((always_inline)) void sync_to(const Insn* i) {
+    next_rip = blk_rip + i->end;
+    rip = next_rip - i->len;
+    cycles = blk_cyc0 + i->cum;
+    insns = blk_insns0 + static_cast<uint64_t>(i - blk_first);
+  }
   bool halted = false;
   bool dead = false;           // after a triple fault
   bool brk = false;            // leave the current block at the next boundary
@@ -263,16 +290,27 @@ class Core {
   uint64_t code_epoch_seen = 0;
 
   // ---- software TLB and decoded-block cache ----
-  TlbEntry tlb[3][kTlbSize];
+  // tlb[0] read, tlb[1] write, tlb[2] fetch: kTlbSize entries each, one calloc'd block
+  // (the host backs only the pages a guest's working set touches).
+  TlbEntry* tlb[3] = {};
+  uint8_t* tlb_glob = nullptr;  // [t * kTlbSize + index]: the entry maps a global page
   // Whole-TLB flushes (CPL change, CR3 without global entries, CR0/CR4/EFER changes) are
   // O(1): the tag is the linear page number (52 bits) ORed with a salt in bits 63:52, and
-  // a flush changes the salt. The salt never reaches 0xfff, so no key equals the empty
-  // tag ~0; when it would, the arrays are really cleared and the salt restarts at 0.
-  uint64_t tlb_salt = 0;
+  // a flush changes the salt. The salt is never 0, so no key equals the empty tag 0; when
+  // it would wrap, the arrays are really cleared and the salt restarts at 1. The write
+  // TLB has its own salt so that dropping every write entry (a page became code, here or
+  // on another vCPU) is O(1) too.
+  uint64_t tlb_salt = 1ull << 52;
+  uint64_t tlb_wsalt = 1ull << 52;
   bool tlb_has_global = false;  // a global entry exists: CR3 writes must keep it
   __attribute__((always_inline)) uint64_t tlb_key(uint64_t la) const {
     return (la >> 12) | tlb_salt;
   }
+  __attribute__((always_inline)) uint64_t tlb_wkey(uint64_t la) const {
+    return (la >> 12) | tlb_wsalt;
+  }
+  uint64_t tlb_gpa(const TlbEntry& e) const { return static_cast<uint64_t>(e.host - mem.base()); }
+  void tlb_flush_write();
   Block* blocks = nullptr;             // kBlockCacheSize entries, calloc'd (pages touched lazily)
   const uint32_t* code_gen = nullptr;  // GuestMemory::code_generations(), cached
   Block tmp_block{};  // page-crossing instruction: decoded every time, never cached
@@ -337,7 +375,14 @@ class Core {
   void set_flags_raw(uint64_t v) {
     lz.op = kLazyNone;
     rf = (v & fl::kDefined) | fl::Reserved1;
+    if (rf & fl::IF) rearm_irq_check();
     update_ac();
+  }
+  // A maskable notification that arrived while IF = 0 is parked (check_interrupts clears
+  // irq_check so the run loop does not poll it at every block); whatever sets IF
+  // (STI, POPF, IRET, SYSRET, Vcpu::set_rflags) re-arms the boundary check.
+  void rearm_irq_check() {
+    if (irq_notified) irq_check = true;
   }
   // Alignment checking (SDM Vol. 3A §6.15 "Interrupt 17"): CR0.AM, RFLAGS.AC and CPL 3.
   // While it is on, user data accesses bypass the TLB fast path so access_slow can check
@@ -372,13 +417,16 @@ class Core {
           r = sext(a, lz.size) <= sext(b, lz.size);
           break;  // LE
         default:
-          return cond_holds(cc, flags());
+          return cond_slow(cc);
       }
       return (cc & 1) ? !r : r;
     }
     if (lz.op != kLazyNone && (cc >> 1) == 2) return ((cc & 1) != 0) != (lz.r == 0);
-    return cond_holds(cc, flags());
+    if (lz.op == kLazyNone) return cond_holds(cc, rf);
+    return cond_slow(cc);
   }
+  // Out of line so the inline condition tests stay small (they sit in every Jcc).
+  __attribute__((noinline)) bool cond_slow(unsigned cc) { return cond_holds(cc, flags()); }
   unsigned iopl() const { return (rf >> 12) & 3; }
 
   // ================= faults and stops =================
@@ -418,7 +466,7 @@ class Core {
   __attribute__((always_inline)) bool write(uint64_t la, unsigned size, uint64_t v) {
     const TlbEntry& e = tlb[1][(la >> 12) & kTlbMask];
     const uint64_t off = la & 0xfff;
-    if (e.tag == tlb_key(la) && off + size <= 4096) [[likely]] {
+    if (e.tag == tlb_wkey(la) && off + size <= 4096) [[likely]] {
       store_le(e.host + off, size, v);
       return true;
     }
@@ -428,7 +476,7 @@ class Core {
   __attribute__((always_inline)) uint8_t* write_ptr(uint64_t la, unsigned size) {
     const TlbEntry& e = tlb[1][(la >> 12) & kTlbMask];
     const uint64_t off = la & 0xfff;
-    return (e.tag == tlb_key(la) && off + size <= 4096) ? e.host + off : nullptr;
+    return (e.tag == tlb_wkey(la) && off + size <= 4096) ? e.host + off : nullptr;
   }
   // Checks that a write of `size` bytes at la cannot fault (translates every page for
   // write, setting A/D bits), so read-modify-write instructions fault before changing state.
@@ -452,7 +500,6 @@ class Core {
   void tlb_flush_all();
   void tlb_flush_nonglobal();
   void tlb_flush_page(uint64_t la);
-  void tlb_flush_write_for_gpa_page(uint64_t gpa_page);
 
   // Operand helpers.
   __attribute__((always_inline)) bool read_E(const Insn& i, unsigned size, uint64_t& v) {
@@ -508,7 +555,7 @@ class Core {
   __attribute__((always_inline)) Block* fetch_block() {
     const TlbEntry& e = tlb[2][(rip >> 12) & kTlbMask];
     if (e.tag == tlb_key(rip)) [[likely]] {
-      const uint64_t gpa = e.gpa | (rip & 0xfff);
+      const uint64_t gpa = tlb_gpa(e) | (rip & 0xfff);
       Block& b = blocks[block_slot(gpa)];
       if (b.tag == gpa + 1 && b.gen == code_gen[gpa >> 12]) [[likely]]
         return &b;
@@ -517,6 +564,7 @@ class Core {
   }
   Block* fetch_block_slow();
   Block* decode_block(Block& b, uint64_t gpa, uint8_t* page_host);
+  void finish_block(Block& b, unsigned n);  // offsets, cumulative costs, handlers (fast.cpp)
   Block* decode_crossing(uint64_t gpa, uint8_t* page_host);
   bool check_interrupts();  // NMI, then the pending-interrupt hook, at a boundary
   bool try_wake();

@@ -35,6 +35,7 @@ bool STI(Core& c, const Insn&) {
     c.rf |= fl::IF;
     // Interrupts stay blocked until after the next instruction (SDM Vol. 2B "STI").
     c.shadow_next = true;
+    c.rearm_irq_check();
   }
   return true;
 }

@@ -20,6 +20,11 @@ struct Insn;
 // (recorded in the Core); architectural state must then be as before the instruction,
 // except for the documented progress of REP string instructions.
 using Handler = bool (*)(Core&, const Insn&);
+// A threaded handler (fast.cpp) executes the instruction and then jumps straight to the
+// next one's threaded handler (a tail call: direct-threaded dispatch). It returns the
+// first instruction of its block that did not complete; Core::xfail says whether that one
+// failed (fault, stop, abandon) or was simply not reached (end of block, early exit).
+using Threaded = const Insn* (*)(Core&, const Insn*);
 
 // Opcode maps.
 enum : uint8_t { MAP_1B = 0, MAP_0F = 1, MAP_0F38 = 2, MAP_0F3A = 3 };
@@ -71,7 +76,8 @@ enum : uint8_t {
 };
 
 struct Insn {
-  Handler fn = nullptr;
+  Handler fn = nullptr;     // complete semantics; the per-instruction (stepping) path
+  Threaded tfn = nullptr;   // threaded handler for whole-block execution (fast.cpp)
   uint64_t imm = 0;   // immediate, extended per the table's immediate kind
   int32_t disp = 0;   // memory displacement
   uint16_t cost = 1;  // cycles charged before execution (opcodes.def "cost")
@@ -87,6 +93,11 @@ struct Insn {
   uint8_t seg = 0;    // 0 = default; 4 = FS, 5 = GS override (others are no-ops in 64-bit)
   uint8_t pfx = 0;    // P_* bits
   uint8_t cond = 0;   // condition code (Jcc/SETcc/CMOVcc) = low opcode nibble
+  // Filled when the instruction is placed in a block (Core::finish_block):
+  uint8_t fb = 16, fi = 16;  // base / index as Core::gpr slots for the threaded memory
+                             // forms; 16 is a slot that always holds 0 ("none")
+  uint16_t end = 0;          // offset of the next instruction from the block's first byte
+  uint32_t cum = 0;          // cycles of the block's instructions up to and including this one
   bool mod3() const { return pfx & P_MOD3; }
   // A memory operand whose segment is SS: RSP or RBP as base and no FS/GS override
   // (SDM Vol. 1 §3.7.4, default segment selection rules).

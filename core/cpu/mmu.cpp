@@ -11,6 +11,8 @@
 
 #include "core/cpu/core.h"
 
+#include <cstring>
+
 namespace pvsim::cpu {
 
 namespace {
@@ -101,11 +103,12 @@ bool Core::translate(uint64_t la, Acc acc, bool user, uint64_t& gpa, TlbEntry* f
     ept_check(phys, kQual[static_cast<unsigned>(acc)] | 0x80 | 0x100);
     if (fill && !(acc == Acc::Write && mem.is_code_page(phys >> 12))) {
       const uint64_t page = phys & ~0xfffull;
-      fill->tag = tlb_key(la);
+      const bool write_tlb = fill >= tlb[1] && fill < tlb[2];
+      fill->tag = write_tlb ? tlb_wkey(la) : tlb_key(la);
       fill->host = mem.base() + page;
-      fill->gpa = page;
-      fill->global = (ent[levels - 1] & kPteG) && (cr4 & cr4::PGE);
-      tlb_has_global = tlb_has_global || fill->global;
+      const bool global = (ent[levels - 1] & kPteG) && (cr4 & cr4::PGE);
+      tlb_glob[fill - tlb[0]] = global;
+      tlb_has_global = tlb_has_global || global;
     }
   }
   return true;
@@ -225,7 +228,7 @@ bool Core::probe_write(uint64_t la, unsigned size) {
   const uint64_t last = la + size - 1;
   for (;;) {
     TlbEntry& e = tlb[1][(cur >> 12) & kTlbMask];
-    if (e.tag != tlb_key(cur)) {
+    if (e.tag != tlb_wkey(cur)) {
       uint64_t g;
       if (!translate(cur, Acc::Write, cpl == 3, g, ac_check ? nullptr : &e)) return false;
     }
@@ -239,29 +242,33 @@ void Core::tlb_flush_all() {
   tlb_has_global = false;
   tlb_salt += 1ull << 52;
   if ((tlb_salt >> 52) == 0xfff) {
-    tlb_salt = 0;
-    for (auto& t : tlb)
-      for (TlbEntry& e : t) e.tag = ~0ull;
+    tlb_salt = 1ull << 52;
+    std::memset(tlb[0], 0, kTlbSize * sizeof(TlbEntry));
+    std::memset(tlb[2], 0, kTlbSize * sizeof(TlbEntry));
+  }
+  tlb_flush_write();
+}
+
+void Core::tlb_flush_write() {
+  tlb_wsalt += 1ull << 52;
+  if ((tlb_wsalt >> 52) == 0xfff) {
+    tlb_wsalt = 1ull << 52;
+    std::memset(tlb[1], 0, kTlbSize * sizeof(TlbEntry));
   }
 }
 
+// CR3 write while global entries exist (SDM Vol. 3A §4.10.4.1): the only O(size) flush.
 void Core::tlb_flush_nonglobal() {
   if (!tlb_has_global) return tlb_flush_all();
-  for (auto& t : tlb)
-    for (TlbEntry& e : t)
-      if (!e.global) e.tag = ~0ull;
+  for (unsigned k = 0; k < 3 * kTlbSize; ++k)
+    if (!tlb_glob[k]) tlb[0][k].tag = 0;
 }
 
 void Core::tlb_flush_page(uint64_t la) {
-  for (auto& t : tlb) {
-    TlbEntry& e = t[(la >> 12) & kTlbMask];
-    if (e.tag == tlb_key(la)) e.tag = ~0ull;
+  for (unsigned t = 0; t < 3; ++t) {
+    TlbEntry& e = tlb[t][(la >> 12) & kTlbMask];
+    if (e.tag == (t == 1 ? tlb_wkey(la) : tlb_key(la))) e.tag = 0;
   }
-}
-
-void Core::tlb_flush_write_for_gpa_page(uint64_t gpa_page) {
-  for (TlbEntry& e : tlb[1])
-    if (e.tag != ~0ull && e.gpa == gpa_page) e.tag = ~0ull;
 }
 
 }  // namespace pvsim::cpu
