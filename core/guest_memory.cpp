@@ -24,7 +24,6 @@ GuestMemory::GuestMemory(uint64_t size_bytes) : m_size(size_bytes) {
   if (size_bytes == 0 || (size_bytes & (kPageSize - 1)) != 0)
     throw std::invalid_argument("guest RAM size must be a non-zero multiple of 4096");
   m_base = static_cast<uint8_t*>(reserve(size_bytes));
-  madvise(m_base, size_bytes, MADV_HUGEPAGE);
   m_code_gen = static_cast<uint32_t*>(reserve(page_count() * sizeof(uint32_t)));
   m_ept_seen = static_cast<uint64_t*>(reserve(ept_bitmap_bytes()));
 }
