@@ -13,13 +13,14 @@ namespace pvsim::cpu {
 
 namespace {
 constexpr unsigned kBlockCacheSize = 1u << kBlockCacheBits;
-// Blocks one fast-path entry may chain (fast.cpp, chain()): bounds the recursion depth in
-// builds that may not turn the threaded handlers' calls into jumps (no optimisation, or
-// sanitizers, which can keep frames alive); optimised builds chain much further.
-#if !defined(__OPTIMIZE__) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
-constexpr unsigned kChainMax = 16;
+// Instructions one fast-path entry may run through chained blocks (fast.cpp, chain()):
+// bounds the recursion depth in builds that may not turn the threaded handlers' calls into
+// jumps (no optimisation, or sanitizers, which can keep frames alive); optimised builds
+// chain much further.
+#if !defined(__OPTIMIZE__) || defined(__SANITIZE_ADDRESS__)
+constexpr uint64_t kChainInsns = 64;
 #else
-constexpr unsigned kChainMax = 1024;
+constexpr uint64_t kChainInsns = 1u << 16;
 #endif
 }  // namespace
 
@@ -145,8 +146,9 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
       blk = b;
       blk_gpa_page = (b->tag - 1) & ~0xfffull;
       run_deadline = deadline;
-      run_insn_limit = insns + room;
-      chain_left = kChainMax;
+      // No chaining while an event check is pending (the loop must look at it at the next
+      // boundary) and never past the budget.
+      run_insn_limit = irq_check ? 0 : insns + (room < kChainInsns ? room : kChainInsns);
       xfail = false;
       in = first->tfn(*this, first);
       failed = xfail;
@@ -285,6 +287,7 @@ Block* Core::decode_block(Block& b, uint64_t gpa, uint8_t* page_host) {
   }
   b.tag = gpa + 1;
   b.gen = mem.code_generation(pfn);
+  b.link[0] = b.link[1] = nullptr;
   finish_block(b, n);
   return &b;
 }
@@ -316,6 +319,7 @@ Block* Core::decode_crossing(uint64_t gpa, uint8_t* page_host) {
     in.fn = st == DecodeStatus::TooLong ? raise_GP0 : raise_UD;
     in.len = 1;
   }
+  tmp_block.link[0] = tmp_block.link[1] = nullptr;
   finish_block(tmp_block, 1);
   tmp_block.tag = 0;
   return &tmp_block;

@@ -117,6 +117,9 @@ struct Block {
   uint32_t gen;    // GuestMemory::code_generation of the page when decoded
   uint32_t count;  // instructions, not counting the sentinel
   uint32_t total;  // static cycles of all instructions (= insns[count - 1].cum)
+  // Successor cache for chaining (fast.cpp, chain()): taken / fall-through target block on
+  // the same page; validated by tag and generation before every use.
+  mutable const Block* link[2];
   Insn insns[kBlockMaxInsns + 1];
 };
 
@@ -223,9 +226,8 @@ class Core {
   uint64_t blk_insns0 = 0;
   uint64_t blk_total = 0;   // Block::total of the running block
   uint64_t run_deadline = 0;
-  uint64_t run_insn_limit = 0;  // `insns` may not pass this in the current run() call
+  uint64_t run_insn_limit = 0;  // chaining may not take `insns` past this (Core::run)
   uint64_t blk_gpa_page = 0;    // guest-physical page of the running block
-  unsigned chain_left = 0;      // blocks that may still be chained (fast.cpp, chain())
   const Insn* blk_first = nullptr;
   const Block* blk = nullptr;  // the running block
   bool xfail = false;       // the instruction the threaded run stopped at failed

@@ -53,25 +53,35 @@ namespace {
 // decoded block is looked up by GPA and, when it is current and fits the budget and the
 // deadline exactly as the run loop would require, entered directly. That is the run
 // loop's boundary work (Core::run) minus the fetch translation; the loop still handles
-// everything else (pending events, other pages, stepping near the deadline). chain_left
-// bounds the depth of a chain, which is a recursion in builds without tail calls.
+// everything else (pending events, other pages, stepping near the deadline).
+// run_insn_limit also bounds the length of a chain, which is a recursion in builds
+// without tail calls (Core::run, kChainInsns).
+// L: which of the running block's successor links caches this exit's target (0 = taken
+// branch, 1 = fall-through); -1 for exits whose target varies (indirect jumps, RET).
+template <int L>
 PVSIM_ALWAYS_INLINE const Insn* chain(Core& c, const Insn* s) {
   const uint64_t nrip = c.next_rip;
-  if (((nrip ^ c.blk_rip) >> 12) != 0 || c.chain_left == 0 || c.irq_check) return s;
-  const Block* nb = c.blk;
+  if (((nrip ^ c.blk_rip) >> 12) != 0) return s;
+  const Block* cur = c.blk;
+  const Block* nb = cur;
   if (nrip != c.blk_rip) {
     // A loop back to its own start needs no lookup: the running block is still current
-    // (a store into it would have left the block through t_generic's brk check).
+    // (a store into it would have left the block through t_generic's brk check). Other
+    // targets: the link, else the block cache. Same page, so the running block's
+    // generation is the page's (checked on entry; a store into the page ends the block).
     const uint64_t gpa = c.blk_gpa_page | (nrip & 0xfff);
-    nb = &c.blocks[block_slot(gpa)];
-    // Same page: the running block's generation is the page's (checked on entry, and a
-    // store into the page would have ended the block).
-    if (nb->tag != gpa + 1 || nb->gen != c.blk->gen) return s;
+    if constexpr (L >= 0) nb = cur->link[L];
+    if (L < 0 || !nb || nb->tag != gpa + 1 || nb->gen != cur->gen) {
+      nb = &c.blocks[block_slot(gpa)];
+      if (nb->tag != gpa + 1 || nb->gen != cur->gen) return s;
+      if constexpr (L >= 0) cur->link[L] = nb;
+    }
   }
+  // The run loop's conditions for whole-block execution (pending events are excluded
+  // on entry: Core::run sets run_insn_limit so that nothing chains then).
   const uint64_t cyc = c.blk_cyc0 + s->cum;
-  const uint64_t ins = c.blk_insns0 + c.blk->count;  // s is the running block's sentinel
+  const uint64_t ins = c.blk_insns0 + cur->count;  // s is the running block's sentinel
   if (cyc + nb->total > c.run_deadline || ins + nb->count > c.run_insn_limit) return s;
-  --c.chain_left;
   c.blk = nb;
   c.blk_rip = nrip;
   c.blk_cyc0 = cyc;
@@ -84,7 +94,7 @@ PVSIM_ALWAYS_INLINE const Insn* chain(Core& c, const Insn* s) {
 // Sentinel after a block whose last instruction falls through (page end, length limit).
 const Insn* t_end(Core& c, const Insn* i) {
   c.next_rip = c.blk_rip + i->end;
-  return chain(c, i);
+  return chain<1>(c, i);
 }
 // Sentinel after a block terminator, which has set next_rip itself.
 const Insn* t_end_term(Core&, const Insn* i) {
@@ -413,10 +423,10 @@ const Insn* t_jcc(Core& c, const Insn* i) {
       return t_generic(c, i);
     c.next_rip = t;
     c.blk_cyc0 += 1;
-  } else {
-    c.next_rip = fall;
+    return chain<0>(c, i + 1);
   }
-  return chain(c, i + 1);
+  c.next_rip = fall;
+  return chain<1>(c, i + 1);
 }
 const Insn* t_jmp(Core& c, const Insn* i) {
   const uint64_t t = c.blk_rip + i->end + i->imm;
@@ -424,7 +434,7 @@ const Insn* t_jmp(Core& c, const Insn* i) {
     return t_generic(c, i);
   c.next_rip = t;
   c.blk_cyc0 += 1;
-  return chain(c, i + 1);
+  return chain<0>(c, i + 1);
 }
 template <bool MEM>
 const Insn* t_jmp_ind(Core& c, const Insn* i) {
@@ -441,7 +451,7 @@ const Insn* t_jmp_ind(Core& c, const Insn* i) {
     return t_generic(c, i);
   c.next_rip = t;
   c.blk_cyc0 += 1;
-  return chain(c, i + 1);
+  return chain<-1>(c, i + 1);
 }
 const Insn* t_call(Core& c, const Insn* i) {
   const uint64_t ret = c.blk_rip + i->end;
@@ -454,7 +464,7 @@ const Insn* t_call(Core& c, const Insn* i) {
   c.gpr[4] = sp;
   c.next_rip = t;
   c.blk_cyc0 += 1;
-  return chain(c, i + 1);
+  return chain<0>(c, i + 1);
 }
 const Insn* t_ret(Core& c, const Insn* i) {
   const uint8_t* p = rd_ptr<8>(c, c.gpr[4]);
@@ -466,7 +476,7 @@ const Insn* t_ret(Core& c, const Insn* i) {
   c.gpr[4] += 8;
   c.next_rip = t;
   c.blk_cyc0 += 1;
-  return chain(c, i + 1);
+  return chain<-1>(c, i + 1);
 }
 
 // ---------------- selection ----------------
