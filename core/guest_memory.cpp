@@ -48,19 +48,29 @@ bool GuestMemory::write(Gpa gpa, const void* src, uint64_t len) {
   return true;
 }
 
-uint64_t GuestMemory::resident_bytes() const {
-  // mincore() reports which pages of the mapping are backed by host memory.
+namespace {
+// Bytes of [p, p+len) backed by host memory: mincore() reports it per host page. The
+// mappings are page-aligned (mmap), so no partial page at the start.
+uint64_t resident_in(const void* p, uint64_t len) {
   const uint64_t host_page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
   const uint64_t chunk_pages = 1u << 16;
   std::vector<unsigned char> vec(chunk_pages);
+  auto* base = static_cast<uint8_t*>(const_cast<void*>(p));
   uint64_t resident = 0;
-  for (uint64_t off = 0; off < m_size; off += chunk_pages * host_page) {
-    uint64_t len = std::min<uint64_t>(chunk_pages * host_page, m_size - off);
-    if (mincore(m_base + off, len, vec.data()) != 0) break;
-    uint64_t n = (len + host_page - 1) / host_page;
+  for (uint64_t off = 0; off < len; off += chunk_pages * host_page) {
+    const uint64_t n_bytes = std::min<uint64_t>(chunk_pages * host_page, len - off);
+    if (mincore(base + off, n_bytes, vec.data()) != 0) break;
+    const uint64_t n = (n_bytes + host_page - 1) / host_page;
     for (uint64_t i = 0; i < n; ++i) resident += (vec[i] & 1u) ? host_page : 0;
   }
   return resident;
+}
+}  // namespace
+
+uint64_t GuestMemory::resident_bytes() const { return resident_in(m_base, m_size); }
+
+uint64_t GuestMemory::side_resident_bytes() const {
+  return resident_in(m_code_gen, page_count() * sizeof(uint32_t)) + resident_in(m_ept_seen, ept_bitmap_bytes());
 }
 
 }  // namespace pvsim

@@ -90,6 +90,9 @@ class GuestMemory {
 
   // Host memory actually backing guest RAM right now (pages touched), in bytes.
   uint64_t resident_bytes() const;
+  // The same for the per-page side arrays (code generations, EPT bitmap): 4 bytes + 1 bit
+  // per guest page of address space (64 MiB + 2 MiB for 64 GiB), backed only where used.
+  uint64_t side_resident_bytes() const;
 
  private:
   uint64_t ept_bitmap_bytes() const { return ((page_count() + 63) / 64) * sizeof(uint64_t); }

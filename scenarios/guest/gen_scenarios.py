@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the shipped guest scenario files: scenarios/<prog>-<O0|O2|Os>.json, default.json,
-hello-smp4.json, garbage-<n>.json, bench/<name>.json and the issue-3 SMP scenarios (lapic_timer, ipi, nmi,
+hello-smp4.json, garbage-<n>.json, bench/<name>.json, scale/scale-<n>.json and the issue-3 SMP scenarios (lapic_timer, ipi, nmi,
 tpr, init, init-bsp, spinlock-q1/q10000, kvmclock-modern/orig, wallclock). Descriptions, limits and the exact
 expected console lines live here, in one place; run it after changing a guest program's checks
 (the SUMMARY counts below must match the number of report() calls) and commit the JSON it writes.
@@ -155,6 +155,27 @@ for prog, (desc, ram, insn) in B.items():
                    'console_contains': ['SUMMARY: %d tests\n' % (2 if prog == 'sieve' else 1)]},
     })
 
+# Scale (issue 4 point 3): the same ALU loop on 1, 8 and 64 vCPUs. `pvsim bench scenarios/scale/*.json`
+# prints total guest MIPS per run; vCPUs share one host thread, so N-vCPU MIPS / 1-vCPU MIPS is the
+# throughput each vCPU keeps. Default quantum, default host (every vCPU always holds a pCPU).
+os.makedirs(f'{root}/scale', exist_ok=True)
+for n in (1, 8, 64):
+    write(f'{root}/scale/scale-{n}.json', {
+        'name': f'scale-{n}',
+        'description': (f'Scaling benchmark on {n} vCPU{"s" if n > 1 else ""}: every vCPU runs the register-only loop '
+            'of the ALU benchmark (500000 iterations, about 8 million instructions each) and checks its own result '
+            'against the value the host computed. A vCPU that is done writes port 0xf5; the last one reports for '
+            'all and ends the run, so no vCPU spins waiting. pvsim runs the vCPUs interleaved on one host thread '
+            '(the scheduler picks the vCPU that is earliest in virtual time, 10000 instructions at a time), so '
+            'the guest MIPS of this run divided by that of scale-1 is the speed each vCPU keeps: ideally 1, and '
+            'the cost of scheduling many vCPUs is what makes it lower.'),
+        'machine': {'vcpus': n, 'ram_mib': 16},
+        'guest': {'image': '../guest/bin/scale-O2.elf'},
+        'limits': {'max_instructions': 20_000_000 * n},
+        'expect': {'stop': 'exit', 'exit_status': 1, 'console_excludes': ['FAIL'],
+                   'console_contains': ['SUMMARY: 2 tests\n']},
+    })
+
 write(f'{root}/hello-smp4.json', {
     'name': 'hello-smp4',
     'description': ('The hello guest on four vCPUs. All vCPUs start together at the entry point (no INIT/SIPI in the '
@@ -180,18 +201,18 @@ write(f'{root}/hello-smp4.json', {
 # The hash covers guest RIPs, so it holds for images built by Debian 12's gcc 12; after a
 # deliberate change, rerun the scenario and copy the "trace xxh3" value printed by pvsim.
 GOLDEN_TRACE = {
-    'kvmclock-host': '0x2d9ec2a2d932fd0d',
-    'lapic_timer': '0x23df08cda1ecf5c0',
-    'ipi': '0xebd28ec25a103367',
-    'nmi': '0x20b943db35c54c67',
-    'tpr': '0x0cbd0c96cade2cb3',
-    'init': '0x22a7207805067a84',
-    'init-bsp': '0x35209e5fd650d60e',
-    'spinlock-q1': '0xcff1ca9102925ac2',
-    'spinlock-q10000': '0x49dfd36835cf6501',
-    'kvmclock-modern': '0x7038c0460b938e9c',
-    'kvmclock-orig': '0x15965e7a6c5a0f35',
-    'wallclock': '0x91c6638ef9720ec2',
+    'kvmclock-host': '0xeddf087d361e27f0',
+    'lapic_timer': '0xd0738a47e484cd0a',
+    'ipi': '0xa3a5fe8d093cd1eb',
+    'nmi': '0xc8f5569a6e24adb9',
+    'tpr': '0x49427557e05ea763',
+    'init': '0x536254a9c233f92a',
+    'init-bsp': '0x1202035e2f957b53',
+    'spinlock-q1': '0xcc2ee7222fdbb6ab',
+    'spinlock-q10000': '0x423ef35f8e6dc7b2',
+    'kvmclock-modern': '0xe1212fd3db471835',
+    'kvmclock-orig': '0x78ab5b7894dbc946',
+    'wallclock': '0x977f53a549ce388c',
 }
 
 def smp_scenario(name, prog, desc, machine, summary=None, contains=(), excludes=('FAIL',), stop='exit',

@@ -91,6 +91,54 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts)
   // (MP) Initialization").
   if (s.machine.start == StartMode::Bsp)
     for (unsigned i = 1; i < n; ++i) m_state[i] = VState::WaitSipi;
+  while (m_sched_leaves < n) m_sched_leaves *= 2;
+  m_sched.assign(2 * m_sched_leaves, kNotRunnable);
+  for (unsigned i = 0; i < n; ++i) sched_update(i);
+}
+
+void Platform::sched_update(unsigned i) {
+  unsigned node = m_sched_leaves + i;
+  m_sched[node] = m_state[i] == VState::Runnable
+                      ? SchedKey{m_cpus[i]->effective_time().value(), i}
+                      : kNotRunnable;
+  for (node /= 2; node >= 1; node /= 2) {
+    const SchedKey& l = m_sched[2 * node];
+    const SchedKey& r = m_sched[2 * node + 1];
+    const SchedKey m = r < l ? r : l;
+    // Nothing above changes once a node keeps its value (each node is the minimum of its
+    // subtree, and only this leaf's subtree changed).
+    if (m_sched[node].time == m.time && m_sched[node].index == m.index) break;
+    m_sched[node] = m;
+  }
+}
+
+Platform::SchedKey Platform::sched_min_excluding(unsigned i) const {
+  SchedKey best = kNotRunnable;
+  // The vCPUs other than i are exactly the siblings' subtrees along i's path to the root.
+  for (unsigned node = m_sched_leaves + i; node > 1; node /= 2) {
+    const SchedKey& sib = m_sched[node ^ 1];
+    if (sib < best) best = sib;
+  }
+  return best;
+}
+
+void Platform::sched_check() const {
+#ifndef NDEBUG
+  // Recompute the pick the way the scheduler did before it kept a tree: a full scan with
+  // fresh Vcpu::now() values. Any place that changes a vCPU's time or state without
+  // sched_update() shows up here (the debug and sanitizer builds run every scenario).
+  SchedKey best = kNotRunnable;
+  for (unsigned i = 0; i < vcpu_count(); ++i) {
+    if (m_state[i] != VState::Runnable) continue;
+    const Cpu& c = *m_cpus[i];
+    const Tick now = m_vcpus[i]->now();
+    const SchedKey k{(c.observe_at > now ? c.observe_at : now).value(), i};
+    if (k < best) best = k;
+  }
+  if (best.time != m_sched[1].time || best.index != m_sched[1].index)
+    throw std::logic_error(fmt::format("scheduler tree out of date: scan picks vCPU {} at {}, tree vCPU {} at {}",
+                                       best.index, best.time, m_sched[1].index, m_sched[1].time));
+#endif
 }
 
 Platform::~Platform() = default;
@@ -164,6 +212,7 @@ bool Platform::enter_host_window(unsigned i) {
                                     w.start.value() % 1'000'000'000u));
     c.run_delay_ns += w.start - now;
     advance_vcpu_to(v, w.start);
+    sched_update(i);
     return false;
   }
   if (c.pcpu != static_cast<int>(w.pcpu)) {
@@ -189,18 +238,12 @@ RunReport Platform::run() {
   uint64_t total = 0;
 
   while (!m_stopped) {
-    // Smallest local time among runnable vCPUs, ties to the lowest index (strict <). A
-    // vCPU waiting at the time gate counts at its reservation (may_observe_time).
-    int pick = -1;
-    Tick g(UINT64_MAX);
-    for (unsigned i = 0; i < n; ++i)
-      if (m_state[i] == VState::Runnable) {
-        const Tick t = m_cpus[i]->effective_time();
-        if (pick < 0 || t < g) {
-          pick = static_cast<int>(i);
-          g = t;
-        }
-      }
+    // Smallest local time among runnable vCPUs, ties to the lowest index. A vCPU waiting
+    // at the time gate counts at its reservation (may_observe_time). The tree's root.
+    sched_check();
+    const SchedKey top = m_sched[1];
+    const int pick = top.index == kNotRunnable.index ? -1 : static_cast<int>(top.index);
+    const Tick g(top.time);
     const std::optional<Tick> next = m_events.next_time();
     // Events fire once every runnable vCPU has reached their time; with nobody runnable,
     // idle time jumps to the next event — if that event can wake anybody at all.
@@ -221,7 +264,7 @@ RunReport Platform::run() {
     Tick until = limit_tick;
     if (next && *next < until) until = *next;
     if (m_cpus[i]->window_end < until) until = m_cpus[i]->window_end;
-    const Cycles deadline(cycles_at(until, v.config().tsc_hz));
+    const Cycles deadline = m_cpus[i]->deadline_for(until);
     const uint64_t budget = std::min(s.machine.quantum, s.limits.max_instructions - total);
     m_running = static_cast<int>(i);
     m_run_deadline = until;
@@ -256,7 +299,8 @@ RunReport Platform::run() {
         break;
     }
     if (m_stopped) break;
-    if (m_state[i] == VState::Runnable && v.now() >= limit_tick) m_state[i] = VState::AtLimit;
+    if (m_state[i] == VState::Runnable && m_cpus[i]->local_time() >= limit_tick) m_state[i] = VState::AtLimit;
+    sched_update(i);  // its time moved and maybe its state
     if (total >= s.limits.max_instructions)
       stop_run(RunStop::Limit, i, fmt::format("max_instructions ({}) reached", s.limits.max_instructions));
   }

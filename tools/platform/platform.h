@@ -123,6 +123,27 @@ class Platform final : public CpuEnv {
   // due before its deadline, or a vCPU changed state).
   void reschedule_if_needed();
 
+  // Scheduler order (architecture.md §2): among runnable vCPUs the smallest effective
+  // time runs next, ties to the lowest index. A tournament tree keeps that minimum: leaf i
+  // holds vCPU i's key (time, index), or kNotRunnable; each inner node the smaller of its
+  // children, so the pick is the root and one vCPU's change costs O(log n). Every change
+  // of a vCPU's state, cycles (other than inside its own Vcpu::run) or reservation is
+  // followed by sched_update(i); the running vCPU's leaf is refreshed when run() returns.
+  struct SchedKey {
+    uint64_t time;
+    uint32_t index;
+    bool operator<(const SchedKey& o) const { return time != o.time ? time < o.time : index < o.index; }
+  };
+  static constexpr SchedKey kNotRunnable{UINT64_MAX, UINT32_MAX};
+  void sched_update(unsigned i);
+  void set_state(unsigned i, VState st) {
+    m_state[i] = st;
+    sched_update(i);
+  }
+  // Smallest key among runnable vCPUs other than `i` (kNotRunnable if none): O(log n).
+  SchedKey sched_min_excluding(unsigned i) const;
+  void sched_check() const;  // debug builds: the tree agrees with a full scan
+
   // Scheduler helpers (platform.cpp).
   bool enter_host_window(unsigned i);
   void fire_events(Tick t);
@@ -146,6 +167,8 @@ class Platform final : public CpuEnv {
   std::vector<std::unique_ptr<Cpu>> m_cpus;  // per-vCPU glue: LAPIC, sink, host state
   std::unique_ptr<KvmClock> m_kvmclock;
   std::vector<VState> m_state;
+  std::vector<SchedKey> m_sched;  // tournament tree, root at 1, leaves at m_sched_leaves + i
+  unsigned m_sched_leaves = 1;    // power of two >= vCPU count
   std::vector<std::unique_ptr<IpiInFlight>> m_ipi_pool;  // owned IPI events (reused)
   std::vector<IpiInFlight*> m_ipi_free;
   unsigned m_ipis_in_flight = 0;

@@ -143,18 +143,24 @@ IoStatus Platform::mmio_write(Vcpu& vcpu, Gpa gpa, unsigned size, uint64_t value
 // that the reserving vCPU first runs something else (an interrupt handler) and observes
 // time there, earlier than its reservation, it waits (idles) until the reservation: it
 // must not read a value below one the others were allowed to read in the meantime.
+//
+// Cost: one Vcpu::now() for this vCPU and an O(log n) walk of the scheduler tree, whose
+// leaves for the other vCPUs are current (only the running vCPU's time moves during a
+// slice, and the gate is asked by the running vCPU).
 bool Platform::may_observe_time(unsigned i) {
   Cpu& c = *m_cpus[i];
   Vcpu& v = *m_vcpus[i];
-  advance_vcpu_to(v, c.observe_at);
-  const Tick t = v.now();
-  for (unsigned j = 0; j < vcpu_count(); ++j)
-    if (j != i && m_state[j] == VState::Runnable && m_cpus[j]->effective_time() < t) {
-      c.observe_at = t;
-      return false;
-    }
-  c.observe_at = Tick(0);
-  return true;
+  Tick t = v.now();
+  if (t < c.observe_at) {
+    v.advance_to(Cycles(cycles_at(c.observe_at, v.config().tsc_hz)));
+    t = v.now();
+  }
+  const SchedKey other = sched_min_excluding(i);
+  const bool behind = other.index != kNotRunnable.index && other.time < t.value();
+  c.observe_at = behind ? t : Tick(0);
+  // The running vCPU's leaf is refreshed when its slice ends.
+  if (m_running != static_cast<int>(i)) sched_update(i);
+  return !behind;
 }
 
 void Platform::reschedule_if_needed() {
@@ -172,6 +178,7 @@ void Platform::wake(unsigned i, Tick at) {
   if (m_state[i] == VState::Halted) {
     m_state[i] = VState::Runnable;
     advance_vcpu_to(v, at);
+    sched_update(i);
   }
 }
 
@@ -180,7 +187,7 @@ void Platform::wake(unsigned i, Tick at) {
 void Platform::deliver_nmi(unsigned i) {
   Vcpu& v = *m_vcpus[i];
   v.inject_nmi();
-  if (m_state[i] == VState::Halted) m_state[i] = VState::Runnable;
+  if (m_state[i] == VState::Halted) set_state(i, VState::Runnable);
 }
 
 // The ICR was written (from a running vCPU): the IPI travels as an event, so the target
@@ -225,7 +232,7 @@ void Platform::deliver_ipi(IpiInFlight& f) {
         // kvm_vcpu_reset: INIT also zeroes the vCPU's kvmclock system-time MSR (spec §2.1).
         m_kvmclock->on_reset(t);
         m_cpus[t]->observe_at = Tick(0);
-        m_state[t] = VState::WaitSipi;
+        set_state(t, VState::WaitSipi);
         m_tracer.pvsim_vcpu(m_fire_time, t, "init", "INIT received: waiting for a start-up IPI");
         break;
       case IpiEffect::StartUp:

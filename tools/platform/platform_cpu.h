@@ -40,8 +40,35 @@ struct Platform::Cpu final : InterruptSink, ApicClock {
   // runnable vCPU was behind it; it does not execute that instruction before every other
   // vCPU has caught up (0 = none). See Platform::may_observe_time.
   Tick observe_at{};
+  // Local time as of the last Platform::sched_update(index): Vcpu::now() is a 128-bit
+  // division, so the scheduler keeps it per vCPU and recomputes it only when the cycle
+  // count it came from changed (UINT64_MAX: never computed).
+  uint64_t time_cycles = UINT64_MAX;
+  Tick time{};
+  Tick local_time() {
+    const uint64_t c = vcpu.cycles().value();
+    if (c != time_cycles) {
+      time_cycles = c;
+      time = vcpu.now();
+    }
+    return time;
+  }
   // The time the scheduler orders this vCPU by: its local time, or its reservation.
-  Tick effective_time() const { return observe_at > vcpu.now() ? observe_at : vcpu.now(); }
+  Tick effective_time() {
+    const Tick t = local_time();
+    return observe_at > t ? observe_at : t;
+  }
+  // cycles_at(deadline_tick, tsc_hz), kept because most slices end at the same Tick (the
+  // next event or the time limit) as the previous one.
+  Tick deadline_tick{UINT64_MAX};
+  uint64_t deadline_cycles = cycles_at(Tick(UINT64_MAX), vcpu.config().tsc_hz);
+  Cycles deadline_for(Tick t) {
+    if (t != deadline_tick) {
+      deadline_tick = t;
+      deadline_cycles = cycles_at(t, vcpu.config().tsc_hz);
+    }
+    return Cycles(deadline_cycles);
+  }
 
   // While an event fires, the LAPIC lives at the event's time (a timer expiry or an IPI
   // arrival is traced at exactly that Tick); otherwise at its vCPU's local time.

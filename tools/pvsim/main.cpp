@@ -38,7 +38,8 @@ const char* kTopHelp =
     "commands:\n"
     "  run SCENARIO       run a scenario, print a summary (exit 0 when expectations hold)\n"
     "  validate FILE...   check scenarios (and their images) without running them\n"
-    "  bench [SCENARIO...] time the benchmark scenarios (default: scenarios/bench/*.json)\n"
+    "  bench [SCENARIO...] time the benchmark scenarios (default: scenarios/bench/*.json);\n"
+    "                     --json FILE for scripts (tools/bench/compare.py adds QEMU/Bochs/native)\n"
     "\n"
     "options:\n"
     "  -h, --help         this text; `pvsim <command> --help` for a command's options\n"
@@ -219,7 +220,9 @@ int cmd_bench(const std::vector<std::string>& args) {
   opts.add_options()("help,h", "this text")
       ("runs,n", po::value<unsigned>()->default_value(5), "runs per scenario (the median is reported)")
       ("filter", po::value<std::string>(), "only scenarios whose name contains NAME")
-      ("dir", po::value<std::string>()->default_value(default_dir), "where the default bench scenarios live");
+      ("dir", po::value<std::string>()->default_value(default_dir), "where the default bench scenarios live")
+      ("json", po::value<std::string>(), "also write the results as JSON to FILE (for scripts)")
+      ("quiet,q", "no per-run progress lines on stderr");
   po::options_description hidden;
   hidden.add_options()("scenario", po::value<std::vector<std::string>>());
   po::options_description all;
@@ -239,6 +242,7 @@ int cmd_bench(const std::vector<std::string>& args) {
   }
   const unsigned runs = vm["runs"].as<unsigned>();
   if (runs == 0 || runs > 1000) return usage_error("bench", "--runs must be from 1 to 1000");
+  const bool progress = !vm.count("quiet");
   std::vector<std::string> files;
   if (vm.count("scenario")) {
     files = vm["scenario"].as<std::vector<std::string>>();
@@ -262,13 +266,32 @@ int cmd_bench(const std::vector<std::string>& args) {
     }
   }
   if (scenarios.empty()) return usage_error("bench", "no scenarios to run");
+  // Opened before the first run so a bad path fails in a second, not after minutes of work;
+  // AtomicOutput drops the file unless every run got through.
+  AtomicOutput json_out;
+  if (vm.count("json") && !json_out.open(vm["json"].as<std::string>()))
+    return usage_error("bench", fmt::format("cannot write JSON file {}", vm["json"].as<std::string>()));
+  // Names and paths are the only strings in the JSON; RFC 8259 section 7 escaping.
+  const auto json_string = [](std::string_view v) {
+    std::string out = "\"";
+    for (const char c : v) {
+      if (c == '"' || c == '\\') out += fmt::format("\\{}", c);
+      else if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+      else out += c;
+    }
+    return out + "\"";
+  };
+  std::string json = fmt::format("{{\n  \"pvsim_version\": {},\n  \"runs\": {},\n  \"workloads\": [", json_string(PVSIM_VERSION), runs);
 
   fmt::print("{:<20} {:>16} {:>12} {:>10}  {}\n", "workload", "guest insns", "host s", "MIPS", "checksum");
+  std::cout.flush();
   int rc = kExitOk;
-  for (const Scenario& s : scenarios) {
+  for (size_t i = 0; i < scenarios.size(); ++i) {
+    const Scenario& s = scenarios[i];
     std::vector<double> secs;
     uint64_t insns = 0;
     bool ok = true;
+    std::string stop;
     for (unsigned k = 0; k < runs; ++k) {
       try {
         Platform p(s);
@@ -278,17 +301,40 @@ int cmd_bench(const std::vector<std::string>& args) {
         const auto t1 = std::chrono::steady_clock::now();
         secs.push_back(std::chrono::duration<double>(t1 - t0).count());
         insns = r.instructions;
+        if (!r.success() && ok) stop = fmt::format("{} ({})", run_stop_name(r.stop), r.stop_detail);
         ok = ok && r.success();
+        if (progress)
+          fmt::print(stderr, "pvsim bench: {} run {}/{}: {} insns, {:.3f} s{}\n", s.name, k + 1, runs, r.instructions,
+                     secs.back(), r.success() ? "" : " FAILED");
       } catch (const ScenarioError& e) {
         fmt::print(stderr, "{}\n", e.what());
         return kExitUsage;
       }
     }
-    std::sort(secs.begin(), secs.end());
-    const double med = secs[secs.size() / 2];
-    fmt::print("{:<20} {:>16} {:>12.3f} {:>10.1f}  {}\n", s.name, insns, med,
-               med > 0 ? static_cast<double>(insns) / med / 1e6 : 0.0, ok ? "OK" : "FAIL");
+    std::vector<double> sorted = secs;
+    std::sort(sorted.begin(), sorted.end());
+    // Median; for an even count the mean of the two middle runs.
+    const size_t n = sorted.size();
+    const double med = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    const double mips = med > 0 ? static_cast<double>(insns) / med / 1e6 : 0.0;
+    fmt::print("{:<20} {:>16} {:>12.3f} {:>10.1f}  {}\n", s.name, insns, med, mips, ok ? "OK" : "FAIL");
+    std::cout.flush();
     if (!ok) rc = kExitFail;
+    std::string run_list;
+    for (const double t : secs) run_list += fmt::format("{}{:.6f}", run_list.empty() ? "" : ", ", t);
+    json += fmt::format(
+        "{}\n    {{\"name\": {}, \"scenario\": {}, \"guest_instructions\": {}, \"host_seconds\": [{}], "
+        "\"median_seconds\": {:.6f}, \"mips\": {:.3f}, \"checksum_ok\": {}{}}}",
+        i ? "," : "", json_string(s.name), json_string(s.file.string()), insns, run_list, med, mips, ok,
+        ok ? "" : ", \"failure\": " + json_string(stop));
+  }
+  json += "\n  ]\n}\n";
+  if (std::ostream* o = json_out.stream()) {
+    *o << json;
+    if (!json_out.commit()) {
+      fmt::print(stderr, "pvsim bench: error: cannot write {}\n", json_out.path());
+      return kExitFail;
+    }
   }
   return rc;
 }

@@ -1,4 +1,4 @@
-/* alu benchmark - a register-only integer loop (~3e8 instructions at -O2): measures raw
+/* alu benchmark - a register-only integer loop (~3.2e8 instructions at -O2): measures raw
  * decode/dispatch/ALU speed of the emulator, with no memory or exit traffic. */
 #include "alu_algo.h"
 #include "libc.h"

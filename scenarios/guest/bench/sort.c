@@ -1,4 +1,4 @@
-/* sort benchmark - bottom-up merge sort of 1 Mi 64-bit keys (16 MiB with the scratch
+/* sort benchmark - bottom-up merge sort of 4 Mi 64-bit keys (64 MiB with the scratch
  * buffer): streaming loads/stores and an unpredictable branch per element. */
 #include "libc.h"
 #include "report.h"

@@ -12,3 +12,9 @@
 
 /* vCPUs with a boot stack (boot-protocol.md: 16 KiB each below 0xA0000, down to 0x20000). */
 #define BOOT_STACK_CPUS 32
+/* vCPUs the runtime supports (the scenario schema's maximum). vCPUs BOOT_STACK_CPUS and up
+ * get a HIGH_CPU_STACK_BYTES stack from high_cpu_stacks in .bss (entry.S), because the boot
+ * protocol leaves them without one. */
+#define MAX_CPUS 64
+#define HIGH_CPU_STACK_SHIFT 14
+#define HIGH_CPU_STACK_BYTES (1 << HIGH_CPU_STACK_SHIFT)

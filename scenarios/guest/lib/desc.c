@@ -51,13 +51,44 @@ void set_gate_ist(unsigned vector, unsigned ist)
     idt[2 * (vector & 255)] = (idt[2 * (vector & 255)] & ~(7ull << 32)) | ((uint64_t)(ist & 7) << 32);
 }
 
+/* Low quadword of a 64-bit TSS descriptor (SDM Vol.3A 8.2.3, Figure 8-4). Type 0x9 = available
+ * 64-bit TSS; LTR marks it busy (SDM Vol.3A 8.2.4). The high quadword is base[63:32]. */
+#define TSS_DESC_LOW(base, limit)                                                                      \
+    (((limit) & 0xffff) | (((base) & 0xffffff) << 16) | (0x9ull << 40) | (1ull << 47) |               \
+     (((limit) >> 16 & 0xf) << 48) | (((base) >> 24 & 0xff) << 56))
+
 static void set_tss_descriptor(unsigned cpu)
 {
     uint64_t base = (uint64_t)(uintptr_t)&tss[cpu];
     uint64_t limit = sizeof(struct tss64) - 1;
-    /* Type 0x9 = available 64-bit TSS; LTR marks it busy (SDM Vol.3A 8.2.3, 8.2.4). */
-    gdt[GDT_FIXED_ENTRIES + 2 * cpu] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x9ull << 40) | (1ull << 47) |
-                                       ((limit >> 16 & 0xf) << 48) | ((base >> 24 & 0xff) << 56);
+    gdt[GDT_FIXED_ENTRIES + 2 * cpu] = TSS_DESC_LOW(base, limit);
+    gdt[GDT_FIXED_ENTRIES + 2 * cpu + 1] = base >> 32;
+}
+
+/* Macros, not functions: vCPU 0's start-up code stays exactly what it was before vCPUs past
+ * BOOT_STACK_CPUS were supported (a second caller of set_tss_descriptor would change GCC's
+ * inlining at -Os, an always_inline helper adds instructions at -O0). */
+#define INIT_TSS_FIELDS(cpu)                                                                           \
+    do {                                                                                               \
+        tss[cpu].rsp[0] = (uint64_t)(uintptr_t)(rsp0_stacks[cpu] + RSP0_STACK_BYTES);                  \
+        tss[cpu].ist[0] = (uint64_t)(uintptr_t)(ist_stacks[cpu] + IST_STACK_BYTES);                    \
+        /* An I/O bitmap base past the limit means "no bitmap": every IN/OUT at CPL3 with IOPL 0 \
+         * faults (SDM Vol.1 19.5.2). */                                                               \
+        tss[cpu].iomap_base = sizeof(struct tss64);                                                    \
+    } while (0)
+
+/* Called by entry.S on a vCPU >= BOOT_STACK_CPUS, on its own stack, before guest_start. Its TSS
+ * and GDT slot are its own, so no ordering with vCPU 0's build_shared_tables() is needed;
+ * setup_descriptors() still waits for the shared entries. Linked after all other code
+ * (guest.ld, .late_text) so that it moves no address of the code every vCPU runs. */
+__attribute__((section(".late_text"))) void setup_high_cpu_tss(unsigned cpu)
+{
+    if (cpu < BOOT_STACK_CPUS || cpu >= MAX_CPUS)
+        return;
+    INIT_TSS_FIELDS(cpu);
+    uint64_t base = (uint64_t)(uintptr_t)&tss[cpu];
+    uint64_t limit = sizeof(struct tss64) - 1;
+    gdt[GDT_FIXED_ENTRIES + 2 * cpu] = TSS_DESC_LOW(base, limit);
     gdt[GDT_FIXED_ENTRIES + 2 * cpu + 1] = base >> 32;
 }
 
@@ -72,12 +103,10 @@ static void build_shared_tables(void)
     gdt[2] = SEG_KERNEL_DATA;
     gdt[3] = SEG_USER_DATA;
     gdt[4] = SEG_USER_CODE64;
-    for (unsigned cpu = 0; cpu < MAX_CPUS; ++cpu) {
-        tss[cpu].rsp[0] = (uint64_t)(uintptr_t)(rsp0_stacks[cpu] + RSP0_STACK_BYTES);
-        tss[cpu].ist[0] = (uint64_t)(uintptr_t)(ist_stacks[cpu] + IST_STACK_BYTES);
-        /* An I/O bitmap base past the limit means "no bitmap": every IN/OUT at CPL3 with
-         * IOPL 0 faults (SDM Vol.1 19.5.2). */
-        tss[cpu].iomap_base = sizeof(struct tss64);
+    /* Only the vCPUs with boot stacks: each higher vCPU fills its own slot (setup_high_cpu_tss),
+     * so vCPU 0's start-up work does not grow with MAX_CPUS. */
+    for (unsigned cpu = 0; cpu < BOOT_STACK_CPUS; ++cpu) {
+        INIT_TSS_FIELDS(cpu);
         set_tss_descriptor(cpu);
     }
     for (unsigned v = 0; v < 256; ++v)

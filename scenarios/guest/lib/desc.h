@@ -13,7 +13,6 @@
 #include "asm_defs.h"
 #include "processor.h"
 
-#define MAX_CPUS BOOT_STACK_CPUS /* entry.S parks the others before using a stack */
 #define KERNEL_CS 0x08
 #define KERNEL_DS 0x10
 #define USER_DS 0x1b
@@ -50,6 +49,10 @@ typedef void (*ex_handler_fn)(struct ex_frame* frame);
 
 /* Per-vCPU setup: load our GDT, this vCPU's TSS and the shared IDT. Called by entry.S. */
 void setup_descriptors(unsigned cpu);
+
+/* Fills in the TSS and GDT slot of a vCPU >= BOOT_STACK_CPUS; entry.S calls it on that vCPU
+ * before guest_start (vCPU 0 builds the slots of the vCPUs with boot stacks). */
+void setup_high_cpu_tss(unsigned cpu);
 
 /* The TSS of a vCPU (e.g. to read or change RSP0). */
 struct tss64* cpu_tss(unsigned cpu);

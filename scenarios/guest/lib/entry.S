@@ -14,9 +14,9 @@ _start:
     /* Guest RAM starts zeroed and the loader zeroes each segment past p_filesz, so .bss is
      * already zero: no clearing loop (which would also race with the other vCPUs). */
     /* Only vCPUs 0-31 get a boot stack (boot-protocol.md); a higher one would push into the
-     * boot page tables at 0x10000-0x15fff. Those report "finished" without touching memory. */
+     * boot page tables at 0x10000-0x15fff, so it switches to its own stack first. */
     cmp $BOOT_STACK_CPUS, %rdi
-    jae park_without_stack
+    jae 2f
     mov %rdi, %r12              /* vCPU index (callee-saved across the C calls below) */
     mov %rsi, %r13              /* vCPU count */
     mov %rdx, %r14              /* RAM bytes */
@@ -26,12 +26,14 @@ _start:
 1:  cli
     hlt
     jmp 1b
-park_without_stack:
+2:  cmp $MAX_CPUS, %rdi
+    jb high_cpu_start
+    /* Beyond MAX_CPUS (the schema allows none): report "finished" without touching memory. */
     xor %eax, %eax
     out %al, $0xf5              /* this vCPU is finished */
-2:  cli
+3:  cli
     hlt
-    jmp 2b
+    jmp 3b
     .size _start, . - _start
 
 /* ---------------------------------------------------------------------------------------
@@ -162,5 +164,43 @@ enter_user_mode:
     xor %ebp, %ebp
     iretq
     .size enter_user_mode, . - enter_user_mode
+
+    .section .late_text, "ax"
+/* Start-up of the vCPUs without a boot stack. In .late_text, which guest.ld links after all
+ * other code, so supporting them moved no address of the code the other vCPUs run.
+ *
+ * vCPU i in [BOOT_STACK_CPUS, MAX_CPUS): RSP = top of high_cpu_stacks[i - BOOT_STACK_CPUS],
+ * i.e. high_cpu_stacks + (i - BOOT_STACK_CPUS + 1) * HIGH_CPU_STACK_BYTES. The top is 16-byte
+ * aligned like a boot stack's, so the CALL below sees the same alignment as on vCPUs 0-31.
+ * The TSS slot is filled here, before guest_start, so a vCPU with a boot stack runs exactly
+ * the instructions it ran before high vCPUs existed. */
+    .type high_cpu_start, @function
+high_cpu_start:
+    lea -(BOOT_STACK_CPUS - 1)(%rdi), %rax
+    shl $HIGH_CPU_STACK_SHIFT, %rax
+    lea high_cpu_stacks(%rip), %rsp
+    add %rax, %rsp
+    mov %rdi, %r12
+    mov %rsi, %r13
+    mov %rdx, %r14
+    xor %ebp, %ebp
+    call setup_high_cpu_tss     /* (cpu) in rdi */
+    mov %r12, %rdi
+    mov %r13, %rsi
+    mov %r14, %rdx
+    call guest_start
+1:  cli                         /* guest_start does not return */
+    hlt
+    jmp 1b
+    .size high_cpu_start, . - high_cpu_start
+
+    /* In .late_bss, which guest.ld places after all other .bss, so that adding these stacks
+     * moved none of the data the other vCPUs use onto different pages. */
+    .section .late_bss, "aw", @nobits
+    .balign 4096
+    .globl high_cpu_stacks
+high_cpu_stacks:
+    .skip (MAX_CPUS - BOOT_STACK_CPUS) * HIGH_CPU_STACK_BYTES
+    .size high_cpu_stacks, . - high_cpu_stacks
 
     .section .note.GNU-stack, "", @progbits

@@ -11,7 +11,7 @@ void guest_start(unsigned cpu, unsigned ncpus, unsigned long ram_bytes)
 {
     smp_init(cpu, ncpus);
     if (cpu != 0) {
-        /* Boot stacks and TSS slots exist for MAX_CPUS vCPUs; the rest only report done. */
+        /* Stacks and TSS slots exist for MAX_CPUS vCPUs (entry.S parks any others). */
         if (ap_main && cpu < MAX_CPUS) {
             setup_descriptors(cpu);
             ap_main(cpu, ncpus);
