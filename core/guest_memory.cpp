@@ -29,6 +29,7 @@ GuestMemory::GuestMemory(uint64_t size_bytes) : m_size(size_bytes) {
 }
 
 GuestMemory::~GuestMemory() {
+  if (m_cpu_cache_release) m_cpu_cache_release(m_cpu_cache);
   munmap(m_base, m_size);
   munmap(m_code_gen, page_count() * sizeof(uint32_t));
   munmap(m_ept_seen, ept_bitmap_bytes());

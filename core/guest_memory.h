@@ -88,6 +88,15 @@ class GuestMemory {
   }
   bool ept_touched(uint64_t pfn) const { return (m_ept_seen[pfn >> 6] >> (pfn & 63)) & 1u; }
 
+  // --- a per-VM cache of the CPU core (core/cpu: the decoded-block cache, which all vCPUs
+  // share because blocks are keyed by guest-physical address and hold nothing per vCPU).
+  // Opaque here; released with the memory.
+  void* cpu_cache() const { return m_cpu_cache; }
+  void set_cpu_cache(void* cache, void (*release)(void*)) {
+    m_cpu_cache = cache;
+    m_cpu_cache_release = release;
+  }
+
   // Host memory actually backing guest RAM right now (pages touched), in bytes.
   uint64_t resident_bytes() const;
   // The same for the per-page side arrays (code generations, EPT bitmap): 4 bytes + 1 bit
@@ -103,6 +112,8 @@ class GuestMemory {
   uint64_t m_code_writes = 0;
   uint64_t m_code_mark_epoch = 0;
   uint64_t* m_ept_seen = nullptr;  // one bit per 4 KiB page, NORESERVE mapping
+  void* m_cpu_cache = nullptr;
+  void (*m_cpu_cache_release)(void*) = nullptr;
 };
 
 }  // namespace pvsim

@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <sys/mman.h>
+
 #include <cstdlib>
 #include <new>
 
@@ -24,21 +26,34 @@ constexpr uint64_t kChainInsns = 1u << 16;
 #endif
 }  // namespace
 
+namespace {
+// Large zeroed arrays the host backs only where touched: mmap'd directly, because calloc
+// reuses (and memsets) freed heap memory once an earlier VM in the process has released
+// such blocks, which would make every page resident.
+void* lazy_zeroed(size_t bytes) {
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  return p;
+}
+constexpr size_t kTlbBytes = 3 * kTlbSize * sizeof(TlbEntry);
+constexpr size_t kBlockCacheBytes = kBlockCacheSize * sizeof(Block);
+void release_block_cache(void* p) {
+  munmap(p, kBlockCacheBytes);
+}
+}  // namespace
+
 Core::Core(Vcpu& v, GuestMemory& m, CpuEnv& e, Tracer& t, const VcpuConfig& c)
     : vcpu(v), mem(m), env(e), tracer(t), cfg(c) {
-  // calloc: the cache is large but the host backs its pages only when touched, and a
-  // zero tag means "empty".
-  blocks = static_cast<Block*>(std::calloc(kBlockCacheSize, sizeof(Block)));
-  tlb[0] = static_cast<TlbEntry*>(std::calloc(3 * kTlbSize, sizeof(TlbEntry)));
-  tlb_glob = static_cast<uint8_t*>(std::calloc(3 * kTlbSize, 1));
-  if (!blocks || !tlb[0] || !tlb_glob) {
-    std::free(blocks);
-    std::free(tlb[0]);
-    std::free(tlb_glob);
-    throw std::bad_alloc();
-  }
+  // One decoded-block cache per VM, kept with guest memory: every vCPU that runs the same
+  // code uses the same blocks (keyed by GPA and the page's code generation), so 64 vCPUs
+  // do not need 64 copies in the host caches. A zero tag means "empty".
+  if (!mem.cpu_cache()) mem.set_cpu_cache(lazy_zeroed(kBlockCacheBytes), release_block_cache);
+  blocks = static_cast<Block*>(mem.cpu_cache());
+  tlb[0] = static_cast<TlbEntry*>(lazy_zeroed(kTlbBytes + 3 * kTlbSize));
   tlb[1] = tlb[0] + kTlbSize;
   tlb[2] = tlb[1] + kTlbSize;
+  tlb_glob = reinterpret_cast<uint8_t*>(tlb[0] + 3 * kTlbSize);
   // IA32_APIC_BASE at reset: 0xfee00000, enabled, BSP flag on vCPU 0 (SDM Vol. 3A §10.4.4).
   apic_base = 0xfee00000ull | (1u << 11) | (c.index == 0 ? (1u << 8) : 0);
   code_epoch_seen = mem.code_mark_epoch();
@@ -46,9 +61,7 @@ Core::Core(Vcpu& v, GuestMemory& m, CpuEnv& e, Tracer& t, const VcpuConfig& c)
 }
 
 Core::~Core() {
-  std::free(blocks);
-  std::free(tlb[0]);
-  std::free(tlb_glob);
+  munmap(tlb[0], kTlbBytes + 3 * kTlbSize);
 }
 
 bool Core::stop_with(StopReason r, std::string detail) {
