@@ -313,7 +313,7 @@ class Core {
   }
   uint64_t tlb_gpa(const TlbEntry& e) const { return static_cast<uint64_t>(e.host - mem.base()); }
   void tlb_flush_write();
-  Block* blocks = nullptr;             // kBlockCacheSize entries, calloc'd (pages touched lazily)
+  Block* blocks = nullptr;  // the VM's block cache (GuestMemory::cpu_cache), a NORESERVE mmap
   const uint32_t* code_gen = nullptr;  // GuestMemory::code_generations(), cached
   Block tmp_block{};  // page-crossing instruction: decoded every time, never cached
 
