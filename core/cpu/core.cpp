@@ -154,8 +154,6 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
       blk_rip = rip;
       blk_cyc0 = cycles;
       blk_insns0 = insns;
-      blk_total = b->total;
-      blk_first = first;
       blk = b;
       blk_gpa_page = (b->tag - 1) & ~0xfffull;
       run_deadline = deadline;
@@ -170,7 +168,7 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
         rip = next_rip;
       }
       // Blocks may have been chained (fast.cpp): count from the last one's start.
-      done = (blk_insns0 - insns_at) + static_cast<uint64_t>(in - blk_first);
+      done = (blk_insns0 - insns_at) + static_cast<uint64_t>(in - blk->insns);
     } else {
       // Per-instruction execution: at most the remaining instruction budget, leaving early
       // at the first boundary past the deadline or when a handler asked for a re-check

@@ -224,18 +224,16 @@ class Core {
   uint64_t blk_rip = 0;
   uint64_t blk_cyc0 = 0;    // cycles at block entry plus dynamic extras so far
   uint64_t blk_insns0 = 0;
-  uint64_t blk_total = 0;   // Block::total of the running block
   uint64_t run_deadline = 0;
   uint64_t run_insn_limit = 0;  // chaining may not take `insns` past this (Core::run)
   uint64_t blk_gpa_page = 0;    // guest-physical page of the running block
-  const Insn* blk_first = nullptr;
   const Block* blk = nullptr;  // the running block
   bool xfail = false;       // the instruction the threaded run stopped at failed
   __attribute__((always_inline)) void sync_to(const Insn* i) {
     next_rip = blk_rip + i->end;
     rip = next_rip - i->len;
     cycles = blk_cyc0 + i->cum;
-    insns = blk_insns0 + static_cast<uint64_t>(i - blk_first);
+    insns = blk_insns0 + static_cast<uint64_t>(i - blk->insns);
   }
   bool halted = false;
   bool dead = false;           // after a triple fault

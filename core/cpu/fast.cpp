@@ -86,8 +86,6 @@ PVSIM_ALWAYS_INLINE const Insn* chain(Core& c, const Insn* s) {
   c.blk_rip = nrip;
   c.blk_cyc0 = cyc;
   c.blk_insns0 = ins;
-  c.blk_first = nb->insns;
-  c.blk_total = nb->total;
   return nb->insns[0].tfn(c, nb->insns);
 }
 
@@ -108,7 +106,7 @@ __attribute__((noinline)) const Insn* t_generic(Core& c, const Insn* i) {
     return i;
   }
   c.blk_cyc0 = c.cycles - i->cum;
-  if (c.brk || c.blk_cyc0 + c.blk_total > c.run_deadline) [[unlikely]]
+  if (c.brk || c.blk_cyc0 + c.blk->total > c.run_deadline) [[unlikely]]
     return i + 1;
   PVSIM_NEXT(c, i);
 }
