@@ -161,7 +161,7 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
       // boundary) and never past the budget.
       run_insn_limit = irq_check ? 0 : insns + (room < kChainInsns ? room : kChainInsns);
       xfail = false;
-      in = first->tfn(*this, first);
+      in = first->tfn(*this, first, 0);  // a block's first Insn::lr is "none"
       failed = xfail;
       if (!failed) {
         cycles = blk_cyc0 + in[-1].cum;

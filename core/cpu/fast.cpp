@@ -38,11 +38,13 @@ namespace pvsim::cpu {
 
 namespace {
 
-// The next instruction's threaded handler, as a tail call (a jump at -O2).
-#define PVSIM_NEXT(c, i)          \
-  do {                            \
-    const Insn* n_ = (i) + 1;     \
-    return n_->tfn((c), n_);      \
+// The next instruction's threaded handler, as a tail call (a jump at -O2). `v` is what it
+// receives as `last`: the new value of the register this handler wrote (finish_block set
+// the next instruction's Insn::lr to it), or the incoming `last` when it wrote none.
+#define PVSIM_NEXT(c, i, v)           \
+  do {                                \
+    const Insn* n_ = (i) + 1;         \
+    return n_->tfn((c), n_, (v));     \
   } while (0)
 
 // ---------------- block ends and the generic handler ----------------
@@ -86,20 +88,20 @@ PVSIM_ALWAYS_INLINE const Insn* chain(Core& c, const Insn* s) {
   c.blk_rip = nrip;
   c.blk_cyc0 = cyc;
   c.blk_insns0 = ins;
-  return nb->insns[0].tfn(c, nb->insns);
+  return nb->insns[0].tfn(c, nb->insns, 0);  // a block's first Insn::lr is "none"
 }
 
 // Sentinel after a block whose last instruction falls through (page end, length limit).
-const Insn* t_end(Core& c, const Insn* i) {
+const Insn* t_end(Core& c, const Insn* i, uint64_t) {
   c.next_rip = c.blk_rip + i->end;
   return chain<1>(c, i);
 }
 // Sentinel after a block terminator, which has set next_rip itself.
-const Insn* t_end_term(Core&, const Insn* i) {
+const Insn* t_end_term(Core&, const Insn* i, uint64_t) {
   return i;
 }
 
-__attribute__((noinline)) const Insn* t_generic(Core& c, const Insn* i) {
+__attribute__((noinline)) const Insn* t_generic(Core& c, const Insn* i, uint64_t) {
   c.sync_to(i);
   if (!i->fn(c, *i)) [[unlikely]] {
     c.xfail = true;
@@ -108,7 +110,8 @@ __attribute__((noinline)) const Insn* t_generic(Core& c, const Insn* i) {
   c.blk_cyc0 = c.cycles - i->cum;
   if (c.brk || c.blk_cyc0 + c.blk->total > c.run_deadline) [[unlikely]]
     return i + 1;
-  PVSIM_NEXT(c, i);
+  // The complete-semantics handler wrote the register file only: forward from there.
+  PVSIM_NEXT(c, i, c.gpr[(i + 1)->lr]);
 }
 
 // ---------------- operands ----------------
@@ -122,11 +125,25 @@ template <unsigned S>
 PVSIM_ALWAYS_INLINE void put(Core& c, unsigned r, uint64_t v) {
   c.gpr[r] = trunc<S>(v);
 }
+// Operand-from-`last` bits of a handler variant (template parameter L; finish_block picks
+// the variant): bit 0 = the first register operand, or the base of a memory operand;
+// bit 1 = the second register operand, or the index; bit 2 = the register operand of a
+// memory form. A set bit means the previous handler passed that register's value on.
+constexpr unsigned kL0 = 1, kL1 = 2, kL2 = 4;
+// Value of register operand r: `last` when the variant says the previous handler passed it.
+template <bool FL>
+PVSIM_ALWAYS_INLINE uint64_t rg(const Core& c, unsigned r, uint64_t last) {
+  if constexpr (FL)
+    return last;
+  else
+    return c.gpr[r];
+}
 // Effective address of a plain memory operand: 64-bit addressing, no FS/GS, not
 // RIP-relative (finish_block only picks the memory specialisations for those).
-PVSIM_ALWAYS_INLINE uint64_t fea(const Core& c, const Insn* i) {
-  return static_cast<uint64_t>(static_cast<int64_t>(i->disp)) + c.gpr[i->fb] +
-         (c.gpr[i->fi] << i->scale);
+template <unsigned L = 0>
+PVSIM_ALWAYS_INLINE uint64_t fea(const Core& c, const Insn* i, uint64_t last = 0) {
+  return static_cast<uint64_t>(static_cast<int64_t>(i->disp)) + rg<(L & kL0) != 0>(c, i->fb, last) +
+         (rg<(L & kL1) != 0>(c, i->fi, last) << i->scale);
 }
 // Host pointer for an access of S bytes inside one page that hits the read / write TLB.
 template <unsigned S>
@@ -168,129 +185,146 @@ PVSIM_ALWAYS_INLINE uint64_t alu(Core& c, uint64_t a, uint64_t b) {
 }
 
 // dst = rm (E form) or reg (G form); the other operand is the other register.
-template <Op OP, unsigned S, bool F, bool GDST>
-const Insn* t_alu_rr(Core& c, const Insn* i) {
+// L: kL0 = dst from `last`, kL1 = src from `last`.
+template <Op OP, unsigned S, bool F, bool GDST, unsigned L>
+const Insn* t_alu_rr(Core& c, const Insn* i, uint64_t last) {
   const unsigned d = GDST ? i->reg : i->rm, s = GDST ? i->rm : i->reg;
-  const uint64_t r = alu<OP, S, F>(c, trunc<S>(c.gpr[d]), trunc<S>(c.gpr[s]));
-  if constexpr (writes_result(OP)) put<S>(c, d, r);
-  PVSIM_NEXT(c, i);
+  const uint64_t r = alu<OP, S, F>(c, trunc<S>(rg<(L & kL0) != 0>(c, d, last)),
+                                   trunc<S>(rg<(L & kL1) != 0>(c, s, last)));
+  if constexpr (writes_result(OP)) {
+    put<S>(c, d, r);
+    PVSIM_NEXT(c, i, r);
+  } else {
+    PVSIM_NEXT(c, i, last);
+  }
 }
 // rm (register) op immediate; rAX forms have rm = 0.
-template <Op OP, unsigned S, bool F>
-const Insn* t_alu_ri(Core& c, const Insn* i) {
-  const uint64_t r = alu<OP, S, F>(c, trunc<S>(c.gpr[i->rm]), trunc<S>(i->imm));
-  if constexpr (writes_result(OP)) put<S>(c, i->rm, r);
-  PVSIM_NEXT(c, i);
+template <Op OP, unsigned S, bool F, unsigned L>
+const Insn* t_alu_ri(Core& c, const Insn* i, uint64_t last) {
+  const uint64_t r = alu<OP, S, F>(c, trunc<S>(rg<(L & kL0) != 0>(c, i->rm, last)), trunc<S>(i->imm));
+  if constexpr (writes_result(OP)) {
+    put<S>(c, i->rm, r);
+    PVSIM_NEXT(c, i, r);
+  } else {
+    PVSIM_NEXT(c, i, last);
+  }
 }
 // reg op [mem] (G form with a memory source; also CMP/TEST with memory on either side).
-template <Op OP, unsigned S>
-const Insn* t_alu_rm(Core& c, const Insn* i) {
-  const uint8_t* p = rd_ptr<S>(c, fea(c, i));
+template <Op OP, unsigned S, unsigned L>
+const Insn* t_alu_rm(Core& c, const Insn* i, uint64_t last) {
+  const uint8_t* p = rd_ptr<S>(c, fea<L>(c, i, last));
   if (!p) [[unlikely]]
-    return t_generic(c, i);
-  const uint64_t r = alu<OP, S, true>(c, trunc<S>(c.gpr[i->reg]), load_le(p, S));
-  if constexpr (writes_result(OP)) put<S>(c, i->reg, r);
-  PVSIM_NEXT(c, i);
+    return t_generic(c, i, last);
+  const uint64_t r = alu<OP, S, true>(c, trunc<S>(rg<(L & kL2) != 0>(c, i->reg, last)), load_le(p, S));
+  if constexpr (writes_result(OP)) {
+    put<S>(c, i->reg, r);
+    PVSIM_NEXT(c, i, r);
+  } else {
+    PVSIM_NEXT(c, i, last);
+  }
 }
 // [mem] op reg / [mem] op imm: CMP/TEST only read, the others read-modify-write.
-template <Op OP, unsigned S, bool IMM>
-const Insn* t_alu_mx(Core& c, const Insn* i) {
-  const uint64_t la = fea(c, i);
-  const uint64_t src = IMM ? trunc<S>(i->imm) : trunc<S>(c.gpr[i->reg]);
+template <Op OP, unsigned S, bool IMM, unsigned L>
+const Insn* t_alu_mx(Core& c, const Insn* i, uint64_t last) {
+  const uint64_t la = fea<L>(c, i, last);
+  const uint64_t src = IMM ? trunc<S>(i->imm) : trunc<S>(rg<(L & kL2) != 0>(c, i->reg, last));
   if constexpr (writes_result(OP)) {
     uint8_t* p = wr_ptr<S>(c, la);
     if (!p) [[unlikely]]
-      return t_generic(c, i);
+      return t_generic(c, i, last);
     store_le(p, S, alu<OP, S, true>(c, load_le(p, S), src));
   } else {
     const uint8_t* p = rd_ptr<S>(c, la);
     if (!p) [[unlikely]]
-      return t_generic(c, i);
+      return t_generic(c, i, last);
     alu<OP, S, true>(c, load_le(p, S), src);
   }
-  PVSIM_NEXT(c, i);
+  PVSIM_NEXT(c, i, last);
 }
 
 // ---------------- moves ----------------
 
-template <unsigned S, bool GDST>
-const Insn* t_mov_rr(Core& c, const Insn* i) {
-  if constexpr (GDST)
-    put<S>(c, i->reg, c.gpr[i->rm]);
-  else
-    put<S>(c, i->rm, c.gpr[i->reg]);
-  PVSIM_NEXT(c, i);
+template <unsigned S, bool GDST, unsigned L>
+const Insn* t_mov_rr(Core& c, const Insn* i, uint64_t last) {
+  const uint64_t v = trunc<S>(rg<(L & kL0) != 0>(c, GDST ? i->rm : i->reg, last));
+  put<S>(c, GDST ? i->reg : i->rm, v);
+  PVSIM_NEXT(c, i, v);
 }
 // reg = zero/sign-extended load of SRC bytes (SX: sign), written with size S.
-template <unsigned S, unsigned SRC, bool SX>
-const Insn* t_load(Core& c, const Insn* i) {
-  const uint8_t* p = rd_ptr<SRC>(c, fea(c, i));
+template <unsigned S, unsigned SRC, bool SX, unsigned L>
+const Insn* t_load(Core& c, const Insn* i, uint64_t last) {
+  const uint8_t* p = rd_ptr<SRC>(c, fea<L>(c, i, last));
   if (!p) [[unlikely]]
-    return t_generic(c, i);
+    return t_generic(c, i, last);
   const uint64_t v = load_le(p, SRC);
-  put<S>(c, i->reg, SX ? static_cast<uint64_t>(sext(v, SRC)) : v);
-  PVSIM_NEXT(c, i);
+  const uint64_t r = trunc<S>(SX ? static_cast<uint64_t>(sext(v, SRC)) : v);
+  put<S>(c, i->reg, r);
+  PVSIM_NEXT(c, i, r);
 }
 // Register-source extension (MOVZX/MOVSX/MOVSXD from a register of SRC bytes; the byte
 // forms only for registers that are not AH..BH).
-template <unsigned S, unsigned SRC, bool SX>
-const Insn* t_ext_rr(Core& c, const Insn* i) {
-  const uint64_t v = trunc<SRC>(c.gpr[i->rm]);
-  put<S>(c, i->reg, SX ? static_cast<uint64_t>(sext(v, SRC)) : v);
-  PVSIM_NEXT(c, i);
+template <unsigned S, unsigned SRC, bool SX, unsigned L>
+const Insn* t_ext_rr(Core& c, const Insn* i, uint64_t last) {
+  const uint64_t v = trunc<SRC>(rg<(L & kL0) != 0>(c, i->rm, last));
+  const uint64_t r = trunc<S>(SX ? static_cast<uint64_t>(sext(v, SRC)) : v);
+  put<S>(c, i->reg, r);
+  PVSIM_NEXT(c, i, r);
 }
 // [mem] = reg (IMM: = immediate), S bytes.
-template <unsigned S, bool IMM>
-const Insn* t_store(Core& c, const Insn* i) {
-  uint8_t* p = wr_ptr<S>(c, fea(c, i));
+template <unsigned S, bool IMM, unsigned L>
+const Insn* t_store(Core& c, const Insn* i, uint64_t last) {
+  uint8_t* p = wr_ptr<S>(c, fea<L>(c, i, last));
   if (!p) [[unlikely]]
-    return t_generic(c, i);
-  store_le(p, S, IMM ? i->imm : c.gpr[i->reg]);
-  PVSIM_NEXT(c, i);
+    return t_generic(c, i, last);
+  store_le(p, S, IMM ? i->imm : rg<(L & kL2) != 0>(c, i->reg, last));
+  PVSIM_NEXT(c, i, last);
 }
 template <unsigned S>
-const Insn* t_mov_ri(Core& c, const Insn* i) {  // MOV r, imm (B8+r) and MOV r/m(reg), imm32
-  put<S>(c, i->rm, i->imm);
-  PVSIM_NEXT(c, i);
+const Insn* t_mov_ri(Core& c, const Insn* i, uint64_t) {  // MOV r, imm (B8+r) and MOV r/m(reg), imm32
+  const uint64_t r = trunc<S>(i->imm);
+  put<S>(c, i->rm, r);
+  PVSIM_NEXT(c, i, r);
 }
-template <unsigned S>
-const Insn* t_lea(Core& c, const Insn* i) {
-  put<S>(c, i->reg, fea(c, i));
-  PVSIM_NEXT(c, i);
+template <unsigned S, unsigned L>
+const Insn* t_lea(Core& c, const Insn* i, uint64_t last) {
+  const uint64_t r = trunc<S>(fea<L>(c, i, last));
+  put<S>(c, i->reg, r);
+  PVSIM_NEXT(c, i, r);
 }
-const Insn* t_nop(Core& c, const Insn* i) {
-  PVSIM_NEXT(c, i);
+const Insn* t_nop(Core& c, const Insn* i, uint64_t last) {
+  PVSIM_NEXT(c, i, last);
 }
-const Insn* t_push(Core& c, const Insn* i) {
+template <unsigned L>
+const Insn* t_push(Core& c, const Insn* i, uint64_t last) {
   const uint64_t sp = c.gpr[4] - 8;
   uint8_t* p = wr_ptr<8>(c, sp);
   if (!p) [[unlikely]]
-    return t_generic(c, i);
-  store_le(p, 8, c.gpr[i->reg]);
+    return t_generic(c, i, last);
+  store_le(p, 8, rg<(L & kL0) != 0>(c, i->reg, last));
   c.gpr[4] = sp;
-  PVSIM_NEXT(c, i);
+  PVSIM_NEXT(c, i, last);  // RSP changed: finish_block forwards nothing past a PUSH
 }
-const Insn* t_pop(Core& c, const Insn* i) {
+const Insn* t_pop(Core& c, const Insn* i, uint64_t last) {
   const uint8_t* p = rd_ptr<8>(c, c.gpr[4]);
   if (!p) [[unlikely]]
-    return t_generic(c, i);
+    return t_generic(c, i, last);
   const uint64_t v = load_le(p, 8);
   c.gpr[4] += 8;
   c.gpr[i->reg] = v;  // POP RSP: the popped value wins over the increment
-  PVSIM_NEXT(c, i);
+  PVSIM_NEXT(c, i, last);  // two registers changed: finish_block forwards nothing past a POP
 }
 template <unsigned S, unsigned CC>
-const Insn* t_cmov_rr(Core& c, const Insn* i) {
+const Insn* t_cmov_rr(Core& c, const Insn* i, uint64_t last) {
   if (c.cond(CC))
     put<S>(c, i->reg, c.gpr[i->rm]);
   else if constexpr (S == 4)
     c.gpr[i->reg] &= 0xffffffff;  // the 32-bit form zero-extends even when not moving
-  PVSIM_NEXT(c, i);
+  PVSIM_NEXT(c, i, last);  // not forwarded (finish_block: lr = none after it)
 }
 template <unsigned CC>
-const Insn* t_setcc_r(Core& c, const Insn* i) {
+const Insn* t_setcc_r(Core& c, const Insn* i, uint64_t last) {
   c.gpr[i->rm] = (c.gpr[i->rm] & ~0xffull) | (c.cond(CC) ? 1 : 0);
-  PVSIM_NEXT(c, i);
+  PVSIM_NEXT(c, i, last);  // not forwarded (finish_block: lr = none after it)
 }
 
 // ---------------- shifts, rotates, multiply (register forms, immediate count) ----------------
@@ -298,11 +332,11 @@ const Insn* t_setcc_r(Core& c, const Insn* i) {
 enum class Sh { Shl, Shr, Sar, Rol, Ror };
 // Same results and flags as exec_alu.cpp's shift() for a count already known to be
 // non-zero after masking (finish_block checks), so the flags are always written.
-template <Sh K, unsigned S, bool F>
-const Insn* t_shift_ri(Core& c, const Insn* i) {
+template <Sh K, unsigned S, bool F, unsigned L>
+const Insn* t_shift_ri(Core& c, const Insn* i, uint64_t last) {
   constexpr unsigned bits = S * 8;
   const unsigned n = static_cast<unsigned>(i->imm) & (S == 8 ? 63 : 31);
-  const uint64_t a = trunc<S>(c.gpr[i->rm]);
+  const uint64_t a = trunc<S>(rg<(L & kL0) != 0>(c, i->rm, last));
   uint64_t r;
   if constexpr (K == Sh::Shl) {
     r = trunc<S>(a << n);  // n < 64; for S == 4, n <= 31 < bits
@@ -342,13 +376,14 @@ const Insn* t_shift_ri(Core& c, const Insn* i) {
     c.set_arith((f | cf | (of << 11)) & fl::kArith);
   }
   put<S>(c, i->rm, r);
-  PVSIM_NEXT(c, i);
+  PVSIM_NEXT(c, i, r);
 }
 // IMUL r, r/m(reg) [, imm]: truncated signed product; CF = OF = it did not fit.
-template <unsigned S, bool F, bool IMM>
-const Insn* t_imul_rr(Core& c, const Insn* i) {
-  const uint64_t a = IMM ? c.gpr[i->rm] : c.gpr[i->reg];
-  const uint64_t b = IMM ? i->imm : c.gpr[i->rm];
+// L: kL0 = the first factor (reg, or rm with an immediate), kL1 = rm (no immediate).
+template <unsigned S, bool F, bool IMM, unsigned L>
+const Insn* t_imul_rr(Core& c, const Insn* i, uint64_t last) {
+  const uint64_t a = rg<(L & kL0) != 0>(c, IMM ? i->rm : i->reg, last);
+  const uint64_t b = IMM ? i->imm : rg<(L & kL1) != 0>(c, i->rm, last);
   uint64_t lo;
   if constexpr (S == 8) {
     const __int128 p = static_cast<__int128>(static_cast<int64_t>(a)) * static_cast<int64_t>(b);
@@ -368,7 +403,7 @@ const Insn* t_imul_rr(Core& c, const Insn* i) {
     }
   }
   put<S>(c, i->reg, lo);
-  PVSIM_NEXT(c, i);
+  PVSIM_NEXT(c, i, trunc<S>(lo));
 }
 
 // ---------------- block terminators ----------------
@@ -401,24 +436,24 @@ PVSIM_ALWAYS_INLINE int cond_fast(const Core& c) {
 }
 
 template <unsigned CC>
-const Insn* t_jcc(Core& c, const Insn* i);
+const Insn* t_jcc(Core& c, const Insn* i, uint64_t);
 // Materialises the flags (out of line, so t_jcc itself needs no saved registers) and
 // retries: the retry takes cond_fast's lz.op == kLazyNone path.
 template <unsigned CC>
-__attribute__((noinline)) const Insn* t_jcc_flags(Core& c, const Insn* i) {
+__attribute__((noinline)) const Insn* t_jcc_flags(Core& c, const Insn* i, uint64_t) {
   c.flags();
-  return t_jcc<CC>(c, i);
+  return t_jcc<CC>(c, i, 0);
 }
 template <unsigned CC>
-const Insn* t_jcc(Core& c, const Insn* i) {
+const Insn* t_jcc(Core& c, const Insn* i, uint64_t) {
   const int taken = cond_fast<CC>(c);
   if (taken < 0) [[unlikely]]
-    return t_jcc_flags<CC>(c, i);
+    return t_jcc_flags<CC>(c, i, 0);
   const uint64_t fall = c.blk_rip + i->end;
   if (taken) {
     const uint64_t t = fall + i->imm;
     if (!is_canonical(t)) [[unlikely]]
-      return t_generic(c, i);
+      return t_generic(c, i, 0);
     c.next_rip = t;
     c.blk_cyc0 += 1;
     return chain<0>(c, i + 1);
@@ -426,51 +461,51 @@ const Insn* t_jcc(Core& c, const Insn* i) {
   c.next_rip = fall;
   return chain<1>(c, i + 1);
 }
-const Insn* t_jmp(Core& c, const Insn* i) {
+const Insn* t_jmp(Core& c, const Insn* i, uint64_t) {
   const uint64_t t = c.blk_rip + i->end + i->imm;
   if (!is_canonical(t)) [[unlikely]]
-    return t_generic(c, i);
+    return t_generic(c, i, 0);
   c.next_rip = t;
   c.blk_cyc0 += 1;
   return chain<0>(c, i + 1);
 }
 template <bool MEM>
-const Insn* t_jmp_ind(Core& c, const Insn* i) {
+const Insn* t_jmp_ind(Core& c, const Insn* i, uint64_t) {
   uint64_t t;
   if constexpr (MEM) {
     const uint8_t* p = rd_ptr<8>(c, fea(c, i));
     if (!p) [[unlikely]]
-      return t_generic(c, i);
+      return t_generic(c, i, 0);
     t = load_le(p, 8);
   } else {
     t = c.gpr[i->rm];
   }
   if (!is_canonical(t)) [[unlikely]]
-    return t_generic(c, i);
+    return t_generic(c, i, 0);
   c.next_rip = t;
   c.blk_cyc0 += 1;
   return chain<-1>(c, i + 1);
 }
-const Insn* t_call(Core& c, const Insn* i) {
+const Insn* t_call(Core& c, const Insn* i, uint64_t) {
   const uint64_t ret = c.blk_rip + i->end;
   const uint64_t t = ret + i->imm;
   const uint64_t sp = c.gpr[4] - 8;
   uint8_t* p = wr_ptr<8>(c, sp);
   if (!p || !is_canonical(t)) [[unlikely]]
-    return t_generic(c, i);
+    return t_generic(c, i, 0);
   store_le(p, 8, ret);
   c.gpr[4] = sp;
   c.next_rip = t;
   c.blk_cyc0 += 1;
   return chain<0>(c, i + 1);
 }
-const Insn* t_ret(Core& c, const Insn* i) {
+const Insn* t_ret(Core& c, const Insn* i, uint64_t) {
   const uint8_t* p = rd_ptr<8>(c, c.gpr[4]);
   if (!p) [[unlikely]]
-    return t_generic(c, i);
+    return t_generic(c, i, 0);
   const uint64_t t = load_le(p, 8);
   if (!is_canonical(t)) [[unlikely]]
-    return t_generic(c, i);
+    return t_generic(c, i, 0);
   c.gpr[4] += 8;
   c.next_rip = t;
   c.blk_cyc0 += 1;
@@ -485,61 +520,131 @@ enum class FlagUse : uint8_t {
   Neutral,   // register-only, neither reads nor writes them, cannot leave the block
   WriteAll,  // register-only, writes all six without reading them, cannot leave the block
 };
-struct Pick {
-  Threaded with_flags = t_generic;
-  Threaded without_flags = nullptr;  // set for WriteAll picks
-  FlagUse use = FlagUse::Observe;
-};
+// What a handler passes on as `last` (Pick::out): 0..15 = the new value of that register.
+constexpr uint8_t kOutPass = 0xfe;  // writes no general register: passes `last` through
+constexpr uint8_t kOutNone = 0xff;  // anything else: the next handler forwards nothing
+constexpr uint8_t kNoSrc = 16;      // Pick::src: no register operand for that bit
 
+// Handler variants, indexed by the operand-from-`last` bits (kL0..kL2).
+#define PVSIM_V2(h, ...) {h<__VA_ARGS__, 0>, h<__VA_ARGS__, 1>}
+#define PVSIM_V4(h, ...) {h<__VA_ARGS__, 0>, h<__VA_ARGS__, 1>, h<__VA_ARGS__, 2>, h<__VA_ARGS__, 3>}
+#define PVSIM_V8(h, ...)                                                                            \
+  {h<__VA_ARGS__, 0>, h<__VA_ARGS__, 1>, h<__VA_ARGS__, 2>, h<__VA_ARGS__, 3>, h<__VA_ARGS__, 4>, \
+   h<__VA_ARGS__, 5>, h<__VA_ARGS__, 6>, h<__VA_ARGS__, 7>}
+constexpr Threaded kGeneric[1] = {t_generic};
+template <Op OP, unsigned S, bool F, bool GDST>
+constexpr Threaded kAluRR[4] = PVSIM_V4(t_alu_rr, OP, S, F, GDST);
+template <Op OP, unsigned S, bool F>
+constexpr Threaded kAluRI[2] = PVSIM_V2(t_alu_ri, OP, S, F);
 template <Op OP, unsigned S>
-Pick pick_alu_rr(bool gdst) {
-  if (gdst) return {t_alu_rr<OP, S, true, true>, t_alu_rr<OP, S, false, true>, FlagUse::WriteAll};
-  return {t_alu_rr<OP, S, true, false>, t_alu_rr<OP, S, false, false>, FlagUse::WriteAll};
-}
-template <Op OP>
-Pick pick_alu(const Insn& in, bool e_form, bool g_form, bool imm_form) {
-  const bool w = in.osz == 8;
-  if (in.osz != 4 && in.osz != 8) return {};
-  if (in.mod3() || (!e_form && !g_form && imm_form)) {  // register forms (rAX forms: rm = 0)
-    if (imm_form)
-      return w ? Pick{t_alu_ri<OP, 8, true>, t_alu_ri<OP, 8, false>, FlagUse::WriteAll}
-               : Pick{t_alu_ri<OP, 4, true>, t_alu_ri<OP, 4, false>, FlagUse::WriteAll};
-    return w ? pick_alu_rr<OP, 8>(g_form) : pick_alu_rr<OP, 4>(g_form);
-  }
-  if (imm_form) return {w ? t_alu_mx<OP, 8, true> : t_alu_mx<OP, 4, true>};
-  if (g_form) return {w ? t_alu_rm<OP, 8> : t_alu_rm<OP, 4>};
-  return {w ? t_alu_mx<OP, 8, false> : t_alu_mx<OP, 4, false>};
-}
-
+constexpr Threaded kAluRM[8] = PVSIM_V8(t_alu_rm, OP, S);
+template <Op OP, unsigned S, bool IMM>
+constexpr Threaded kAluMX[8] = PVSIM_V8(t_alu_mx, OP, S, IMM);
+template <unsigned S, bool GDST>
+constexpr Threaded kMovRR[2] = PVSIM_V2(t_mov_rr, S, GDST);
+template <unsigned S, unsigned SRC, bool SX>
+constexpr Threaded kLoad[4] = PVSIM_V4(t_load, S, SRC, SX);
+template <unsigned S, unsigned SRC, bool SX>
+constexpr Threaded kExtRR[2] = PVSIM_V2(t_ext_rr, S, SRC, SX);
+template <unsigned S, bool IMM>
+constexpr Threaded kStore[8] = PVSIM_V8(t_store, S, IMM);
+template <unsigned S>
+constexpr Threaded kMovRI[1] = {t_mov_ri<S>};
+template <unsigned S>
+constexpr Threaded kLea[4] = PVSIM_V4(t_lea, S);
+constexpr Threaded kNop[1] = {t_nop};
+constexpr Threaded kPush[2] = {t_push<0>, t_push<1>};
+constexpr Threaded kPop[1] = {t_pop};
+template <Sh K, unsigned S, bool F>
+constexpr Threaded kShift[2] = PVSIM_V2(t_shift_ri, K, S, F);
+template <unsigned S, bool F, bool IMM>
+constexpr Threaded kImul[4] = PVSIM_V4(t_imul_rr, S, F, IMM);
 template <std::size_t... K>
 constexpr auto make_jcc(std::index_sequence<K...>) {
-  return std::array<Threaded, 16>{t_jcc<K>...};
+  return std::array<std::array<Threaded, 1>, 16>{{{t_jcc<K>}...}};
 }
 template <unsigned S, std::size_t... K>
 constexpr auto make_cmov(std::index_sequence<K...>) {
-  return std::array<Threaded, 16>{t_cmov_rr<S, K>...};
+  return std::array<std::array<Threaded, 1>, 16>{{{t_cmov_rr<S, K>}...}};
 }
 template <std::size_t... K>
 constexpr auto make_setcc(std::index_sequence<K...>) {
-  return std::array<Threaded, 16>{t_setcc_r<K>...};
+  return std::array<std::array<Threaded, 1>, 16>{{{t_setcc_r<K>}...}};
 }
 constexpr auto kJcc = make_jcc(std::make_index_sequence<16>{});
 constexpr auto kCmov4 = make_cmov<4>(std::make_index_sequence<16>{});
 constexpr auto kCmov8 = make_cmov<8>(std::make_index_sequence<16>{});
 constexpr auto kSetcc = make_setcc(std::make_index_sequence<16>{});
+constexpr Threaded kJmp[1] = {t_jmp};
+constexpr Threaded kJmpInd[2][1] = {{t_jmp_ind<false>}, {t_jmp_ind<true>}};
+constexpr Threaded kCall[1] = {t_call};
+constexpr Threaded kRet[1] = {t_ret};
+#undef PVSIM_V2
+#undef PVSIM_V4
+#undef PVSIM_V8
+
+struct Pick {
+  const Threaded* with_flags = kGeneric;  // variants, indexed by the from-`last` bits
+  const Threaded* without_flags = nullptr;  // set for WriteAll picks
+  FlagUse use = FlagUse::Observe;
+  uint8_t src[3] = {kNoSrc, kNoSrc, kNoSrc};  // the register read under each from-`last` bit
+  uint8_t out = kOutNone;                      // what the handler passes on as `last`
+};
+
+// A register-only form: operands s0 (kL0) and s1 (kL1), result in `out` (or kOutPass).
+Pick reg_form(const Threaded* wf, const Threaded* nf, FlagUse use, uint8_t s0, uint8_t s1, uint8_t out) {
+  Pick p{wf, nf, use, {s0, s1, kNoSrc}, out};
+  return p;
+}
+// A plain memory form: base (kL0), index (kL1) and an optional register operand (kL2).
+Pick mem_form(const Threaded* t, const Insn& in, uint8_t reg_src, uint8_t out) {
+  Pick p{t, nullptr, FlagUse::Observe, {in.fb, in.fi, reg_src}, out};
+  return p;
+}
+
+template <Op OP, unsigned S>
+Pick pick_alu_rr(const Insn& in, bool gdst) {
+  const uint8_t d = gdst ? in.reg : in.rm, s = gdst ? in.rm : in.reg;
+  const uint8_t out = writes_result(OP) ? d : kOutPass;
+  if (gdst) return reg_form(kAluRR<OP, S, true, true>, kAluRR<OP, S, false, true>, FlagUse::WriteAll, d, s, out);
+  return reg_form(kAluRR<OP, S, true, false>, kAluRR<OP, S, false, false>, FlagUse::WriteAll, d, s, out);
+}
+template <Op OP, unsigned S>
+Pick pick_alu_s(const Insn& in, bool e_form, bool g_form, bool imm_form) {
+  const uint8_t out = writes_result(OP) ? in.reg : kOutPass;
+  if (in.mod3() || (!e_form && !g_form && imm_form)) {  // register forms (rAX forms: rm = 0)
+    if (imm_form)
+      return reg_form(kAluRI<OP, S, true>, kAluRI<OP, S, false>, FlagUse::WriteAll, in.rm, kNoSrc,
+                      writes_result(OP) ? in.rm : kOutPass);
+    return pick_alu_rr<OP, S>(in, g_form);
+  }
+  if (imm_form) return mem_form(kAluMX<OP, S, true>, in, kNoSrc, kOutPass);
+  if (g_form) return mem_form(kAluRM<OP, S>, in, in.reg, out);
+  return mem_form(kAluMX<OP, S, false>, in, in.reg, kOutPass);
+}
+template <Op OP>
+Pick pick_alu(const Insn& in, bool e_form, bool g_form, bool imm_form) {
+  if (in.osz == 8) return pick_alu_s<OP, 8>(in, e_form, g_form, imm_form);
+  if (in.osz == 4) return pick_alu_s<OP, 4>(in, e_form, g_form, imm_form);
+  return {};
+}
 
 template <Sh K>
 Pick pick_shift(const Insn& in) {
   if (!in.mod3() || (in.osz != 4 && in.osz != 8)) return {};
   if ((in.imm & (in.osz == 8 ? 63 : 31)) == 0) return {};  // count 0: flags unchanged
-  if constexpr (K == Sh::Rol || K == Sh::Ror)
-    return {in.osz == 8 ? t_shift_ri<K, 8, true> : t_shift_ri<K, 4, true>};
-  return in.osz == 8 ? Pick{t_shift_ri<K, 8, true>, t_shift_ri<K, 8, false>, FlagUse::WriteAll}
-                     : Pick{t_shift_ri<K, 4, true>, t_shift_ri<K, 4, false>, FlagUse::WriteAll};
+  const bool w = in.osz == 8;
+  if constexpr (K == Sh::Rol || K == Sh::Ror)  // they read CF/OF's neighbours: flags observed
+    return reg_form(w ? kShift<K, 8, true> : kShift<K, 4, true>, nullptr, FlagUse::Observe, in.rm, kNoSrc, in.rm);
+  return w ? reg_form(kShift<K, 8, true>, kShift<K, 8, false>, FlagUse::WriteAll, in.rm, kNoSrc, in.rm)
+           : reg_form(kShift<K, 4, true>, kShift<K, 4, false>, FlagUse::WriteAll, in.rm, kNoSrc, in.rm);
 }
 
-constexpr Pick neutral(Threaded t) {
-  return {t, nullptr, FlagUse::Neutral};
+constexpr Pick neutral(const Threaded* t, uint8_t s0, uint8_t out) {
+  return {t, nullptr, FlagUse::Neutral, {s0, kNoSrc, kNoSrc}, out};
+}
+constexpr Pick plain(const Threaded* t) {
+  return {t, nullptr, FlagUse::Observe, {kNoSrc, kNoSrc, kNoSrc}, kOutNone};
 }
 
 // The threaded handler for one decoded instruction. Memory specialisations need a plain
@@ -579,69 +684,70 @@ Pick pick(const Insn& in) {
     case OpId::TEST_EvIz:
       return pick_alu<Op::Test>(in, true, false, true);
     case OpId::CMP_EbIb:
-      if (mem) return {t_alu_mx<Op::Cmp, 1, true>};
+      if (mem) return mem_form(kAluMX<Op::Cmp, 1, true>, in, kNoSrc, kOutPass);
       return {};
     case OpId::MOV_EvGv:
       if (!w && !d) return {};
-      if (mem) return {w ? t_store<8, false> : t_store<4, false>};
-      return neutral(w ? t_mov_rr<8, false> : t_mov_rr<4, false>);
+      if (mem) return mem_form(w ? kStore<8, false> : kStore<4, false>, in, in.reg, kOutPass);
+      return neutral(w ? kMovRR<8, false> : kMovRR<4, false>, in.reg, in.rm);
     case OpId::MOV_GvEv:
       if (!w && !d) return {};
-      if (mem) return {w ? t_load<8, 8, false> : t_load<4, 4, false>};
-      return neutral(w ? t_mov_rr<8, true> : t_mov_rr<4, true>);
+      if (mem) return mem_form(w ? kLoad<8, 8, false> : kLoad<4, 4, false>, in, kNoSrc, in.reg);
+      return neutral(w ? kMovRR<8, true> : kMovRR<4, true>, in.rm, in.reg);
     case OpId::MOV_EbGb:
       // A byte store of a low register (with REX any of the 16; without, AL..BL only).
-      if (mem && ((in.pfx & P_REX) || in.reg < 4)) return {t_store<1, false>};
+      if (mem && ((in.pfx & P_REX) || in.reg < 4)) return mem_form(kStore<1, false>, in, in.reg, kOutPass);
       return {};
     case OpId::MOV_EbIb:
-      if (mem) return {t_store<1, true>};
+      if (mem) return mem_form(kStore<1, true>, in, kNoSrc, kOutPass);
       return {};
     case OpId::MOV_EvIz:
       if (!w && !d) return {};
-      if (mem) return {w ? t_store<8, true> : t_store<4, true>};
-      return neutral(w ? t_mov_ri<8> : t_mov_ri<4>);
+      if (mem) return mem_form(w ? kStore<8, true> : kStore<4, true>, in, kNoSrc, kOutPass);
+      return neutral(w ? kMovRI<8> : kMovRI<4>, kNoSrc, in.rm);
     case OpId::MOV_rvIv: {
       if (!w && !d) return {};
       // The register is in the opcode (Insn::reg); t_mov_ri writes Insn::rm.
-      return neutral(w ? t_mov_ri<8> : t_mov_ri<4>);
+      return neutral(w ? kMovRI<8> : kMovRI<4>, kNoSrc, in.rm);
     }
-    case OpId::MOVZX_GvEb:
-      if (!w && !d) return {};
-      if (mem) return {w ? t_load<8, 1, false> : t_load<4, 1, false>};
-      if ((in.pfx & P_REX) || in.rm < 4) return neutral(w ? t_ext_rr<8, 1, false> : t_ext_rr<4, 1, false>);
-      return {};
-    case OpId::MOVZX_GvEw:
-      if (!w && !d) return {};
-      if (mem) return {w ? t_load<8, 2, false> : t_load<4, 2, false>};
-      return neutral(w ? t_ext_rr<8, 2, false> : t_ext_rr<4, 2, false>);
-    case OpId::MOVSX_GvEb:
-      if (!w && !d) return {};
-      if (mem) return {w ? t_load<8, 1, true> : t_load<4, 1, true>};
-      if ((in.pfx & P_REX) || in.rm < 4) return neutral(w ? t_ext_rr<8, 1, true> : t_ext_rr<4, 1, true>);
-      return {};
-    case OpId::MOVSX_GvEw:
-      if (!w && !d) return {};
-      if (mem) return {w ? t_load<8, 2, true> : t_load<4, 2, true>};
-      return neutral(w ? t_ext_rr<8, 2, true> : t_ext_rr<4, 2, true>);
+#define PVSIM_PICK_EXT(N, SRC, SX, REGOK)                                                     \
+  case OpId::N:                                                                               \
+    if (!w && !d) return {};                                                                  \
+    if (mem) return mem_form(w ? kLoad<8, SRC, SX> : kLoad<4, SRC, SX>, in, kNoSrc, in.reg); \
+    if (REGOK) return neutral(w ? kExtRR<8, SRC, SX> : kExtRR<4, SRC, SX>, in.rm, in.reg);   \
+    return {};
+      PVSIM_PICK_EXT(MOVZX_GvEb, 1, false, (in.pfx & P_REX) || in.rm < 4)
+      PVSIM_PICK_EXT(MOVZX_GvEw, 2, false, true)
+      PVSIM_PICK_EXT(MOVSX_GvEb, 1, true, (in.pfx & P_REX) || in.rm < 4)
+      PVSIM_PICK_EXT(MOVSX_GvEw, 2, true, true)
+#undef PVSIM_PICK_EXT
     case OpId::MOVSXD_GvEd:
       if (!w) return {};
-      if (mem) return {t_load<8, 4, true>};
-      return neutral(t_ext_rr<8, 4, true>);
-    case OpId::LEA_GvM:
+      if (mem) return mem_form(kLoad<8, 4, true>, in, kNoSrc, in.reg);
+      return neutral(kExtRR<8, 4, true>, in.rm, in.reg);
+    case OpId::LEA_GvM: {
       if (!w && !d) return {};
-      return neutral(w ? t_lea<8> : t_lea<4>);
-    case OpId::NOP_Ev:
-      return neutral(t_nop);
+      Pick p = mem_form(w ? kLea<8> : kLea<4>, in, kNoSrc, in.reg);
+      p.use = FlagUse::Neutral;
+      return p;
+    }
+    case OpId::NOP_Ev: {
+      Pick p = plain(kNop);
+      p.use = FlagUse::Neutral;
+      p.out = kOutPass;
+      return p;
+    }
     case OpId::PUSH_rv:
-      return w ? Pick{t_push} : Pick{};
+      if (!w) return {};
+      return {kPush, nullptr, FlagUse::Observe, {in.reg, kNoSrc, kNoSrc}, kOutNone};
     case OpId::POP_rv:
-      return w ? Pick{t_pop} : Pick{};
+      return w ? plain(kPop) : Pick{};
     case OpId::CMOVcc_GvEv:
       if (mem || (!w && !d)) return {};
-      return {w ? kCmov8[in.cond] : kCmov4[in.cond]};
+      return plain(w ? kCmov8[in.cond].data() : kCmov4[in.cond].data());
     case OpId::SETcc_Eb:
       if (mem || !((in.pfx & P_REX) || in.rm < 4)) return {};
-      return {kSetcc[in.cond]};
+      return plain(kSetcc[in.cond].data());
     case OpId::SHL_EvIb:
     case OpId::SAL_EvIb:
       return pick_shift<Sh::Shl>(in);
@@ -655,25 +761,25 @@ Pick pick(const Insn& in) {
       return pick_shift<Sh::Ror>(in);
     case OpId::IMUL_GvEv:
       if (mem || (!w && !d)) return {};
-      return w ? Pick{t_imul_rr<8, true, false>, t_imul_rr<8, false, false>, FlagUse::WriteAll}
-               : Pick{t_imul_rr<4, true, false>, t_imul_rr<4, false, false>, FlagUse::WriteAll};
+      return w ? reg_form(kImul<8, true, false>, kImul<8, false, false>, FlagUse::WriteAll, in.reg, in.rm, in.reg)
+               : reg_form(kImul<4, true, false>, kImul<4, false, false>, FlagUse::WriteAll, in.reg, in.rm, in.reg);
     case OpId::IMUL_GvEvIz:
     case OpId::IMUL_GvEvIb:
       if (mem || (!w && !d)) return {};
-      return w ? Pick{t_imul_rr<8, true, true>, t_imul_rr<8, false, true>, FlagUse::WriteAll}
-               : Pick{t_imul_rr<4, true, true>, t_imul_rr<4, false, true>, FlagUse::WriteAll};
+      return w ? reg_form(kImul<8, true, true>, kImul<8, false, true>, FlagUse::WriteAll, in.rm, kNoSrc, in.reg)
+               : reg_form(kImul<4, true, true>, kImul<4, false, true>, FlagUse::WriteAll, in.rm, kNoSrc, in.reg);
     case OpId::Jcc_Jb:
     case OpId::Jcc_Jz:
-      return {kJcc[in.cond]};
+      return plain(kJcc[in.cond].data());
     case OpId::JMP_Jb:
     case OpId::JMP_Jz:
-      return {t_jmp};
+      return plain(kJmp);
     case OpId::JMP_Ev:
-      return {mem ? t_jmp_ind<true> : t_jmp_ind<false>};
+      return plain(kJmpInd[mem ? 1 : 0]);
     case OpId::CALL_Jz:
-      return {t_call};
+      return plain(kCall);
     case OpId::RET:
-      return {t_ret};
+      return plain(kRet);
     default:
       return {};
   }
@@ -683,8 +789,10 @@ Pick pick(const Insn& in) {
 
 void Core::finish_block(Block& b, unsigned n) {
   Pick picks[kBlockMaxInsns];
+  uint8_t from_last[kBlockMaxInsns];
   uint32_t cum = 0;
   unsigned end = 0;
+  uint8_t lr = 16;  // the register whose value the next handler receives as `last`
   for (unsigned k = 0; k < n; ++k) {
     Insn& in = b.insns[k];
     cum += in.cost;
@@ -694,7 +802,16 @@ void Core::finish_block(Block& b, unsigned n) {
     in.fb = in.base < 16 ? in.base : 16;
     in.fi = in.index < 16 ? in.index : 16;
     if (in.id == static_cast<uint16_t>(OpId::MOV_rvIv)) in.rm = in.reg;  // see pick()
-    picks[k] = in.id ? pick(in) : Pick{};
+    const Pick& p = picks[k] = in.id ? pick(in) : Pick{};
+    // Operands the previous handler passed on (register forwarding, Threaded): only when
+    // it is known which register `last` holds.
+    uint8_t bits = 0;
+    if (lr < 16)
+      for (unsigned bit = 0; bit < 3; ++bit)
+        if (p.src[bit] == lr) bits |= static_cast<uint8_t>(1u << bit);
+    from_last[k] = bits;
+    in.lr = lr;
+    lr = p.out < 16 ? p.out : (p.out == kOutPass ? lr : 16);
   }
   // Flag liveness, backwards: the flags are observable after the block and at every
   // instruction that reads them or may leave the block.
@@ -702,10 +819,10 @@ void Core::finish_block(Block& b, unsigned n) {
   for (unsigned k = n; k-- > 0;) {
     Insn& in = b.insns[k];
     const Pick& p = picks[k];
-    in.tfn = p.with_flags;
+    in.tfn = p.with_flags[from_last[k]];
     switch (p.use) {
       case FlagUse::WriteAll:
-        if (!live && p.without_flags) in.tfn = p.without_flags;
+        if (!live && p.without_flags) in.tfn = p.without_flags[from_last[k]];
         live = false;
         break;
       case FlagUse::Neutral:
@@ -719,6 +836,7 @@ void Core::finish_block(Block& b, unsigned n) {
   s = Insn{};
   s.end = static_cast<uint16_t>(end);
   s.cum = cum;
+  s.lr = 16;
   s.tfn = (n > 0 && insn_ends_block(b.insns[n - 1])) ? t_end_term : t_end;
   b.count = n;
   b.total = cum;

@@ -24,7 +24,10 @@ using Handler = bool (*)(Core&, const Insn&);
 // next one's threaded handler (a tail call: direct-threaded dispatch). It returns the
 // first instruction of its block that did not complete; Core::xfail says whether that one
 // failed (fault, stop, abandon) or was simply not reached (end of block, early exit).
-using Threaded = const Insn* (*)(Core&, const Insn*);
+// `last` forwards the value of general register Insn::lr (see there) from the previous
+// handler in a host register, so a dependent instruction does not wait for a store to the
+// register file to be forwarded to its load (core/README.md "Execution model").
+using Threaded = const Insn* (*)(Core&, const Insn*, uint64_t last);
 
 // Opcode maps.
 enum : uint8_t { MAP_1B = 0, MAP_0F = 1, MAP_0F38 = 2, MAP_0F3A = 3 };
@@ -96,6 +99,8 @@ struct Insn {
   // Filled when the instruction is placed in a block (Core::finish_block):
   uint8_t fb = 16, fi = 16;  // base / index as Core::gpr slots for the threaded memory
                              // forms; 16 is a slot that always holds 0 ("none")
+  uint8_t lr = 16;           // the register whose current value the threaded handler
+                             // receives as `last` (16: none; `last` is then meaningless)
   uint16_t end = 0;          // offset of the next instruction from the block's first byte
   uint32_t cum = 0;          // cycles of the block's instructions up to and including this one
   bool mod3() const { return pfx & P_MOD3; }
