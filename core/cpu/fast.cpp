@@ -362,7 +362,13 @@ const Insn* t_shift_ri(Core& c, const Insn* i, uint64_t last) {
       r = m ? trunc<S>((a << m) | (a >> (bits - m))) : a;
     else
       r = m ? trunc<S>((a >> m) | (a << (bits - m))) : a;
-    // Rotates write only CF and OF (SDM Vol. 2B "RCL/RCR/ROL/ROR"): always F.
+    // Rotates write only CF and OF (SDM Vol. 2B "RCL/RCR/ROL/ROR") and keep the others, so
+    // they read the old flags too; !F when no instruction can observe any of them
+    // (finish_block, FlagUse::Modify).
+    if constexpr (!F) {
+      put<S>(c, i->rm, r);
+      PVSIM_NEXT(c, i, r);
+    }
     const uint64_t msb = (r >> (bits - 1)) & 1;
     uint64_t cf, of;
     if constexpr (K == Sh::Rol) {
@@ -437,6 +443,7 @@ PVSIM_ALWAYS_INLINE int cond_fast(const Core& c) {
 
 template <unsigned CC>
 const Insn* t_jcc(Core& c, const Insn* i, uint64_t);
+PVSIM_ALWAYS_INLINE const Insn* jcc_exit(Core& c, const Insn* j, bool taken);
 // Materialises the flags (out of line, so t_jcc itself needs no saved registers) and
 // retries: the retry takes cond_fast's lz.op == kLazyNone path.
 template <unsigned CC>
@@ -449,17 +456,65 @@ const Insn* t_jcc(Core& c, const Insn* i, uint64_t) {
   const int taken = cond_fast<CC>(c);
   if (taken < 0) [[unlikely]]
     return t_jcc_flags<CC>(c, i, 0);
-  const uint64_t fall = c.blk_rip + i->end;
+  return jcc_exit(c, i, taken != 0);
+}
+// Taken / not-taken exit of a Jcc whose condition is known (t_jcc, t_cmp_jcc).
+PVSIM_ALWAYS_INLINE const Insn* jcc_exit(Core& c, const Insn* j, bool taken) {
+  const uint64_t fall = c.blk_rip + j->end;
   if (taken) {
-    const uint64_t t = fall + i->imm;
+    const uint64_t t = fall + j->imm;
     if (!is_canonical(t)) [[unlikely]]
-      return t_generic(c, i, 0);
+      return t_generic(c, j, 0);
     c.next_rip = t;
     c.blk_cyc0 += 1;
-    return chain<0>(c, i + 1);
+    return chain<0>(c, j + 1);
   }
   c.next_rip = fall;
-  return chain<1>(c, i + 1);
+  return chain<1>(c, j + 1);
+}
+// CMP or TEST of registers (or a register and an immediate) followed by the Jcc that ends
+// the block, in one handler, as x86 front ends fuse them into one macro-op: the condition
+// comes straight from the operands rather than from the lazy flags it also writes (they
+// stay observable after the block). finish_block puts the compared registers in Insn::fb
+// (a) and Insn::fi (b), which register forms do not otherwise use; L: kL0 / kL1 = a / b
+// from `last`. The Jcc keeps its own Insn (its end, cum and target) and, if its target is
+// non-canonical, runs generically after the CMP is complete, as t_jcc would.
+template <Op OP, unsigned S, bool IMM, unsigned CC, unsigned L>
+const Insn* t_cmp_jcc(Core& c, const Insn* i, uint64_t last) {
+  const uint64_t a = trunc<S>(rg<(L & kL0) != 0>(c, i->fb, last));
+  const uint64_t b = IMM ? trunc<S>(i->imm) : trunc<S>(rg<(L & kL1) != 0>(c, i->fi, last));
+  const uint64_t r = alu<OP, S, true>(c, a, b);
+  constexpr unsigned k = CC >> 1;
+  const bool sf = (r >> (S * 8 - 1)) & 1;
+  bool t;
+  if constexpr (k == 5) {
+    t = (~__builtin_parity(static_cast<unsigned>(r & 0xff))) & 1;  // PF: even parity
+  } else if constexpr (k == 4) {
+    t = sf;
+  } else if constexpr (k == 2) {
+    t = r == 0;
+  } else if constexpr (OP == Op::Cmp) {
+    if constexpr (k == 0)
+      t = (((a ^ b) & (a ^ r)) >> (S * 8 - 1)) & 1;  // OF of a - b
+    else if constexpr (k == 1)
+      t = a < b;
+    else if constexpr (k == 3)
+      t = a <= b;
+    else if constexpr (k == 6)
+      t = sext(a, S) < sext(b, S);
+    else
+      t = sext(a, S) <= sext(b, S);
+  } else {  // TEST: CF = OF = 0 (SDM Vol. 2B "TEST")
+    if constexpr (k == 0 || k == 1)
+      t = false;
+    else if constexpr (k == 3)
+      t = r == 0;
+    else if constexpr (k == 6)
+      t = sf;
+    else
+      t = r == 0 || sf;
+  }
+  return jcc_exit(c, i + 1, (CC & 1) ? !t : t);
 }
 const Insn* t_jmp(Core& c, const Insn* i, uint64_t) {
   const uint64_t t = c.blk_rip + i->end + i->imm;
@@ -519,6 +574,7 @@ enum class FlagUse : uint8_t {
   Observe,   // reads them, or may leave the block (fallback, fault, generic handler)
   Neutral,   // register-only, neither reads nor writes them, cannot leave the block
   WriteAll,  // register-only, writes all six without reading them, cannot leave the block
+  Modify,    // register-only, writes some and keeps the others, cannot leave the block
 };
 // What a handler passes on as `last` (Pick::out): 0..15 = the new value of that register.
 constexpr uint8_t kOutPass = 0xfe;  // writes no general register: passes `last` through
@@ -575,6 +631,14 @@ constexpr auto kJcc = make_jcc(std::make_index_sequence<16>{});
 constexpr auto kCmov4 = make_cmov<4>(std::make_index_sequence<16>{});
 constexpr auto kCmov8 = make_cmov<8>(std::make_index_sequence<16>{});
 constexpr auto kSetcc = make_setcc(std::make_index_sequence<16>{});
+template <Op OP, unsigned S, bool IMM, std::size_t... K>
+constexpr auto make_cmp_jcc(std::index_sequence<K...>) {
+  return std::array<std::array<Threaded, 4>, 16>{{{t_cmp_jcc<OP, S, IMM, K, 0>, t_cmp_jcc<OP, S, IMM, K, 1>,
+                                                   t_cmp_jcc<OP, S, IMM, K, IMM ? 0 : 2>,
+                                                   t_cmp_jcc<OP, S, IMM, K, IMM ? 1 : 3>}...}};
+}
+template <Op OP, unsigned S, bool IMM>
+constexpr auto kCmpJcc = make_cmp_jcc<OP, S, IMM>(std::make_index_sequence<16>{});
 constexpr Threaded kJmp[1] = {t_jmp};
 constexpr Threaded kJmpInd[2][1] = {{t_jmp_ind<false>}, {t_jmp_ind<true>}};
 constexpr Threaded kCall[1] = {t_call};
@@ -634,8 +698,9 @@ Pick pick_shift(const Insn& in) {
   if (!in.mod3() || (in.osz != 4 && in.osz != 8)) return {};
   if ((in.imm & (in.osz == 8 ? 63 : 31)) == 0) return {};  // count 0: flags unchanged
   const bool w = in.osz == 8;
-  if constexpr (K == Sh::Rol || K == Sh::Ror)  // they read CF/OF's neighbours: flags observed
-    return reg_form(w ? kShift<K, 8, true> : kShift<K, 4, true>, nullptr, FlagUse::Observe, in.rm, kNoSrc, in.rm);
+  if constexpr (K == Sh::Rol || K == Sh::Ror)
+    return w ? reg_form(kShift<K, 8, true>, kShift<K, 8, false>, FlagUse::Modify, in.rm, kNoSrc, in.rm)
+             : reg_form(kShift<K, 4, true>, kShift<K, 4, false>, FlagUse::Modify, in.rm, kNoSrc, in.rm);
   return w ? reg_form(kShift<K, 8, true>, kShift<K, 8, false>, FlagUse::WriteAll, in.rm, kNoSrc, in.rm)
            : reg_form(kShift<K, 4, true>, kShift<K, 4, false>, FlagUse::WriteAll, in.rm, kNoSrc, in.rm);
 }
@@ -785,6 +850,11 @@ Pick pick(const Insn& in) {
   }
 }
 
+bool is_jcc(const Insn& in) {
+  const auto id = static_cast<OpId>(in.id);
+  return id == OpId::Jcc_Jb || id == OpId::Jcc_Jz;
+}
+
 }  // namespace
 
 void Core::finish_block(Block& b, unsigned n) {
@@ -825,11 +895,42 @@ void Core::finish_block(Block& b, unsigned n) {
         if (!live && p.without_flags) in.tfn = p.without_flags[from_last[k]];
         live = false;
         break;
+      case FlagUse::Modify:  // dead after it: skip it all (it then neither reads nor writes)
+        if (!live && p.without_flags)
+          in.tfn = p.without_flags[from_last[k]];
+        else
+          live = true;
+        break;
       case FlagUse::Neutral:
         break;
       case FlagUse::Observe:
         live = true;
         break;
+    }
+  }
+  // Compare-and-branch fusion (t_cmp_jcc): a register-form CMP/TEST right before the
+  // Jcc that ends the block.
+  if (n >= 2 && b.insns[n - 1].id && is_jcc(b.insns[n - 1])) {
+    Insn& in = b.insns[n - 2];
+    const auto id = static_cast<OpId>(in.id);
+    const bool cmp = id == OpId::CMP_EvGv || id == OpId::CMP_GvEv || id == OpId::CMP_EvIz ||
+                     id == OpId::CMP_EvIb || id == OpId::CMP_rAXIz;
+    const bool test = id == OpId::TEST_EvGv || id == OpId::TEST_EvIz || id == OpId::TEST_rAXIz;
+    const bool imm = id == OpId::CMP_EvIz || id == OpId::CMP_EvIb || id == OpId::CMP_rAXIz ||
+                     id == OpId::TEST_EvIz || id == OpId::TEST_rAXIz;
+    const bool reg_form = in.mod3() || id == OpId::CMP_rAXIz || id == OpId::TEST_rAXIz;
+    if ((cmp || test) && reg_form && (in.osz == 4 || in.osz == 8)) {
+      const Pick& p = picks[n - 2];  // its src[0] / src[1] are the compared registers
+      in.fb = p.src[0];
+      in.fi = imm ? 16 : p.src[1];
+      const unsigned cc = b.insns[n - 1].cond, v = from_last[n - 2];
+      const bool w = in.osz == 8;
+      if (cmp)
+        in.tfn = imm ? (w ? kCmpJcc<Op::Cmp, 8, true> : kCmpJcc<Op::Cmp, 4, true>)[cc][v]
+                     : (w ? kCmpJcc<Op::Cmp, 8, false> : kCmpJcc<Op::Cmp, 4, false>)[cc][v];
+      else
+        in.tfn = imm ? (w ? kCmpJcc<Op::Test, 8, true> : kCmpJcc<Op::Test, 4, true>)[cc][v]
+                     : (w ? kCmpJcc<Op::Test, 8, false> : kCmpJcc<Op::Test, 4, false>)[cc][v];
     }
   }
   Insn& s = b.insns[n];

@@ -291,3 +291,103 @@ TEST_CASE("forwarded register operands match single-stepping", "[cpu][threaded]"
     CHECK(seen[s] >= 20);
   }
 }
+
+// Compare-and-branch fusion (fast.cpp, t_cmp_jcc): a register CMP/TEST right before the
+// block's Jcc runs as one handler that takes the condition from the operands. Every
+// condition code, both operand sizes, register and immediate forms, with operands at the
+// edges that separate the conditions (equal, unsigned and signed wrap, sign bit, parity,
+// garbage in the upper half of 32-bit operands), the forwarded operand in either slot;
+// the branch direction and RFLAGS afterwards must match single-stepping.
+TEST_CASE("fused compare-and-branch matches single-stepping", "[cpu][threaded]") {
+  static constexpr uint64_t kEdges[] = {0,
+                                        1,
+                                        2,
+                                        3,
+                                        0x7f,
+                                        0x80,
+                                        0xff,
+                                        0x7fffffff,
+                                        0x80000000,
+                                        0xffffffff,
+                                        0x100000000,
+                                        0x1234567880000000,
+                                        0x7fffffffffffffff,
+                                        0x8000000000000000,
+                                        0xfffffffffffffffe,
+                                        0xffffffffffffffff};
+  SplitMix64 rng(0xc0ffee0f0f0full);
+  auto pick = [&] { return rng.one_in(4) ? rng.next() : kEdges[rng.below(std::size(kEdges))]; };
+  uint64_t taken = 0, not_taken = 0;
+  std::array<unsigned, 16> per_cc{};
+  for (unsigned n = 0; n < 3000; ++n) {
+    Machine m;
+    m.tracer.set_text_output(nullptr);
+    const uint64_t a = pick(), b = rng.one_in(3) ? a : pick();
+    const unsigned cc = static_cast<unsigned>(rng.below(16));
+    const unsigned form = static_cast<unsigned>(rng.below(8));
+    const bool w = !rng.one_in(3);
+    const uint8_t rexw = w ? 0x48 : 0x40;
+    Bytes code;
+    auto movabs = [&](unsigned r, uint64_t v) {  // mov r64, imm64
+      code.push_back(0x48);
+      code.push_back(static_cast<uint8_t>(0xb8 + r));
+      for (unsigned k = 0; k < 8; ++k) code.push_back(static_cast<uint8_t>(v >> (8 * k)));
+    };
+    if (rng.one_in(2)) {  // the register written last is forwarded to the compare
+      movabs(RAX, a);
+      movabs(RCX, b);
+    } else {
+      movabs(RCX, b);
+      movabs(RAX, a);
+    }
+    const uint32_t i32 = static_cast<uint32_t>(b);
+    auto imm32 = [&] {
+      for (unsigned k = 0; k < 4; ++k) code.push_back(static_cast<uint8_t>(i32 >> (8 * k)));
+    };
+    switch (form) {
+      case 0: code.insert(code.end(), {rexw, 0x39, 0xc8}); break;  // cmp rax, rcx
+      case 1: code.insert(code.end(), {rexw, 0x3b, 0xc1}); break;  // cmp rax, rcx (G form)
+      case 2: code.insert(code.end(), {rexw, 0x85, 0xc8}); break;  // test rax, rcx
+      case 3: code.insert(code.end(), {rexw, 0x81, 0xf8}); imm32(); break;  // cmp rax, imm32
+      case 4: code.insert(code.end(), {rexw, 0x83, 0xf8, static_cast<uint8_t>(b)}); break;  // cmp rax, imm8
+      case 5: code.insert(code.end(), {rexw, 0x3d}); imm32(); break;  // cmp rax, imm32 (rAX form)
+      case 6: code.insert(code.end(), {rexw, 0xf7, 0xc0}); imm32(); break;  // test rax, imm32
+      default: code.insert(code.end(), {rexw, 0xa9}); imm32(); break;  // test rax, imm32 (rAX form)
+    }
+    code.insert(code.end(), {static_cast<uint8_t>(0x70 | cc), 0x07});  // jcc +7
+    code.insert(code.end(), {0x41, 0xb8, 0x02, 0x00, 0x00, 0x00, 0xf4});  // mov r8d, 2; hlt
+    code.insert(code.end(), {0x41, 0xb8, 0x01, 0x00, 0x00, 0x00, 0xf4});  // mov r8d, 1; hlt
+    m.put(Machine::kCode, code);
+    auto reset = [&] {
+      for (unsigned r = 0; r < 16; ++r) m.vcpu.set_gpr(r, 0);
+      m.vcpu.set_gpr(RSP, Machine::kStack);
+      m.vcpu.set_rip(Machine::kCode);
+      m.vcpu.set_rflags(0x2);
+      m.vcpu.set_halted(false);
+    };
+    reset();
+    REQUIRE(m.run(100).reason == StopReason::Halted);  // warm-up (first-touch EPT exits)
+    reset();
+    uint64_t c0 = m.vcpu.cycles().value();
+    while (!m.vcpu.halted()) REQUIRE(m.step().executed == 1);
+    const State want = capture(m, c0, 0);
+    reset();
+    c0 = m.vcpu.cycles().value();
+    REQUIRE(m.run(100).reason == StopReason::Halted);
+    const State got = capture(m, c0, 0);
+    if (got.rip != want.rip || got.rflags != want.rflags || got.cycles != want.cycles || got.gpr != want.gpr) {
+      INFO("form " << form << (w ? " 64-bit" : " 32-bit") << ", cc " << cc << ", a 0x" << std::hex << a
+                   << ", b 0x" << b);
+      CHECK(got.rip == want.rip);
+      CHECK(got.rflags == want.rflags);
+      CHECK(got.cycles == want.cycles);
+      CHECK(got.gpr[R8] == want.gpr[R8]);
+    }
+    (want.gpr[R8] == 1 ? taken : not_taken)++;
+    per_cc[cc]++;
+  }
+  INFO(taken << " taken, " << not_taken << " not taken");
+  CHECK(taken > 1000);
+  CHECK(not_taken > 1000);
+  for (unsigned cc = 0; cc < 16; ++cc) CHECK(per_cc[cc] > 100);
+}
