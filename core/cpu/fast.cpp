@@ -479,11 +479,9 @@ PVSIM_ALWAYS_INLINE const Insn* jcc_exit(Core& c, const Insn* j, bool taken) {
 // (a) and Insn::fi (b), which register forms do not otherwise use; L: kL0 / kL1 = a / b
 // from `last`. The Jcc keeps its own Insn (its end, cum and target) and, if its target is
 // non-canonical, runs generically after the CMP is complete, as t_jcc would.
-template <Op OP, unsigned S, bool IMM, unsigned CC, unsigned L>
-const Insn* t_cmp_jcc(Core& c, const Insn* i, uint64_t last) {
-  const uint64_t a = trunc<S>(rg<(L & kL0) != 0>(c, i->fb, last));
-  const uint64_t b = IMM ? trunc<S>(i->imm) : trunc<S>(rg<(L & kL1) != 0>(c, i->fi, last));
-  const uint64_t r = alu<OP, S, true>(c, a, b);
+// Condition CC after CMP (a - b = r) or TEST (a & b = r) of S bytes, from the operands.
+template <Op OP, unsigned S, unsigned CC>
+PVSIM_ALWAYS_INLINE bool cmp_cond(uint64_t a, uint64_t b, uint64_t r) {
   constexpr unsigned k = CC >> 1;
   const bool sf = (r >> (S * 8 - 1)) & 1;
   bool t;
@@ -514,7 +512,36 @@ const Insn* t_cmp_jcc(Core& c, const Insn* i, uint64_t last) {
     else
       t = r == 0 || sf;
   }
-  return jcc_exit(c, i + 1, (CC & 1) ? !t : t);
+  return (CC & 1) ? !t : t;
+}
+// CMP or TEST of registers (or a register and an immediate) followed by the Jcc that ends
+// the block, in one handler, as x86 front ends fuse them into one macro-op: the condition
+// comes straight from the operands rather than from the lazy flags it also writes (they
+// stay observable after the block). finish_block puts the compared registers in Insn::fb
+// (a) and Insn::fi (b), which register forms do not otherwise use; L: kL0 / kL1 = a / b
+// from `last`. The Jcc keeps its own Insn (its end, cum and target) and, if its target is
+// non-canonical, runs generically after the CMP is complete, as t_jcc would.
+template <Op OP, unsigned S, bool IMM, unsigned CC, unsigned L>
+const Insn* t_cmp_jcc(Core& c, const Insn* i, uint64_t last) {
+  const uint64_t a = trunc<S>(rg<(L & kL0) != 0>(c, i->fb, last));
+  const uint64_t b = IMM ? trunc<S>(i->imm) : trunc<S>(rg<(L & kL1) != 0>(c, i->fi, last));
+  const uint64_t r = alu<OP, S, true>(c, a, b);
+  return jcc_exit(c, i + 1, cmp_cond<OP, S, CC>(a, b, r));
+}
+// The same with a memory operand: [mem] op imm (MI), [mem] op reg (MR) or reg op [mem]
+// (RM, CMP only). A TLB miss runs the CMP generically, which then goes on to the Jcc's own
+// handler. L: kL0 = the base from `last` (finish_block fuses no other forwarding here).
+enum class Cm { MI, MR, RM };
+template <Op OP, unsigned S, Cm F, unsigned CC, unsigned L>
+const Insn* t_cmpm_jcc(Core& c, const Insn* i, uint64_t last) {
+  const uint8_t* p = rd_ptr<S>(c, fea<L>(c, i, last));
+  if (!p) [[unlikely]]
+    return t_generic(c, i, last);
+  const uint64_t m = load_le(p, S);
+  const uint64_t o = F == Cm::MI ? trunc<S>(i->imm) : trunc<S>(c.gpr[i->reg]);
+  const uint64_t a = F == Cm::RM ? o : m, b = F == Cm::RM ? m : o;
+  const uint64_t r = alu<OP, S, true>(c, a, b);
+  return jcc_exit(c, i + 1, cmp_cond<OP, S, CC>(a, b, r));
 }
 const Insn* t_jmp(Core& c, const Insn* i, uint64_t) {
   const uint64_t t = c.blk_rip + i->end + i->imm;
@@ -639,6 +666,12 @@ constexpr auto make_cmp_jcc(std::index_sequence<K...>) {
 }
 template <Op OP, unsigned S, bool IMM>
 constexpr auto kCmpJcc = make_cmp_jcc<OP, S, IMM>(std::make_index_sequence<16>{});
+template <Op OP, unsigned S, Cm F, std::size_t... K>
+constexpr auto make_cmpm_jcc(std::index_sequence<K...>) {
+  return std::array<std::array<Threaded, 2>, 16>{{{t_cmpm_jcc<OP, S, F, K, 0>, t_cmpm_jcc<OP, S, F, K, 1>}...}};
+}
+template <Op OP, unsigned S, Cm F>
+constexpr auto kCmpmJcc = make_cmpm_jcc<OP, S, F>(std::make_index_sequence<16>{});
 constexpr Threaded kJmp[1] = {t_jmp};
 constexpr Threaded kJmpInd[2][1] = {{t_jmp_ind<false>}, {t_jmp_ind<true>}};
 constexpr Threaded kCall[1] = {t_call};
@@ -919,11 +952,29 @@ void Core::finish_block(Block& b, unsigned n) {
     const bool imm = id == OpId::CMP_EvIz || id == OpId::CMP_EvIb || id == OpId::CMP_rAXIz ||
                      id == OpId::TEST_EvIz || id == OpId::TEST_rAXIz;
     const bool reg_form = in.mod3() || id == OpId::CMP_rAXIz || id == OpId::TEST_rAXIz;
-    if ((cmp || test) && reg_form && (in.osz == 4 || in.osz == 8)) {
+    const unsigned cc = b.insns[n - 1].cond, v = from_last[n - 2];
+    const bool plain_mem = !in.mod3() && in.asz == 8 && in.seg == 0 && in.base != kRegRip;
+    const unsigned vm = v & kL0;  // the register operand is read from the register file
+    if (id == OpId::CMP_EbIb && plain_mem && (v & kL1) == 0) {
+      in.tfn = kCmpmJcc<Op::Cmp, 1, Cm::MI>[cc][vm];
+    } else if ((cmp || test) && plain_mem && (in.osz == 4 || in.osz == 8) && (v & kL1) == 0 &&
+               id != OpId::CMP_rAXIz && id != OpId::TEST_rAXIz) {
+      const Cm f = imm ? Cm::MI : (id == OpId::CMP_GvEv ? Cm::RM : Cm::MR);
+      const bool w = in.osz == 8;
+#define PVSIM_FUSE_M(OP)                                                                  \
+  in.tfn = f == Cm::MI ? (w ? kCmpmJcc<OP, 8, Cm::MI> : kCmpmJcc<OP, 4, Cm::MI>)[cc][vm]   \
+           : f == Cm::MR ? (w ? kCmpmJcc<OP, 8, Cm::MR> : kCmpmJcc<OP, 4, Cm::MR>)[cc][vm] \
+                         : (w ? kCmpmJcc<OP, 8, Cm::RM> : kCmpmJcc<OP, 4, Cm::RM>)[cc][vm];
+      if (cmp) {
+        PVSIM_FUSE_M(Op::Cmp)
+      } else {
+        PVSIM_FUSE_M(Op::Test)
+      }
+#undef PVSIM_FUSE_M
+    } else if ((cmp || test) && reg_form && (in.osz == 4 || in.osz == 8)) {
       const Pick& p = picks[n - 2];  // its src[0] / src[1] are the compared registers
       in.fb = p.src[0];
       in.fi = imm ? 16 : p.src[1];
-      const unsigned cc = b.insns[n - 1].cond, v = from_last[n - 2];
       const bool w = in.osz == 8;
       if (cmp)
         in.tfn = imm ? (w ? kCmpJcc<Op::Cmp, 8, true> : kCmpJcc<Op::Cmp, 4, true>)[cc][v]

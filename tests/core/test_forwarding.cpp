@@ -292,9 +292,11 @@ TEST_CASE("forwarded register operands match single-stepping", "[cpu][threaded]"
   }
 }
 
-// Compare-and-branch fusion (fast.cpp, t_cmp_jcc): a register CMP/TEST right before the
+// Compare-and-branch fusion (fast.cpp, t_cmp_jcc, t_cmpm_jcc): a CMP/TEST right before the
 // block's Jcc runs as one handler that takes the condition from the operands. Every
-// condition code, both operand sizes, register and immediate forms, with operands at the
+// condition code, both operand sizes (and CMP of a byte in memory with an immediate),
+// register, immediate and memory forms (memory first or second, base register forwarded
+// or not, TLB cold or warm), with operands at the
 // edges that separate the conditions (equal, unsigned and signed wrap, sign bit, parity,
 // garbage in the upper half of 32-bit operands), the forwarded operand in either slot;
 // the branch direction and RFLAGS afterwards must match single-stepping.
@@ -319,12 +321,12 @@ TEST_CASE("fused compare-and-branch matches single-stepping", "[cpu][threaded]")
   auto pick = [&] { return rng.one_in(4) ? rng.next() : kEdges[rng.below(std::size(kEdges))]; };
   uint64_t taken = 0, not_taken = 0;
   std::array<unsigned, 16> per_cc{};
-  for (unsigned n = 0; n < 3000; ++n) {
+  for (unsigned n = 0; n < 5000; ++n) {
     Machine m;
     m.tracer.set_text_output(nullptr);
     const uint64_t a = pick(), b = rng.one_in(3) ? a : pick();
     const unsigned cc = static_cast<unsigned>(rng.below(16));
-    const unsigned form = static_cast<unsigned>(rng.below(8));
+    const unsigned form = static_cast<unsigned>(rng.below(15));
     const bool w = !rng.one_in(3);
     const uint8_t rexw = w ? 0x48 : 0x40;
     Bytes code;
@@ -344,7 +346,20 @@ TEST_CASE("fused compare-and-branch matches single-stepping", "[cpu][threaded]")
     auto imm32 = [&] {
       for (unsigned k = 0; k < 4; ++k) code.push_back(static_cast<uint8_t>(i32 >> (8 * k)));
     };
+    // Memory forms compare a (stored at kData + 8) with b; RBX is the base, written by the
+    // instruction right before (forwarded) or earlier.
+    const bool fwd_base = rng.one_in(2);
+    const Bytes lea_rbx = {0x49, 0x8d, 0x5e, 0x00};  // lea rbx, [r14]
+    if (form >= 8 && !fwd_base) code.insert(code.begin(), lea_rbx.begin(), lea_rbx.end());
+    if (form >= 8 && fwd_base) code.insert(code.end(), lea_rbx.begin(), lea_rbx.end());
     switch (form) {
+      case 8: code.insert(code.end(), {rexw, 0x81, 0x7b, 0x08}); imm32(); break;  // cmp [rbx+8], imm32
+      case 9: code.insert(code.end(), {rexw, 0x39, 0x4b, 0x08}); break;            // cmp [rbx+8], rcx
+      case 10: code.insert(code.end(), {rexw, 0x3b, 0x4b, 0x08}); break;           // cmp rcx, [rbx+8]
+      case 11: code.insert(code.end(), {rexw, 0x85, 0x4b, 0x08}); break;           // test [rbx+8], rcx
+      case 12: code.insert(code.end(), {rexw, 0xf7, 0x43, 0x08}); imm32(); break;  // test [rbx+8], imm32
+      case 13: code.insert(code.end(), {rexw, 0x83, 0x7b, 0x08, static_cast<uint8_t>(b)}); break;  // cmp [rbx+8], imm8
+      case 14: code.insert(code.end(), {0x80, 0x7b, 0x08, static_cast<uint8_t>(b)}); break;  // cmp byte [rbx+8], imm8
       case 0: code.insert(code.end(), {rexw, 0x39, 0xc8}); break;  // cmp rax, rcx
       case 1: code.insert(code.end(), {rexw, 0x3b, 0xc1}); break;  // cmp rax, rcx (G form)
       case 2: code.insert(code.end(), {rexw, 0x85, 0xc8}); break;  // test rax, rcx
@@ -361,6 +376,8 @@ TEST_CASE("fused compare-and-branch matches single-stepping", "[cpu][threaded]")
     auto reset = [&] {
       for (unsigned r = 0; r < 16; ++r) m.vcpu.set_gpr(r, 0);
       m.vcpu.set_gpr(RSP, Machine::kStack);
+      m.vcpu.set_gpr(R14, kData);
+      m.put64(kData + 8, a);  // the memory operand; RCX = b (form 10 compares b with a)
       m.vcpu.set_rip(Machine::kCode);
       m.vcpu.set_rflags(0x2);
       m.vcpu.set_halted(false);
@@ -372,6 +389,7 @@ TEST_CASE("fused compare-and-branch matches single-stepping", "[cpu][threaded]")
     while (!m.vcpu.halted()) REQUIRE(m.step().executed == 1);
     const State want = capture(m, c0, 0);
     reset();
+    if (n % 3 == 0) m.vcpu.set_cr(3, m.vcpu.cr(3));  // cold TLB: the memory forms fall back
     c0 = m.vcpu.cycles().value();
     REQUIRE(m.run(100).reason == StopReason::Halted);
     const State got = capture(m, c0, 0);
