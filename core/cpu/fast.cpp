@@ -412,6 +412,47 @@ const Insn* t_imul_rr(Core& c, const Insn* i, uint64_t last) {
   PVSIM_NEXT(c, i, trunc<S>(lo));
 }
 
+// One-operand MUL / IMUL r (register form): rDX:rAX = rAX * r, CF = OF = the upper half is
+// significant; SF/ZF/PF from the low half, as exec_alu.cpp's mul1() (the SDM leaves them
+// undefined). L: kL0 = rAX, kL1 = r from `last`. Passes rDX on (the high half is what
+// compilers use next: division by a constant, 128-bit products).
+template <unsigned S, bool SIGNED, bool F, unsigned L>
+const Insn* t_mul_r(Core& c, const Insn* i, uint64_t last) {
+  const uint64_t a = trunc<S>(rg<(L & kL0) != 0>(c, 0, last));
+  const uint64_t b = trunc<S>(rg<(L & kL1) != 0>(c, i->rm, last));
+  uint64_t lo, hi;
+  bool wide;
+  if constexpr (S == 8) {
+    if constexpr (SIGNED) {
+      const __int128 p = static_cast<__int128>(static_cast<int64_t>(a)) * static_cast<int64_t>(b);
+      lo = static_cast<uint64_t>(p);
+      hi = static_cast<uint64_t>(p >> 64);
+      wide = p != static_cast<__int128>(static_cast<int64_t>(lo));
+    } else {
+      const unsigned __int128 p = static_cast<unsigned __int128>(a) * b;
+      lo = static_cast<uint64_t>(p);
+      hi = static_cast<uint64_t>(p >> 64);
+      wide = hi != 0;
+    }
+  } else {
+    if constexpr (SIGNED) {
+      const int64_t p = static_cast<int64_t>(static_cast<int32_t>(a)) * static_cast<int32_t>(b);
+      lo = static_cast<uint32_t>(p);
+      hi = static_cast<uint32_t>(static_cast<uint64_t>(p) >> 32);
+      wide = p != static_cast<int32_t>(p);
+    } else {
+      const uint64_t p = a * b;
+      lo = static_cast<uint32_t>(p);
+      hi = p >> 32;
+      wide = hi != 0;
+    }
+  }
+  c.gpr[0] = lo;
+  c.gpr[2] = hi;
+  if constexpr (F) c.set_arith(flags_szp(lo, S) | (wide ? fl::CF | fl::OF : 0));
+  PVSIM_NEXT(c, i, hi);
+}
+
 // ---------------- block terminators ----------------
 // They set next_rip and return to the run loop (the sentinel after them does nothing).
 // A taken branch costs one more cycle (core/README.md "Cost model"): blk_cyc0 += 1.
@@ -642,6 +683,8 @@ template <Sh K, unsigned S, bool F>
 constexpr Threaded kShift[2] = PVSIM_V2(t_shift_ri, K, S, F);
 template <unsigned S, bool F, bool IMM>
 constexpr Threaded kImul[4] = PVSIM_V4(t_imul_rr, S, F, IMM);
+template <unsigned S, bool SIGNED, bool F>
+constexpr Threaded kMul[4] = PVSIM_V4(t_mul_r, S, SIGNED, F);
 template <std::size_t... K>
 constexpr auto make_jcc(std::index_sequence<K...>) {
   return std::array<std::array<Threaded, 1>, 16>{{{t_jcc<K>}...}};
@@ -866,6 +909,16 @@ Pick pick(const Insn& in) {
       if (mem || (!w && !d)) return {};
       return w ? reg_form(kImul<8, true, true>, kImul<8, false, true>, FlagUse::WriteAll, in.rm, kNoSrc, in.reg)
                : reg_form(kImul<4, true, true>, kImul<4, false, true>, FlagUse::WriteAll, in.rm, kNoSrc, in.reg);
+    case OpId::MUL_Ev:
+    case OpId::IMUL_Ev: {
+      if (mem || (!w && !d)) return {};
+      const bool sg = id == OpId::IMUL_Ev;
+      if (w)
+        return sg ? reg_form(kMul<8, true, true>, kMul<8, true, false>, FlagUse::WriteAll, 0, in.rm, 2)
+                  : reg_form(kMul<8, false, true>, kMul<8, false, false>, FlagUse::WriteAll, 0, in.rm, 2);
+      return sg ? reg_form(kMul<4, true, true>, kMul<4, true, false>, FlagUse::WriteAll, 0, in.rm, 2)
+                : reg_form(kMul<4, false, true>, kMul<4, false, false>, FlagUse::WriteAll, 0, in.rm, 2);
+    }
     case OpId::Jcc_Jb:
     case OpId::Jcc_Jz:
       return plain(kJcc[in.cond].data());

@@ -11,7 +11,8 @@
 // Programs are dependency chains drawn from a fixed-seed splitmix64 stream: each step
 // writes a register with one of the forwarding forms (MOV, ALU, shift, IMUL, LEA, loads,
 // MOVZX/MOVSXD, both operand sizes), then reads it back in one operand slot of another
-// form: ALU destination or source or both, immediate ALU, shift, IMUL factor, MOV source,
+// form: ALU destination or source or both, immediate ALU, shift, IMUL factor, one-operand
+// MUL/IMUL source (RDX:RAX = RAX * r, RAX forwarded when it was written last), MOV source,
 // extension source, store data, read-modify-write source, base or index or both of an
 // address, PUSH data. Between them go instructions that must pass the forwarded value on
 // (CMP, TEST, stores, NOP) or must stop it (PUSH/POP, CMOVcc, SETcc, a generic form).
@@ -31,15 +32,15 @@ namespace {
 enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13, R14, R15 };
 using Bytes = std::vector<uint8_t>;
 
-constexpr uint64_t kData = 0x180000;  // R14 points here; every access stays in 0x400 bytes
-constexpr uint64_t kDataLen = 0x400;
+constexpr uint64_t kData = 0x180000;  // R14 points here; every access stays in 0x800 bytes
+constexpr uint64_t kDataLen = 0x800;   // index 0x78 * 8 + disp 0x78 + 8 bytes < 0x800
 constexpr unsigned kPool[] = {RAX, RCX, RDX, RBX, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13};
 constexpr unsigned kNoIndex = 4;  // SIB.index 100 without REX.X: no index
 
 // Which consumer slots the generator produced (coverage check at the end).
 enum Slot : unsigned {
   kAluDst, kAluSrc, kAluBoth, kAluImm, kShift, kImulA, kImulB, kImulImm, kMovSrc, kExtSrc,
-  kStoreData, kRmwSrc, kAluMemReg, kBase, kIndex, kBaseIndex, kPushData, kSlotCount
+  kStoreData, kMulSrc, kRmwSrc, kAluMemReg, kBase, kIndex, kBaseIndex, kPushData, kSlotCount
 };
 
 class Gen {
@@ -158,7 +159,7 @@ class Gen {
   }
   Slot value_use(unsigned p) {
     const unsigned q = other(p);
-    const Slot s = static_cast<Slot>(m_rng.below(kStoreData + 3));
+    const Slot s = static_cast<Slot>(m_rng.below(kMulSrc + 3));
     switch (s) {
       case kAluDst: rr(w(), {static_cast<uint8_t>(0x01 + 8 * m_rng.below(7))}, q, p); break;
       case kAluSrc: rr(w(), {static_cast<uint8_t>(0x01 + 8 * m_rng.below(7))}, p, q); break;
@@ -171,7 +172,8 @@ class Gen {
       case kMovSrc: rr(w(), {0x89}, p, q); break;  // mov q, p
       case kExtSrc: rr(w(), {0x0f, m_rng.one_in(2) ? uint8_t{0xb7} : uint8_t{0xbe}}, q, p); break;
       case kStoreData: rm(w(), {0x89}, p, R14, kNoIndex, 0, d8()); break;  // mov [r14+d], p
-      case kStoreData + 1:  // add/sub/cmp [r14+d], p
+      case kMulSrc: rr(w(), {0xf7}, 4 + static_cast<unsigned>(m_rng.below(2)), p); break;  // mul/imul p: RDX:RAX
+      case kMulSrc + 1:  // add/sub/cmp [r14+d], p
         rm(w(), {static_cast<uint8_t>(0x01 + 8 * m_rng.below(8))}, p, R14, kNoIndex, 0, d8());
         return kRmwSrc;
       default:  // add/cmp p, [r14+d]
@@ -198,7 +200,7 @@ class Gen {
       rm(w(), op, q, p, kNoIndex, 0, d8());
       return kBase;
     }
-    rm(w(), op, q, R14, p, static_cast<unsigned>(m_rng.below(4)), d8());  // p <= 0x78: 0x78*8+0x78 < kDataLen
+    rm(w(), op, q, R14, p, static_cast<unsigned>(m_rng.below(4)), d8());  // p <= 0x78: inside kDataLen
     return kIndex;
   }
 
