@@ -520,6 +520,14 @@ PVSIM_ALWAYS_INLINE const Insn* jcc_exit(Core& c, const Insn* j, bool taken) {
 // (a) and Insn::fi (b), which register forms do not otherwise use; L: kL0 / kL1 = a / b
 // from `last`. The Jcc keeps its own Insn (its end, cum and target) and, if its target is
 // non-canonical, runs generically after the CMP is complete, as t_jcc would.
+// The same, out of line and shared by the hundreds of fused compare-and-branch variants
+// (tail-called: one direct jump each way), which keeps their code small.
+__attribute__((noinline)) const Insn* jcc_taken(Core& c, const Insn* j) {
+  return jcc_exit(c, j, true);
+}
+__attribute__((noinline)) const Insn* jcc_fall(Core& c, const Insn* j) {
+  return jcc_exit(c, j, false);
+}
 // Condition CC after CMP (a - b = r) or TEST (a & b = r) of S bytes, from the operands.
 template <Op OP, unsigned S, unsigned CC>
 PVSIM_ALWAYS_INLINE bool cmp_cond(uint64_t a, uint64_t b, uint64_t r) {
@@ -567,7 +575,7 @@ const Insn* t_cmp_jcc(Core& c, const Insn* i, uint64_t last) {
   const uint64_t a = trunc<S>(rg<(L & kL0) != 0>(c, i->fb, last));
   const uint64_t b = IMM ? trunc<S>(i->imm) : trunc<S>(rg<(L & kL1) != 0>(c, i->fi, last));
   const uint64_t r = alu<OP, S, true>(c, a, b);
-  return jcc_exit(c, i + 1, cmp_cond<OP, S, CC>(a, b, r));
+  return cmp_cond<OP, S, CC>(a, b, r) ? jcc_taken(c, i + 1) : jcc_fall(c, i + 1);
 }
 // The same with a memory operand: [mem] op imm (MI), [mem] op reg (MR) or reg op [mem]
 // (RM, CMP only). A TLB miss runs the CMP generically, which then goes on to the Jcc's own
@@ -582,7 +590,7 @@ const Insn* t_cmpm_jcc(Core& c, const Insn* i, uint64_t last) {
   const uint64_t o = F == Cm::MI ? trunc<S>(i->imm) : trunc<S>(c.gpr[i->reg]);
   const uint64_t a = F == Cm::RM ? o : m, b = F == Cm::RM ? m : o;
   const uint64_t r = alu<OP, S, true>(c, a, b);
-  return jcc_exit(c, i + 1, cmp_cond<OP, S, CC>(a, b, r));
+  return cmp_cond<OP, S, CC>(a, b, r) ? jcc_taken(c, i + 1) : jcc_fall(c, i + 1);
 }
 const Insn* t_jmp(Core& c, const Insn* i, uint64_t) {
   const uint64_t t = c.blk_rip + i->end + i->imm;
