@@ -27,6 +27,13 @@
 // Anything that can leave the block (a memory form's fallback, a fault, a generic handler,
 // the block end) counts as an observer, so RFLAGS is exact wherever the guest, an
 // exception frame or the host can see it.
+//
+// Register forwarding: each handler passes the value it wrote to the next one in a host
+// register (`last`, Insn::lr), and finish_block gives every operand the previous
+// instruction wrote the handler variant that reads it from there (template parameter L),
+// so dependent instructions do not wait for store-to-load forwarding through Core::gpr.
+// Compare-and-branch fusion: a CMP/TEST before the block's Jcc is one handler that takes
+// the condition from the operands (t_cmp_jcc, t_cmpm_jcc). core/README.md has the details.
 #include <array>
 #include <utility>
 
