@@ -398,7 +398,11 @@ const Insn* t_imul_rr(Core& c, const Insn* i, uint64_t last) {
   const uint64_t a = rg<(L & kL0) != 0>(c, IMM ? i->rm : i->reg, last);
   const uint64_t b = IMM ? i->imm : rg<(L & kL1) != 0>(c, i->rm, last);
   uint64_t lo;
-  if constexpr (S == 8) {
+  if constexpr (!F) {
+    // The low half of a product does not depend on signedness: one 64-bit multiply (GCC
+    // does not narrow the 128-bit product below on its own).
+    lo = trunc<S>(a * b);
+  } else if constexpr (S == 8) {
     const __int128 p = static_cast<__int128>(static_cast<int64_t>(a)) * static_cast<int64_t>(b);
     lo = static_cast<uint64_t>(p);
     if constexpr (F) {
