@@ -681,16 +681,21 @@ template <Op OP, unsigned S, bool F>
 constexpr Threaded kAluRI[2] = PVSIM_V2(t_alu_ri, OP, S, F);
 template <Op OP, unsigned S>
 constexpr Threaded kAluRM[8] = PVSIM_V8(t_alu_rm, OP, S);
-template <Op OP, unsigned S, bool IMM>
-constexpr Threaded kAluMX[8] = PVSIM_V8(t_alu_mx, OP, S, IMM);
+template <Op OP, unsigned S>
+constexpr Threaded kAluMX[8] = PVSIM_V8(t_alu_mx, OP, S, false);
+// Immediate forms have no register operand, so no kL2 variants.
+template <Op OP, unsigned S>
+constexpr Threaded kAluMXI[4] = PVSIM_V4(t_alu_mx, OP, S, true);
 template <unsigned S, bool GDST>
 constexpr Threaded kMovRR[2] = PVSIM_V2(t_mov_rr, S, GDST);
 template <unsigned S, unsigned SRC, bool SX>
 constexpr Threaded kLoad[4] = PVSIM_V4(t_load, S, SRC, SX);
 template <unsigned S, unsigned SRC, bool SX>
 constexpr Threaded kExtRR[2] = PVSIM_V2(t_ext_rr, S, SRC, SX);
-template <unsigned S, bool IMM>
-constexpr Threaded kStore[8] = PVSIM_V8(t_store, S, IMM);
+template <unsigned S>
+constexpr Threaded kStore[8] = PVSIM_V8(t_store, S, false);
+template <unsigned S>
+constexpr Threaded kStoreI[4] = PVSIM_V4(t_store, S, true);
 template <unsigned S>
 constexpr Threaded kMovRI[1] = {t_mov_ri<S>};
 template <unsigned S>
@@ -777,9 +782,9 @@ Pick pick_alu_s(const Insn& in, bool e_form, bool g_form, bool imm_form) {
                       writes_result(OP) ? in.rm : kOutPass);
     return pick_alu_rr<OP, S>(in, g_form);
   }
-  if (imm_form) return mem_form(kAluMX<OP, S, true>, in, kNoSrc, kOutPass);
+  if (imm_form) return mem_form(kAluMXI<OP, S>, in, kNoSrc, kOutPass);
   if (g_form) return mem_form(kAluRM<OP, S>, in, in.reg, out);
-  return mem_form(kAluMX<OP, S, false>, in, in.reg, kOutPass);
+  return mem_form(kAluMX<OP, S>, in, in.reg, kOutPass);
 }
 template <Op OP>
 Pick pick_alu(const Insn& in, bool e_form, bool g_form, bool imm_form) {
@@ -844,11 +849,11 @@ Pick pick(const Insn& in) {
     case OpId::TEST_EvIz:
       return pick_alu<Op::Test>(in, true, false, true);
     case OpId::CMP_EbIb:
-      if (mem) return mem_form(kAluMX<Op::Cmp, 1, true>, in, kNoSrc, kOutPass);
+      if (mem) return mem_form(kAluMXI<Op::Cmp, 1>, in, kNoSrc, kOutPass);
       return {};
     case OpId::MOV_EvGv:
       if (!w && !d) return {};
-      if (mem) return mem_form(w ? kStore<8, false> : kStore<4, false>, in, in.reg, kOutPass);
+      if (mem) return mem_form(w ? kStore<8> : kStore<4>, in, in.reg, kOutPass);
       return neutral(w ? kMovRR<8, false> : kMovRR<4, false>, in.reg, in.rm);
     case OpId::MOV_GvEv:
       if (!w && !d) return {};
@@ -856,14 +861,14 @@ Pick pick(const Insn& in) {
       return neutral(w ? kMovRR<8, true> : kMovRR<4, true>, in.rm, in.reg);
     case OpId::MOV_EbGb:
       // A byte store of a low register (with REX any of the 16; without, AL..BL only).
-      if (mem && ((in.pfx & P_REX) || in.reg < 4)) return mem_form(kStore<1, false>, in, in.reg, kOutPass);
+      if (mem && ((in.pfx & P_REX) || in.reg < 4)) return mem_form(kStore<1>, in, in.reg, kOutPass);
       return {};
     case OpId::MOV_EbIb:
-      if (mem) return mem_form(kStore<1, true>, in, kNoSrc, kOutPass);
+      if (mem) return mem_form(kStoreI<1>, in, kNoSrc, kOutPass);
       return {};
     case OpId::MOV_EvIz:
       if (!w && !d) return {};
-      if (mem) return mem_form(w ? kStore<8, true> : kStore<4, true>, in, kNoSrc, kOutPass);
+      if (mem) return mem_form(w ? kStoreI<8> : kStoreI<4>, in, kNoSrc, kOutPass);
       return neutral(w ? kMovRI<8> : kMovRI<4>, kNoSrc, in.rm);
     case OpId::MOV_rvIv: {
       if (!w && !d) return {};
