@@ -139,7 +139,10 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
       }
       continue;
     }
-    const uint64_t room = max_insns - steps;
+    // In an STI / MOV SS shadow with an event pending, only the one shadowed instruction
+    // runs before the next look (SDM Vol. 3A §6.8.3: recognised after the instruction that
+    // follows STI), not the rest of its block.
+    const uint64_t room = (irq_check && insns == inhibit_at) ? 1 : max_insns - steps;
     const Insn* const first = b->insns;
     const uint64_t insns_at = insns;
     const Insn* in;
@@ -172,17 +175,18 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
     } else {
       // Per-instruction execution: at most the remaining instruction budget, leaving early
       // at the first boundary past the deadline or when a handler asked for a re-check
-      // (brk). `ip` lives in a register: rip/next_rip are only stored here (handlers read
-      // them), never reloaded per instruction. Only block terminators (A_TERM) and
-      // handlers that set brk change next_rip, and both end the block.
+      // (brk). Each instruction's address comes from the block start and Insn::end (a
+      // followed JMP, decode_block, makes them non-contiguous); rip/next_rip are only
+      // stored here (handlers read them), never reloaded per instruction. Only block
+      // terminators (A_TERM), followed JMPs (whose target is the next instruction) and
+      // handlers that set brk change next_rip, and the others end the block.
       in = first;
       const Insn* const end = in + (b->count < room ? b->count : room);
       failed = false;
-      uint64_t ip = rip;
+      const uint64_t b0 = rip;
       while (in != end) {
-        rip = ip;
-        ip += in->len;
-        next_rip = ip;
+        next_rip = b0 + static_cast<uint64_t>(static_cast<int64_t>(in->end));
+        rip = next_rip - in->len;
         cycles += in->cost;
         if (!in->fn(*this, *in)) [[unlikely]] {
           failed = true;  // rip is the faulting instruction
@@ -275,7 +279,8 @@ Block* Core::decode_block(Block& b, uint64_t gpa, uint8_t* page_host) {
     tlb_flush_write();
     code_epoch_seen = mem.code_mark_epoch();
   }
-  unsigned off = static_cast<unsigned>(gpa & 0xfff);
+  const unsigned start = static_cast<unsigned>(gpa & 0xfff);
+  unsigned off = start;
   unsigned n = 0;
   while (n < kBlockMaxInsns) {
     Insn& in = b.insns[n];
@@ -289,11 +294,25 @@ Block* Core::decode_block(Block& b, uint64_t gpa, uint8_t* page_host) {
       in.fn = st == DecodeStatus::TooLong ? raise_GP0 : raise_UD;
       in.len = 1;
       in.cost = 1;
+      in.end = static_cast<int16_t>(off + 1 - start);
       ++n;
       break;
     }
     ++n;
     off += in.len;
+    in.end = static_cast<int16_t>(off - start);
+    // A direct JMP to the same page does not end the block: decoding goes on at its target
+    // (fewer, longer blocks; the target is canonical and its translation is the block's).
+    // Not as the block's last instruction, so a followed JMP always has a successor.
+    const auto id = static_cast<OpId>(in.id);
+    if ((id == OpId::JMP_Jb || id == OpId::JMP_Jz) && n < kBlockMaxInsns) {
+      const int64_t t = static_cast<int64_t>(off) + static_cast<int64_t>(in.imm);
+      if (t >= 0 && t < 4096) {
+        in.followed = true;
+        off = static_cast<unsigned>(t);
+        continue;
+      }
+    }
     if (insn_ends_block(in) || off >= 4096) break;
   }
   b.tag = gpa + 1;
@@ -330,6 +349,7 @@ Block* Core::decode_crossing(uint64_t gpa, uint8_t* page_host) {
     in.fn = st == DecodeStatus::TooLong ? raise_GP0 : raise_UD;
     in.len = 1;
   }
+  in.end = static_cast<int16_t>(in.len);
   tmp_block.link[0] = tmp_block.link[1] = nullptr;
   finish_block(tmp_block, 1);
   tmp_block.tag = 0;

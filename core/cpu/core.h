@@ -229,8 +229,12 @@ class Core {
   uint64_t blk_gpa_page = 0;    // guest-physical page of the running block
   const Block* blk = nullptr;  // the running block
   bool xfail = false;       // the instruction the threaded run stopped at failed
+  // Where the instruction after i starts (Insn::end is signed: see Insn).
+  __attribute__((always_inline)) uint64_t end_la(const Insn* i) const {
+    return blk_rip + static_cast<uint64_t>(static_cast<int64_t>(i->end));
+  }
   __attribute__((always_inline)) void sync_to(const Insn* i) {
-    next_rip = blk_rip + i->end;
+    next_rip = end_la(i);
     rip = next_rip - i->len;
     cycles = blk_cyc0 + i->cum;
     insns = blk_insns0 + static_cast<uint64_t>(i - blk->insns);

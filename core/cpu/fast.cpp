@@ -100,7 +100,7 @@ PVSIM_ALWAYS_INLINE const Insn* chain(Core& c, const Insn* s) {
 
 // Sentinel after a block whose last instruction falls through (page end, length limit).
 const Insn* t_end(Core& c, const Insn* i, uint64_t) {
-  c.next_rip = c.blk_rip + i->end;
+  c.next_rip = c.end_la(i);
   return chain<1>(c, i);
 }
 // Sentinel after a block terminator, which has set next_rip itself.
@@ -512,7 +512,7 @@ const Insn* t_jcc(Core& c, const Insn* i, uint64_t) {
 }
 // Taken / not-taken exit of a Jcc whose condition is known (t_jcc, t_cmp_jcc).
 PVSIM_ALWAYS_INLINE const Insn* jcc_exit(Core& c, const Insn* j, bool taken) {
-  const uint64_t fall = c.blk_rip + j->end;
+  const uint64_t fall = c.end_la(j);
   if (taken) {
     const uint64_t t = fall + j->imm;
     if (!is_canonical(t)) [[unlikely]]
@@ -603,8 +603,13 @@ const Insn* t_cmpm_jcc(Core& c, const Insn* i, uint64_t last) {
   const uint64_t r = alu<OP, S, true>(c, a, b);
   return cmp_cond<OP, S, CC>(a, b, r) ? jcc_taken(c, i + 1) : jcc_fall(c, i + 1);
 }
+// A direct JMP the block continues through (Core::decode_block): its target is the next
+// Insn, and its taken-branch cycle is in the static costs (finish_block).
+const Insn* t_jmp_followed(Core& c, const Insn* i, uint64_t last) {
+  PVSIM_NEXT(c, i, last);
+}
 const Insn* t_jmp(Core& c, const Insn* i, uint64_t) {
-  const uint64_t t = c.blk_rip + i->end + i->imm;
+  const uint64_t t = c.end_la(i) + i->imm;
   if (!is_canonical(t)) [[unlikely]]
     return t_generic(c, i, 0);
   c.next_rip = t;
@@ -629,7 +634,7 @@ const Insn* t_jmp_ind(Core& c, const Insn* i, uint64_t) {
   return chain<-1>(c, i + 1);
 }
 const Insn* t_call(Core& c, const Insn* i, uint64_t) {
-  const uint64_t ret = c.blk_rip + i->end;
+  const uint64_t ret = c.end_la(i);
   const uint64_t t = ret + i->imm;
   const uint64_t sp = c.gpr[4] - 8;
   uint8_t* p = wr_ptr<8>(c, sp);
@@ -740,6 +745,7 @@ constexpr auto make_cmpm_jcc(std::index_sequence<K...>) {
 template <Op OP, unsigned S, Cm F>
 constexpr auto kCmpmJcc = make_cmpm_jcc<OP, S, F>(std::make_index_sequence<16>{});
 constexpr Threaded kJmp[1] = {t_jmp};
+constexpr Threaded kJmpFollowed[1] = {t_jmp_followed};
 constexpr Threaded kJmpInd[2][1] = {{t_jmp_ind<false>}, {t_jmp_ind<true>}};
 constexpr Threaded kCall[1] = {t_call};
 constexpr Threaded kRet[1] = {t_ret};
@@ -811,6 +817,8 @@ constexpr Pick neutral(const Threaded* t, uint8_t s0, uint8_t out) {
 constexpr Pick plain(const Threaded* t) {
   return {t, nullptr, FlagUse::Observe, {kNoSrc, kNoSrc, kNoSrc}, kOutNone};
 }
+// A followed JMP: no flags, no registers, cannot leave the block.
+constexpr Pick kFollowPick = {kJmpFollowed, nullptr, FlagUse::Neutral, {kNoSrc, kNoSrc, kNoSrc}, kOutPass};
 
 // The threaded handler for one decoded instruction. Memory specialisations need a plain
 // operand (64-bit addressing, no FS/GS, not RIP-relative); byte-register forms are left
@@ -971,18 +979,18 @@ void Core::finish_block(Block& b, unsigned n) {
   Pick picks[kBlockMaxInsns];
   uint8_t from_last[kBlockMaxInsns];
   uint32_t cum = 0;
-  unsigned end = 0;
   uint8_t lr = 16;  // the register whose value the next handler receives as `last`
   for (unsigned k = 0; k < n; ++k) {
     Insn& in = b.insns[k];
-    cum += in.cost;
-    end += in.len;
+    // A followed JMP (decode_block) is never the block's last instruction; if decoding
+    // stopped right after one, it ends the block as an ordinary JMP.
+    if (in.followed && k + 1 == n) in.followed = false;
+    cum += in.cost + (in.followed ? 1 : 0);  // its taken-branch cycle is static
     in.cum = cum;
-    in.end = static_cast<uint16_t>(end);
     in.fb = in.base < 16 ? in.base : 16;
     in.fi = in.index < 16 ? in.index : 16;
     if (in.id == static_cast<uint16_t>(OpId::MOV_rvIv)) in.rm = in.reg;  // see pick()
-    const Pick& p = picks[k] = in.id ? pick(in) : Pick{};
+    const Pick& p = picks[k] = in.followed ? kFollowPick : in.id ? pick(in) : Pick{};
     // Operands the previous handler passed on (register forwarding, Threaded): only when
     // it is known which register `last` holds.
     uint8_t bits = 0;
@@ -1063,7 +1071,7 @@ void Core::finish_block(Block& b, unsigned n) {
   }
   Insn& s = b.insns[n];
   s = Insn{};
-  s.end = static_cast<uint16_t>(end);
+  s.end = n > 0 ? b.insns[n - 1].end : 0;
   s.cum = cum;
   s.lr = 16;
   s.tfn = (n > 0 && insn_ends_block(b.insns[n - 1])) ? t_end_term : t_end;

@@ -101,8 +101,10 @@ struct Insn {
                              // forms; 16 is a slot that always holds 0 ("none")
   uint8_t lr = 16;           // the register whose current value the threaded handler
                              // receives as `last` (16: none; `last` is then meaningless)
-  uint16_t end = 0;          // offset of the next instruction from the block's first byte
+  int16_t end = 0;           // where the next instruction starts, from the block's first
+                             // byte; negative after a backward JMP followed in the block
   uint32_t cum = 0;          // cycles of the block's instructions up to and including this one
+  bool followed = false;     // a direct JMP the block continues through (Core::decode_block)
   bool mod3() const { return pfx & P_MOD3; }
   // A memory operand whose segment is SS: RSP or RBP as base and no FS/GS override
   // (SDM Vol. 1 §3.7.4, default segment selection rules).

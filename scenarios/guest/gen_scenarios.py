@@ -203,9 +203,9 @@ write(f'{root}/hello-smp4.json', {
 GOLDEN_TRACE = {
     'kvmclock-host': '0xeddf087d361e27f0',
     'lapic_timer': '0xd0738a47e484cd0a',
-    'ipi': '0xa3a5fe8d093cd1eb',
-    'nmi': '0xc8f5569a6e24adb9',
-    'tpr': '0x49427557e05ea763',
+    'ipi': '0xd74dec004ff7785f',
+    'nmi': '0x170e1cb808c88da5',
+    'tpr': '0xc6dee2a3cad2883a',
     'init': '0x536254a9c233f92a',
     'init-bsp': '0x1202035e2f957b53',
     'spinlock-q1': '0xcc2ee7222fdbb6ab',

@@ -1,4 +1,5 @@
-// tests/core/test_forwarding.cpp — register forwarding between threaded handlers.
+// tests/core/test_forwarding.cpp — register forwarding between threaded handlers, fused
+// compare-and-branch, and blocks that continue through JMPs (the last two test cases).
 //
 // In whole-block execution each threaded handler passes the value it wrote to the next
 // handler in a host register (`last`, core/cpu/insn.h), and Core::finish_block picks, for
@@ -410,4 +411,108 @@ TEST_CASE("fused compare-and-branch matches single-stepping", "[cpu][threaded]")
   CHECK(taken > 1000);
   CHECK(not_taken > 1000);
   for (unsigned cc = 0; cc < 16; ++cc) CHECK(per_cc[cc] > 100);
+}
+
+// Blocks continue through a direct JMP whose target is on the same page (core.cpp,
+// Core::decode_block): the instructions after it in the block are the target's, the JMP's
+// taken-branch cycle is a static cost, and Insn::end may go backwards. Programs are
+// segments of register instructions placed in a shuffled order on one page and linked in
+// program order by JMPs (rel8 and rel32, forward and backward), so one block holds
+// instructions from several places; one segment ends at the last bytes of the page so
+// the next decodes across the page boundary (the JMP before it must then end its block).
+// Every instruction budget and every deadline must stop at exactly the boundary
+// single-stepping reaches, with the same registers, flags and cycles.
+TEST_CASE("blocks that continue through JMPs stop where single-stepping does", "[cpu][threaded]") {
+  SplitMix64 rng(0x1ca7ed0bb5ull);
+  uint64_t programs = 0, runs = 0, crossing = 0;
+  for (unsigned n = 0; n < 150; ++n) {
+    Machine m;
+    m.tracer.set_text_output(nullptr);
+    // Segments: a few register instructions, then a JMP to the next segment (the last one
+    // ends with HLT). Placed at shuffled 64-byte slots of the code page.
+    const unsigned segs = 2 + static_cast<unsigned>(rng.below(9));
+    std::vector<unsigned> slot(segs);
+    for (unsigned k = 0; k < segs; ++k) slot[k] = k;
+    for (unsigned k = segs; k-- > 1;) std::swap(slot[k], slot[rng.below(k + 1)]);
+    const bool cross = rng.one_in(3);  // the last segment straddles the page end
+    auto addr = [&](unsigned k) {
+      if (cross && k == segs - 1) return Machine::kCode + 4096 - 2;  // a MOV whose third byte is on the next page
+      return Machine::kCode + 64 * slot[k];
+    };
+    for (unsigned k = 0; k < segs; ++k) {
+      Bytes b;
+      const unsigned ops = static_cast<unsigned>(rng.below(4));
+      for (unsigned j = 0; j < ops; ++j) {
+        const unsigned d = static_cast<unsigned>(rng.below(4)), s = static_cast<unsigned>(rng.below(4));
+        switch (rng.below(4)) {
+          case 0: b.insert(b.end(), {0x48, 0x01, static_cast<uint8_t>(0xc0 | (s << 3) | d)}); break;  // add d, s
+          case 1: b.insert(b.end(), {0x48, 0x39, static_cast<uint8_t>(0xc0 | (s << 3) | d)}); break;  // cmp d, s
+          case 2: b.insert(b.end(), {0x48, 0xc1, static_cast<uint8_t>(0xc0 | (4 << 3) | d), 3}); break;  // shl d, 3
+          default: b.insert(b.end(), {0x48, 0x0f, 0xaf, static_cast<uint8_t>(0xc0 | (d << 3) | s)}); break;  // imul d, s
+        }
+      }
+      if (cross && k == segs - 1) {
+        b = {0x48, 0x89, 0xc1, 0xf4};  // mov rcx, rax (crosses the page end); hlt
+      } else if (k == segs - 1) {
+        b.push_back(0xf4);
+      } else {
+        const uint64_t from = addr(k) + b.size();
+        const int64_t rel8 = static_cast<int64_t>(addr(k + 1)) - static_cast<int64_t>(from + 2);
+        if (rel8 >= -128 && rel8 <= 127 && rng.one_in(2)) {
+          b.insert(b.end(), {0xeb, static_cast<uint8_t>(rel8)});
+        } else {
+          const int64_t rel32 = static_cast<int64_t>(addr(k + 1)) - static_cast<int64_t>(from + 5);
+          b.push_back(0xe9);
+          for (unsigned j = 0; j < 4; ++j) b.push_back(static_cast<uint8_t>(static_cast<uint64_t>(rel32) >> (8 * j)));
+        }
+      }
+      m.put(addr(k), b);
+    }
+    std::array<uint64_t, 4> r0{};
+    for (uint64_t& r : r0) r = rng.next() | 1;
+    auto reset = [&] {
+      for (unsigned r = 0; r < 16; ++r) m.vcpu.set_gpr(r, r < 4 ? r0[r] : 0);
+      m.vcpu.set_gpr(RSP, Machine::kStack);
+      m.vcpu.set_rip(Machine::kCode + 64 * slot[0]);
+      m.vcpu.set_rflags(0x2);
+      m.vcpu.set_halted(false);
+    };
+    reset();
+    REQUIRE(m.run(1000).reason == StopReason::Halted);  // warm-up (first-touch EPT exits)
+    reset();
+    const uint64_t c0 = m.vcpu.cycles().value(), i0 = m.vcpu.instructions();
+    std::vector<State> traj{capture(m, c0, i0)};
+    while (!m.vcpu.halted()) {
+      REQUIRE(m.step().executed == 1);
+      traj.push_back(capture(m, c0, i0));
+    }
+    const uint64_t steps = traj.size() - 1;  // including the HLT
+    auto check = [&](uint64_t max, uint64_t deadline_rel) {
+      uint64_t k = 0;
+      while (k < steps && k < max && traj[k].cycles < deadline_rel) ++k;
+      reset();
+      const uint64_t d0 = m.vcpu.cycles().value(), j0 = m.vcpu.instructions();
+      const auto r = m.vcpu.run(max, Cycles(deadline_rel == ~0ull ? ~0ull : d0 + deadline_rel));
+      const State got = capture(m, d0, j0);
+      const State& want = traj[k];
+      if (r.executed != k || got.rip != want.rip || got.cycles != want.cycles || got.rflags != want.rflags ||
+          got.gpr != want.gpr) {
+        INFO("program " << n << ", " << segs << " segments, max " << max << ", deadline +" << deadline_rel
+                        << ": expected boundary " << k);
+        CHECK(r.executed == k);
+        CHECK(got.rip == want.rip);
+        CHECK(got.cycles == want.cycles);
+        CHECK(got.rflags == want.rflags);
+        CHECK(got.gpr == want.gpr);
+      }
+      ++runs;
+    };
+    for (uint64_t mx = 1; mx <= steps; ++mx) check(mx, ~0ull);
+    for (uint64_t d = 0; d <= traj[steps].cycles + 1; ++d) check(steps, d);
+    ++programs;
+    crossing += cross ? 1 : 0;
+  }
+  INFO(programs << " programs, " << runs << " runs");
+  CHECK(crossing > 20);
+  CHECK(runs > 10000);
 }

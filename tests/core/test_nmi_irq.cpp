@@ -460,3 +460,23 @@ TEST_CASE("time gate: RDMSR of the x2APIC current count (0x839)", "[system][time
   CHECK(uasked == 0);
   CHECK(u.vcpu.rip() == Machine::kCode + 2);
 }
+
+// After STI the pending interrupt is recognised once the next instruction is done (SDM
+// Vol. 3A §6.8.3), also when run() executes whole blocks: the block after STI holds more
+// instructions (here three INCs and a JMP the block continues through), but only the first
+// may run before the interrupt. Before the fix the whole block ran first.
+TEST_CASE("run(): a maskable interrupt pending at STI is taken after exactly one instruction", "[irq]") {
+  Machine m;
+  m.install_idt_all_hlt();
+  // sti; inc rax; inc rbx; jmp +0; inc rcx; hlt
+  m.code({0xfb, 0x48, 0xff, 0xc0, 0x48, 0xff, 0xc3, 0xeb, 0x00, 0x48, 0xff, 0xc1, 0xf4});
+  int polls = 0;
+  m.vcpu.set_interrupt_poll([&](Vcpu&) { return polls++ == 0 ? 0x30 : -1; });
+  m.vcpu.notify_interrupt();  // IF = 0: stays pending until the STI
+  REQUIRE(m.run(100).reason == StopReason::Halted);  // the handler's HLT
+  CHECK(m.vcpu.rip() == m.handler_addr(0x30) + 1);
+  CHECK(m.vcpu.gpr(RAX) == 1);  // the shadowed instruction ran
+  CHECK(m.vcpu.gpr(RBX) == 0);  // nothing after it
+  CHECK(m.vcpu.gpr(RCX) == 0);
+  CHECK(m.get64(m.vcpu.gpr(RSP)) == Machine::kCode + 4);  // return RIP: the INC RBX
+}
