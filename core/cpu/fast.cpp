@@ -730,20 +730,28 @@ constexpr auto kJcc = make_jcc(std::make_index_sequence<16>{});
 constexpr auto kCmov4 = make_cmov<4>(std::make_index_sequence<16>{});
 constexpr auto kCmov8 = make_cmov<8>(std::make_index_sequence<16>{});
 constexpr auto kSetcc = make_setcc(std::make_index_sequence<16>{});
+// Fused compare-and-branch variants of one CMP/TEST form: by the Jcc's condition code and
+// the CMP/TEST's from-`last` bits (all 8; bits a variant does not use are read from the
+// register file, which always holds the same value).
+using FuseTable = std::array<std::array<Threaded, 8>, 16>;
 template <Op OP, unsigned S, bool IMM, std::size_t... K>
-constexpr auto make_cmp_jcc(std::index_sequence<K...>) {
-  return std::array<std::array<Threaded, 4>, 16>{{{t_cmp_jcc<OP, S, IMM, K, 0>, t_cmp_jcc<OP, S, IMM, K, 1>,
-                                                   t_cmp_jcc<OP, S, IMM, K, IMM ? 0 : 2>,
-                                                   t_cmp_jcc<OP, S, IMM, K, IMM ? 1 : 3>}...}};
+constexpr FuseTable make_cmp_jcc(std::index_sequence<K...>) {
+  constexpr unsigned m = IMM ? kL0 : kL0 | kL1;  // the compared registers
+  return {{{t_cmp_jcc<OP, S, IMM, K, 0 & m>, t_cmp_jcc<OP, S, IMM, K, 1 & m>, t_cmp_jcc<OP, S, IMM, K, 2 & m>,
+            t_cmp_jcc<OP, S, IMM, K, 3 & m>, t_cmp_jcc<OP, S, IMM, K, 4 & m>, t_cmp_jcc<OP, S, IMM, K, 5 & m>,
+            t_cmp_jcc<OP, S, IMM, K, 6 & m>, t_cmp_jcc<OP, S, IMM, K, 7 & m>}...}};
 }
 template <Op OP, unsigned S, bool IMM>
-constexpr auto kCmpJcc = make_cmp_jcc<OP, S, IMM>(std::make_index_sequence<16>{});
+constexpr FuseTable kCmpJcc = make_cmp_jcc<OP, S, IMM>(std::make_index_sequence<16>{});
 template <Op OP, unsigned S, Cm F, std::size_t... K>
-constexpr auto make_cmpm_jcc(std::index_sequence<K...>) {
-  return std::array<std::array<Threaded, 2>, 16>{{{t_cmpm_jcc<OP, S, F, K, 0>, t_cmpm_jcc<OP, S, F, K, 1>}...}};
+constexpr FuseTable make_cmpm_jcc(std::index_sequence<K...>) {
+  // Only the base comes from `last` (t_cmpm_jcc): variant kL0 & bits.
+  return {{{t_cmpm_jcc<OP, S, F, K, 0>, t_cmpm_jcc<OP, S, F, K, 1>, t_cmpm_jcc<OP, S, F, K, 0>,
+            t_cmpm_jcc<OP, S, F, K, 1>, t_cmpm_jcc<OP, S, F, K, 0>, t_cmpm_jcc<OP, S, F, K, 1>,
+            t_cmpm_jcc<OP, S, F, K, 0>, t_cmpm_jcc<OP, S, F, K, 1>}...}};
 }
 template <Op OP, unsigned S, Cm F>
-constexpr auto kCmpmJcc = make_cmpm_jcc<OP, S, F>(std::make_index_sequence<16>{});
+constexpr FuseTable kCmpmJcc = make_cmpm_jcc<OP, S, F>(std::make_index_sequence<16>{});
 constexpr Threaded kJmp[1] = {t_jmp};
 constexpr Threaded kJmpFollowed[1] = {t_jmp_followed};
 constexpr Threaded kJmpInd[2][1] = {{t_jmp_ind<false>}, {t_jmp_ind<true>}};
@@ -759,6 +767,11 @@ struct Pick {
   FlagUse use = FlagUse::Observe;
   uint8_t src[3] = {kNoSrc, kNoSrc, kNoSrc};  // the register read under each from-`last` bit
   uint8_t out = kOutNone;                      // what the handler passes on as `last`
+  // CMP/TEST: its fused compare-and-branch variants, used when it comes right before the
+  // block's Jcc (finish_block); fuse_regs: a register form, whose compared registers
+  // (src[0], src[1]) go to Insn::fb / fi for t_cmp_jcc.
+  const FuseTable* fuse = nullptr;
+  bool fuse_regs = false;
 };
 
 // A register-only form: operands s0 (kL0) and s1 (kL1), result in `out` (or kOutPass).
@@ -781,16 +794,32 @@ Pick pick_alu_rr(const Insn& in, bool gdst) {
 }
 template <Op OP, unsigned S>
 Pick pick_alu_s(const Insn& in, bool e_form, bool g_form, bool imm_form) {
+  constexpr bool compare = !writes_result(OP);
   const uint8_t out = writes_result(OP) ? in.reg : kOutPass;
+  Pick p;
   if (in.mod3() || (!e_form && !g_form && imm_form)) {  // register forms (rAX forms: rm = 0)
-    if (imm_form)
-      return reg_form(kAluRI<OP, S, true>, kAluRI<OP, S, false>, FlagUse::WriteAll, in.rm, kNoSrc,
-                      writes_result(OP) ? in.rm : kOutPass);
-    return pick_alu_rr<OP, S>(in, g_form);
+    if (imm_form) {
+      p = reg_form(kAluRI<OP, S, true>, kAluRI<OP, S, false>, FlagUse::WriteAll, in.rm, kNoSrc,
+                   writes_result(OP) ? in.rm : kOutPass);
+      if constexpr (compare) p.fuse = &kCmpJcc<OP, S, true>;
+    } else {
+      p = pick_alu_rr<OP, S>(in, g_form);
+      if constexpr (compare) p.fuse = &kCmpJcc<OP, S, false>;
+    }
+    p.fuse_regs = true;
+    return p;
   }
-  if (imm_form) return mem_form(kAluMXI<OP, S>, in, kNoSrc, kOutPass);
-  if (g_form) return mem_form(kAluRM<OP, S>, in, in.reg, out);
-  return mem_form(kAluMX<OP, S>, in, in.reg, kOutPass);
+  if (imm_form) {
+    p = mem_form(kAluMXI<OP, S>, in, kNoSrc, kOutPass);
+    if constexpr (compare) p.fuse = &kCmpmJcc<OP, S, Cm::MI>;
+  } else if (g_form) {
+    p = mem_form(kAluRM<OP, S>, in, in.reg, out);
+    if constexpr (OP == Op::Cmp) p.fuse = &kCmpmJcc<OP, S, Cm::RM>;  // TEST has no G form
+  } else {
+    p = mem_form(kAluMX<OP, S>, in, in.reg, kOutPass);
+    if constexpr (compare) p.fuse = &kCmpmJcc<OP, S, Cm::MR>;
+  }
+  return p;
 }
 template <Op OP>
 Pick pick_alu(const Insn& in, bool e_form, bool g_form, bool imm_form) {
@@ -857,7 +886,11 @@ Pick pick(const Insn& in) {
     case OpId::TEST_EvIz:
       return pick_alu<Op::Test>(in, true, false, true);
     case OpId::CMP_EbIb:
-      if (mem) return mem_form(kAluMXI<Op::Cmp, 1>, in, kNoSrc, kOutPass);
+      if (mem) {
+        Pick p = mem_form(kAluMXI<Op::Cmp, 1>, in, kNoSrc, kOutPass);
+        p.fuse = &kCmpmJcc<Op::Cmp, 1, Cm::MI>;
+        return p;
+      }
       return {};
     case OpId::MOV_EvGv:
       if (!w && !d) return {};
@@ -1026,48 +1059,16 @@ void Core::finish_block(Block& b, unsigned n) {
         break;
     }
   }
-  // Compare-and-branch fusion (t_cmp_jcc): a register-form CMP/TEST right before the
-  // Jcc that ends the block.
-  if (n >= 2 && b.insns[n - 1].id && is_jcc(b.insns[n - 1])) {
+  // Compare-and-branch fusion (t_cmp_jcc, t_cmpm_jcc): a CMP/TEST right before the Jcc
+  // that ends the block.
+  if (n >= 2 && is_jcc(b.insns[n - 1]) && picks[n - 2].fuse) {
     Insn& in = b.insns[n - 2];
-    const auto id = static_cast<OpId>(in.id);
-    const bool cmp = id == OpId::CMP_EvGv || id == OpId::CMP_GvEv || id == OpId::CMP_EvIz ||
-                     id == OpId::CMP_EvIb || id == OpId::CMP_rAXIz;
-    const bool test = id == OpId::TEST_EvGv || id == OpId::TEST_EvIz || id == OpId::TEST_rAXIz;
-    const bool imm = id == OpId::CMP_EvIz || id == OpId::CMP_EvIb || id == OpId::CMP_rAXIz ||
-                     id == OpId::TEST_EvIz || id == OpId::TEST_rAXIz;
-    const bool reg_form = in.mod3() || id == OpId::CMP_rAXIz || id == OpId::TEST_rAXIz;
-    const unsigned cc = b.insns[n - 1].cond, v = from_last[n - 2];
-    const bool plain_mem = !in.mod3() && in.asz == 8 && in.seg == 0 && in.base != kRegRip;
-    const unsigned vm = v & kL0;  // the register operand is read from the register file
-    if (id == OpId::CMP_EbIb && plain_mem && (v & kL1) == 0) {
-      in.tfn = kCmpmJcc<Op::Cmp, 1, Cm::MI>[cc][vm];
-    } else if ((cmp || test) && plain_mem && (in.osz == 4 || in.osz == 8) && (v & kL1) == 0 &&
-               id != OpId::CMP_rAXIz && id != OpId::TEST_rAXIz) {
-      const Cm f = imm ? Cm::MI : (id == OpId::CMP_GvEv ? Cm::RM : Cm::MR);
-      const bool w = in.osz == 8;
-#define PVSIM_FUSE_M(OP)                                                                  \
-  in.tfn = f == Cm::MI ? (w ? kCmpmJcc<OP, 8, Cm::MI> : kCmpmJcc<OP, 4, Cm::MI>)[cc][vm]   \
-           : f == Cm::MR ? (w ? kCmpmJcc<OP, 8, Cm::MR> : kCmpmJcc<OP, 4, Cm::MR>)[cc][vm] \
-                         : (w ? kCmpmJcc<OP, 8, Cm::RM> : kCmpmJcc<OP, 4, Cm::RM>)[cc][vm];
-      if (cmp) {
-        PVSIM_FUSE_M(Op::Cmp)
-      } else {
-        PVSIM_FUSE_M(Op::Test)
-      }
-#undef PVSIM_FUSE_M
-    } else if ((cmp || test) && reg_form && (in.osz == 4 || in.osz == 8)) {
-      const Pick& p = picks[n - 2];  // its src[0] / src[1] are the compared registers
+    const Pick& p = picks[n - 2];
+    if (p.fuse_regs) {
       in.fb = p.src[0];
-      in.fi = imm ? 16 : p.src[1];
-      const bool w = in.osz == 8;
-      if (cmp)
-        in.tfn = imm ? (w ? kCmpJcc<Op::Cmp, 8, true> : kCmpJcc<Op::Cmp, 4, true>)[cc][v]
-                     : (w ? kCmpJcc<Op::Cmp, 8, false> : kCmpJcc<Op::Cmp, 4, false>)[cc][v];
-      else
-        in.tfn = imm ? (w ? kCmpJcc<Op::Test, 8, true> : kCmpJcc<Op::Test, 4, true>)[cc][v]
-                     : (w ? kCmpJcc<Op::Test, 8, false> : kCmpJcc<Op::Test, 4, false>)[cc][v];
+      in.fi = p.src[1];
     }
+    in.tfn = (*p.fuse)[b.insns[n - 1].cond][from_last[n - 2]];
   }
   Insn& s = b.insns[n];
   s = Insn{};
