@@ -136,8 +136,8 @@ void Vcpu::advance_to(Cycles c) {
   if (c.value() > m_core->cycles) m_core->cycles = c.value();
 }
 
-Vcpu::RunResult Vcpu::run(uint64_t max_insns, Cycles deadline) {
-  return m_core->run(max_insns, deadline.value());
+Vcpu::RunResult Vcpu::run(uint64_t max_insns, Cycles deadline, Budget budget) {
+  return m_core->run(max_insns, deadline.value(), budget == Budget::Slice);
 }
 
 void Vcpu::request_stop(StopReason r) {

@@ -38,9 +38,21 @@ struct DescriptorTable {
   uint16_t limit = 0;
 };
 
+// How run() treats its instruction budget.
+enum class Budget : uint8_t {
+  // Exactly max_insns steps unless something stops the vCPU first (tests, single-step,
+  // the scenario's max_instructions).
+  Exact,
+  // A scheduler slice: at most max_insns steps, ending at the last decoded-block boundary
+  // that fits (a block that would cross the budget is left for the next slice), so a
+  // slice never ends inside a block with the per-instruction path. When not even the
+  // first block fits (a budget shorter than a block), it runs up to the budget exactly.
+  Slice,
+};
+
 enum class StopReason : uint8_t {
   None,             // still running
-  InsnLimit,        // run(): max_insns executed
+  InsnLimit,        // run(): max_insns executed (Budget::Slice: or the next block would pass it)
   Deadline,         // run(): local cycles reached the deadline
   Halted,           // HLT with nothing deliverable; the scheduler parks the vCPU
   VcpuFinished,     // the guest wrote port 0xf5 (this vCPU is done)
@@ -112,7 +124,7 @@ class Vcpu {
   // stops the vCPU (see StopReason). A step is one retired instruction or one exception
   // / interrupt delivery (which retires nothing), so InsnLimit may come back with
   // executed < max_insns; instructions() counts retired instructions only.
-  RunResult run(uint64_t max_insns, Cycles deadline);
+  RunResult run(uint64_t max_insns, Cycles deadline, Budget budget = Budget::Exact);
   // Executes exactly one instruction (or delivers one pending exception); for tests.
   RunResult step() { return run(1, Cycles(~0ull)); }
   // Devices call this from an I/O callback (exit ports); takes effect after the

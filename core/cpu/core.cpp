@@ -71,7 +71,7 @@ bool Core::stop_with(StopReason r, std::string detail) {
   return false;
 }
 
-Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
+Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
   Vcpu::RunResult res;
   if (dead) {
     res.reason = StopReason::Shutdown;
@@ -142,7 +142,18 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline) {
     // In an STI / MOV SS shadow with an event pending, only the one shadowed instruction
     // runs before the next look (SDM Vol. 3A §6.8.3: recognised after the instruction that
     // follows STI), not the rest of its block.
-    const uint64_t room = (irq_check && insns == inhibit_at) ? 1 : max_insns - steps;
+    const bool shadow = irq_check && insns == inhibit_at;
+    const uint64_t room = shadow ? 1 : max_insns - steps;
+    // A scheduler slice ends before a block that does not fit in what is left of it,
+    // instead of running that block's head instruction by instruction: ending inside a
+    // block costs the per-instruction path now and a block decoded from a mid-block
+    // address when the vCPU resumes, and with vCPUs switching every quantum that cost
+    // several thousand host cycles per switch (core/README.md "Performance", scale-64).
+    // Only once something ran, so a budget shorter than a block still makes progress.
+    if (slice && steps > 0 && !shadow && b->count > room) {
+      res.reason = StopReason::InsnLimit;
+      break;
+    }
     const Insn* const first = b->insns;
     const uint64_t insns_at = insns;
     const Insn* in;

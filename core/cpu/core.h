@@ -554,7 +554,8 @@ class Core {
   }
 
   // Run loop (core.cpp).
-  Vcpu::RunResult run(uint64_t max_insns, uint64_t deadline);
+  // slice: Budget::Slice (vcpu.h), stop at the last block boundary within max_insns.
+  Vcpu::RunResult run(uint64_t max_insns, uint64_t deadline, bool slice);
   // Fetch: RIP -> fetch TLB -> GPA -> decoded block (valid for the page's code generation).
   __attribute__((always_inline)) Block* fetch_block() {
     const TlbEntry& e = tlb[2][(rip >> 12) & kTlbMask];

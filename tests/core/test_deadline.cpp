@@ -314,7 +314,7 @@ void check_boundary(const Fixture& f, const Boundary& want, uint64_t c0, uint64_
 
 struct Totals {
   uint64_t programs = 0, runs = 0, irq_cases = 0, max_len = 0, with_ept = 0, with_string = 0,
-           with_both_jcc = 0, irq_overhead = 0, fresh_pages_max = 0;
+           with_both_jcc = 0, irq_overhead = 0, fresh_pages_max = 0, slice_cut = 0;
 };
 
 // Generates one program, single-steps the reference, then checks every run() form.
@@ -418,6 +418,35 @@ void check_program(Generator& gen, unsigned slots, Totals& tot) {
   // Both at once.
   for (uint64_t j = 0; j < 2 * n; ++j) one_run(1 + rng.below(n), rng.below(total + 2));
 
+  // Budget::Slice (the scheduler's quantum): it lands on one of the reference's boundaries,
+  // never past where Budget::Exact stops, and earlier only because the next decoded block
+  // (at most 32 instructions, core/cpu/core.h kBlockMaxInsns) did not fit in the budget,
+  // after at least one instruction. Deadlines bind exactly as before.
+  auto slice_run = [&](uint64_t max, uint64_t deadline_rel) {
+    const uint64_t k = expected(0, max, deadline_rel);
+    const uint64_t page = f.fresh_page();
+    f.reset(*f.dut, page);
+    const uint64_t dc0 = f.dut->cycles().value(), di0 = f.dut->instructions();
+    const uint64_t dl = deadline_rel == kNever ? kNever : dc0 + deadline_rel;
+    auto r = f.dut->run(max, Cycles(dl), Budget::Slice);
+    const uint64_t got = r.executed;
+    const bool cut = r.reason == StopReason::InsnLimit && got > 0 && got + 32 > max;
+    if (got > k || (got != k && !cut) || !same_state(f, traj[got], dc0, di0, page)) {
+      INFO("program of " << n << " insns, " << total << " cycles; run(max=" << max << ", deadline=+"
+                         << deadline_rel << ", Slice) stopped at " << got << ", Exact stops at " << k);
+      CHECK(got <= k);
+      CHECK((got == k || cut));
+      if (got <= k) check_boundary(f, traj[got], dc0, di0, page);
+    }
+    if (first_ept_step != kNever && got >= first_ept_step) f.consume_fresh_page();
+    ++tot.runs;
+    if (got < k) ++tot.slice_cut;
+  };
+  for (uint64_t mx = 1; mx <= n; ++mx) slice_run(mx, kNever);
+  for (uint64_t d = 0; d <= total + 1; d += 1 + total / 64) slice_run(n, d);
+  for (uint64_t d = 0; d <= total + 1; d += 1 + total / 16)
+    for (uint64_t mx = 1; mx <= n; mx += 3) slice_run(mx, d);
+
   // Chained runs from wherever the previous one stopped (resuming mid-block).
   {
     const uint64_t page = f.fresh_page();
@@ -498,7 +527,9 @@ TEST_CASE("run(max, deadline) stops at exactly the boundary single-stepping reac
   CHECK(tot.with_string >= 170);
   CHECK(tot.with_both_jcc >= 170);
   CHECK(tot.max_len >= 40);
+  CHECK(tot.slice_cut >= 1000);  // Budget::Slice did end before Exact, often
   WARN("deadline/step equivalence: " << tot.programs << " programs, " << tot.runs
                                      << " runs, " << tot.irq_cases << " interrupt cases, up to "
-                                     << tot.fresh_pages_max << " fresh pages per program");
+                                     << tot.fresh_pages_max << " fresh pages per program, "
+                                     << tot.slice_cut << " slices ended early at a block boundary");
 }

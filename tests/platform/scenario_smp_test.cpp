@@ -159,7 +159,7 @@ TEST_CASE("bad issue-3 keys: one exact line with file and JSON pointer", "[scena
   // machine
   CHECK(error_of(d, R"("machine": {"cpus": 2})") ==
         f + "/machine/cpus: unknown key (allowed here: vcpus, ram_mib, tsc_khz, tsc_start, "
-            "quantum, kvm_cpuid, "
+            "quantum, exact_quantum, kvm_cpuid, "
             "ignore_unhandled_io, start, apic_bus_mhz, ipi_latency_ns, tsc_skew, kvm)");
   CHECK(error_of(d, R"("machine": {"start": "ap"})") ==
         f + "/machine/start: must be \"all\" or \"bsp\", got \"ap\"");

@@ -30,6 +30,7 @@ TEST_CASE("minimal scenario gets the README defaults", "[scenario]") {
   CHECK(s.machine.tsc_khz == 2'500'000);
   CHECK(s.machine.tsc_start == 0);
   CHECK(s.machine.quantum == 10'000);
+  CHECK_FALSE(s.machine.exact_quantum);
   CHECK(s.machine.kvm_features == 0x01007efb);
   CHECK(s.machine.kvm_hints == 0);
   CHECK(s.machine.kvm_signature_eax == 0x40000001);
@@ -46,7 +47,7 @@ TEST_CASE("full scenario parses every key", "[scenario]") {
   Scenario s = parse_scenario(R"({
     "name": "n", "description": "d", "seed": 18446744073709551615,
     "machine": {"vcpus": 4, "ram_mib": 64, "tsc_khz": 1000000, "tsc_start": "0xffffffffffffffff",
-                "quantum": 1, "ignore_unhandled_io": true,
+                "quantum": 1, "exact_quantum": true, "ignore_unhandled_io": true,
                 "kvm_cpuid": {"features": ["CLOCKSOURCE2", "ASYNC_PF"], "hints": "1", "signature_eax": 0}},
     "guest": {"image": "img.bin", "format": "flat"},
     "limits": {"max_instructions": 5, "max_virtual_ms": 7},
@@ -61,6 +62,7 @@ TEST_CASE("full scenario parses every key", "[scenario]") {
   CHECK(s.machine.kvm_hints == 1);
   CHECK(s.machine.kvm_signature_eax == 0);
   CHECK(s.machine.ignore_unhandled_io);
+  CHECK(s.machine.exact_quantum);
   CHECK(s.guest.format == ImageFormat::Flat);
   CHECK(s.limits.max_virtual_ms == 7);
   CHECK(s.expect.stop == RunStop::UnhandledIo);
@@ -100,6 +102,8 @@ TEST_CASE("bad scenarios: one exact line with file and JSON pointer", "[scenario
         f + "/machine/kvm_cpuid/leaf: unknown key (allowed here: features, hints, signature_eax)");
   CHECK(error_of(d, with("\"machine\": {\"ignore_unhandled_io\": 1}")) ==
         f + "/machine/ignore_unhandled_io: must be true or false, got 1");
+  CHECK(error_of(d, with("\"machine\": {\"exact_quantum\": \"yes\"}")) ==
+        f + "/machine/exact_quantum: must be true or false, got \"yes\"");
   CHECK(error_of(d, "{\"description\": \"d\", \"guest\": {\"image\": \"missing.elf\"}}") ==
         f + "/guest/image: image file not found: " + (d.path / "missing.elf").string());
   CHECK(error_of(d, "{\"description\": \"d\", \"guest\": {\"image\": \"img.bin\", \"format\": \"exe\"}}") ==

@@ -265,10 +265,15 @@ RunReport Platform::run() {
     if (next && *next < until) until = *next;
     if (m_cpus[i]->window_end < until) until = m_cpus[i]->window_end;
     const Cycles deadline = m_cpus[i]->deadline_for(until);
-    const uint64_t budget = std::min(s.machine.quantum, s.limits.max_instructions - total);
+    // A quantum is a slice that ends at the last decoded-block boundary inside it (vcpu.h
+    // Budget::Slice), unless the scenario asks for exact quanta; what is left of
+    // max_instructions is always exact, so the limit stops at its instruction.
+    const uint64_t left = s.limits.max_instructions - total;
+    const bool slice = s.machine.quantum < left && !s.machine.exact_quantum;
+    const uint64_t budget = std::min(s.machine.quantum, left);
     m_running = static_cast<int>(i);
     m_run_deadline = until;
-    const Vcpu::RunResult res = v.run(budget, deadline);
+    const Vcpu::RunResult res = v.run(budget, deadline, slice ? Budget::Slice : Budget::Exact);
     m_running = -1;
     m_kvmclock->on_exit(v);  // the orig profile's clamp tracks the TSC the guest has seen
     total += res.executed;

@@ -207,13 +207,14 @@ constexpr std::string_view kRegisterNames[] = {
 void parse_machine(const Checker& c, const Json& m, MachineConfig& out) {
   const std::string p = "/machine";
   c.object(m, p,
-           {"vcpus", "ram_mib", "tsc_khz", "tsc_start", "quantum", "kvm_cpuid",
+           {"vcpus", "ram_mib", "tsc_khz", "tsc_start", "quantum", "exact_quantum", "kvm_cpuid",
             "ignore_unhandled_io", "start", "apic_bus_mhz", "ipi_latency_ns", "tsc_skew", "kvm"});
   if (m.contains("vcpus")) out.vcpus = static_cast<unsigned>(c.integer(m["vcpus"], p + "/vcpus", 1, 64));
   if (m.contains("ram_mib")) out.ram_mib = c.integer(m["ram_mib"], p + "/ram_mib", 2, 65536);
   if (m.contains("tsc_khz")) out.tsc_khz = c.integer(m["tsc_khz"], p + "/tsc_khz", 1000, 10'000'000);
   if (m.contains("tsc_start")) out.tsc_start = c.u64(m["tsc_start"], p + "/tsc_start");
   if (m.contains("quantum")) out.quantum = c.integer(m["quantum"], p + "/quantum", 1, 1'000'000'000);
+  if (m.contains("exact_quantum")) out.exact_quantum = c.boolean(m["exact_quantum"], p + "/exact_quantum");
   if (m.contains("ignore_unhandled_io"))
     out.ignore_unhandled_io = c.boolean(m["ignore_unhandled_io"], p + "/ignore_unhandled_io");
   if (m.contains("kvm_cpuid")) {

@@ -93,6 +93,9 @@ struct MachineConfig {
   uint64_t tsc_khz = 2'500'000;
   uint64_t tsc_start = 0;
   uint64_t quantum = 10'000;
+  // false: a slice ends at the last decoded-block boundary within the quantum (vcpu.h
+  // Budget::Slice); true: after exactly `quantum` instructions, inside a block if need be.
+  bool exact_quantum = false;
   uint32_t kvm_features = 0x01007efb;
   uint32_t kvm_hints = 0;
   uint32_t kvm_signature_eax = 0x40000001;
