@@ -7,8 +7,9 @@
 // Scheduler (architecture.md §2): one global EventQueue (LAPIC timers, IPIs in flight,
 // kvmclock requests) and per-vCPU local virtual time. Events at time T fire once every
 // runnable vCPU has reached T; otherwise the runnable vCPU with the smallest local time
-// runs next (ties to the lowest index) for at most `quantum` instructions and never past
-// the next event, the end of its host run window or the time limit. Halted, finished and
+// runs next (ties to the lowest index) for at most `quantum` instructions (ending at the
+// last decoded-block boundary inside them unless machine.exact_quantum, vcpu.h Budget) and
+// never past the next event, the end of its host run window or the time limit. Halted, finished and
 // wait-for-SIPI vCPUs are skipped; a halted vCPU woken at T continues at T. The run ends
 // when the guest exits (port 0xf4), every vCPU finished (0xf5), a vCPU shuts down (triple
 // fault) or hits unclaimed I/O, a SIPI asks for a real-mode start, a limit is reached, or
