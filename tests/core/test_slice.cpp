@@ -4,7 +4,8 @@
 // that fits, instead of finishing a block's head instruction by instruction; when not even
 // the first block fits it runs up to the budget exactly (so quantum 1 still interleaves
 // per instruction). Deadlines stay exact. Budget::Exact keeps the old contract. The
-// randomized check against single-stepping for both budgets is in test_deadline.cpp.
+// randomized check against single-stepping for both budgets is in test_deadline.cpp, the
+// STI shadow under both budgets in test_nmi_irq.cpp.
 #include <catch2/catch.hpp>
 
 #include "machine.h"
@@ -14,7 +15,7 @@ using pvsim::test::Machine;
 
 namespace {
 constexpr uint64_t kNever = ~0ull;
-enum { RAX, RCX, RDX, RBX, RSP };
+enum { RAX, RCX, RDX, RBX };
 
 // L: add rax,1; add rbx,2; add rcx,3; dec rdx; jnz L; hlt — one five-instruction block
 // per iteration (a Jcc ends a block, core/README.md "Execution model").
@@ -99,23 +100,4 @@ TEST_CASE("Budget::Slice keeps deadlines exact and stops at a HLT", "[slice][con
   CHECK(r.reason == StopReason::Halted);
   CHECK(r.executed == 101);
   CHECK(m.vcpu.rip() == Machine::kCode + kLoopLen + 1);
-}
-
-TEST_CASE("Budget::Slice: an interrupt pending at STI is taken after the shadowed instruction in the same slice",
-          "[slice][irq]") {
-  // The STI shadow (SDM Vol. 3A §6.8.3) narrows the run loop's room to one instruction; that
-  // is not the budget running out, so the slice goes on into the handler.
-  Machine m;
-  m.install_idt_all_hlt();
-  // sti; inc rax; inc rbx; jmp +0; inc rcx; hlt
-  m.code({0xfb, 0x48, 0xff, 0xc0, 0x48, 0xff, 0xc3, 0xeb, 0x00, 0x48, 0xff, 0xc1, 0xf4});
-  int polls = 0;
-  m.vcpu.set_interrupt_poll([&](Vcpu&) { return polls++ == 0 ? 0x30 : -1; });
-  m.vcpu.notify_interrupt();  // IF = 0: stays pending until the STI
-  auto r = m.vcpu.run(100, Cycles(kNever), Budget::Slice);
-  CHECK(r.reason == StopReason::Halted);  // the handler's HLT
-  CHECK(m.vcpu.rip() == m.handler_addr(0x30) + 1);
-  CHECK(m.vcpu.gpr(RAX) == 1);
-  CHECK(m.vcpu.gpr(RBX) == 0);
-  CHECK(m.get64(m.vcpu.gpr(RSP)) == Machine::kCode + 4);
 }
