@@ -144,16 +144,6 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
     // follows STI), not the rest of its block.
     const bool shadow = irq_check && insns == inhibit_at;
     const uint64_t room = shadow ? 1 : max_insns - steps;
-    // A scheduler slice ends before a block that does not fit in what is left of it,
-    // instead of running that block's head instruction by instruction: ending inside a
-    // block costs the per-instruction path now and a block decoded from a mid-block
-    // address when the vCPU resumes, and with vCPUs switching every quantum that cost
-    // several thousand host cycles per switch (core/README.md "Performance", scale-64).
-    // Only once something ran, so a budget shorter than a block still makes progress.
-    if (slice && steps > 0 && !shadow && b->count > room) {
-      res.reason = StopReason::InsnLimit;
-      break;
-    }
     const Insn* const first = b->insns;
     const uint64_t insns_at = insns;
     const Insn* in;
@@ -184,6 +174,16 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
       // Blocks may have been chained (fast.cpp): count from the last one's start.
       done = (blk_insns0 - insns_at) + static_cast<uint64_t>(in - blk->insns);
     } else {
+      // A scheduler slice ends before a block that does not fit in what is left of it,
+      // instead of running that block's head instruction by instruction: ending inside a
+      // block costs the per-instruction path now and a block decoded from a mid-block
+      // address when the vCPU resumes, and with vCPUs switching every quantum that cost
+      // several thousand host cycles per switch (core/README.md "Performance", scale-64).
+      // Only once something ran, so a budget shorter than a block still makes progress.
+      if (slice && steps > 0 && !shadow && b->count > room) {
+        res.reason = StopReason::InsnLimit;
+        break;
+      }
       // Per-instruction execution: at most the remaining instruction budget, leaving early
       // at the first boundary past the deadline or when a handler asked for a re-check
       // (brk). Each instruction's address comes from the block start and Insn::end (a
@@ -196,7 +196,7 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
       failed = false;
       const uint64_t b0 = rip;
       while (in != end) {
-        next_rip = b0 + static_cast<uint64_t>(static_cast<int64_t>(in->end));
+        next_rip = in->end_from(b0);
         rip = next_rip - in->len;
         cycles += in->cost;
         if (!in->fn(*this, *in)) [[unlikely]] {

@@ -230,9 +230,7 @@ class Core {
   const Block* blk = nullptr;  // the running block
   bool xfail = false;       // the instruction the threaded run stopped at failed
   // Where the instruction after i starts (Insn::end is signed: see Insn).
-  __attribute__((always_inline)) uint64_t end_la(const Insn* i) const {
-    return blk_rip + static_cast<uint64_t>(static_cast<int64_t>(i->end));
-  }
+  __attribute__((always_inline)) uint64_t end_la(const Insn* i) const { return i->end_from(blk_rip); }
   __attribute__((always_inline)) void sync_to(const Insn* i) {
     next_rip = end_la(i);
     rip = next_rip - i->len;

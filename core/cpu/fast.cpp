@@ -405,22 +405,15 @@ const Insn* t_imul_rr(Core& c, const Insn* i, uint64_t last) {
   } else if constexpr (S == 8) {
     const __int128 p = static_cast<__int128>(static_cast<int64_t>(a)) * static_cast<int64_t>(b);
     lo = static_cast<uint64_t>(p);
-    if constexpr (F) {
-      uint64_t f = flags_szp(lo, 8);
-      if (p != static_cast<__int128>(static_cast<int64_t>(lo))) f |= fl::CF | fl::OF;
-      c.set_arith(f);
-    }
+    const bool wide = p != static_cast<__int128>(static_cast<int64_t>(lo));
+    c.set_arith(flags_szp(lo, 8) | (wide ? fl::CF | fl::OF : 0));
   } else {
     const int64_t p = static_cast<int64_t>(static_cast<int32_t>(a)) * static_cast<int32_t>(b);
     lo = static_cast<uint32_t>(p);
-    if constexpr (F) {
-      uint64_t f = flags_szp(lo, 4);
-      if (p != static_cast<int32_t>(p)) f |= fl::CF | fl::OF;
-      c.set_arith(f);
-    }
+    c.set_arith(flags_szp(lo, 4) | (p != static_cast<int32_t>(p) ? fl::CF | fl::OF : 0));
   }
-  put<S>(c, i->reg, lo);
-  PVSIM_NEXT(c, i, trunc<S>(lo));
+  put<S>(c, i->reg, lo);  // lo is already S bytes wide on every path
+  PVSIM_NEXT(c, i, lo);
 }
 
 // One-operand MUL / IMUL r (register form): rDX:rAX = rAX * r, CF = OF = the upper half is
@@ -524,15 +517,9 @@ PVSIM_ALWAYS_INLINE const Insn* jcc_exit(Core& c, const Insn* j, bool taken) {
   c.next_rip = fall;
   return chain<1>(c, j + 1);
 }
-// CMP or TEST of registers (or a register and an immediate) followed by the Jcc that ends
-// the block, in one handler, as x86 front ends fuse them into one macro-op: the condition
-// comes straight from the operands rather than from the lazy flags it also writes (they
-// stay observable after the block). finish_block puts the compared registers in Insn::fb
-// (a) and Insn::fi (b), which register forms do not otherwise use; L: kL0 / kL1 = a / b
-// from `last`. The Jcc keeps its own Insn (its end, cum and target) and, if its target is
-// non-canonical, runs generically after the CMP is complete, as t_jcc would.
-// The same, out of line and shared by the hundreds of fused compare-and-branch variants
-// (tail-called: one direct jump each way), which keeps their code small.
+// jcc_exit out of line, one per direction, shared by the hundreds of fused
+// compare-and-branch variants (t_cmp_jcc, t_cmpm_jcc tail-call them: one direct jump each
+// way), which keeps their code small.
 __attribute__((noinline)) const Insn* jcc_taken(Core& c, const Insn* j) {
   return jcc_exit(c, j, true);
 }
@@ -776,13 +763,11 @@ struct Pick {
 
 // A register-only form: operands s0 (kL0) and s1 (kL1), result in `out` (or kOutPass).
 Pick reg_form(const Threaded* wf, const Threaded* nf, FlagUse use, uint8_t s0, uint8_t s1, uint8_t out) {
-  Pick p{wf, nf, use, {s0, s1, kNoSrc}, out};
-  return p;
+  return {wf, nf, use, {s0, s1, kNoSrc}, out};
 }
 // A plain memory form: base (kL0), index (kL1) and an optional register operand (kL2).
 Pick mem_form(const Threaded* t, const Insn& in, uint8_t reg_src, uint8_t out) {
-  Pick p{t, nullptr, FlagUse::Observe, {in.fb, in.fi, reg_src}, out};
-  return p;
+  return {t, nullptr, FlagUse::Observe, {in.fb, in.fi, reg_src}, out};
 }
 
 template <Op OP, unsigned S>
@@ -937,12 +922,8 @@ Pick pick(const Insn& in) {
       p.use = FlagUse::Neutral;
       return p;
     }
-    case OpId::NOP_Ev: {
-      Pick p = plain(kNop);
-      p.use = FlagUse::Neutral;
-      p.out = kOutPass;
-      return p;
-    }
+    case OpId::NOP_Ev:
+      return {kNop, nullptr, FlagUse::Neutral, {kNoSrc, kNoSrc, kNoSrc}, kOutPass};
     case OpId::PUSH_rv:
       if (!w) return {};
       return {kPush, nullptr, FlagUse::Observe, {in.reg, kNoSrc, kNoSrc}, kOutNone};

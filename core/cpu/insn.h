@@ -105,6 +105,10 @@ struct Insn {
                              // byte; negative after a backward JMP followed in the block
   uint32_t cum = 0;          // cycles of the block's instructions up to and including this one
   bool followed = false;     // a direct JMP the block continues through (Core::decode_block)
+  // Linear address of the next instruction, for a block that starts at block_la.
+  uint64_t end_from(uint64_t block_la) const {
+    return block_la + static_cast<uint64_t>(static_cast<int64_t>(end));
+  }
   bool mod3() const { return pfx & P_MOD3; }
   // A memory operand whose segment is SS: RSP or RBP as base and no FS/GS override
   // (SDM Vol. 1 §3.7.4, default segment selection rules).
