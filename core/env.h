@@ -1,4 +1,4 @@
-// core/env.h — the narrow interface a vCPU sees of the platform (architecture.md §1, §7.5).
+// core/env.h — the narrow interface a vCPU sees of the platform (tools/platform/README.md §2).
 //
 // The CPU core knows nothing of devices or PV MSRs: port I/O, MMIO outside RAM and
 // CPUID go through this interface, MSRs through core/msr_registry.h. Calls here happen
@@ -18,7 +18,7 @@ enum class IoStatus : uint8_t {
   Unhandled,  // nothing claims it: the core stops the VM with an "unhandled I/O" report
   // mmio_read only: the access observes time (e.g. the LAPIC current-count register) and
   // this vCPU is not at the smallest local time, so the instruction must not execute now
-  // (architecture.md §2). The device must not have changed or traced anything. The core
+  // (tools/platform/README.md §4.4). The device must not have changed or traced anything. The core
   // abandons the instruction without side effects (no fault, RIP stays on it, its cost is
   // un-charged) and run() returns StopReason::Deadline; the scheduler runs it again later.
   // Returned by a pio_*/mmio_write call it counts as Unhandled.

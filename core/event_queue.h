@@ -1,5 +1,5 @@
 // core/event_queue.h — the global queue of timed callbacks in virtual time
-// (architecture.md §2 "Determinism", §7.6 "timers are scheduled, never ticked").
+// (tools/platform/README.md §4.2 and §8: timers are scheduled, never ticked).
 //
 // Ordering is a total order on (when, priority, seq):
 //   when     — virtual nanoseconds (Tick);

@@ -15,7 +15,8 @@ void* reserve(uint64_t bytes) {
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED)
-    throw std::runtime_error("cannot reserve " + std::to_string(bytes) + " bytes of host address space for guest RAM");
+    throw GuestMemory::ReserveError("cannot reserve " + std::to_string(bytes) +
+                                    " bytes of host address space for guest RAM");
   return p;
 }
 }  // namespace
@@ -24,8 +25,19 @@ GuestMemory::GuestMemory(uint64_t size_bytes) : m_size(size_bytes) {
   if (size_bytes == 0 || (size_bytes & (kPageSize - 1)) != 0)
     throw std::invalid_argument("guest RAM size must be a non-zero multiple of 4096");
   m_base = static_cast<uint8_t*>(reserve(size_bytes));
-  m_code_gen = static_cast<uint32_t*>(reserve(page_count() * sizeof(uint32_t)));
-  m_ept_seen = static_cast<uint64_t*>(reserve(ept_bitmap_bytes()));
+  // The destructor does not run when a constructor throws: unmap what is already mapped.
+  try {
+    m_code_gen = static_cast<uint32_t*>(reserve(page_count() * sizeof(uint32_t)));
+    try {
+      m_ept_seen = static_cast<uint64_t*>(reserve(ept_bitmap_bytes()));
+    } catch (...) {
+      munmap(m_code_gen, page_count() * sizeof(uint32_t));
+      throw;
+    }
+  } catch (...) {
+    munmap(m_base, m_size);
+    throw;
+  }
 }
 
 GuestMemory::~GuestMemory() {
@@ -33,6 +45,25 @@ GuestMemory::~GuestMemory() {
   munmap(m_base, m_size);
   munmap(m_code_gen, page_count() * sizeof(uint32_t));
   munmap(m_ept_seen, ept_bitmap_bytes());
+}
+
+bool GuestMemory::zero(Gpa gpa, uint64_t len) {
+  if (!contains(gpa, len)) return false;
+  if (len == 0) return true;
+  uint64_t at = gpa.value();
+  const uint64_t end = at + len;
+  const uint64_t first_full = (at + kPageSize - 1) & ~(kPageSize - 1);
+  const uint64_t last_full = end & ~(kPageSize - 1);
+  if (first_full < last_full) {
+    std::memset(m_base + at, 0, first_full - at);
+    if (madvise(m_base + first_full, last_full - first_full, MADV_DONTNEED) != 0)
+      std::memset(m_base + first_full, 0, last_full - first_full);  // cannot fail on our own mapping, but stay correct
+    std::memset(m_base + last_full, 0, end - last_full);
+  } else {
+    std::memset(m_base + at, 0, len);
+  }
+  note_write(gpa, len);
+  return true;
 }
 
 bool GuestMemory::read(Gpa gpa, void* dst, uint64_t len) const {

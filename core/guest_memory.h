@@ -1,4 +1,4 @@
-// core/guest_memory.h — guest RAM: one region at GPA 0 (boot-protocol.md "Memory at entry").
+// core/guest_memory.h — guest RAM: one region at GPA 0 (scenarios/guest/boot.md §2).
 //
 // The whole size is reserved as one anonymous host mapping with MAP_NORESERVE, so a
 // 64 GiB guest costs only the pages it touches (the host kernel backs pages on first
@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "core/types.h"
@@ -21,6 +22,13 @@ namespace pvsim {
 
 class GuestMemory {
  public:
+  // The host refused the address space (an RLIMIT_AS, a 47-bit user space, overcommit
+  // disabled): a property of the host, reported to the user as a scenario problem.
+  class ReserveError : public std::runtime_error {
+   public:
+    using std::runtime_error::runtime_error;
+  };
+
   explicit GuestMemory(uint64_t size_bytes);  // size must be a multiple of 4 KiB, > 0
   ~GuestMemory();
   GuestMemory(const GuestMemory&) = delete;
@@ -46,6 +54,11 @@ class GuestMemory {
   // Host-side copies; false (and nothing copied) when the range is outside RAM.
   bool read(Gpa gpa, void* dst, uint64_t len) const;
   bool write(Gpa gpa, const void* src, uint64_t len);  // also note_write()s
+  // Zeroes [gpa, gpa+len), also note_write()s; false when outside RAM. Whole pages are
+  // handed back to the host (madvise MADV_DONTNEED: a private anonymous page reads as zero
+  // afterwards), so clearing a 2 GiB .bss costs neither time nor resident memory; the
+  // partial pages at the ends are cleared in place.
+  bool zero(Gpa gpa, uint64_t len);
 
   template <class T>
   bool read_obj(Gpa gpa, T& out) const { return read(gpa, &out, sizeof(T)); }

@@ -1,4 +1,4 @@
-// core/msr_registry.h — per-vCPU MSR dispatch (architecture.md §4, §7.7).
+// core/msr_registry.h — per-vCPU MSR dispatch (pvmsr/README.md §2.3 for the order PV MSR handlers follow).
 //
 // Every MSR the guest can touch has an entry: the core registers the architectural
 // ones (EFER, FS/GS bases, TSC, PAT, ...), the platform adds LAPIC and KVM PV MSRs.

@@ -1,4 +1,4 @@
-// core/pio_bus.h — the port I/O bus (architecture.md §7.5, Firecracker `vstate/bus.rs` idea).
+// core/pio_bus.h — the port I/O bus (tools/platform/README.md §2; Firecracker `vstate/bus.rs` idea).
 //
 // Devices claim port ranges; a device sees only the offset into its own range, never the
 // absolute port, so it can be placed anywhere. Overlapping claims are rejected at

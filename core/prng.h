@@ -1,4 +1,4 @@
-// core/prng.h — the project's one pseudo-random generator (architecture.md §2).
+// core/prng.h — the project's one pseudo-random generator (tools/platform/README.md §8).
 //
 // splitmix64 (Steele, Lea, Flood 2014): one 64-bit state, full period, the same stream on
 // every compiler and standard library. Anything random that can reach output — scenario

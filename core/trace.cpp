@@ -144,11 +144,16 @@ void Tracer::emit(Tick ts, unsigned vcpu, std::string_view event, std::string_vi
   const uint64_t ns = ts.value();
   m_line.clear();
   auto out = std::back_inserter(m_line);
-  fmt::format_to(out, "CPU {}/KVM-{} [{:03}] {}.{:09}: {}: {}\n", vcpu, vcpu, vcpu,
-                 ns / 1'000'000'000u, ns % 1'000'000'000u, event, text);
+  fmt::format_to(out, "CPU {}/KVM-{} [{:03}] {}.{:09}: ", vcpu, vcpu, vcpu, ns / 1'000'000'000u,
+                 ns % 1'000'000'000u);
+  const size_t body = m_line.size();
+  fmt::format_to(out, "{}: {}\n", event, text);
   XXH3_64bits_update(m_hash->state, m_line.data(), m_line.size());
   ++m_count;
+  m_bytes += m_line.size();
   if (m_text) m_text->write(m_line.data(), static_cast<std::streamsize>(m_line.size()));
+  // Observers may emit nothing (emit() is not re-entrant: m_line is shared).
+  for (TraceObserver* o : m_observers) o->on_trace_line(vcpu, m_line, body);
   if (!m_jsonl) return;
 
   // Fixed key order: ts_ns, vcpu, event, then the event's fields in declaration order.

@@ -1,4 +1,4 @@
-// core/trace.h — the canonical trace (ecosystem.md §1, issue "Trace").
+// core/trace.h — the canonical trace (tools/platform/README.md §7).
 //
 // One line per event in the shape of `trace-cmd report`:
 //   CPU 0/KVM-0 [000] 0.000012345: kvm_msr: msr_write 4b564d02 = 0x1
@@ -16,6 +16,7 @@
 #include <iosfwd>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/types.h"
 
@@ -59,6 +60,17 @@ struct TraceField {
   static TraceField str(const char* n, std::string_view v) { return {n, Kind::Str, 0, v}; }
 };
 
+// Sees every canonical line as it is produced (expectations, golden comparison, size caps),
+// so nothing needs the whole trace in memory. `line` ends in '\n'; line[body..] is the text
+// from the event name on ("kvm_msr: msr_write ..."). Called in trace order.
+class TraceObserver {
+ public:
+  virtual void on_trace_line(unsigned vcpu, std::string_view line, size_t body) = 0;
+
+ protected:
+  ~TraceObserver() = default;
+};
+
 class Tracer {
  public:
   Tracer();
@@ -70,6 +82,8 @@ class Tracer {
   void set_jsonl_output(std::ostream* os) { m_jsonl = os; }
   uint64_t hash() const;  // XXH3-64 of the canonical text emitted so far
   uint64_t event_count() const { return m_count; }
+  uint64_t text_bytes() const { return m_bytes; }  // canonical text emitted so far
+  void add_observer(TraceObserver* o) { m_observers.push_back(o); }
 
   // Generic form: every typed method below ends here. `text` is the TP_printk part.
   void emit(Tick ts, unsigned vcpu, std::string_view event, std::string_view text,
@@ -123,6 +137,8 @@ class Tracer {
   std::ostream* m_text = nullptr;
   std::ostream* m_jsonl = nullptr;
   uint64_t m_count = 0;
+  uint64_t m_bytes = 0;
+  std::vector<TraceObserver*> m_observers;
   std::string m_line;  // reused buffer
 };
 

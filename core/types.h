@@ -1,4 +1,4 @@
-// core/types.h — strong types for addresses and time (architecture.md §7.4).
+// core/types.h — strong types for addresses and time (tools/platform/README.md §3).
 //
 // Gpa/Gva keep guest-physical and guest-virtual addresses apart at API boundaries;
 // Tick is virtual nanoseconds, Cycles is guest clock cycles (one cycle = one TSC tick,

@@ -47,6 +47,8 @@ enum class Budget : uint8_t {
   // that fits (a block that would cross the budget is left for the next slice), so a
   // slice never ends inside a block with the per-instruction path. When not even the
   // first block fits (a budget shorter than a block), it runs up to the budget exactly.
+  // A REP string instruction whose elements alone pass what is left stops between two
+  // elements at exactly the budget (core/README.md "REP string instructions").
   Slice,
 };
 
@@ -123,9 +125,13 @@ class Vcpu {
   // Runs until max_insns steps are used, local cycles reach `deadline`, or something
   // stops the vCPU (see StopReason). A step is one retired instruction or one exception
   // / interrupt delivery (which retires nothing), so InsnLimit may come back with
-  // executed < max_insns; instructions() counts retired instructions only.
+  // executed < max_insns; instructions() counts retired instructions only. Each element
+  // of a REP string instruction is one instruction, and the run may stop between two
+  // elements with RIP on the REP, which the next run() resumes (core/README.md "REP
+  // string instructions").
   RunResult run(uint64_t max_insns, Cycles deadline, Budget budget = Budget::Exact);
-  // Executes exactly one instruction (or delivers one pending exception); for tests.
+  // Executes exactly one instruction (one REP element), or delivers one pending
+  // exception; for tests.
   RunResult step() { return run(1, Cycles(~0ull)); }
   // Devices call this from an I/O callback (exit ports); takes effect after the
   // current instruction completes.
@@ -149,7 +155,7 @@ class Vcpu {
   // VMCALL hook: returns true when it handled the hypercall (RIP then advances);
   // without a handler (or when it returns false) VMCALL raises #UD in the guest.
   void set_hypercall_handler(std::function<bool(Vcpu&)> handler);
-  // Time-observation gate (architecture.md §2, causally monotonic clocks): before RDTSC,
+  // Time-observation gate (tools/platform/README.md §4.4, causally monotonic clocks): before RDTSC,
   // RDTSCP or RDMSR of IA32_TSC (0x10) / IA32_TSC_DEADLINE (0x6e0) / the x2APIC current
   // count (0x839) executes, the core asks `gate`; when it returns false the instruction
   // does not execute (RIP stays on it, no cycles charged) and run() returns

@@ -11,7 +11,17 @@ void DebugCon::pio_read(Vcpu&, uint16_t, unsigned, uint32_t& value) {
 
 void DebugCon::pio_write(Vcpu&, uint16_t, unsigned, uint32_t value) {
   const char c = static_cast<char>(value & 0xff);
-  m_out.push_back(c);
+  if (m_max && m_bytes >= m_max) {
+    if (!m_limit_hit) {
+      m_limit_hit = true;
+      if (m_live) m_live->flush();
+      if (m_on_limit) m_on_limit();
+    }
+    return;
+  }
+  ++m_bytes;
+  m_last = c;
+  if (m_keep) m_out.push_back(c);
   if (m_live) {
     m_live->put(c);
     if (c == '\n') m_live->flush();

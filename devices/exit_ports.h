@@ -1,7 +1,7 @@
 // devices/exit_ports.h — ports 0xf4 (end the VM) and 0xf5 (this vCPU is finished).
 //
 // 0xf4 follows QEMU's isa-debug-exit: the exit status is ((v << 1) | 1) & 0xff, so a
-// guest can never produce status 0 by accident (boot-protocol.md). 0xf5 is pvsim's own:
+// guest can never produce status 0 by accident (scenarios/guest/boot.md §4). 0xf5 is pvsim's own:
 // the vCPU that writes it stops for good; when all have, the VM ends with status 0.
 // Both take effect after the OUT instruction completes (Vcpu::request_stop).
 #pragma once

@@ -5,11 +5,11 @@
 // timer and error interrupts, delivery of routed IPIs (fixed, NMI, INIT, SIPI), INIT reset,
 // and KVM-shaped tracing of all of it (core/trace.h).
 //
-// Architecture §1: the LAPIC never sees a Vcpu. It talks outwards through InterruptSink
+// tools/platform/README.md §2: the LAPIC never sees a Vcpu. It talks outwards through InterruptSink
 // (a deliverable interrupt appeared; an IPI was written to the ICR) and reads time through
 // ApicClock. Routing IPIs to other APICs is the bus's job (devices/apic_bus.h);
 // matches_destination() below is the pure §11.6.2 rule the bus uses for that.
-// Architecture §7.6: the timer is an Event on the EventQueue at the exact expiry Tick and
+// tools/platform/README.md §4.2: the timer is an Event on the EventQueue at the exact expiry Tick and
 // the current-count register is derived from the Tick when read; nothing is ticked.
 #pragma once
 #include <array>
@@ -69,7 +69,7 @@ struct ApicDestinationInfo {
 // Lowest-priority arbitration among several matches is left to the bus.
 bool matches_destination(const IpiRequest& req, const ApicDestinationInfo& target);
 
-// Narrow outward interface (architecture §1). Called synchronously from the LAPIC.
+// Narrow outward interface (tools/platform/README.md §2). Called synchronously from the LAPIC.
 class InterruptSink {
  public:
   // A deliverable interrupt (pending_vector() has a value) may now exist: wake a halted vCPU
@@ -129,7 +129,7 @@ class LocalApic {
   // protocol's LVT values) do not appear as guest register accesses.
   void set_tracer(Tracer* tracer) { m_cfg.tracer = tracer; }
   // The BSP's LINT0 in ExtINT mode, unmasked (0x700), as KVM's kvm_lapic_reset leaves it
-  // for the boot vCPU (boot-protocol.md "LAPIC"). A raw set: a guest write could not clear
+  // for the boot vCPU (scenarios/guest/boot.md §3, "local APIC"). A raw set: a guest write could not clear
   // the mask while SVR has the APIC software-disabled (SDM §11.4.7.2).
   void set_bsp_lint0_extint();
   // INIT (SDM §11.4.7.3; §11.12.5.1 for x2APIC): every register as after RESET except the

@@ -1,4 +1,4 @@
-// pvmsr/kvm_cpuid.h — KVM's CPUID leaves 0x40000000/0x40000001 (kvm-pv-spec.md §1).
+// pvmsr/kvm_cpuid.h — KVM's CPUID leaves 0x40000000/0x40000001 (pvmsr/README.md §3).
 //
 // KVM itself does not answer CPUID; the VMM installs these leaves (KVM_SET_CPUID2), so
 // pvsim builds them from the scenario, as a VMM would from KVM_GET_SUPPORTED_CPUID.
@@ -36,14 +36,14 @@ enum class KvmFeature : uint8_t {
 };
 
 // Scenario feature name ("ASYNC_PF", ...) → bit number; nullopt for unknown names.
-// MMU_OP is deliberately not accepted: modern KVM never sets it (spec §1.2).
+// MMU_OP is deliberately not accepted: modern KVM never sets it (pvmsr/README.md §3.2).
 std::optional<unsigned> kvm_feature_bit(std::string_view name);
 
 class KvmCpuid {
  public:
   static constexpr uint32_t kSignatureLeaf = 0x40000000;
   static constexpr uint32_t kFeaturesLeaf = 0x40000001;
-  // What a 6.x KVM advertises (spec §1.2): bits 0,1,3-7,9-14,24.
+  // What a 6.x KVM advertises (pvmsr/README.md §3.2): bits 0,1,3-7,9-14,24.
   static constexpr uint32_t kDefaultFeatures = 0x01007efb;
   static constexpr uint32_t kDefaultSignatureEax = 0x40000001;
 

@@ -11,7 +11,7 @@ namespace pvsim {
 
 namespace {
 
-// The guest TSC of `v` at virtual time t (issue3-design.md "Time model"): the vCPU's TSC
+// The guest TSC of `v` at virtual time t (tools/platform/README.md §3): the vCPU's TSC
 // base (tsc_start plus any IA32_TSC adjustment) plus its own cycles up to t. Unsigned wrap
 // is what a 64-bit TSC does.
 uint64_t tsc_at(const Vcpu& v, Tick t) {
@@ -29,7 +29,7 @@ KvmClock::KvmClock(const KvmClockConfig& cfg, GuestMemory& mem, Tracer& tracer,
   // Modern kvm_guest_time_update: kvm_get_time_scale(NSEC_PER_SEC, tsc_khz * 1000). The
   // 3.0 code called it as (NSEC_PER_SEC / 1000, tsc_khz): the same ratio, but the
   // truncating shifts of step 2 act on different magnitudes, so an odd kHz value can give
-  // a different last bit of mul (spec §3.1). Each profile uses its own call.
+  // a different last bit of mul (pvmsr/README.md §4.3). Each profile uses its own call.
   m_scale = cfg.abi == AbiProfile::Modern ? kvm_get_time_scale(kNsecPerSec, cfg.tsc_khz * 1000)
                                           : kvm_get_time_scale(kNsecPerSec / 1000, cfg.tsc_khz);
   // kvm_arch_init_vm -> pvclock_update_vm_gtod_copy: the VM starts with a snapshot taken
@@ -44,7 +44,7 @@ KvmClock::KvmClock(const KvmClockConfig& cfg, GuestMemory& mem, Tracer& tracer,
 KvmClock::~KvmClock() = default;
 
 bool KvmClock::feature_visible(unsigned bit) const {
-  // guest_pv_has (spec §1.3): without enforcement every PV MSR works whatever CPUID says.
+  // guest_pv_has (pvmsr/README.md §2.2): without enforcement every PV MSR works whatever CPUID says.
   return !m_cfg.enforce_pv_cpuid || ((m_cfg.cpuid_features >> bit) & 1u) != 0;
 }
 
@@ -61,7 +61,7 @@ void KvmClock::attach(Vcpu& v) {
     bool system_time;
     bool old_msr;
   };
-  // Spec §2.2/§2.3: 0x11 and 0x4b564d00 alias one VM-wide value, 0x12 and 0x4b564d01 one
+  // pvmsr/README.md §4.1: 0x11 and 0x4b564d00 alias one VM-wide value, 0x12 and 0x4b564d01 one
   // per-vCPU value; the old pair is gated by CLOCKSOURCE (bit 0), the new by CLOCKSOURCE2
   // (bit 3). No value is ever refused (no reserved-bit, alignment or RAM check).
   static constexpr Def kDefs[] = {
@@ -103,7 +103,7 @@ void KvmClock::attach(Vcpu& v) {
   }
 }
 
-// Spec §2.2 (kvm_set_msr_common MSR_KVM_WALL_CLOCK[_NEW] -> kvm_write_wall_clock): store
+// pvmsr/README.md §4.8 (kvm_set_msr_common MSR_KVM_WALL_CLOCK[_NEW] -> kvm_write_wall_clock): store
 // the raw value, then publish at GPA = value right away; 0 means "nothing", and a struct
 // not wholly in RAM is silently skipped (the guest read/write helpers fail).
 void KvmClock::write_wall_clock_msr(Vcpu& v, uint64_t value) {
@@ -112,11 +112,11 @@ void KvmClock::write_wall_clock_msr(Vcpu& v, uint64_t value) {
   pvclock_write_wall_clock(m_mem, Gpa(value), wall_clock_epoch_ns(v));
 }
 
-// Spec §2.3. Modern kvm_write_system_time; orig = the 3.0 case body in kvm_set_msr_common.
+// pvmsr/README.md §4.1. Modern kvm_write_system_time; orig = the 3.0 case body in kvm_set_msr_common.
 void KvmClock::write_system_time_msr(Vcpu& v, uint64_t value, bool old_msr) {
   VcpuClock& c = state(v.index());
   if (m_cfg.abi == AbiProfile::Modern) {
-    // A boot vCPU on the old MSR mishandles TSC_STABLE (spec §9 #19): KVM remembers which
+    // A boot vCPU on the old MSR mishandles TSC_STABLE (pvmsr/README.md §4.13): KVM remembers which
     // MSR vCPU 0 used and recomputes the master clock when that changes.
     if (v.index() == 0) {
       if (m_boot_vcpu_old_msr != old_msr) c.requests |= kReqMasterclockUpdate;
@@ -195,7 +195,7 @@ void KvmClock::on_reset(unsigned vcpu) {
   // Requests still pending are harmless: an update with bit 0 clear writes nothing.
 }
 
-// Spec §3.3 master-clock conditions. The host clocksource is TSC and no backwards host
+// pvmsr/README.md §4.7: master-clock conditions. The host clocksource is TSC and no backwards host
 // TSC is ever seen in pvsim, so the scenario's TSC matching and the boot-vCPU MSR decide.
 bool KvmClock::compute_master_clock() const {
   return m_cfg.abi == AbiProfile::Modern && m_cfg.master_clock_allowed && m_cfg.tsc_matched &&
@@ -257,7 +257,7 @@ void KvmClock::guest_time_update(VcpuClock& c, Vcpu& v) {
   const Tick now = v.now();
   PvclockVcpuTimeInfo hv = c.hv;
   if (m_cfg.abi == AbiProfile::Modern) {
-    // Spec §3.2: in master-clock mode the VM-wide (host TSC, host ns) pair, identical for
+    // pvmsr/README.md §4.4: in master-clock mode the VM-wide (host TSC, host ns) pair, identical for
     // every vCPU; otherwise host TSC and host clock read now. system_time = kernel_ns +
     // kvmclock_offset = (host_monotonic_ns + t) - host_monotonic_ns = t.
     const Snapshot& s = snapshot_at(now);
@@ -296,8 +296,8 @@ void KvmClock::guest_time_update(VcpuClock& c, Vcpu& v) {
     c.last_kernel_ns = kernel_ns;
     c.last_guest_tsc = tsc_timestamp;
   }
-  // The seqcount publisher of the profile (spec §3.4). A struct not wholly inside RAM is
-  // silently not written (spec §2.3); then nothing is traced either (modern
+  // The seqcount publisher of the profile (pvmsr/README.md §4.6). A struct not wholly inside RAM is
+  // silently not written (pvmsr/README.md §4.1); then nothing is traced either (modern
   // kvm_setup_guest_pvclock returns before trace_kvm_pvclock_update).
   c.published = pvclock_write_vcpu_time_info(m_mem, gpa, hv, m_cfg.abi);
   if (!c.published) return;
@@ -307,7 +307,7 @@ void KvmClock::guest_time_update(VcpuClock& c, Vcpu& v) {
 }
 
 // ---------------------------------------------------------------------------------------
-// The wall clock epoch (spec §3.6 "Host epoch", §2.2)
+// The wall clock epoch (pvmsr/README.md §4.8)
 //
 // The guest computes wall time as sec*1e9 + nsec + kvmclock, so the epoch has to be
 // realtime - kvmclock with both taken at one instant. Modern KVM in master-clock mode
@@ -320,7 +320,7 @@ void KvmClock::guest_time_update(VcpuClock& c, Vcpu& v) {
 // own extrapolation from a struct sampled earlier differs from the host clock by the
 // scale rounding and the vCPU's TSC frequency error, so that form leaves the guest's wall
 // clock off by those nanoseconds. pvsim deliberately uses the struct there too, so that
-// the guest's wall clock equals host realtime exactly at the write (issue 3 "Done when").
+// the guest's wall clock equals host realtime exactly at the write (scenarios/wallclock.json checks it).
 // With no struct published the host-clock form is used (nothing to be consistent with).
 uint64_t KvmClock::wall_clock_epoch_ns(Vcpu& v) const {
   const VcpuClock& c = m_vcpus.at(v.index());

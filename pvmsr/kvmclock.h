@@ -1,6 +1,6 @@
 // pvmsr/kvmclock.h — the hypervisor side of kvmclock: MSRs 0x11/0x12 and
 // 0x4b564d00/0x4b564d01, clock update requests, master-clock mode, both ABI profiles
-// (kvm-pv-spec.md §1.3, §2.2, §2.3, §3; issue 3 point 5).
+// (pvmsr/README.md §2.1, §2.2, §4).
 //
 // Index:
 //   KvmClockConfig ..... what the scenario decides (ABI, enforcement, host clocks, periods)
@@ -11,7 +11,7 @@
 //     on_migrate ....... kvm_arch_vcpu_load on another host CPU
 //     queries .......... raw MSR values, the per-vCPU host copy, master-clock state
 //
-// Time model (issue3-design.md "Host (physical) clocks"): host monotonic at Tick t is
+// Time model (tools/platform/README.md §5, pvmsr/README.md §4.4): host monotonic at Tick t is
 // host_monotonic_ns + t and kvmclock_offset = -host_monotonic_ns, so a struct sampled at t
 // carries system_time = t. KVM derives mul/shift from the nominal tsc_khz only; a vCPU's
 // real TSC rate (VcpuConfig::tsc_hz) may differ, which is how frequency error shows up.
@@ -36,7 +36,7 @@ class Vcpu;
 
 struct KvmClockConfig {
   AbiProfile abi = AbiProfile::Modern;
-  bool enforce_pv_cpuid = false;     // spec §1.3 (KVM_CAP_ENFORCE_PV_FEATURE_CPUID)
+  bool enforce_pv_cpuid = false;     // pvmsr/README.md §2.2 (KVM_CAP_ENFORCE_PV_FEATURE_CPUID)
   uint32_t cpuid_features = 0;       // leaf 0x40000001 EAX as the guest sees it
   uint64_t tsc_khz = 2'500'000;      // what KVM believes the guest TSC runs at (nominal)
   bool master_clock_allowed = true;  // scenario machine.kvm.master_clock
@@ -76,7 +76,7 @@ class KvmClock {
   // vCPU only.
   void on_migrate(unsigned vcpu);
   bool master_clock_active() const { return m_snapshots.back().active; }
-  // INIT/RESET (kvm_vcpu_reset -> kvmclock_reset, spec §2.1): the system-time MSR reads 0
+  // INIT/RESET (kvm_vcpu_reset -> kvmclock_reset, pvmsr/README.md §2.3): the system-time MSR reads 0
   // again and updates stop; guest memory and the VM-wide wall clock are left alone.
   void on_reset(unsigned vcpu);
 

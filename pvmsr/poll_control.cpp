@@ -9,13 +9,13 @@ void PollControl::attach(Vcpu& vcpu) {
   MsrHandler h;
   h.index = kMsr;
   h.name = "MSR_KVM_POLL_CONTROL";
-  // No feature gate: KVM checks KVM_FEATURE_POLL_CONTROL only when the VMM enabled
-  // KVM_CAP_ENFORCE_PV_FEATURE_CPUID (spec §1.3), which pvsim does not model yet.
   h.read = [this, i](Vcpu&, uint64_t& v) {
+    if (!m_enabled) return MsrStatus::Gp;  // guest_pv_has() false under enforcement
     v = m_value[i];
     return MsrStatus::Ok;
   };
   h.write = [this, i](Vcpu&, uint64_t v) {
+    if (!m_enabled) return MsrStatus::Gp;
     if (v & ~1ull) return MsrStatus::Gp;  // only the enable bit exists (kvm_set_msr_common)
     m_value[i] = v;
     return MsrStatus::Ok;

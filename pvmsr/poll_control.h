@@ -1,8 +1,8 @@
-// pvmsr/poll_control.h — MSR_KVM_POLL_CONTROL (0x4b564d05, kvm-pv-spec.md §2.7).
+// pvmsr/poll_control.h — MSR_KVM_POLL_CONTROL (0x4b564d05, pvmsr/README.md §8).
 //
 // Bit 0 = 1 lets the host poll a halted vCPU; the guest clears it to turn host-side
 // polling off. pvsim has no halt-polling model, so the value is only stored, which is
-// all the guest can observe. Reset value 1 (boot-protocol.md, KVM kvm_vcpu_reset).
+// all the guest can observe. Reset value 1 (scenarios/guest/boot.md §3; KVM kvm_arch_vcpu_postcreate).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -14,13 +14,20 @@ class Vcpu;
 class PollControl {
  public:
   static constexpr uint32_t kMsr = 0x4b564d05;
-  explicit PollControl(unsigned vcpu_count) : m_value(vcpu_count, 1) {}
+  // `enforce`: KVM_CAP_ENFORCE_PV_FEATURE_CPUID (machine.kvm.enforce_pv_cpuid); then a
+  // guest whose CPUID 0x40000001 hides KVM_FEATURE_POLL_CONTROL (bit 12) gets #GP on both
+  // RDMSR and WRMSR, as kvm_get_msr_common / kvm_set_msr_common do through guest_pv_has()
+  // (commit 66570e966dd9, pvmsr/README.md §2.2).
+  explicit PollControl(unsigned vcpu_count, bool enforce = false, uint32_t cpuid_features = ~0u)
+      : m_value(vcpu_count, 1), m_enabled(!enforce || (cpuid_features & (1u << kFeatureBit))) {}
+  static constexpr unsigned kFeatureBit = 12;
   // Registers the MSR handler in the vCPU's registry; `this` must outlive the vCPU.
   void attach(Vcpu& vcpu);
   uint64_t value(unsigned vcpu) const { return m_value.at(vcpu); }
 
  private:
   std::vector<uint64_t> m_value;
+  bool m_enabled;
 };
 
 }  // namespace pvsim

@@ -2,7 +2,7 @@
 
 namespace pvsim {
 
-// Spec §3.1 (KVM `kvm_get_time_scale`). Invariant sought: s / tps32 == scaled / base up to
+// pvmsr/README.md §4.3 (KVM `kvm_get_time_scale`). Invariant sought: s / tps32 == scaled / base up to
 // the truncations below, with base >> -shift (or base << shift) == tps32, so that
 // ((delta shifted) * mul) >> 32 == delta * scaled / base.
 TimeScale kvm_get_time_scale(uint64_t scaled_hz, uint64_t base_hz) {

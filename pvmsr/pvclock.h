@@ -1,5 +1,5 @@
 // pvmsr/pvclock.h — kvmclock arithmetic and the shared guest structures it publishes
-// (kvm-pv-spec.md §2.2, §2.3, §3; architecture.md §4 step 3 and §7.8).
+// (pvmsr/README.md §4).
 //
 // Index:
 //   layouts ........ PvclockVcpuTimeInfo (32 B), PvclockWallClock (12 B), flag bits
@@ -9,7 +9,7 @@
 //                    seqcount helper through which the hypervisor writes these structures
 //
 // Pure library piece: no MSR handling, no trace events; the MSR handlers and the clock
-// update request (spec §3.4) call into this.
+// update request (pvmsr/README.md §4.5) call into this.
 #pragma once
 #include <concepts>
 #include <cstddef>
@@ -21,11 +21,11 @@
 namespace pvsim {
 
 // ---------------------------------------------------------------------------------------
-// Layouts (spec §2.3 / §2.2; uapi `pvclock_vcpu_time_info`, `pvclock_wall_clock`).
+// Layouts (pvmsr/README.md §4.2; uapi `pvclock_vcpu_time_info`, `pvclock_wall_clock`).
 // Little-endian like the guest, which is also the host byte order pvsim supports.
 
 struct __attribute__((packed)) PvclockVcpuTimeInfo {
-  uint32_t version = 0;  // seqcount: odd while the host is writing (spec §3.4)
+  uint32_t version = 0;  // seqcount: odd while the host is writing (README §4.6)
   uint32_t pad0 = 0;
   uint64_t tsc_timestamp = 0;      // guest TSC at which system_time was sampled
   uint64_t system_time = 0;        // kvmclock ns at tsc_timestamp
@@ -45,7 +45,7 @@ static_assert(offsetof(PvclockVcpuTimeInfo, flags) == 29);
 static_assert(offsetof(PvclockVcpuTimeInfo, pad) == 30);
 
 struct __attribute__((packed)) PvclockWallClock {
-  uint32_t version = 0;  // seqcount, same protocol as above (spec §2.2)
+  uint32_t version = 0;  // seqcount, same protocol as above (README §4.8)
   uint32_t sec = 0;      // low 32 bits of the epoch's seconds (wraps in 2106)
   uint32_t nsec = 0;     // always < 1e9
 };
@@ -54,14 +54,14 @@ static_assert(offsetof(PvclockWallClock, version) == 0);
 static_assert(offsetof(PvclockWallClock, sec) == 4);
 static_assert(offsetof(PvclockWallClock, nsec) == 8);
 
-// `flags` bits (spec §2.3). Named after the uapi macros they stand for.
-inline constexpr uint8_t PVCLOCK_TSC_STABLE_BIT = 1u << 0;  // master clock in use (§3.2)
-inline constexpr uint8_t PVCLOCK_GUEST_STOPPED = 1u << 1;   // set by KVM_KVMCLOCK_CTRL (§3.5)
+// `flags` bits (pvmsr/README.md §4.2). Named after the uapi macros they stand for.
+inline constexpr uint8_t PVCLOCK_TSC_STABLE_BIT = 1u << 0;  // master clock in use (README §4.7)
+inline constexpr uint8_t PVCLOCK_GUEST_STOPPED = 1u << 1;   // set by KVM_KVMCLOCK_CTRL (README §4.2)
 
 inline constexpr uint64_t kNsecPerSec = 1'000'000'000u;
 
 // ---------------------------------------------------------------------------------------
-// Arithmetic (spec §3.1, §3.6).
+// Arithmetic (pvmsr/README.md §4.3, §4.9).
 
 // ns = ((tsc_delta shifted by `shift`) * mul) >> 32, with mul < 2^32.
 struct TimeScale {
@@ -70,13 +70,13 @@ struct TimeScale {
   friend bool operator==(const TimeScale&, const TimeScale&) = default;
 };
 
-// KVM `kvm_get_time_scale` as spec §3.1 states it: the (shift, mul) pair converting ticks
+// KVM `kvm_get_time_scale` as pvmsr/README.md §4.3 states it: the (shift, mul) pair converting ticks
 // of `base_hz` into ticks of `scaled_hz` (kvmclock: scaled = 1e9, base = guest TSC Hz).
 // Either rate 0 has no scale (KVM never calls it then: `kvm_guest_time_update` bails out
 // on tsc_khz == 0); it returns {0, 0}, whose delta product is always 0.
 TimeScale kvm_get_time_scale(uint64_t scaled_hz, uint64_t base_hz);
 
-// The guest's conversion of a TSC delta (spec §3.6, `pvclock_scale_delta`): shift, then a
+// The guest's conversion of a TSC delta (pvmsr/README.md §4.9, `pvclock_scale_delta`): shift, then a
 // 64x32 -> 96-bit product of which bits 95:32 are returned. Shift counts are taken mod 64,
 // which is what the x86-64 SHL/SHR the guest compiles to does with a CL count (SDM Vol. 2B
 // "SAL/SAR/SHL/SHR": count masked to 6 bits with REX.W); this also keeps a junk shift
@@ -90,7 +90,7 @@ constexpr uint64_t pvclock_scale_delta(uint64_t delta, uint32_t mul, int8_t shif
 }
 
 // A guest kvmclock reading at guest TSC `tsc` from one consistent copy of the structure
-// (spec §3.6, body of `__pvclock_read_cycles`). Unsigned wrap of tsc - tsc_timestamp is
+// (pvmsr/README.md §4.9, body of `__pvclock_read_cycles`). Unsigned wrap of tsc - tsc_timestamp is
 // what the guest computes too. The seqcount retry and the monotonic guard are the
 // reader's business, not part of this arithmetic.
 constexpr uint64_t pvclock_read_ns(const PvclockVcpuTimeInfo& ti, uint64_t tsc) {
@@ -98,7 +98,7 @@ constexpr uint64_t pvclock_read_ns(const PvclockVcpuTimeInfo& ti, uint64_t tsc) 
          pvclock_scale_delta(tsc - ti.tsc_timestamp, ti.tsc_to_system_mul, ti.tsc_shift);
 }
 
-// The guest's inverse (spec §3.1, `pvclock_tsc_khz`): TSC kHz implied by (mul, shift).
+// The guest's inverse (pvmsr/README.md §4.3, `pvclock_tsc_khz`): TSC kHz implied by (mul, shift).
 // mul == 0 gives 0 instead of dividing by zero; shift counts mod 64 as above.
 constexpr uint64_t pvclock_tsc_khz(uint32_t mul, int8_t shift) {
   if (mul == 0) return 0;
@@ -111,10 +111,10 @@ constexpr uint64_t pvclock_tsc_khz(uint32_t mul, int8_t shift) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Publishing (spec §3.4, §2.2; architecture.md §7.8: the only way these structures reach
+// Publishing (pvmsr/README.md §4.6, §4.8: the only way these structures reach
 // guest memory).
 
-// Which KVM generation's update protocol to reproduce (spec "ABI profiles").
+// Which KVM generation's update protocol to reproduce (pvmsr/README.md §2.1).
 enum class AbiProfile {
   Orig,    // 2.6.38-3.x: one 32-byte copy, version += 2 from the host's own counter
   Modern,  // 4.x+/6.x: version odd -> body -> version even, read from the guest copy
@@ -133,21 +133,21 @@ concept PvclockMemory = requires(M& m, const M& cm, Gpa g, void* d, const void* 
 //   Modern (`kvm_setup_guest_pvclock`): v = (guest version + 1) | 1 — so an odd, junk
 //     start is rounded up — is written alone; then the full 32 bytes with version v and
 //     with the guest copy's GUEST_STOPPED bit ORed into flags (an unconsumed stop stays
-//     visible, §3.5); then version v + 1 alone. Net +2 from even, +3 from odd.
+//     visible, README §4.2); then version v + 1 alone. Net +2 from even, +3 from odd.
 //   Orig (3.0 `kvm_guest_time_update`): the host copy's own version += 2, then one copy
 //     of the 32 bytes; the guest's version is neither read nor fixed up, flags are the
 //     host's (no GUEST_STOPPED before KVM_KVMCLOCK_CTRL existed).
 // On success hv_clock.version/flags hold what the guest now sees (so the next Orig
 // update continues from there) and the result is true. When [gpa, gpa+32) is not all
 // inside RAM nothing is read or written, hv_clock is unchanged and the result is false
-// (KVM: the pfn cache/page lookup fails and the update is silently skipped, spec §2.3).
+// (KVM: the pfn cache/page lookup fails and the update is silently skipped, pvmsr/README.md §4.1).
 template <PvclockMemory M>
 bool pvclock_write_vcpu_time_info(M& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
                                   AbiProfile profile);
 bool pvclock_write_vcpu_time_info(GuestMemory& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
                                   AbiProfile profile);
 
-// Spec §2.2 (`kvm_write_wall_clock`, identical in orig and modern): read version, +1 if
+// pvmsr/README.md §4.8 (`kvm_write_wall_clock`, identical in orig and modern): read version, +1 if
 // odd, +1 and write version alone (odd), write all 12 bytes with sec = low 32 bits of
 // epoch_ns / 1e9 and nsec = epoch_ns % 1e9, +1 and write version (even). Returns false
 // and writes nothing when [gpa, gpa+12) is not all inside RAM.
@@ -179,7 +179,7 @@ bool pvclock_write_vcpu_time_info(M& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock
   mem.read(gpa + kVersionOff, &version, sizeof(version));
   version = (version + 1) | 1u;
   // Step 1: the odd version must be visible before any body byte changes, so a reader
-  // that starts during the copy retries (spec §3.6 loop).
+  // that starts during the copy retries (pvmsr/README.md §4.9 loop).
   mem.write(gpa + kVersionOff, &version, sizeof(version));
   mem.read(gpa + offsetof(PvclockVcpuTimeInfo, flags), &guest_flags, sizeof(guest_flags));
   out.version = version;
@@ -203,7 +203,7 @@ bool pvclock_write_wall_clock(M& mem, Gpa gpa, uint64_t epoch_ns) {
   mem.write(gpa + kVersionOff, &version, sizeof(version));
   PvclockWallClock wc;
   wc.version = version;
-  wc.sec = static_cast<uint32_t>(epoch_ns / kNsecPerSec);  // truncation intended (§2.2)
+  wc.sec = static_cast<uint32_t>(epoch_ns / kNsecPerSec);  // truncation intended (README §4.8)
   wc.nsec = static_cast<uint32_t>(epoch_ns % kNsecPerSec);
   mem.write(gpa, &wc, sizeof(wc));
   ++version;

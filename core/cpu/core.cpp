@@ -1,4 +1,4 @@
-// core/cpu/core.cpp — run loop and decoded-block cache (architecture.md §3).
+// core/cpu/core.cpp — run loop and decoded-block cache (core/README.md "Execution model").
 #include "core/cpu/core.h"
 
 #include <fmt/format.h>
@@ -102,8 +102,10 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
     res.reason = StopReason::Shutdown;
     return res;
   }
-  if (entry_pending) trace_entry(rip);
+  // A REP INS/OUTS stopped between elements resumes inside its open exit (do_string_io).
+  if (entry_pending && io_rep_rip != rip) trace_entry(rip);
 
+  run_deadline = deadline;
   uint64_t steps = 0;
   for (;;) {
     if (steps >= max_insns) {
@@ -149,6 +151,8 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
     const Insn* in;
     bool failed;
     uint64_t done;
+    // The budget binds REP elements too: each counts as one instruction (rep_next).
+    run_insn_end = insns + room;
     if (b->count <= room && cycles + b->total <= deadline) [[likely]] {
       // Whole-block execution (direct-threaded, fast.cpp): the block fits in the budget
       // and cannot pass the deadline by its static costs, so no per-instruction checks
@@ -160,7 +164,6 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
       blk_insns0 = insns;
       blk = b;
       blk_gpa_page = (b->tag - 1) & ~0xfffull;
-      run_deadline = deadline;
       // No chaining while an event check is pending (the loop must look at it at the next
       // boundary) and never past the budget.
       run_insn_limit = irq_check ? 0 : insns + (room < kChainInsns ? room : kChainInsns);
@@ -170,9 +173,13 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
       if (!failed) {
         cycles = blk_cyc0 + in[-1].cum;
         rip = next_rip;
+        // Blocks may have been chained (fast.cpp): count from the last one's start.
+        done = (blk_insns0 - insns_at) + static_cast<uint64_t>(in - blk->insns);
+      } else {
+        // sync_to() made `insns` exact for the failed instruction, and a REP that failed
+        // after some elements counted them (rep_next).
+        done = insns - insns_at;
       }
-      // Blocks may have been chained (fast.cpp): count from the last one's start.
-      done = (blk_insns0 - insns_at) + static_cast<uint64_t>(in - blk->insns);
     } else {
       // A scheduler slice ends before a block that does not fit in what is left of it,
       // instead of running that block's head instruction by instruction: ending inside a
@@ -190,9 +197,10 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
       // followed JMP, decode_block, makes them non-contiguous); rip/next_rip are only
       // stored here (handlers read them), never reloaded per instruction. Only block
       // terminators (A_TERM), followed JMPs (whose target is the next instruction) and
-      // handlers that set brk change next_rip, and the others end the block.
+      // handlers that set brk change next_rip, and the others end the block. `insns` is
+      // kept exact here, so a REP instruction can count its elements (rep_next).
       in = first;
-      const Insn* const end = in + (b->count < room ? b->count : room);
+      const Insn* const end = in + b->count;
       failed = false;
       const uint64_t b0 = rip;
       while (in != end) {
@@ -204,13 +212,15 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
           break;
         }
         ++in;
-        if (cycles >= deadline || brk) [[unlikely]]
+        ++insns;
+        if (insns >= run_insn_end || cycles >= deadline || brk) [[unlikely]]
           break;
       }
       if (!failed) rip = next_rip;
-      done = static_cast<uint64_t>(in - first);
+      done = insns - insns_at;
     }
     insns = insns_at + done;  // the threaded path's sync_to() may have moved it
+    // (done counts REP elements: each one retires as an instruction, Core::rep_next)
     if (shadow_next) [[unlikely]] {
       // STI / MOV SS retired (always the last instruction of its block): interrupts stay
       // blocked at this boundary only.
@@ -368,7 +378,7 @@ Block* Core::decode_crossing(uint64_t gpa, uint8_t* page_host) {
 }
 
 bool Core::check_interrupts() {
-  // Boundary check (architecture.md §3 step 1). Nothing is taken inside the
+  // Boundary check (core/README.md "Execution model", step 1). Nothing is taken inside the
   // one-instruction STI / MOV SS shadow (SDM Vol. 3A §6.8.3); irq_check stays set so the
   // next boundary looks again. The MOV SS shadow holds off NMIs too; after STI the SDM
   // allows either (Vol. 2B "STI": NMIs "may be inhibited" on the following boundary).

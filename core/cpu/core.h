@@ -196,7 +196,7 @@ class Core {
   uint64_t gpr[17] = {};
   uint64_t rip = 0;
   uint64_t next_rip = 0;  // RIP of the next instruction while a handler runs
-  // RFLAGS. The six arithmetic flags are lazy (architecture.md §3 step 4): the common ALU
+  // RFLAGS. The six arithmetic flags are lazy (core/README.md "Execution model"): the common ALU
   // ops record their operands and result in `lz` and the flags are computed only when
   // something reads them (flags(), cond()). In `rf` the non-arithmetic bits are always
   // current; the arithmetic bits are current only when lz.op == kLazyNone.
@@ -223,12 +223,44 @@ class Core {
   // blk_rip + Insn::end. sync_to() makes them current for a complete-semantics handler.
   uint64_t blk_rip = 0;
   uint64_t blk_cyc0 = 0;    // cycles at block entry plus dynamic extras so far
-  uint64_t blk_insns0 = 0;
-  uint64_t run_deadline = 0;
+  uint64_t blk_insns0 = 0;  // insns at block entry plus REP elements beyond one per execution
+  uint64_t run_deadline = 0;    // the deadline of the current run() (REP elements check it)
   uint64_t run_insn_limit = 0;  // chaining may not take `insns` past this (Core::run)
+  // `insns` may not pass this before the run loop looks again: the end of the current
+  // run()'s instruction budget (one instruction on in an STI / MOV SS shadow with an event
+  // pending). The per-instruction path stops at it, whole-block execution only enters
+  // blocks that fit in it, and REP elements count against it (rep_next).
+  uint64_t run_insn_end = 0;
   uint64_t blk_gpa_page = 0;    // guest-physical page of the running block
   const Block* blk = nullptr;  // the running block
   bool xfail = false;       // the instruction the threaded run stopped at failed
+  // REP string instructions (core/README.md "REP string instructions"). Called between two
+  // elements of a REP instruction with elements left: the element just done retires as one
+  // instruction, and the boundary between elements is an instruction boundary as on
+  // hardware, where interrupts are taken with RCX/RSI/RDI updated for the finished
+  // iterations and RIP on the instruction (SDM Vol. 2B "REP/REPE/REPZ/REPNE/REPNZ").
+  // Returns true when the next element may run: the finished one is counted in `insns`
+  // (exact while a handler runs) and in blk_insns0, brk is set so that whole-block
+  // execution leaves the block after this instruction (the rest of the block may no longer
+  // fit the budget; the run loop decides), and the next element is charged `next_cost`
+  // (the instruction's own cost again for memory string instructions; 0 for INS/OUTS,
+  // whose one VM exit covers all elements). Returns false, with RIP left on the
+  // instruction (next_rip = rip) and brk set, when the run must stop here: the budget is
+  // used up, the deadline is reached, an event waits to be looked at, or a device asked
+  // the vCPU to stop. The handler then returns success: the execution retires its
+  // finished elements and the next run() resumes the REP.
+  bool rep_next(uint64_t next_cost) {
+    brk = true;
+    if (insns + 1 >= run_insn_end || cycles >= run_deadline || irq_check ||
+        requested != StopReason::None) [[unlikely]] {
+      next_rip = rip;
+      return false;
+    }
+    ++insns;
+    ++blk_insns0;  // whole-block execution counts from it (unused on the per-instruction path)
+    cycles += next_cost;
+    return true;
+  }
   // Where the instruction after i starts (Insn::end is signed: see Insn).
   __attribute__((always_inline)) uint64_t end_la(const Insn* i) const { return i->end_from(blk_rip); }
   __attribute__((always_inline)) void sync_to(const Insn* i) {
@@ -241,6 +273,9 @@ class Core {
   bool dead = false;           // after a triple fault
   bool brk = false;            // leave the current block at the next boundary
   bool entry_pending = false;  // a VM exit was traced; kvm_entry when the vCPU resumes
+  // A REP INS/OUTS at this RIP stopped between elements with its exit still open
+  // (entry_pending): resuming it continues that exit (exec_system.cpp, do_string_io).
+  uint64_t io_rep_rip = ~0ull;
   StopReason stop = StopReason::None;
   StopReason requested = StopReason::None;
   std::string stop_detail;

@@ -329,12 +329,14 @@ bool SFENCE(Core&, const Insn&) {
 }
 
 // ---------------- string instructions (SDM Vol. 2B "MOVS", "REP") ----------------
-// A REP instruction runs up to kRepChunk elements per execution; if elements remain, RIP
-// stays on the instruction (as when hardware takes an interrupt mid-REP) so the scheduler,
-// deadlines and interrupts get a chance, and a guest cannot hang the host with a huge RCX.
+// Each element of a REP instruction is one instruction: it counts toward the run budget and
+// instructions(), and costs what the instruction costs without REP (its table cost plus
+// kStringElementCycles), so neither the count nor the cycles depend on where the REP was
+// stopped. Between elements, Core::rep_next decides whether the REP goes on or stops there
+// with RIP on the instruction, as hardware does when it takes an interrupt mid-REP
+// (core/README.md "REP string instructions"). REP with RCX = 0 is one instruction that
+// does nothing.
 namespace {
-constexpr uint64_t kRepChunk = 65536;
-
 inline uint64_t aval(const Core& c, const Insn& i, unsigned r) {
   return i.asz == 4 ? c.gpr[r] & 0xffffffff : c.gpr[r];
 }
@@ -353,13 +355,7 @@ inline bool string_op(Core& c, const Insn& i, unsigned sz) {
   const bool rep = i.pfx & (P_REP | P_REPNE);
   uint64_t n = rep ? aval(c, i, 1) : 1;
   if (n == 0) return true;
-  uint64_t done = 0;
-  while (n != 0) {
-    if (rep && done == kRepChunk) {
-      c.next_rip = c.rip;  // resume this REP later
-      c.brk = true;        // and leave the decoded block now
-      return true;
-    }
+  for (;;) {
     uint64_t v = 0;
     const uint64_t si = aval(c, i, 6), di = aval(c, i, 7);
     if constexpr (K == Str::Movs) {
@@ -388,18 +384,17 @@ inline bool string_op(Core& c, const Insn& i, unsigned sz) {
       aset(c, i, 7, di + step);
     }
     c.cycles += kStringElementCycles;
-    ++done;
-    if (!rep) break;
-    --n;
-    aset(c, i, 1, n);
+    if (!rep) return true;
+    aset(c, i, 1, --n);
+    if (n == 0) return true;
     if constexpr (K == Str::Cmps || K == Str::Scas) {
       // REPE stops on ZF=0, REPNE on ZF=1 (F3/F2 with CMPS/SCAS).
-      const bool zf = c.flags() & fl::ZF;
-      if ((i.pfx & P_REP) && !zf) break;
-      if ((i.pfx & P_REPNE) && zf) break;
+      const bool zf = c.rf & fl::ZF;  // set_arith above: rf is current
+      if ((i.pfx & P_REP) && !zf) return true;
+      if ((i.pfx & P_REPNE) && zf) return true;
     }
+    if (!c.rep_next(i.cost)) return true;  // stopped between elements; RIP stays on the REP
   }
-  return true;
 }
 }  // namespace
 

@@ -20,6 +20,7 @@ void Core::trace_exit(VmxExitReason r, uint64_t info1, uint64_t cost_so_far) {
 void Core::trace_entry(uint64_t at_rip) {
   tracer.kvm_entry(now(), cfg.index, at_rip);
   entry_pending = false;
+  io_rep_rip = ~0ull;
 }
 
 // ---------------- interrupt flag, HLT ----------------
@@ -406,12 +407,42 @@ bool do_out(Core& c, const Insn& i, uint16_t port, bool imm) {
   return true;
 }
 
-// INS/OUTS, with REP: one exit for the whole instruction, one kvm_pio per element.
+// INS/OUTS, with REP: one exit for the instruction, one kvm_pio per element; each element is
+// one instruction (budget, instructions()) and costs kStringElementCycles on top of the
+// exit round trip. A REP stopped between elements (Core::rep_next) by the budget or a
+// deadline keeps its exit open: the vCPU has not re-entered the guest (KVM is still
+// emulating the instruction), so the next run() goes on with the same exit, without a new
+// kvm_exit or a second round trip; where runs end does not show. An event delivered there
+// ends the exit (deliver_external traces kvm_entry at the REP as it injects the event), and
+// the REP then resumes with a new exit, as KVM injects events only when it enters the
+// guest (core/README.md "REP string instructions").
 bool do_string_io(Core& c, const Insn& i, bool in) {
   const unsigned s = io_size(i);
   const uint16_t port = static_cast<uint16_t>(c.gpr[2]);
   if (!c.io_permitted(port, s)) return false;
   const bool rep = i.pfx & (P_REP | P_REPNE);
+  if (rep && c.entry_pending && c.io_rep_rip == c.rip)
+    c.cycles -= i.cost;  // the open exit's round trip was charged when it began
+  c.io_rep_rip = ~0ull;
+  // An element whose memory access fails once the exit is open (its port access done):
+  // KVM's emulator met the fault on the guest buffer, so the hypervisor injects it
+  // (kvm_inj_exception, no pvsim_exception) and enters the guest at the instruction, which
+  // keeps the elements it finished. A retried MMIO read (Core::abandon) keeps the exit
+  // open; the run loop then un-charges the instruction's cost, which this offsets, because
+  // the exit round trip did happen.
+  auto element_failed = [&]() {
+    if (!c.entry_pending) return false;  // no exit yet: an ordinary guest fault
+    if (c.abandoned) {
+      c.io_rep_rip = c.rip;
+      c.cycles += i.cost;
+    } else if (c.fault_pending && c.stop == StopReason::None) {
+      c.tracer.kvm_inj_exception(c.now(), c.cfg.index, c.fault.vector, c.fault.has_error,
+                                 c.fault.error, false);
+      c.trace_entry(c.rip);
+      c.fault.injected = true;
+    }
+    return false;
+  };
   auto av = [&](unsigned r) { return i.asz == 4 ? c.gpr[r] & 0xffffffff : c.gpr[r]; };
   auto as = [&](unsigned r, uint64_t v) { c.gpr[r] = i.asz == 4 ? v & 0xffffffff : v; };
   uint64_t n = rep ? av(1) : 1;
@@ -421,11 +452,11 @@ bool do_string_io(Core& c, const Insn& i, bool in) {
     if (in) {
       uint32_t v;
       if (!c.port_in(i, port, s, v, qual)) return false;
-      if (!c.write(av(7), s, v)) return false;
+      if (!c.write(av(7), s, v)) return element_failed();
       as(7, av(7) + step);
     } else {
       uint64_t v;
-      if (!c.read(av(6) + (i.seg ? c.seg[i.seg].base : 0), s, v)) return false;
+      if (!c.read(av(6) + (i.seg ? c.seg[i.seg].base : 0), s, v)) return element_failed();
       if (!c.port_out(i, port, s, static_cast<uint32_t>(v), qual)) return false;
       as(6, av(6) + step);
     }
@@ -433,7 +464,13 @@ bool do_string_io(Core& c, const Insn& i, bool in) {
     if (!rep) break;
     --n;
     as(1, n);
-    if (c.requested != StopReason::None) break;
+    if (n == 0) break;
+    if (!c.rep_next(0)) {
+      // Stopped between elements, RIP on the REP: the exit stays open (a stop request
+      // ends the VM instead).
+      if (c.requested == StopReason::None) c.io_rep_rip = c.rip;
+      return true;
+    }
   }
   if (c.entry_pending && c.requested == StopReason::None) c.trace_entry(c.next_rip);
   return true;

@@ -16,10 +16,11 @@
 //     exactly once.
 //   - After a complete-semantics handler, dynamic cycles (EPT exits, string elements, VM
 //     exits) are folded into blk_cyc0, and the block is left at once if the handler asked
-//     for a re-check (brk: self-modifying store, mode change, interrupt window) or if the
-//     rest of the block could now pass the deadline. The per-instruction path then
+//     for a re-check (brk: self-modifying store, mode change, interrupt window, a REP that
+//     ran more than one element, which Core::rep_next has counted in blk_insns0) or if
+//     the rest of the block could now pass the deadline. The per-instruction path then
 //     finishes the job, so the run still stops at exactly the first boundary where
-//     cycles >= deadline, as core/README.md specifies.
+//     cycles >= deadline or the budget is used up, as core/README.md specifies.
 //
 // Flags: the specialised register-only forms that write all six arithmetic flags come in a
 // second variant that skips the flag work when a later instruction of the same block

@@ -20,6 +20,16 @@ void one(Machine& m, std::initializer_list<uint8_t> code) {
                       << m.vcpu.dump_state() << m.trace());
   REQUIRE(r.executed == 1);
 }
+// A REP string instruction of `elements` iterations: each iteration is one instruction
+// (core/README.md "REP string instructions"), so run() with that budget completes it.
+void rep(Machine& m, std::initializer_list<uint8_t> code, uint64_t elements) {
+  m.code(code);
+  auto r = m.run(elements);
+  INFO("stop reason " << static_cast<int>(r.reason) << " detail " << m.vcpu.stop_detail() << "\n"
+                      << m.vcpu.dump_state() << m.trace());
+  REQUIRE(r.executed == elements);
+  REQUIRE(m.vcpu.rip() == Machine::kCode + code.size());
+}
 }  // namespace
 
 TEST_CASE("add/sub/adc/sbb flags", "[alu]") {
@@ -345,7 +355,7 @@ TEST_CASE("string instructions with REP and DF", "[string]") {
   m.vcpu.set_gpr(RSI, 0x8000);
   m.vcpu.set_gpr(RDI, 0x9000);
   m.vcpu.set_gpr(RCX, 16);
-  one(m, {0xf3, 0xa4} /* rep movsb */);
+  rep(m, {0xf3, 0xa4} /* rep movsb */, 16);
   CHECK(m.vcpu.gpr(RCX) == 0);
   CHECK(m.vcpu.gpr(RSI) == 0x8010);
   CHECK(m.get8(0x900f) == 16);
@@ -353,7 +363,7 @@ TEST_CASE("string instructions with REP and DF", "[string]") {
   m.vcpu.set_gpr(RAX, 0xabababababababab);
   m.vcpu.set_gpr(RDI, 0x9100);
   m.vcpu.set_gpr(RCX, 3);
-  one(m, {0xf3, 0x48, 0xab} /* rep stosq */);
+  rep(m, {0xf3, 0x48, 0xab} /* rep stosq */, 3);
   CHECK(m.get64(0x9110) == 0xabababababababab);
   CHECK(m.vcpu.gpr(RDI) == 0x9118);
 
@@ -361,7 +371,7 @@ TEST_CASE("string instructions with REP and DF", "[string]") {
   m.vcpu.set_gpr(RAX, 5);
   m.vcpu.set_gpr(RDI, 0x8000);
   m.vcpu.set_gpr(RCX, 100);
-  one(m, {0xf2, 0xae} /* repne scasb */);
+  rep(m, {0xf2, 0xae} /* repne scasb */, 5);
   CHECK(m.vcpu.gpr(RDI) == 0x8005);
   CHECK(m.vcpu.gpr(RCX) == 95);
   CHECK((m.vcpu.rflags() & ZF) != 0);

@@ -389,8 +389,9 @@ TEST_CASE(
   CHECK(s.vcpu.gpr(RSI) == kMmio + 8);
   CHECK(s.vcpu.gpr(RDI) == 0x200008);
   CHECK(s.get64(0x200000) == 0xab00);
+  CHECK(s.vcpu.instructions() == 1);  // the finished element (one instruction per element)
   second_ok = true;
-  s.step();
+  CHECK(s.run(2).executed == 2);  // the two elements left
   CHECK(s.vcpu.gpr(RCX) == 0);
   CHECK(s.vcpu.rip() == Machine::kCode + 3);
   CHECK(s.get64(0x200008) == 0xab08);

@@ -1,6 +1,6 @@
 // tests/oracle/long_mode.h — puts a bare Vcpu + GuestMemory into 64-bit long mode.
 //
-// Mirrors boot-protocol.md ("Memory at entry", "Every vCPU at entry") with the Vcpu's raw
+// Mirrors scenarios/guest/boot.md (§2 "Memory at entry", §3 "Every vCPU at entry") with the Vcpu's raw
 // setters, so the oracle and robustness suites do not depend on the platform loader:
 // GDT at 0x1000 (64-bit code 0x08, data 0x10, busy TSS 0x18), PML4 at 0x10000, PDPT at
 // 0x11000, 2048 PDEs mapping GPA 0–4 GiB with 2 MiB pages, CR0=0x80010033 CR4=0x20
@@ -11,8 +11,11 @@
 #include "core/env.h"
 #include "core/guest_memory.h"
 #include "core/vcpu.h"
+#include "tests/cpu_envs.h"
 
 namespace pvsim::oracle {
+
+using test::NullEnv;
 
 constexpr uint64_t kGdtBase = 0x1000;
 constexpr uint64_t kTssBase = 0x1080;
@@ -20,7 +23,7 @@ constexpr uint64_t kPml4 = 0x10000;
 constexpr uint64_t kPdpt = 0x11000;
 constexpr uint64_t kPd = 0x12000;
 
-// Writes the GDT, TSS and identity page tables (boot-protocol.md table) into RAM.
+// Writes the GDT, TSS and identity page tables (scenarios/guest/boot.md §2) into RAM.
 // Requires RAM to reach 0x16000.
 inline bool write_boot_tables(GuestMemory& mem) {
   const uint64_t gdt[5] = {
@@ -53,7 +56,7 @@ constexpr uint16_t kCode64Attrs = 0xb | 0x10 | 0x80 | 0x2000 | 0x8000;  // 0xa09
 constexpr uint16_t kData32Attrs = 0x3 | 0x10 | 0x80 | 0x4000 | 0x8000;  // 0xc093
 constexpr uint16_t kTss64BusyAttrs = 0xb | 0x80;                        // 0x008b
 
-// Sets the control/segment/descriptor-table state of boot-protocol.md on `v`;
+// Sets the control/segment/descriptor-table state of scenarios/guest/boot.md §3 on `v`;
 // GPRs, RIP and RFLAGS are left to the caller.
 inline void enter_long_mode(Vcpu& v) {
   v.set_efer(0x500);  // LME | LMA
@@ -71,15 +74,5 @@ inline void enter_long_mode(Vcpu& v) {
   v.set_rflags(0x2);
 }
 
-// A platform with nothing on it: every port/MMIO access is unclaimed (the core stops
-// with IoError), CPUID answers zeros.
-class NullEnv final : public CpuEnv {
- public:
-  IoStatus pio_read(Vcpu&, uint16_t, unsigned, uint32_t&) override { return IoStatus::Unhandled; }
-  IoStatus pio_write(Vcpu&, uint16_t, unsigned, uint32_t) override { return IoStatus::Unhandled; }
-  IoStatus mmio_read(Vcpu&, Gpa, unsigned, uint64_t&) override { return IoStatus::Unhandled; }
-  IoStatus mmio_write(Vcpu&, Gpa, unsigned, uint64_t) override { return IoStatus::Unhandled; }
-  CpuidResult cpuid(Vcpu&, uint32_t, uint32_t) override { return CpuidResult{}; }
-};
 
 }  // namespace pvsim::oracle

@@ -3,7 +3,7 @@
 // splitmix64 (Steele, Lea, Flood 2014; the seeding generator recommended for
 // xoshiro256**): one 64-bit state, full period, trivially reproducible from a seed that
 // the failing-case report prints. Never std:: distributions (their output differs between
-// standard libraries, architecture.md §2).
+// standard libraries, tools/platform/README.md §8).
 //
 // The edge-biased generators make the values that break ALU code — 0, 1, -1, the sign
 // bit and its neighbours, shift counts 0/1/width-1/width/≥width — come up in roughly

@@ -1,5 +1,5 @@
-// Every value of /work/shared/docs/boot-protocol.md "Memory at entry" and "Every vCPU at
-// entry" (LAPIC values excepted: the LAPIC arrives in a later issue).
+// Every value of scenarios/guest/boot.md §2 "Memory at entry" and §3 "Every vCPU at
+// entry" (LAPIC values: tests/platform/vm_test.cpp and tests/lapic/).
 #include <catch2/catch.hpp>
 
 #include "core/vcpu.h"

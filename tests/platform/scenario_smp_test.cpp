@@ -1,4 +1,4 @@
-// Scenario keys of issue 3: machine.start/apic_bus_mhz/ipi_latency_ns/tsc_skew/kvm, the
+// SMP and kvmclock scenario keys: machine.start/apic_bus_mhz/ipi_latency_ns/tsc_skew/kvm, the
 // host section and expect.stop "unsupported": defaults, full parses, the per-vCPU TSC
 // helpers, and one exact error line per kind of mistake.
 #include <catch2/catch.hpp>
@@ -24,7 +24,7 @@ Scenario parse(const Dir& d, const std::string& body) {
 
 }  // namespace
 
-TEST_CASE("issue-3 keys get the README defaults", "[scenario]") {
+TEST_CASE("SMP keys get the README defaults", "[scenario]") {
   Dir d;
   const Scenario s = parse(d, R"("machine": {"vcpus": 3, "tsc_start": "0x1000"})");
   const MachineConfig& m = s.machine;
@@ -74,7 +74,7 @@ TEST_CASE("host defaults follow machine.vcpus and pcpus", "[scenario]") {
   CHECK(s.machine.start == StartMode::Bsp);
 }
 
-TEST_CASE("every issue-3 key parses", "[scenario]") {
+TEST_CASE("every SMP key parses", "[scenario]") {
   Dir d;
   const Scenario s = parse(d, R"(
     "machine": {"vcpus": 4, "start": "bsp", "apic_bus_mhz": 10000, "ipi_latency_ns": 1000000000,
@@ -153,7 +153,7 @@ TEST_CASE("per-vCPU TSC rate and start after skew", "[scenario]") {
                   .machine.tsc_matched());
 }
 
-TEST_CASE("bad issue-3 keys: one exact line with file and JSON pointer", "[scenario]") {
+TEST_CASE("bad SMP keys: one exact line with file and JSON pointer", "[scenario]") {
   Dir d;
   const std::string f = d.file().string() + ": ";
   // machine

@@ -95,7 +95,8 @@ TEST_CASE("bad scenarios: one exact line with file and JSON pointer", "[scenario
   CHECK(error_of(d, with("\"machine\": {\"tsc_start\": \"0x10000000000000000\"}")) ==
         f + "/machine/tsc_start: must be a hex string like \"0x1f\" or a decimal string, got \"0x10000000000000000\"");
   CHECK(error_of(d, with("\"machine\": {\"kvm_cpuid\": {\"features\": [\"ASYNC_PF\", \"ASYNCPF\"]}}")) ==
-        f + "/machine/kvm_cpuid/features/1: unknown KVM feature name \"ASYNCPF\" (kvm-pv-spec §1.2 names, e.g. \"ASYNC_PF\")");
+        f + "/machine/kvm_cpuid/features/1: unknown KVM feature name \"ASYNCPF\" (the KVM_FEATURE_* names without the "
+            "prefix, e.g. \"ASYNC_PF\"; pvmsr/README.md lists them)");
   CHECK(error_of(d, with("\"machine\": {\"kvm_cpuid\": {\"hints\": \"0x100000000\"}}")) ==
         f + "/machine/kvm_cpuid/hints: must be at most 0xffffffff, got \"0x100000000\"");
   CHECK(error_of(d, with("\"machine\": {\"kvm_cpuid\": {\"leaf\": 1}}")) ==
@@ -144,7 +145,7 @@ TEST_CASE("load_scenario reads files and names unreadable ones", "[scenario]") {
     load_scenario("/nonexistent/x.json");
     FAIL("no error");
   } catch (const ScenarioError& e) {
-    CHECK(std::string(e.what()) == "/nonexistent/x.json: cannot open scenario file");
+    CHECK(std::string(e.what()) == "/nonexistent/x.json: cannot open scenario file: No such file or directory");
   }
   const fs::path bad = fs::path(PVSIM_TEST_DATA_DIR) / "bad" / "bad-vcpus.json";
   try {

@@ -1,4 +1,4 @@
-// Whole-VM checks of issue 3 that a guest cannot make about itself: exact virtual times of
+// Whole-VM SMP checks that a guest cannot make about itself: exact virtual times of
 // LAPIC timer interrupts (read from the canonical trace), the wall clock against the host
 // model, the SIPI report, run delay under the host model, and 8-vCPU spinlock totals.
 #include <catch2/catch.hpp>
@@ -172,7 +172,7 @@ TEST_CASE("spinlock: 8 vCPUs reach the exact total at quantum 1 and 10000", "[sm
 TEST_CASE("host model: a preemption window becomes run delay, virtual time still passes", "[smp][host]") {
   Scenario s = shipped("spinlock-q10000.json");
   s.host.preempt.push_back(PreemptWindow{1, 200'000, 700'000});  // vCPU 1 off from 0.2 to 0.7 ms
-  s.expect.trace_hash.reset();  // the golden trace is for the undisturbed host
+  s.expect.golden_trace.reset();  // the golden trace is for the undisturbed host
   std::ostringstream trace;
   PlatformOptions o;
   o.trace_text = &trace;
@@ -190,7 +190,7 @@ TEST_CASE("host model: a preemption window becomes run delay, virtual time still
   t.host.pcpus = 4;
   t.host.policy = HostPolicy::TimeSliced;
   t.host.slice_ns = 100'000;
-  t.expect.trace_hash.reset();
+  t.expect.golden_trace.reset();
   const RunReport rt = run_scenario(t);
   CHECK(rt.success());
   for (const VcpuReport& v : rt.vcpus) {

@@ -1,4 +1,4 @@
-// Guest RAM costs only the pages the guest touches (issue 4 point 3): a 64 GiB guest that
+// Guest RAM costs only the pages the guest touches (README.md "Start-up and scale"): a 64 GiB guest that
 // writes 1 MiB must cost the host about 1 MiB, not GiB. GuestMemory reserves RAM and its
 // per-page side arrays with MAP_NORESERVE; this checks the whole platform keeps it so
 // (no RAM-sized allocation anywhere: vCPU, loader, scheduler, tracer).
@@ -97,7 +97,7 @@ TEST_CASE("a 64 GiB guest that touches 1 MiB costs about 1 MiB of host memory", 
   INFO("64 GiB guest: RSS +" << big.build_growth << " building, +" << big.run_growth << " running; guest RAM resident "
                              << big.guest_resident << ", side arrays " << big.side_resident);
   // Guest RAM: the pages the guest wrote, its code page and the boot structures the
-  // platform wrote (GDT+TSS page, PML4, PDPT, 4 page directories: boot-protocol.md).
+  // platform wrote (GDT+TSS page, PML4, PDPT, 4 page directories: scenarios/guest/boot.md §2).
   const uint64_t boot_pages = 7, image_pages = 1;
   CHECK(big.guest_resident >= kTouchPages * 4096);
   CHECK(big.guest_resident <= (kTouchPages + boot_pages + image_pages) * 4096);

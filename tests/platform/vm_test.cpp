@@ -152,7 +152,7 @@ TEST_CASE("the xAPIC page answers at IA32_APIC_BASE", "[vm]") {
   Platform p(f.s);
   RunReport r = p.run();
   CHECK(r.stop == RunStop::Deadlock);
-  CHECK(p.vcpu(0).gpr(0) == 0x50014);  // boot-protocol.md: version 0x50014
+  CHECK(p.vcpu(0).gpr(0) == 0x50014);  // scenarios/guest/boot.md §3: version 0x50014
 }
 
 TEST_CASE("limits: max_instructions and max_virtual_ms", "[vm]") {

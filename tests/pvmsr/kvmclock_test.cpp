@@ -1,5 +1,5 @@
 // tests/pvmsr/kvmclock_test.cpp — the kvmclock MSRs and update machinery (pvmsr/kvmclock.h;
-// kvm-pv-spec.md §1.3, §2.2, §2.3, §3, §9 #19) on real Vcpu objects. Time is moved with
+// pvmsr/README.md §2.2, §4, §4.13) on real Vcpu objects. Time is moved with
 // Vcpu::advance_to and events with EventQueue::run_until, as the platform does.
 #include "pvmsr/kvmclock.h"
 
@@ -13,8 +13,10 @@
 #include "core/env.h"
 #include "core/event_queue.h"
 #include "core/vcpu.h"
+#include "tests/cpu_envs.h"
 
 using namespace pvsim;
+using pvsim::test::NullEnv;
 
 namespace {
 
@@ -24,15 +26,6 @@ constexpr uint64_t kMs = 1'000'000;
 constexpr uint32_t kWallOld = KvmClock::kMsrWallClock, kWallNew = KvmClock::kMsrWallClockNew;
 constexpr uint32_t kSysOld = KvmClock::kMsrSystemTime, kSysNew = KvmClock::kMsrSystemTimeNew;
 
-// The vCPUs here never execute an instruction; every access is an MSR call.
-class NullEnv final : public CpuEnv {
- public:
-  IoStatus pio_read(Vcpu&, uint16_t, unsigned, uint32_t&) override { return IoStatus::Unhandled; }
-  IoStatus pio_write(Vcpu&, uint16_t, unsigned, uint32_t) override { return IoStatus::Unhandled; }
-  IoStatus mmio_read(Vcpu&, Gpa, unsigned, uint64_t&) override { return IoStatus::Unhandled; }
-  IoStatus mmio_write(Vcpu&, Gpa, unsigned, uint64_t) override { return IoStatus::Unhandled; }
-  CpuidResult cpuid(Vcpu&, uint32_t, uint32_t) override { return {}; }
-};
 
 struct VcpuSpec {
   uint64_t tsc_hz = 2'500'000'000;

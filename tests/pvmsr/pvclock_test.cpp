@@ -1,5 +1,5 @@
-// tests/pvmsr/pvclock_test.cpp — kvmclock arithmetic (kvm-pv-spec.md §3.1, §3.6), guest
-// structure layouts (§2.2, §2.3) and the seqcount publishers (§3.4, §2.2).
+// tests/pvmsr/pvclock_test.cpp — kvmclock arithmetic (pvmsr/README.md §4.3, §4.9), guest
+// structure layouts (§4.2) and the seqcount publishers (§4.6, §4.8).
 #include "pvmsr/pvclock.h"
 
 #include <array>
@@ -133,11 +133,11 @@ TEST_CASE("pvclock_wall_clock bytes land at the uapi offsets", "[pvclock][layout
 // --------------------------------------------------------------------------- time scale
 
 TEST_CASE("kvm_get_time_scale matches the spec's worked values", "[pvclock][scale]") {
-  // §3.1 worked examples and the task's 2.3 GHz value.
+  // pvmsr/README.md §4.3 table, plus 2.3 GHz.
   CHECK(kvm_get_time_scale(kNsecPerSec, 2'500'000'000ull) == TimeScale{-1, 0xCCCCCCCCu});
   CHECK(kvm_get_time_scale(kNsecPerSec, 1'000'000'000ull) == TimeScale{1, 0x80000000u});
   CHECK(kvm_get_time_scale(kNsecPerSec, 2'300'000'000ull) == TimeScale{-1, 0xde9bd37au});
-  // §3.1 "other values".
+  // pvmsr/README.md §4.3 table, other rows.
   CHECK(kvm_get_time_scale(kNsecPerSec, 3'000'000'000ull) == TimeScale{-1, 0xAAAAAAAAu});
   CHECK(kvm_get_time_scale(kNsecPerSec, 2'200'000'000ull) == TimeScale{-1, 0xE8BA2E8Bu});
   CHECK(kvm_get_time_scale(kNsecPerSec, 1'500'000'000ull) == TimeScale{0, 0xAAAAAAAAu});
@@ -188,7 +188,7 @@ TEST_CASE("one second of ticks scales to 1e9 ns within 1 ns for 100 seeded rates
     const uint64_t ns = pvclock_scale_delta(f, ts.mul, ts.shift);
     CHECK(ns <= kNsecPerSec);
     CHECK(ns >= kNsecPerSec - 1);
-    // The guest's inverse (§3.1): 1e6 * 2^32 / mul is tps32 / 1000 plus less than 0.002
+    // The guest's inverse (pvmsr/README.md §4.3): 1e6 * 2^32 / mul is tps32 / 1000 plus less than 0.002
     // (mul >= 2^31 is within 1 of the exact ratio), floored. With shift >= 0 the nested
     // floors give floor(f / 1000) (+1 at most); with shift = -k, tps32 already lost < 1
     // Hz and the final << k scales the kHz floor error by 2^k. Hence
@@ -222,7 +222,7 @@ TEST_CASE("arbitrary deltas stay within the derived error bound", "[pvclock][sca
 }
 
 TEST_CASE("pvclock_scale_delta uses the bits 95:32 of the product", "[pvclock][scale]") {
-  // §3.1 check lines.
+  // pvmsr/README.md §4.3: readings at exact seconds.
   CHECK(pvclock_scale_delta(2'500'000'000ull, 0xCCCCCCCCu, -1) == 999'999'999u);
   CHECK(pvclock_scale_delta(1000, 0x80000000u, 1) == 1000);
   // A 64x32 product far beyond 64 bits: (2^63 * (2^32 - 1)) >> 32 = 2^63 - 2^31.
@@ -252,7 +252,7 @@ TEST_CASE("pvclock_read_ns adds the scaled TSC delta to system_time", "[pvclock]
   CHECK(pvclock_read_ns(ti, 5'000'000'000ull) == 123'456'789ull);
   CHECK(pvclock_read_ns(ti, 5'000'001'000ull) == 123'457'789ull);
   CHECK(pvclock_read_ns(ti, 8'000'000'000ull) == 3'123'456'789ull);
-  // 2.5 GHz: one second of ticks after the timestamp reads 1 s - 1 ns later (§3.1 check).
+  // 2.5 GHz: one second of ticks after the timestamp reads 1 s - 1 ns later (pvmsr/README.md §4.3).
   const TimeScale t25 = kvm_get_time_scale(kNsecPerSec, 2'500'000'000ull);
   ti.tsc_to_system_mul = t25.mul;
   ti.tsc_shift = t25.shift;

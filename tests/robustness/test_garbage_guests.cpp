@@ -31,6 +31,7 @@
 
 using namespace pvsim;
 using namespace pvsim::oracle;
+using pvsim::test::PermissiveEnv;
 
 namespace {
 
@@ -45,31 +46,6 @@ uint64_t env_knob(const char* name, uint64_t def) {
   return def;
 }
 
-// A platform that claims every port and MMIO address (reads return all-ones, as
-// `ignore_unhandled_io` does), so garbage guests run long instead of stopping at their
-// first stray access; ports 0xf4/0xf5 still end the run like the real exit ports.
-class PermissiveEnv final : public CpuEnv {
- public:
-  IoStatus pio_read(Vcpu&, uint16_t, unsigned, uint32_t& value) override {
-    value = 0xffffffffu;
-    return IoStatus::Ok;
-  }
-  IoStatus pio_write(Vcpu& v, uint16_t port, unsigned, uint32_t) override {
-    if (port == 0xf4) v.request_stop(StopReason::VmExitRequested);
-    if (port == 0xf5) v.request_stop(StopReason::VcpuFinished);
-    return IoStatus::Ok;
-  }
-  IoStatus mmio_read(Vcpu&, Gpa, unsigned, uint64_t& value) override {
-    value = ~0ull;
-    return IoStatus::Ok;
-  }
-  IoStatus mmio_write(Vcpu&, Gpa, unsigned, uint64_t) override { return IoStatus::Ok; }
-  CpuidResult cpuid(Vcpu&, uint32_t leaf, uint32_t) override {
-    CpuidResult r;
-    r.eax = leaf;
-    return r;
-  }
-};
 
 enum class Variant : uint8_t {
   GarbageCode,         // valid boot tables, IDTR = {0, 0}: first exception is a triple fault

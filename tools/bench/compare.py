@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: pvsim against native code, QEMU (TCG, with and without icount)
-and Bochs, on the five guest workloads of scenarios/bench/ (issue 4).
+and Bochs, on the five guest workloads of scenarios/bench/ (README.md "Speed").
 
 Every column runs the same C code (scenarios/guest/bench/*_algo.h):
   pvsim       `pvsim bench --json`: exact guest instruction count, median host seconds.
   native      the workload as a Linux program, timed in-process around the work only.
-  QEMU, Bochs the guest image wrapped for Multiboot (scenarios/guest/multiboot/), booted by
-              QEMU's -kernel or by GRUB from an ISO under Bochs; console on port 0xe9.
+  QEMU, Bochs the guest image wrapped for Multiboot (scenarios/guest/multiboot/, flat build of
+              tools/bench/guestboot.py), booted by QEMU's -kernel or by GRUB from an ISO under
+              Bochs; console on port 0xe9.
 MIPS is always pvsim's exact guest instruction count divided by a column's seconds, so the
 columns compare speed on identical work. For QEMU and Bochs the seconds are the wall time
 of a run minus the median wall time of a null image (same machine, same loader, same .bss
@@ -22,19 +23,21 @@ import platform
 import re
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-GUEST_SRC = REPO / "scenarios" / "guest"
-MULTIBOOT_SRC = GUEST_SRC / "multiboot"
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import guestboot  # noqa: E402  (same directory: building and booting Multiboot images)
+
+REPO = guestboot.REPO
+GUEST_SRC = guestboot.GUEST_SRC
 BENCH_SCENARIOS = REPO / "scenarios" / "bench"
 
-# (key, row label as in issue 4's table). The key names scenarios/bench/<key>.json (scenario
+# (key, row label as in README.md's "Speed" table). The key names scenarios/bench/<key>.json (scenario
 # name "bench-<key>"), scenarios/guest/bench/<key>.c and tools/bench/native.c's BENCH_<KEY>.
 WORKLOADS = [
     ("alu", "tight ALU loop"),
@@ -50,101 +53,35 @@ COLUMNS = [  # (key, table heading)
     ("bochs", "Bochs (Debian)"),
 ]
 GUEST_RAM_MIB = 256  # the largest workload uses 64 MiB of .bss above 1 MiB
-MULTIBOOT_MAGIC = 0x1BADB002
-SKIP = 77  # ctest SKIP_RETURN_CODE used by smoke_test.py
-
-
-class BenchError(Exception):
-    """A problem that stops the whole comparison (bad tool, failed build)."""
+SKIP = guestboot.SKIP  # ctest SKIP_RETURN_CODE used by smoke_test.py
+BenchError = guestboot.BootError  # a problem that stops the whole comparison (bad tool, failed build)
+run_checked = guestboot.run_checked
+check_multiboot = guestboot.check_multiboot
 
 
 def log(msg):
     print(f"compare: {msg}", file=sys.stderr, flush=True)
 
 
-def run_checked(cmd, what, **kw):
-    try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           stdin=subprocess.DEVNULL, **kw)
-    except OSError as e:
-        raise BenchError(f"{what}: cannot run {cmd[0]}: {e}") from e
-    if p.returncode != 0:
-        tail = (p.stderr or p.stdout).strip().splitlines()[-15:]
-        raise BenchError(f"{what} failed (exit {p.returncode}): {' '.join(map(str, cmd))}\n" + "\n".join(tail))
-    return p.stdout
-
-
 # ---------------------------------------------------------------------------------------
-# Guest images: the compile flags come from scenarios/CMakeLists.txt so they cannot drift.
+# Guest images: flat Multiboot images (guestboot.py) plus the native programs.
 
-def cmake_set(text, var):
-    """Items of `set(VAR item item ...)` in a CMake file (no nested parentheses there)."""
-    m = re.search(r"^\s*set\(\s*" + re.escape(var) + r"\s+([^)]*)\)", text, re.M)
-    if not m:
-        raise BenchError(f"scenarios/CMakeLists.txt: no set({var} ...) found")
-    body = "\n".join(line.split("#", 1)[0] for line in m.group(1).splitlines())
-    return body.split()
-
-
-def guest_flags():
-    text = (REPO / "scenarios" / "CMakeLists.txt").read_text()
-    subst = {"${GUEST_SRC}": str(GUEST_SRC), "${GUEST_LINKER_SCRIPT}": str(GUEST_SRC / "lib" / "guest.ld")}
-
-    def expand(items):
-        out = []
-        for item in items:
-            for k, v in subst.items():
-                item = item.replace(k, v)
-            if "${" in item:
-                raise BenchError(f"scenarios/CMakeLists.txt: cannot expand '{item}'")
-            out.append(item)
-        return out
-
-    return expand(cmake_set(text, "PVSIM_GUEST_CFLAGS")), expand(cmake_set(text, "PVSIM_GUEST_LDFLAGS"))
-
-
-def elf_symbols(elf):
-    syms = {}
-    for line in run_checked(["nm", str(elf)], f"nm {elf}").splitlines():
-        parts = line.split()
-        if len(parts) == 3:
-            syms[parts[2]] = int(parts[0], 16)
-    return syms
-
-
-class ImageBuilder:
-    """Builds Multiboot flat images (<work>/mb/<name>.bin) and the native programs."""
+class ImageBuilder(guestboot.ImageBuilder):
+    """Builds the flat Multiboot images (<work>/mb/<name>.bin) and the native programs."""
 
     def __init__(self, work_dir, cc="gcc"):
-        self.work = Path(work_dir)
-        (self.work / "mb").mkdir(parents=True, exist_ok=True)
+        super().__init__(work_dir, cc)
         (self.work / "native").mkdir(parents=True, exist_ok=True)
-        self.cc = cc
-        self.cflags, self.ldflags = guest_flags()
-        self.lib_sources = sorted(str(p) for p in (GUEST_SRC / "lib").glob("*.[cS]"))
         self.null_end = None  # __image_end of null.c without padding, built on first use
-
-    def multiboot_image(self, name, program, defines=()):
-        elf = self.work / "mb" / f"{name}.elf"
-        binary = self.work / "mb" / f"{name}.bin"
-        # multiboot.S first: guest.ld lays out .text.entry in link order, so the Multiboot
-        # header lands at the start of the file. --wrap=exit: see mb_exit.c.
-        cmd = [self.cc, "-O2", *self.cflags, *[f"-D{d}" for d in defines],
-               str(MULTIBOOT_SRC / "multiboot.S"), str(MULTIBOOT_SRC / "mb_exit.c"), *self.lib_sources, str(program),
-               *self.ldflags, "-Wl,--wrap=exit", "-o", str(elf)]
-        run_checked(cmd, f"building {elf.name}")
-        run_checked(["objcopy", "-O", "binary", str(elf), str(binary)], f"objcopy {elf.name}")
-        check_multiboot(binary)
-        return binary, elf_symbols(elf)
 
     def workload_images(self, key):
         """(workload image, null image with the same .bss end) for one workload."""
-        wl, wl_syms = self.multiboot_image(key, GUEST_SRC / "bench" / f"{key}.c")
+        wl, wl_syms = self.build_flat_image(key, GUEST_SRC / "bench" / f"{key}.c")
         if self.null_end is None:
-            _, syms = self.multiboot_image("null-unpadded", MULTIBOOT_SRC / "null.c")
+            _, syms = self.build_flat_image("null-unpadded", guestboot.MULTIBOOT_SRC / "null.c")
             self.null_end = syms["__image_end"]
         pad = max(0, wl_syms["__image_end"] - self.null_end)
-        null, _ = self.multiboot_image(f"null-{key}", MULTIBOOT_SRC / "null.c", [f"NULL_PAD_BYTES={pad}"])
+        null, _ = self.build_flat_image(f"null-{key}", guestboot.MULTIBOOT_SRC / "null.c", [f"NULL_PAD_BYTES={pad}"])
         return wl, null
 
     def native_flags(self):
@@ -160,32 +97,6 @@ class ImageBuilder:
                f"-DBENCH_{key.upper()}", str(REPO / "tools" / "bench" / "native.c"), "-no-pie", "-o", str(out)]
         run_checked(cmd, f"building native-{key}")
         return out
-
-
-def check_multiboot(path):
-    """Checks a flat image is well-formed Multiboot v1 with the address fields (the
-    "a.out kludge", spec section 3.1.3) consistent with the file; returns the fields."""
-    data = Path(path).read_bytes()
-    for off in range(0, min(len(data), 8192) - 31, 4):
-        magic, flags, checksum = struct.unpack_from("<III", data, off)
-        if magic != MULTIBOOT_MAGIC:
-            continue
-        if (magic + flags + checksum) & 0xFFFFFFFF:
-            raise BenchError(f"{path}: Multiboot header at offset {off:#x}: checksum does not cancel")
-        if not flags & (1 << 16):
-            raise BenchError(f"{path}: Multiboot header: flag 16 (address fields) not set")
-        header_addr, load_addr, load_end, bss_end, entry = struct.unpack_from("<5I", data, off + 12)
-        file_end = load_addr + len(data)
-        if header_addr - load_addr != off:
-            raise BenchError(f"{path}: Multiboot header_addr {header_addr:#x} does not match its file offset {off:#x}")
-        if load_end and not load_addr < load_end <= file_end:
-            raise BenchError(f"{path}: Multiboot load_end_addr {load_end:#x} outside the file")
-        if bss_end and bss_end < (load_end or file_end):
-            raise BenchError(f"{path}: Multiboot bss_end_addr {bss_end:#x} below the loaded data")
-        if not load_addr <= entry < file_end:
-            raise BenchError(f"{path}: Multiboot entry {entry:#x} outside the loaded image")
-        return {"offset": off, "flags": flags, "load_addr": load_addr, "bss_end": bss_end, "entry": entry}
-    raise BenchError(f"{path}: no Multiboot header (magic {MULTIBOOT_MAGIC:#x}) in the first 8 KiB")
 
 
 # ---------------------------------------------------------------------------------------
@@ -204,30 +115,19 @@ def guest_console_problem(console):
 
 
 def qemu_command(qemu, image, icount):
-    # i8042=off: without the PS/2 controller SeaBIOS skips its keyboard probe, which waits in
-    # real time and would dominate (and add noise to) the start-up that we subtract anyway.
-    cmd = [qemu, "-machine", "pc,i8042=off", "-accel", "tcg", "-m", str(GUEST_RAM_MIB), "-display", "none",
-           "-nodefaults", "-no-reboot", "-kernel", str(image), "-debugcon", "stdio",
-           "-device", "isa-debug-exit,iobase=0xf4,iosize=1"]
-    if icount:
-        cmd += ["-icount", "shift=0"]
-    return cmd
+    return guestboot.qemu_command(qemu, image, "tcg", GUEST_RAM_MIB, icount=icount)
 
 
 def run_qemu(qemu, image, icount, timeout):
-    cmd = qemu_command(qemu, image, icount)
     t0 = time.monotonic()
-    try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                           timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None, f"timed out after {timeout} s"
+    status, console, err = guestboot.run_qemu(qemu_command(qemu, image, icount), timeout)
     wall = time.monotonic() - t0
-    console = p.stdout.decode("latin-1")
+    if status is None:
+        return None, f"timed out after {timeout} s"
     # isa-debug-exit: QEMU's status is (value << 1) | 1, so the guest's exit(0) gives 1.
-    if p.returncode != 1:
-        err = p.stderr.decode("latin-1").strip().splitlines()
-        return None, f"QEMU exit status {p.returncode}" + (f": {err[-1][:100]}" if err else "")
+    if status != 1:
+        err = err.strip().splitlines()
+        return None, f"QEMU exit status {status}" + (f": {err[-1][:100]}" if err else "")
     problem = guest_console_problem(console)
     return (None, problem) if problem else (wall, None)
 

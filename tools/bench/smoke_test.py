@@ -6,7 +6,7 @@
 2. Builds the native programs (not run: they take seconds).
 3. If qemu-system-x86_64 is installed: boots a null image under QEMU, without and with
    -icount shift=0, and checks the console (the null guest verifies CR0/CR3/CR4/EFER and
-   RDI/RSI/RDX against docs/boot-protocol.md) and QEMU's exit status. Otherwise prints
+   RDI/RSI/RDX against scenarios/guest/boot.md §3) and QEMU's exit status. Otherwise prints
    "skipped: qemu-system-x86_64 not installed" and exits 77 (ctest SKIP_RETURN_CODE).
 Exit 0 = all checks passed, 1 = a check failed.
 """

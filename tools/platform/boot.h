@@ -1,4 +1,4 @@
-// tools/platform/boot.h — the direct 64-bit boot protocol (/work/shared/docs/boot-protocol.md).
+// tools/platform/boot.h — the direct 64-bit boot protocol (scenarios/guest/boot.md).
 //
 // build_boot_memory writes the GDT, TSS and identity page tables into RAM;
 // init_vcpu_boot_state puts one vCPU in the documented entry state. Every value here is
@@ -41,8 +41,8 @@ void build_boot_memory(GuestMemory& mem);
 
 // Entry state of vCPU i of n. Throws std::logic_error if the vCPU's MSR registry refuses
 // a documented boot value (a contract break between platform and core, not a guest error).
-// LAPIC register values of the boot protocol are not set here: the LAPIC arrives in a
-// later issue and will initialise itself from the same document.
+// LAPIC state at entry is the LAPIC's own reset state (devices/lapic.h), set up by
+// Platform::attach_lapic.
 void init_vcpu_boot_state(Vcpu& vcpu, unsigned i, unsigned n, uint64_t ram_bytes, uint64_t entry);
 
 }  // namespace pvsim

@@ -83,6 +83,12 @@ void Platform::check_expectations(RunReport& r) {
   }
   if (e.trace_hash && *e.trace_hash != r.trace_hash)
     fail(fmt::format("expect.trace_hash: expected {:016x}, got {:016x}", *e.trace_hash, r.trace_hash));
+  if (m_trace_check) m_trace_check->failures(r.expectation_failures);
+  if (m_golden)
+    if (auto f = m_golden->failure()) {
+      fail(*f);
+      r.golden_report = m_golden->report();
+    }
 }
 
 }  // namespace pvsim

@@ -8,7 +8,7 @@
 // and two runs of one scenario see the same schedule. Explicit preemption windows are
 // then cut out of it. Nothing here reads host time: host clocks are scenario values.
 //
-// What the platform does with a window (issue3-design.md "Time model"): a vCPU executes
+// What the platform does with a window (tools/platform/README.md §5): a vCPU executes
 // only inside its windows; across a gap its virtual time (and TSC) jumps to the next
 // window's start and the jump counts as run delay (runnable but not running), the
 // quantity KVM's steal time later reports from the host scheduler's run_delay.
@@ -58,7 +58,7 @@ class HostModel {
   // One line for reports, e.g. "4 vCPUs on 2 pCPUs, time-sliced 3 ms".
   std::string describe() const;
 
-  // Host clocks at virtual time t (issue3-design.md "Host (physical) clocks").
+  // Host clocks at virtual time t (tools/platform/README.md §5).
   uint64_t host_monotonic_ns(Tick t) const { return m_monotonic_ns + t.value(); }
   uint64_t host_realtime_ns(Tick t) const { return m_wall_clock_ns + t.value(); }
 

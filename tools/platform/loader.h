@@ -1,4 +1,4 @@
-// tools/platform/loader.h — puts a guest image into guest RAM (boot-protocol.md "Image").
+// tools/platform/loader.h — puts a guest image into guest RAM (scenarios/guest/boot.md §1).
 //
 // ELF64 ET_EXEC x86-64: each PT_LOAD is copied to p_paddr with the tail up to p_memsz
 // zeroed; entry = e_entry. Flat binary: loaded at 0x100000, entry 0x100000. Everything

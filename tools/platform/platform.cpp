@@ -8,6 +8,8 @@
 #include "core/vcpu.h"
 #include "tools/platform/platform_cpu.h"
 #include "tools/platform/boot.h"
+#include "tools/platform/files.h"
+#include "tools/platform/text.h"
 
 namespace pvsim {
 
@@ -19,11 +21,42 @@ LoadedImage load_or_explain(GuestMemory& mem, const Scenario& s) {
   try {
     return load_image_file(mem, s.guest.image, s.guest.format);
   } catch (const LoadError& e) {
-    throw ScenarioError(fmt::format("{}: /guest/image: {}", s.file.string(), e.what()));
+    throw ScenarioError(fmt::format("{}: /guest/image: {}", escape_display(s.file.string(), 400), e.what()));
   }
 }
 
 }  // namespace
+
+// Ends the run once the canonical text passes limits.max_trace_bytes. The line that
+// crosses the cap is still written (a trace never ends inside a line), and the few lines
+// of the instruction in progress and the final pvsim_stop follow it.
+struct Platform::TraceCap final : TraceObserver {
+  Platform& p;
+  uint64_t max;
+  uint64_t bytes = 0;
+  TraceCap(Platform& pl, uint64_t m) : p(pl), max(m) {}
+  void on_trace_line(unsigned vcpu, std::string_view line, size_t) override {
+    bytes += line.size();
+    if (bytes > max && !p.m_stopped)
+      p.stop_run(RunStop::Limit, vcpu,
+                 fmt::format("the trace reached limits.max_trace_bytes ({})", size_words(max)));
+  }
+};
+
+// A second copy of the canonical text (pvsim run --update-golden).
+struct Platform::TraceCopy final : TraceObserver {
+  std::ostream& out;
+  explicit TraceCopy(std::ostream& o) : out(o) {}
+  void on_trace_line(unsigned, std::string_view line, size_t) override {
+    out.write(line.data(), static_cast<std::streamsize>(line.size()));
+  }
+};
+
+std::string ram_reserve_message(const Scenario& s, const std::exception& e) {
+  return fmt::format("{}: /machine/ram_mib: {} MiB of guest RAM: {} (the host limits this process's address space, "
+                     "ulimit -v; a smaller ram_mib will do)",
+                     escape_display(s.file.string(), 400), s.machine.ram_mib, e.what());
+}
 
 bool RunReport::success() const {
   if (expectations_given) return expectation_failures.empty();
@@ -49,20 +82,56 @@ KvmClockConfig kvmclock_config(const Scenario& s) {
 
 }  // namespace
 
-Platform::Platform(const Scenario& s, const PlatformOptions& opts)
+// A function-try-block: guest RAM is reserved in the member initialisers, and a host that
+// cannot give that much address space is the scenario's problem to report (exit 2), not an
+// internal error.
+Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
     : m_scenario(s),
       m_mem(s.machine.ram_bytes()),
       m_exit(s.machine.vcpus),
       m_kvm_cpuid(s.machine.kvm_features, s.machine.kvm_hints, s.machine.kvm_signature_eax),
       m_cpuid(s.machine.vcpus, m_kvm_cpuid),
-      m_poll_control(s.machine.vcpus),
+      m_poll_control(s.machine.vcpus, s.machine.kvm.enforce_pv_cpuid, s.machine.kvm_features),
       m_host(s.host, s.machine.vcpus) {
   m_tracer.set_text_output(opts.trace_text);
   m_tracer.set_jsonl_output(opts.trace_jsonl);
   m_console.set_live_output(opts.console_live);
+  m_console.set_keep(opts.keep_console);
+  // Output caps (scenarios/README.md "limits"): reaching one ends the run as a limit,
+  // exactly where it happened, so the capped run is as deterministic as any other.
+  if (s.limits.max_console_bytes)
+    m_console.set_limit(s.limits.max_console_bytes, [this] {
+      stop_run(RunStop::Limit, m_running >= 0 ? static_cast<unsigned>(m_running) : 0,
+               fmt::format("the guest console reached limits.max_console_bytes ({}); later output was dropped",
+                           size_words(m_scenario.limits.max_console_bytes)));
+    });
+  if (s.limits.max_trace_bytes) {
+    m_trace_cap = std::make_unique<TraceCap>(*this, s.limits.max_trace_bytes);
+    m_tracer.add_observer(m_trace_cap.get());
+  }
+  if (!s.expect.trace.empty()) {
+    m_trace_check = std::make_unique<TraceExpectChecker>(s.expect.trace);
+    m_tracer.add_observer(m_trace_check.get());
+  }
+  if (opts.golden_update) {
+    m_golden_copy = std::make_unique<TraceCopy>(*opts.golden_update);
+    m_tracer.add_observer(m_golden_copy.get());
+  } else if (s.expect.golden_trace) {
+    std::string text;
+    try {
+      text = read_regular_file(*s.expect.golden_trace, kMaxGoldenBytes, "golden trace");
+    } catch (const FileError& e) {
+      throw ScenarioError(fmt::format("{}: /expect/golden_trace: {} (pvsim run --update-golden writes it)",
+                                      escape_display(s.file.string(), 400), e.what()));
+    }
+    m_golden = std::make_unique<GoldenChecker>(std::move(text), escape_display(s.expect.golden_trace_as_written, 200));
+    m_tracer.add_observer(m_golden.get());
+  }
   // Fixed wiring: a failure here is a programming error, not a scenario problem.
   if (!m_bus.add(DebugCon::kPort, 1, m_console, "debugcon") ||
-      !m_bus.add(ExitPorts::kBase, ExitPorts::kCount, m_exit, "exit-ports"))
+      !m_bus.add(ExitPorts::kBase, ExitPorts::kCount, m_exit, "exit-ports") ||
+      !m_bus.add(Pic8259Pair::kMasterBase, Pic8259::kPorts, m_pic.master(), "pic-master") ||
+      !m_bus.add(Pic8259Pair::kSlaveBase, Pic8259::kPorts, m_pic.slave(), "pic-slave"))
     throw std::logic_error("platform: overlapping port claims");
 
   build_boot_memory(m_mem);
@@ -74,7 +143,7 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts)
     VcpuConfig cfg;
     cfg.index = i;
     cfg.count = n;
-    // Per-vCPU TSC skew (issue 3 point 5): offset and frequency error live in the vCPU's
+    // Per-vCPU TSC skew (scenarios/README.md `tsc_skew`): offset and frequency error live in the vCPU's
     // own clock; KVM, and so kvmclock, only knows the nominal tsc_khz.
     cfg.tsc_hz = s.machine.vcpu_tsc_hz(i);
     cfg.tsc_start = s.machine.vcpu_tsc_start(i);
@@ -94,6 +163,8 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts)
   while (m_sched_leaves < n) m_sched_leaves *= 2;
   m_sched.assign(2 * m_sched_leaves, kNotRunnable);
   for (unsigned i = 0; i < n; ++i) sched_update(i);
+} catch (const GuestMemory::ReserveError& e) {
+  throw ScenarioError(ram_reserve_message(s, e));
 }
 
 void Platform::sched_update(unsigned i) {
@@ -190,7 +261,7 @@ void Platform::stop_run(RunStop why, unsigned who, std::string detail) {
     m_vcpus[static_cast<unsigned>(m_running)]->request_stop(StopReason::VmExitRequested);
 }
 
-// Host model (issue 3 point 4): before vCPU i runs, make sure it holds a pCPU at its local
+// Host model (tools/platform/README.md §5): before vCPU i runs, make sure it holds a pCPU at its local
 // time. If it does not, the host has it descheduled: its virtual time (and TSC) still pass
 // up to the start of its next run window, and that gap is run delay — time it was
 // runnable but not running, which steal time will report. Returns false when the vCPU's
@@ -219,7 +290,7 @@ bool Platform::enter_host_window(unsigned i) {
     if (c.pcpu >= 0) {
       m_tracer.pvsim_vcpu(now, i, "migrate", fmt::format("pcpu {} -> pcpu {}", c.pcpu, w.pcpu));
       // kvm_arch_vcpu_load on a different host CPU requests a clock update when the VM is
-      // not in master-clock mode (spec §3.4, commit 0061d53daf26).
+      // not in master-clock mode (pvmsr/README.md §4.5, commit 0061d53daf26).
       m_kvmclock->on_migrate(i);
     }
     c.pcpu = static_cast<int>(w.pcpu);
@@ -325,6 +396,8 @@ RunReport Platform::run() {
   m_tracer.pvsim_stop(ts, r.stop_vcpu, run_stop_name(r.stop), r.stop_detail);
 
   r.console = m_console.output();
+  r.console_bytes = m_console.bytes();
+  r.console_ends_with_newline = m_console.ends_with_newline();
   r.trace_hash = m_tracer.hash();
   r.trace_events = m_tracer.event_count();
   check_expectations(r);

@@ -1,10 +1,10 @@
-// tools/platform/platform.h — one whole virtual machine (architecture.md §1, §2).
+// tools/platform/platform.h — one whole virtual machine (tools/platform/README.md).
 //
 // A Platform owns guest RAM, the tracer, the port bus, the devices and the vCPUs, and
 // implements the CpuEnv the vCPUs call on port I/O, MMIO outside RAM and CPUID. It has
 // no globals: two Platforms may run in one process (the determinism test does).
 //
-// Scheduler (architecture.md §2): one global EventQueue (LAPIC timers, IPIs in flight,
+// Scheduler (tools/platform/README.md §4): one global EventQueue (LAPIC timers, IPIs in flight,
 // kvmclock requests) and per-vCPU local virtual time. Events at time T fire once every
 // runnable vCPU has reached T; otherwise the runnable vCPU with the smallest local time
 // runs next (ties to the lowest index) for at most `quantum` instructions (ending at the
@@ -30,6 +30,7 @@
 #include "devices/debugcon.h"
 #include "devices/exit_ports.h"
 #include "devices/lapic.h"
+#include "devices/pic8259.h"
 #include "pvmsr/kvm_cpuid.h"
 #include "pvmsr/kvmclock.h"
 #include "pvmsr/poll_control.h"
@@ -37,6 +38,7 @@
 #include "tools/platform/host_model.h"
 #include "tools/platform/loader.h"
 #include "tools/platform/scenario.h"
+#include "tools/platform/trace_check.h"
 
 namespace pvsim {
 
@@ -60,20 +62,32 @@ struct RunReport {
   uint64_t instructions = 0;           // all vCPUs
   uint64_t virtual_ns = 0;             // the furthest vCPU's local time
   std::vector<VcpuReport> vcpus;
-  std::string console;
+  std::string console;          // kept only when PlatformOptions::keep_console
+  uint64_t console_bytes = 0;   // written by the guest (up to limits.max_console_bytes)
+  bool console_ends_with_newline = true;
   uint64_t trace_hash = 0;
   uint64_t trace_events = 0;
   bool expectations_given = false;
   std::vector<std::string> expectation_failures;  // one line each
+  std::string golden_report;  // the first difference from the golden trace, with context ("" if none)
   // Exit code policy of `pvsim run`: 0 = every expectation met, or none given and the VM
   // ended through the exit/finished ports; 1 otherwise.
   bool success() const;
 };
 
+// Golden traces are read whole; the largest shipped one is a few MiB.
+constexpr uint64_t kMaxGoldenBytes = 256ull << 20;
+
 struct PlatformOptions {
   std::ostream* console_live = nullptr;  // debug console bytes as they are written
   std::ostream* trace_text = nullptr;    // canonical trace lines
   std::ostream* trace_jsonl = nullptr;   // JSON Lines copy
+  // Keep the console text in RunReport::console. The CLI keeps it only when an
+  // expectation needs it, so a console flood costs no memory.
+  bool keep_console = true;
+  // When set, the canonical text also goes here (to rewrite the golden trace) and the
+  // golden comparison is skipped.
+  std::ostream* golden_update = nullptr;
 };
 
 class Platform final : public CpuEnv {
@@ -124,7 +138,7 @@ class Platform final : public CpuEnv {
   // due before its deadline, or a vCPU changed state).
   void reschedule_if_needed();
 
-  // Scheduler order (architecture.md §2): among runnable vCPUs the smallest effective
+  // Scheduler order (tools/platform/README.md §4.1): among runnable vCPUs the smallest effective
   // time runs next, ties to the lowest index. A tournament tree keeps that minimum: leaf i
   // holds vCPU i's key (time, index), or kNotRunnable; each inner node the smaller of its
   // children, so the pick is the root and one vCPU's change costs O(log n). Every change
@@ -158,6 +172,7 @@ class Platform final : public CpuEnv {
   PioBus m_bus;
   DebugCon m_console;
   ExitPorts m_exit;
+  Pic8259Pair m_pic;  // registers only, no delivery yet (devices/pic8259.h)
   KvmCpuid m_kvm_cpuid;
   CpuidTable m_cpuid;
   PollControl m_poll_control;
@@ -180,7 +195,18 @@ class Platform final : public CpuEnv {
   Tick m_fire_time{};
   RunReport m_report;
   bool m_ran = false;
+
+  // Trace observers (trace_check.h and the caps, platform.cpp).
+  struct TraceCap;
+  struct TraceCopy;
+  std::unique_ptr<TraceCap> m_trace_cap;
+  std::unique_ptr<TraceCopy> m_golden_copy;
+  std::unique_ptr<TraceExpectChecker> m_trace_check;
+  std::unique_ptr<GoldenChecker> m_golden;
 };
+
+// "FILE: /machine/ram_mib: ..." for a host that refused guest RAM's address space.
+std::string ram_reserve_message(const Scenario& s, const std::exception& e);
 
 // Runs a scenario from file to report (the CLI's `run` and the tests use it).
 RunReport run_scenario(const Scenario& s, const PlatformOptions& opts = {});

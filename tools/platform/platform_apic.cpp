@@ -1,7 +1,7 @@
 // tools/platform/platform_apic.cpp — the platform's LAPIC glue: one LocalApic per vCPU,
 // its register interfaces (xAPIC page, x2APIC MSRs, IA32_APIC_BASE, IA32_TSC_DEADLINE,
 // CR8), interrupt and NMI delivery into the vCPU, and the APIC bus that carries IPIs
-// (architecture.md §1: the LAPIC only knows an InterruptSink; routing lives here).
+// (tools/platform/README.md §2: the LAPIC only knows an InterruptSink; routing lives here).
 #include <fmt/format.h>
 
 #include <vector>
@@ -32,7 +32,7 @@ void Platform::attach_lapic(unsigned i) {
   lc.vcpu = i;
   cpu->apic = std::make_unique<LocalApic>(lc, m_events, *cpu, *cpu);
   LocalApic& apic = *cpu->apic;
-  // boot-protocol.md "LAPIC": every LVT masked after reset, except that the BSP's LINT0 is
+  // scenarios/guest/boot.md §3 (local APIC): every LVT masked after reset, except that the BSP's LINT0 is
   // in ExtINT mode (0x700), as firmware leaves it for the 8259 PIC (virtual-wire mode,
   // MP spec §3.6.2.2). Set before tracing starts: it is not a guest access.
   if (i == 0) apic.set_bsp_lint0_extint();
@@ -45,7 +45,7 @@ void Platform::attach_lapic(unsigned i) {
     const std::optional<uint8_t> vec = apic.ack();
     return vec ? static_cast<int>(*vec) : -1;
   });
-  // Causally monotonic clocks (architecture.md §2).
+  // Causally monotonic clocks (tools/platform/README.md §4.4).
   v.set_time_gate([this, i](Vcpu&) { return may_observe_time(i); });
   // CR8 is the TPR's priority class (SDM §11.8.6.1: CR8[3:0] = TPR[7:4]).
   v.set_cr8_hooks([&apic](Vcpu&) -> uint64_t { return (apic.tpr() >> 4) & 0xf; },
@@ -130,7 +130,7 @@ IoStatus Platform::mmio_write(Vcpu& vcpu, Gpa gpa, unsigned size, uint64_t value
   return m_scenario.machine.ignore_unhandled_io ? IoStatus::Ok : IoStatus::Unhandled;
 }
 
-// Causally monotonic clocks (architecture.md §2): a vCPU may observe time only while no
+// Causally monotonic clocks (tools/platform/README.md §4.4): a vCPU may observe time only while no
 // other runnable vCPU is behind it, so a reading taken later in emulation order is never
 // smaller than one a lagging vCPU could still take.
 //
@@ -229,7 +229,7 @@ void Platform::deliver_ipi(IpiInFlight& f) {
         // A vCPU that reported itself finished is left alone.
         if (m_state[t] == VState::Finished) break;
         apic.init_reset();
-        // kvm_vcpu_reset: INIT also zeroes the vCPU's kvmclock system-time MSR (spec §2.1).
+        // kvm_vcpu_reset: INIT also zeroes the vCPU's kvmclock system-time MSR (pvmsr/README.md §2.3).
         m_kvmclock->on_reset(t);
         m_cpus[t]->observe_at = Tick(0);
         set_state(t, VState::WaitSipi);
@@ -242,7 +242,7 @@ void Platform::deliver_ipi(IpiInFlight& f) {
         stop_run(RunStop::Unsupported, t,
                  fmt::format("vCPU {} received a start-up IPI with vector 0x{:02x}: it would start in "
                              "real mode at 0x{:x}, and real-mode start is not supported (16/32-bit "
-                             "modes arrive in a later issue)",
+                             "modes are not implemented yet)",
                              t, req.vector, static_cast<uint32_t>(req.vector) << 12));
         break;
     }

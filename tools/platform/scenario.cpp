@@ -7,8 +7,11 @@
 #include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <utility>
 
 #include "pvmsr/kvm_cpuid.h"
+#include "tools/platform/files.h"
+#include "tools/platform/text.h"
 
 namespace pvsim {
 
@@ -58,7 +61,8 @@ constexpr uint64_t kMaxExactJsonInt = 1ull << 53;  // README: JSON integers only
 constexpr uint64_t kMaxMs = 1'000'000'000'000ull;  // 10^12 ms: times 10^6 still fits in 64 bits
 constexpr uint64_t kMaxUs = 1'000'000'000'000'000ull;  // 10^15 us = 10^18 ns
 
-// JSON Pointer token escaping (RFC 6901 §3).
+// JSON Pointer token (RFC 6901 §3: "~" → "~0", "/" → "~1"), escaped for display so that
+// a key holding a line break or an escape sequence cannot break the one-line message.
 std::string pointer_token(std::string_view key) {
   std::string out;
   for (char c : key) {
@@ -66,19 +70,256 @@ std::string pointer_token(std::string_view key) {
     else if (c == '/') out += "~1";
     else out += c;
   }
-  return out;
+  return escape_display(out, 80);
 }
 
-// Short rendering of a JSON value for "got ..." (long strings/objects are cut).
+// Short rendering of a JSON value for "got ...", compact as nlohmann's dump() writes it: at
+// most about 60 characters, strings
+// escaped (quote_display), and never deeper than the characters it may still print, so
+// even a value nested without limit costs a bounded amount of stack and text.
+void render(const Json& v, std::string& out, size_t budget) {
+  if (out.size() >= budget) return;
+  switch (v.type()) {
+    case Json::value_t::object: {
+      out += '{';
+      bool first = true;
+      for (auto it = v.begin(); it != v.end() && out.size() < budget; ++it) {
+        if (!first) out += ',';
+        first = false;
+        out += quote_display(it.key(), budget);
+        out += ':';
+        render(it.value(), out, budget);
+      }
+      out += '}';
+      break;
+    }
+    case Json::value_t::array: {
+      out += '[';
+      bool first = true;
+      for (auto it = v.begin(); it != v.end() && out.size() < budget; ++it) {
+        if (!first) out += ',';
+        first = false;
+        render(*it, out, budget);
+      }
+      out += ']';
+      break;
+    }
+    case Json::value_t::string: out += quote_display(v.get_ref<const std::string&>(), budget); break;
+    default: out += v.dump(); break;  // numbers, booleans, null: short and plain ASCII
+  }
+}
+
 std::string show(const Json& v) {
-  std::string s = v.dump();
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
+  constexpr size_t kShow = 60;
+  std::string s;
+  render(v, s, kShow);
+  if (s.size() > kShow) s = s.substr(0, kShow - 3) + "...";
   return s;
 }
 
+// ---- reading the JSON text -----------------------------------------------------------------
+// nlohmann's DOM parser would take the text as it is. A scenario is input from anybody, so
+// the text goes through nlohmann's SAX interface into our own builder, which adds what
+// the DOM parser does not check: nesting depth (a value nested 10^5 levels deep is not a
+// scenario, and printing or destroying it recursively would exhaust the stack), duplicate
+// keys (RFC 8259 §4 leaves their meaning open; nlohmann keeps the last one silently), and
+// positions for every message about the text itself.
+constexpr size_t kMaxDepth = 32;  // the deepest shipped scenario nests 5 levels
+// Keys of one object. nlohmann's ordered_json finds a key by a linear scan, and so does the
+// duplicate check below, so an object of n keys costs n^2: 80 000 keys took a minute. The
+// largest object a scenario has (`machine`) knows 13 keys; anything far beyond is not a
+// scenario.
+constexpr size_t kMaxKeys = 256;
+
+// An input iterator over the text that publishes how far the lexer has read, so the SAX
+// callbacks know where they are (nlohmann passes a position only to parse_error).
+struct CountingIt {
+  using iterator_category = std::input_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
+  const char* p = nullptr;
+  const char** shared = nullptr;
+  reference operator*() const { return *p; }
+  CountingIt& operator++() {
+    ++p;
+    *shared = p;
+    return *this;
+  }
+  CountingIt operator++(int) {
+    CountingIt t = *this;
+    ++*this;
+    return t;
+  }
+  bool operator==(const CountingIt& o) const { return p == o.p; }
+  bool operator!=(const CountingIt& o) const { return p != o.p; }
+};
+
+class ScenarioSax {
+ public:
+  using number_integer_t = Json::number_integer_t;
+  using number_unsigned_t = Json::number_unsigned_t;
+  using number_float_t = Json::number_float_t;
+  using string_t = Json::string_t;
+  using binary_t = Json::binary_t;
+
+  ScenarioSax(Json& root, std::string_view text, const char* const* read_to, std::string file)
+      : m_root(root), m_text(text), m_read_to(read_to), m_file(std::move(file)) {}
+
+  std::optional<std::string> error;
+
+  bool null() { return put(nullptr); }
+  bool boolean(bool v) { return put(v); }
+  bool number_integer(number_integer_t v) { return put(v); }
+  bool number_unsigned(number_unsigned_t v) { return put(v); }
+  bool number_float(number_float_t v, const string_t&) { return put(v); }
+  bool string(string_t& v) { return put(std::move(v)); }
+  bool binary(binary_t& v) { return put(Json::binary(std::move(v))); }
+  bool start_object(std::size_t) { return open(Json::object()); }
+  bool start_array(std::size_t) { return open(Json::array()); }
+  bool end_object() { return close(); }
+  bool end_array() { return close(); }
+
+  bool key(string_t& k) {
+    Frame& f = m_stack.back();
+    const size_t at = key_start(offset());
+    if (f.keys.size() >= kMaxKeys) {
+      f.key = k;
+      return fail(path_here(), fmt::format("more than {} keys in one object (at {}); no scenario needs that", kMaxKeys,
+                                           line_col(at)));
+    }
+    for (const auto& [name, where] : f.keys)
+      if (name == k) {
+        f.key = k;
+        return fail(path_here(), fmt::format("duplicate key {} at {} (first at {}); a key may appear once per object",
+                                        quote_display(k, 60), line_col(at), line_col(where)));
+      }
+    f.keys.emplace_back(k, at);
+    f.key = std::move(k);
+    return true;
+  }
+
+  bool parse_error(std::size_t position, const std::string& token, const nlohmann::detail::exception& e) {
+    if (e.id == 406) {
+      // number overflow ("1e400"): out_of_range, which carries no position of its own.
+      return fail(path_here(), fmt::format("number {} is out of range (at {})", escape_display(token, 40),
+                                               line_col(position >= token.size() ? position - token.size() : 0)));
+    }
+    // nlohmann's what() is "[json.exception.parse_error.101] parse error at line L, column C:
+    // ..."; keep the part from "line" on, which is what a person needs, escaped (the last
+    // token it quotes is raw input).
+    std::string msg = e.what();
+    const auto at = msg.find("line ");
+    if (at != std::string::npos) msg = msg.substr(at);
+    error = fmt::format("{}: invalid JSON: {}", m_file, escape_display(msg, 300));
+    return false;
+  }
+
+ private:
+  struct Frame {
+    Json* value;
+    std::string key;   // objects: the current key
+    std::vector<std::pair<std::string, size_t>> keys;  // keys seen, with their offsets
+  };
+
+  size_t offset() const { return static_cast<size_t>(*m_read_to - m_text.data()); }
+
+  // The lexer has just read a key's closing quote: find its opening quote, the nearest
+  // earlier '"' that is not escaped (preceded by an even number of backslashes).
+  size_t key_start(size_t end) const {
+    size_t q = end >= 2 ? end - 2 : 0;
+    while (q > 0) {
+      if (m_text[q] == '"') {
+        size_t bs = 0;
+        while (q > bs && m_text[q - 1 - bs] == '\\') ++bs;
+        if (bs % 2 == 0) return q;
+      }
+      --q;
+    }
+    return q;
+  }
+
+  std::string line_col(size_t off) const {
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i < off && i < m_text.size(); ++i) {
+      if (m_text[i] == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
+    }
+    return fmt::format("line {}, column {}", line, col);
+  }
+
+  // JSON Pointer of the place the parser is at: in each open object its current key, in
+  // each open array the element being filled (for the innermost one, the next element).
+  std::string path_here() const {
+    std::string p;
+    for (size_t i = 0; i < m_stack.size(); ++i) {
+      const Frame& f = m_stack[i];
+      if (f.value->is_object()) {
+        p += '/';
+        p += pointer_token(f.key);
+      } else {
+        const size_t n = f.value->size();
+        p += fmt::format("/{}", i + 1 == m_stack.size() ? n : n - 1);
+      }
+      if (p.size() > 200) return p.substr(0, 200) + "...";
+    }
+    return p;
+  }
+
+  bool fail(const std::string& where, const std::string& problem) {
+    error = fmt::format("{}: {}: {}", m_file, where.empty() ? "/" : where, problem);
+    return false;
+  }
+
+  Json* place(Json&& v) {
+    if (m_stack.empty()) {
+      m_root = std::move(v);
+      return &m_root;
+    }
+    Frame& f = m_stack.back();
+    if (f.value->is_array()) {
+      f.value->push_back(std::move(v));
+      return &f.value->back();
+    }
+    Json& slot = (*f.value)[f.key];
+    slot = std::move(v);
+    return &slot;
+  }
+
+  bool put(Json&& v) {
+    place(std::move(v));
+    return true;
+  }
+
+  bool open(Json&& container) {
+    if (m_stack.size() >= kMaxDepth)
+      return fail(path_here(), fmt::format("nested deeper than {} levels (at {}); no scenario needs that",
+                                               kMaxDepth, line_col(offset() > 0 ? offset() - 1 : 0)));
+    Json* c = place(std::move(container));
+    m_stack.push_back(Frame{c, {}, {}});
+    return true;
+  }
+
+  bool close() {
+    m_stack.pop_back();
+    return true;
+  }
+
+  Json& m_root;
+  std::string_view m_text;
+  const char* const* m_read_to;
+  std::string m_file;
+  std::vector<Frame> m_stack;
+};
+
 class Checker {
  public:
-  explicit Checker(std::string file) : m_file(std::move(file)) {}
+  explicit Checker(std::string file) : m_file(std::move(file)) {}  // already escaped for display
 
   [[noreturn]] void fail(std::string_view path, std::string_view problem) const {
     throw ScenarioError(fmt::format("{}: {}: {}", m_file, path.empty() ? "/" : path, problem));
@@ -99,7 +340,8 @@ class Checker {
       if (!known) {
         std::string allowed;
         for (auto k : keys) allowed += (allowed.empty() ? "" : ", ") + std::string(k);
-        fail(child(path, it.key()), fmt::format("unknown key (allowed here: {})", allowed));
+        fail(child(path, it.key()), fmt::format("unknown key{} (allowed here: {})",
+                                                it.key().empty() ? " \"\" (the empty string)" : "", allowed));
       }
     }
   }
@@ -229,7 +471,10 @@ void parse_machine(const Checker& c, const Json& m, MachineConfig& out) {
           const std::string ip = Checker::child(kp + "/features", i);
           const std::string name = c.string(f[i], ip);
           auto bit = kvm_feature_bit(name);
-          if (!bit) c.fail(ip, fmt::format("unknown KVM feature name \"{}\" (kvm-pv-spec §1.2 names, e.g. \"ASYNC_PF\")", name));
+          if (!bit)
+            c.fail(ip, fmt::format("unknown KVM feature name {} (the KVM_FEATURE_* names without the prefix, "
+                                   "e.g. \"ASYNC_PF\"; pvmsr/README.md lists them)",
+                                   quote_display(name, 60)));
           bits |= 1u << *bit;
         }
         out.kvm_features = bits;
@@ -352,10 +597,107 @@ void parse_host(const Checker& c, const Json& h, unsigned vcpus, HostConfig& out
     out.monotonic_ns = c.nanoseconds(h["monotonic_ns"], p + "/monotonic_ns", INT64_MAX);
 }
 
+// A trace pattern: non-empty, one line (trace lines never contain a line break), and not
+// only wildcards (which would match every line and claim nothing).
+std::string trace_pattern(const Checker& c, const Json& v, const std::string& path) {
+  const std::string pat = c.string(v, path, true);
+  if (pat.find_first_of("\n\r") != std::string::npos)
+    c.fail(path, fmt::format("a trace line has no line break, so this never matches: {}", quote_display(pat, 80)));
+  if (pat.find_first_not_of('*') == std::string::npos) c.fail(path, "must contain more than wildcards");
+  return pat;
+}
+
+void parse_trace_expect(const Checker& c, const Json& a, const std::string& ap, const MachineConfig& machine,
+                        std::vector<TraceExpect>& out) {
+  if (!a.is_array()) c.fail(ap, fmt::format("must be an array, got {}", show(a)));
+  for (size_t i = 0; i < a.size(); ++i) {
+    const std::string ip = Checker::child(ap, i);
+    const Json& t = a[i];
+    c.object(t, ip, {"name", "in_order", "consecutive", "absent", "count", "min", "max", "vcpu"});
+    if (!t.contains("name")) c.fail(ip, "missing required key \"name\"");
+    TraceExpect x;
+    x.name = c.string(t["name"], ip + "/name", true);
+    // Names are cited in descriptions as [name]: keep them to a shape that cannot be
+    // confused with prose or with KVM's own bracketed words.
+    bool ok = x.name.size() <= 40 && x.name[0] >= 'a' && x.name[0] <= 'z';
+    for (char ch : x.name) ok &= (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
+    if (!ok)
+      c.fail(ip + "/name", fmt::format("must be lower-case letters, digits and '-', starting with a letter, "
+                                       "at most 40 characters, got {}", show(t["name"])));
+    for (size_t j = 0; j < out.size(); ++j)
+      if (out[j].name == x.name)
+        c.fail(ip + "/name", fmt::format("name \"{}\" is already used at {}", x.name, Checker::child(ap, j)));
+    const int kinds = int(t.contains("in_order")) + int(t.contains("absent")) + int(t.contains("count"));
+    if (kinds != 1) c.fail(ip, "must have exactly one of \"in_order\", \"absent\" and \"count\"");
+    if (t.contains("in_order")) {
+      x.kind = TraceExpect::Kind::InOrder;
+      const Json& l = t["in_order"];
+      const std::string lp = ip + "/in_order";
+      if (!l.is_array() || l.empty()) c.fail(lp, fmt::format("must be a non-empty array of patterns, got {}", show(l)));
+      for (size_t j = 0; j < l.size(); ++j) x.patterns.push_back(trace_pattern(c, l[j], Checker::child(lp, j)));
+      if (t.contains("consecutive")) x.consecutive = c.boolean(t["consecutive"], ip + "/consecutive");
+    } else {
+      for (const char* k : {"consecutive"})
+        if (t.contains(k)) c.fail(Checker::child(ip, k), "only allowed with \"in_order\"");
+    }
+    if (t.contains("absent")) {
+      x.kind = TraceExpect::Kind::Absent;
+      x.patterns.push_back(trace_pattern(c, t["absent"], ip + "/absent"));
+    }
+    if (t.contains("count")) {
+      x.kind = TraceExpect::Kind::Count;
+      x.patterns.push_back(trace_pattern(c, t["count"], ip + "/count"));
+      if (!t.contains("min") && !t.contains("max")) c.fail(ip, "\"count\" needs \"min\", \"max\" or both");
+      x.min = t.contains("min") ? c.integer(t["min"], ip + "/min", 0, kMaxExactJsonInt) : 0;
+      if (t.contains("max")) x.max = c.integer(t["max"], ip + "/max", x.min, kMaxExactJsonInt);
+    } else {
+      for (const char* k : {"min", "max"})
+        if (t.contains(k)) c.fail(Checker::child(ip, k), "only allowed with \"count\"");
+    }
+    if (t.contains("vcpu")) x.vcpu = static_cast<unsigned>(c.integer(t["vcpu"], ip + "/vcpu", 0, machine.vcpus - 1));
+    out.push_back(std::move(x));
+  }
+}
+
+// A description points at the trace expectations that pin its claims by writing their
+// names in brackets ("... the NMI is accepted like any interrupt [nmi-accepted]"). Both
+// directions are checked, so neither a claim nor its check can go stale alone: every
+// expect.trace name must be cited, and every [name]-shaped citation must exist.
+void check_description_references(const Checker& c, const Scenario& s) {
+  const std::string& d = s.description;
+  std::vector<std::string> cited;
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (d[i] != '[' || i + 1 >= d.size() || d[i + 1] < 'a' || d[i + 1] > 'z') continue;
+    size_t j = i + 1;
+    while (j < d.size() && ((d[j] >= 'a' && d[j] <= 'z') || (d[j] >= '0' && d[j] <= '9') || d[j] == '-')) ++j;
+    if (j < d.size() && d[j] == ']') cited.emplace_back(d.substr(i + 1, j - i - 1));
+  }
+  for (const std::string& n : cited) {
+    bool found = false;
+    for (const TraceExpect& t : s.expect.trace) found |= t.name == n;
+    if (!found)
+      c.fail("/description", fmt::format("cites [{}], but /expect/trace has no entry named \"{}\"", n, n));
+  }
+  for (size_t i = 0; i < s.expect.trace.size(); ++i) {
+    bool found = false;
+    for (const std::string& n : cited) found |= n == s.expect.trace[i].name;
+    if (!found)
+      c.fail(Checker::child("/expect/trace", i) + "/name",
+             fmt::format("\"{}\" is not cited in /description; write [{}] where the description makes the claim "
+                         "it checks", s.expect.trace[i].name, s.expect.trace[i].name));
+  }
+}
+
 void parse_expect(const Checker& c, const Json& e, const MachineConfig& machine, Expectations& out) {
   const std::string p = "/expect";
   c.object(e, p, {"stop", "exit_status", "console", "console_contains", "console_excludes",
-                  "registers", "msrs", "trace_hash"});
+                  "registers", "msrs", "trace_hash", "trace", "golden_trace"});
+  if (e.contains("trace")) parse_trace_expect(c, e["trace"], p + "/trace", machine, out.trace);
+  if (e.contains("golden_trace")) {
+    out.golden_trace_as_written = c.string(e["golden_trace"], p + "/golden_trace", true);
+    if (out.golden_trace_as_written.find('\0') != std::string::npos)
+      c.fail(p + "/golden_trace", "contains a NUL character, which no file name can");
+  }
   if (e.contains("stop")) {
     const std::string s = c.string(e["stop"], p + "/stop");
     for (RunStop r : {RunStop::Exit, RunStop::Finished, RunStop::Shutdown, RunStop::Deadlock,
@@ -392,7 +734,9 @@ void parse_expect(const Checker& c, const Json& e, const MachineConfig& machine,
       r.reg = c.string(a[i]["reg"], ip + "/reg");
       bool ok = false;
       for (auto n : kRegisterNames) ok |= (n == r.reg);
-      if (!ok) c.fail(ip + "/reg", fmt::format("unknown register \"{}\" (rax..r15, rip, rflags, cr0, cr2, cr3, cr4, cr8, efer)", r.reg));
+      if (!ok)
+        c.fail(ip + "/reg", fmt::format("unknown register {} (rax..r15, rip, rflags, cr0, cr2, cr3, cr4, cr8, efer)",
+                                        quote_display(r.reg, 60)));
       if (!a[i].contains("value")) c.fail(ip, "missing required key \"value\"");
       r.value = c.u64(a[i]["value"], ip + "/value");
       out.registers.push_back(r);
@@ -446,19 +790,20 @@ bool MachineConfig::tsc_matched() const {
 }
 
 Scenario parse_scenario(std::string_view text, const std::filesystem::path& file) {
-  const std::string fname = file.string();
+  const std::string fname = escape_display(file.string(), 400);
   const Checker c(fname);
   Json root;
-  try {
-    root = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/true,
-                       /*ignore_comments=*/true);
-  } catch (const Json::parse_error& e) {
-    // nlohmann's what() is "[json.exception.parse_error.101] parse error at line L, column C: ...";
-    // keep the part from "line" on, which is what a person needs.
-    std::string msg = e.what();
-    auto at = msg.find("line ");
-    if (at != std::string::npos) msg = msg.substr(at);
-    throw ScenarioError(fmt::format("{}: invalid JSON: {}", fname, msg));
+  {
+    const char* read_to = text.data();
+    ScenarioSax sax(root, text, &read_to, fname);
+    const CountingIt first{text.data(), &read_to};
+    const CountingIt last{text.data() + text.size(), &read_to};
+    const bool ok = Json::sax_parse(first, last, &sax, nlohmann::detail::input_format_t::json,
+                                    /*strict=*/true, /*ignore_comments=*/true);
+    if (!ok || sax.error) {
+      root = Json();  // destroyed here, iteratively (basic_json's destructor keeps its own stack)
+      throw ScenarioError(sax.error ? *sax.error : fmt::format("{}: invalid JSON", fname));
+    }
   }
 
   Scenario s;
@@ -483,6 +828,11 @@ Scenario parse_scenario(std::string_view text, const std::filesystem::path& file
   c.object(g, "/guest", {"image", "format"});
   if (!g.contains("image")) c.fail("/guest", "missing required key \"image\"");
   s.guest.image_as_written = c.string(g["image"], "/guest/image", true);
+  // JSON can carry "\u0000"; a POSIX path cannot, and the C library would stop at it and
+  // open a different file ("hello.elf\u0000junk" would boot hello.elf).
+  if (s.guest.image_as_written.find('\0') != std::string::npos)
+    c.fail("/guest/image", fmt::format("contains a NUL character, which no file name can: {}",
+                                       quote_display(s.guest.image_as_written, 100)));
   s.guest.image = file.parent_path() / s.guest.image_as_written;
   if (g.contains("format")) {
     const std::string f = c.string(g["format"], "/guest/format");
@@ -493,7 +843,11 @@ Scenario parse_scenario(std::string_view text, const std::filesystem::path& file
 
   if (root.contains("limits")) {
     const Json& l = root["limits"];
-    c.object(l, "/limits", {"max_instructions", "max_virtual_ms"});
+    c.object(l, "/limits", {"max_instructions", "max_virtual_ms", "max_console_bytes", "max_trace_bytes"});
+    if (l.contains("max_console_bytes"))
+      s.limits.max_console_bytes = c.integer(l["max_console_bytes"], "/limits/max_console_bytes", 0, kMaxExactJsonInt);
+    if (l.contains("max_trace_bytes"))
+      s.limits.max_trace_bytes = c.integer(l["max_trace_bytes"], "/limits/max_trace_bytes", 0, kMaxExactJsonInt);
     if (l.contains("max_instructions"))
       s.limits.max_instructions = c.integer(l["max_instructions"], "/limits/max_instructions", 1, kMaxExactJsonInt);
     // 10^12 ms keeps max_virtual_ms * 10^6 ns inside 64 bits.
@@ -501,19 +855,26 @@ Scenario parse_scenario(std::string_view text, const std::filesystem::path& file
       s.limits.max_virtual_ms = c.integer(l["max_virtual_ms"], "/limits/max_virtual_ms", 1, 1'000'000'000'000ull);
   }
   if (root.contains("expect")) parse_expect(c, root["expect"], s.machine, s.expect);
+  if (!s.expect.golden_trace_as_written.empty())
+    s.expect.golden_trace = file.parent_path() / s.expect.golden_trace_as_written;
+  check_description_references(c, s);
 
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(s.guest.image, ec))
-    c.fail("/guest/image", fmt::format("image file not found: {}", s.guest.image.string()));
+  if (auto kind = non_regular_kind(s.guest.image)) {
+    if (*kind == "missing")
+      c.fail("/guest/image", fmt::format("image file not found: {}", escape_display(s.guest.image.string(), 400)));
+    c.fail("/guest/image", fmt::format("{} is {}, not an image file", escape_display(s.guest.image.string(), 400), *kind));
+  }
   return s;
 }
 
 Scenario load_scenario(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw ScenarioError(fmt::format("{}: cannot open scenario file", file.string()));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return parse_scenario(ss.str(), file);
+  std::string text;
+  try {
+    text = read_regular_file(file, kMaxScenarioBytes, "scenario file");
+  } catch (const FileError& e) {
+    throw ScenarioError(e.what());
+  }
+  return parse_scenario(text, file);
 }
 
 }  // namespace pvsim

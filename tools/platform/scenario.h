@@ -46,6 +46,20 @@ struct MsrExpect {
   uint64_t value = 0;
 };
 
+// One `expect.trace` entry (scenarios/README.md "Trace expectations"): a claim about the
+// canonical trace that a scenario's description can point at by writing [name]. Patterns
+// match a trace line's text from the event name on ("kvm_msr: msr_write 4b564d01 = 0x1"),
+// anywhere in it; `*` matches any run of characters.
+struct TraceExpect {
+  enum class Kind : uint8_t { InOrder, Absent, Count };
+  std::string name;
+  Kind kind = Kind::InOrder;
+  std::vector<std::string> patterns;  // InOrder: the sequence; Absent, Count: one pattern
+  std::optional<unsigned> vcpu;       // only lines of this vCPU
+  bool consecutive = false;           // InOrder: adjacent lines (among those of `vcpu`)
+  uint64_t min = 1, max = UINT64_MAX; // Count
+};
+
 struct Expectations {
   std::optional<RunStop> stop;
   std::optional<unsigned> exit_status;
@@ -55,10 +69,17 @@ struct Expectations {
   std::vector<RegisterExpect> registers;
   std::vector<MsrExpect> msrs;
   std::optional<uint64_t> trace_hash;
+  std::vector<TraceExpect> trace;
+  // `expect.golden_trace`: the whole canonical trace, kept as text beside the scenario.
+  std::optional<std::filesystem::path> golden_trace;  // resolved against the scenario's directory
+  std::string golden_trace_as_written;
   bool any() const {
     return stop || exit_status || console || !console_contains.empty() ||
-           !console_excludes.empty() || !registers.empty() || !msrs.empty() || trace_hash;
+           !console_excludes.empty() || !registers.empty() || !msrs.empty() || trace_hash ||
+           !trace.empty() || golden_trace;
   }
+  // True when checking needs the console text kept in memory.
+  bool needs_console() const { return console || !console_contains.empty() || !console_excludes.empty(); }
 };
 
 // `machine.start`: which vCPUs run from time 0. Bsp holds vCPUs 1.. in wait-for-SIPI
@@ -75,13 +96,13 @@ struct TscSkew {
 };
 
 // `machine.kvm.abi`: which era of KVM's kvmclock the hypervisor side imitates
-// (kvm-pv-spec "ABI profiles"): the seed-era ("orig") one or today's ("modern").
+// (pvmsr/README.md §2.1): the seed-era ("orig") one or today's ("modern").
 enum class KvmAbi : uint8_t { Modern, Orig };
 
 // `machine.kvm`: knobs of the hypervisor side of the PV MSRs.
 struct KvmConfig {
   KvmAbi abi = KvmAbi::Modern;
-  bool enforce_pv_cpuid = false;         // KVM_CAP_ENFORCE_PV_FEATURE_CPUID (spec §1.3)
+  bool enforce_pv_cpuid = false;         // KVM_CAP_ENFORCE_PV_FEATURE_CPUID (pvmsr/README.md §2.2)
   bool master_clock = true;              // pvclock_gtod master clock; only Modern uses it
   uint64_t kvmclock_sync_ms = 300'000;   // KVM's KVMCLOCK_SYNC_PERIOD (300 s); 0 = off
   uint64_t clock_update_delay_ms = 100;  // KVM's KVMCLOCK_UPDATE_DELAY (100 ms)
@@ -129,6 +150,13 @@ struct GuestConfig {
 struct Limits {
   uint64_t max_instructions = 10'000'000'000ull;
   uint64_t max_virtual_ms = 60'000;
+  // Caps on what a run produces (0 = none). The console is what the guest writes to port
+  // 0xe9; the trace cap counts bytes of canonical text (the JSON Lines copy is about
+  // 2.5 times larger). Reaching either ends the run with stop "limit".
+  uint64_t max_console_bytes = kDefaultMaxConsoleBytes;
+  uint64_t max_trace_bytes = kDefaultMaxTraceBytes;
+  static constexpr uint64_t kDefaultMaxConsoleBytes = 16ull << 20;
+  static constexpr uint64_t kDefaultMaxTraceBytes = 1ull << 30;
 };
 
 // `host.policy`: how the host scheduler places vCPU threads on physical CPUs.
@@ -164,6 +192,10 @@ struct Scenario {
   Limits limits;
   Expectations expect;
 };
+
+// Scenario files are small (the largest shipped one is a few KiB); anything beyond this is
+// refused before it is read (a path like /dev/zero is refused as a device anyway).
+constexpr uint64_t kMaxScenarioBytes = 16ull << 20;
 
 // Reads and validates `file`; throws ScenarioError. Also checks that the image exists
 // (it does not load it: see loader.h).

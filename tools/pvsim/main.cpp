@@ -1,8 +1,10 @@
 // tools/pvsim/main.cpp — the pvsim command line: run, validate, bench.
 //
 // Exit codes: 0 success; 1 the run ended abnormally or an expectation failed; 2 bad
-// scenario, bad image or bad usage. Output files are written to "<file>.partial" and
-// renamed when complete, so a failed run never leaves a half-written trace behind.
+// scenario, bad image, bad output path or bad usage; 128 + N when signal N (SIGINT,
+// SIGTERM, SIGHUP) ended it. Output files go through OutputFile (tools/platform/files.h):
+// checked before the run, written to a temporary and renamed when complete, never onto an
+// input, and removed if a signal ends the run.
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
@@ -21,6 +23,8 @@
 #include "tools/platform/loader.h"
 #include "tools/platform/platform.h"
 #include "tools/platform/scenario.h"
+#include "tools/platform/files.h"
+#include "tools/platform/text.h"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -38,7 +42,8 @@ const char* kTopHelp =
     "commands:\n"
     "  run SCENARIO       run a scenario, print a summary (exit 0 when expectations hold)\n"
     "  validate FILE...   check scenarios (and their images) without running them\n"
-    "  bench [SCENARIO...] time the benchmark scenarios (default: scenarios/bench/*.json);\n"
+    "  bench [SCENARIO...] time the benchmark scenarios (default: the scenarios/bench/*.json\n"
+    "                     installed with pvsim or in the source tree it was built from);\n"
     "                     --json FILE for scripts (tools/bench/compare.py adds QEMU/Bochs/native)\n"
     "\n"
     "options:\n"
@@ -46,73 +51,98 @@ const char* kTopHelp =
     "  --version          print the version\n";
 
 int usage_error(std::string_view cmd, std::string_view msg) {
-  fmt::print(stderr, "pvsim{}{}: error: {}\n", cmd.empty() ? "" : " ", cmd, msg);
-  fmt::print(stderr, "Try 'pvsim {}--help'.\n", cmd.empty() ? "" : std::string(cmd) + " ");
+  // One line, the hint included, so scripts and CI logs get the whole story in one place.
+  fmt::print(stderr, "pvsim{}{}: error: {} (see 'pvsim {}--help')\n", cmd.empty() ? "" : " ", cmd, msg,
+             cmd.empty() ? "" : std::string(cmd) + " ");
   return kExitUsage;
 }
 
-// An output file written under a temporary name and renamed into place by commit().
-class AtomicOutput {
- public:
-  bool open(const std::string& path) {
-    m_path = path;
-    m_tmp = path + ".partial";
-    m_out.open(m_tmp, std::ios::binary | std::ios::trunc);
-    return static_cast<bool>(m_out);
+// "16M", "1G", "4096", "64KiB": a byte count with an optional binary suffix (K, M, G, T;
+// "iB" or "B" may follow). nullopt when malformed or above 2^53 (JSON's exact integers,
+// the same bound as the scenario keys these options override).
+std::optional<uint64_t> parse_size(std::string_view v) {
+  uint64_t n = 0;
+  size_t i = 0;
+  if (v.empty()) return std::nullopt;
+  for (; i < v.size() && v[i] >= '0' && v[i] <= '9'; ++i) {
+    if (n > (1ull << 53) / 10) return std::nullopt;
+    n = n * 10 + static_cast<uint64_t>(v[i] - '0');
   }
-  std::ostream* stream() { return m_out.is_open() ? &m_out : nullptr; }
-  bool commit() {
-    if (!m_out.is_open()) return true;
-    m_out.close();
-    if (!m_out) return false;
-    std::error_code ec;
-    fs::rename(m_tmp, m_path, ec);
-    return !ec;
-  }
-  ~AtomicOutput() {
-    if (m_out.is_open()) {  // not committed: drop the partial file
-      m_out.close();
-      std::error_code ec;
-      fs::remove(m_tmp, ec);
+  if (i == 0) return std::nullopt;
+  std::string_view suffix = v.substr(i);
+  unsigned shift = 0;
+  if (!suffix.empty()) {
+    switch (suffix[0]) {
+      case 'k': case 'K': shift = 10; break;
+      case 'm': case 'M': shift = 20; break;
+      case 'g': case 'G': shift = 30; break;
+      case 't': case 'T': shift = 40; break;
+      case 'b': case 'B': if (suffix.size() == 1) break; return std::nullopt;
+      default: return std::nullopt;
+    }
+    if (shift) {
+      suffix.remove_prefix(1);
+      if (!(suffix.empty() || suffix == "B" || suffix == "iB")) return std::nullopt;
     }
   }
-  const std::string& path() const { return m_path; }
-
- private:
-  std::string m_path, m_tmp;
-  std::ofstream m_out;
-};
+  if (shift && n > ((1ull << 53) >> shift)) return std::nullopt;
+  n <<= shift;
+  if (n > (1ull << 53)) return std::nullopt;
+  return n;
+}
 
 std::string seconds(uint64_t ns) { return fmt::format("{}.{:09}", ns / 1'000'000'000u, ns % 1'000'000'000u); }
 
-void print_summary(const RunReport& r) {
-  fmt::print("stop: {} ({})\n", run_stop_name(r.stop), r.stop_detail);
-  if (!r.stop_dump.empty()) fmt::print("{}{}", r.stop_dump, r.stop_dump.back() == '\n' ? "" : "\n");
-  fmt::print("exit status: {}\n", r.exit_status ? std::to_string(*r.exit_status) : std::string("none"));
+void print_summary(std::FILE* out, const RunReport& r) {
+  fmt::print(out, "stop: {} ({})\n", run_stop_name(r.stop), r.stop_detail);
+  if (!r.stop_dump.empty()) fmt::print(out, "{}{}", r.stop_dump, r.stop_dump.back() == '\n' ? "" : "\n");
+  fmt::print(out, "exit status: {}\n", r.exit_status ? std::to_string(*r.exit_status) : std::string("none"));
   std::string per;
   for (const VcpuReport& v : r.vcpus)
     per += fmt::format("{}vCPU {}: {} insns, {} cycles", per.empty() ? "" : "; ", v.index, v.instructions, v.cycles);
-  fmt::print("instructions: {} ({})\n", r.instructions, per);
-  fmt::print("virtual time: {} s\n", seconds(r.virtual_ns));
+  fmt::print(out, "instructions: {} ({})\n", r.instructions, per);
+  fmt::print(out, "virtual time: {} s\n", seconds(r.virtual_ns));
   // Run delay (host model): only printed when the host took a pCPU away from some vCPU.
   std::string delay;
   for (const VcpuReport& v : r.vcpus)
     if (v.run_delay_ns) delay += fmt::format("{}vCPU {}: {} s", delay.empty() ? "" : "; ", v.index, seconds(v.run_delay_ns));
-  if (!delay.empty()) fmt::print("run delay: {}\n", delay);
-  fmt::print("trace xxh3 {:016x} ({} events)\n", r.trace_hash, r.trace_events);
-  if (!r.expectations_given) fmt::print("expectations: none given\n");
-  else if (r.expectation_failures.empty()) fmt::print("expectations: all met\n");
+  if (!delay.empty()) fmt::print(out, "run delay: {}\n", delay);
+  fmt::print(out, "trace xxh3 {:016x} ({} events)\n", r.trace_hash, r.trace_events);
+  if (!r.expectations_given) fmt::print(out, "expectations: none given\n");
+  else if (r.expectation_failures.empty()) fmt::print(out, "expectations: all met\n");
   else
-    for (const std::string& f : r.expectation_failures) fmt::print("FAILED {}\n", f);
+    for (const std::string& f : r.expectation_failures) fmt::print(out, "FAILED {}\n", f);
+  if (!r.golden_report.empty()) fmt::print(out, "{}", r.golden_report);
+}
+
+// Applies a --max-console / --max-trace value to the scenario's limit.
+bool size_option(const po::variables_map& vm, const char* name, uint64_t& limit, std::string& err) {
+  if (!vm.count(name)) return true;
+  const std::string v = vm[name].as<std::string>();
+  const auto n = parse_size(v);
+  if (!n) {
+    err = fmt::format("--{}: {} is not a size (bytes, or a number with K, M, G or T; 0 = no cap)",
+                      name, quote_display(v, 40));
+    return false;
+  }
+  limit = *n;
+  return true;
 }
 
 int cmd_run(const std::vector<std::string>& args) {
   po::options_description opts("pvsim run SCENARIO [options]");
   opts.add_options()("help,h", "this text")
-      ("trace", po::value<std::string>(), "write the canonical trace (trace-cmd report text) to FILE")
-      ("trace-jsonl", po::value<std::string>(), "write the trace as JSON Lines to FILE")
+      ("trace", po::value<std::string>()->value_name("FILE"), "write the canonical trace (trace-cmd report text) to FILE ('-': standard output)")
+      ("trace-jsonl", po::value<std::string>()->value_name("FILE"), "write the trace as JSON Lines to FILE ('-': standard output)")
       ("quiet,q", "do not stream the guest's console output")
-      ("console-only", "print only the guest's console output, no summary");
+      ("console-only", "print only the guest's console output, no summary")
+      ("max-console", po::value<std::string>()->value_name("SIZE"),
+       "end the run when the guest console passes SIZE bytes (K/M/G suffixes; 0 = no cap; default: the "
+       "scenario's limits.max_console_bytes, else 16M)")
+      ("max-trace", po::value<std::string>()->value_name("SIZE"),
+       "end the run when the canonical trace passes SIZE bytes (0 = no cap; default: limits.max_trace_bytes, "
+       "else 1G)")
+      ("update-golden", "rewrite the scenario's expect.golden_trace file with this run's trace instead of comparing");
   po::options_description hidden;
   hidden.add_options()("scenario", po::value<std::vector<std::string>>());
   po::options_description all;
@@ -123,10 +153,13 @@ int cmd_run(const std::vector<std::string>& args) {
   try {
     po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
   } catch (const po::error& e) {
-    return usage_error("run", e.what());
+    return usage_error("run", escape_display(e.what(), 300));
   }
   if (vm.count("help")) {
     std::cout << opts;
+    std::cout << "\nOutput files are written only when the run completes (a temporary is renamed into place);\n"
+                 "a FIFO, a character device or '-' is written directly. An output may not be one of the\n"
+                 "inputs. SIGINT, SIGTERM and SIGHUP remove unfinished outputs (exit 130, 143, 129).\n";
     return kExitOk;
   }
   if (!vm.count("scenario")) return usage_error("run", "missing SCENARIO");
@@ -134,29 +167,57 @@ int cmd_run(const std::vector<std::string>& args) {
   if (files.size() != 1) return usage_error("run", "exactly one SCENARIO expected");
   const bool quiet = vm.count("quiet"), console_only = vm.count("console-only");
   if (quiet && console_only) return usage_error("run", "--quiet and --console-only exclude each other");
+  const bool update_golden = vm.count("update-golden");
 
-  AtomicOutput trace, jsonl;
   try {
-    const Scenario s = load_scenario(files[0]);
-    if (vm.count("trace") && !trace.open(vm["trace"].as<std::string>()))
-      return usage_error("run", fmt::format("cannot write trace file {}", vm["trace"].as<std::string>()));
-    if (vm.count("trace-jsonl") && !jsonl.open(vm["trace-jsonl"].as<std::string>()))
-      return usage_error("run", fmt::format("cannot write trace file {}", vm["trace-jsonl"].as<std::string>()));
+    Scenario s = load_scenario(files[0]);
+    std::string err;
+    if (!size_option(vm, "max-console", s.limits.max_console_bytes, err) ||
+        !size_option(vm, "max-trace", s.limits.max_trace_bytes, err))
+      return usage_error("run", err);
+    if (update_golden && !s.expect.golden_trace)
+      return usage_error("run", fmt::format("--update-golden: {} has no expect.golden_trace",
+                                            escape_display(files[0], 300)));
+
+    // Every output is checked and created before the first instruction runs.
+    std::vector<OutputFile::Input> inputs{{s.file, "the scenario file"}, {s.guest.image, "the guest image"}};
+    if (s.expect.golden_trace && !update_golden) inputs.push_back({*s.expect.golden_trace, "the golden trace"});
+    OutputFile trace, jsonl, golden;
+    try {
+      if (vm.count("trace")) trace.open(vm["trace"].as<std::string>(), "--trace", inputs, {});
+      if (vm.count("trace-jsonl")) jsonl.open(vm["trace-jsonl"].as<std::string>(), "--trace-jsonl", inputs, {&trace});
+      if (update_golden)
+        golden.open(s.expect.golden_trace->string(), "--update-golden", inputs, {&trace, &jsonl});
+    } catch (const FileError& e) {
+      return usage_error("run", e.what());
+    }
+    // With a trace on standard output, the console and the summary go to standard error, so
+    // that `pvsim run s.json --trace - | grep kvm_msr` sees only trace lines.
+    const bool stdout_taken = trace.is_stdout() || jsonl.is_stdout();
+    std::ostream& human = stdout_taken ? std::cerr : std::cout;
+    std::FILE* human_c = stdout_taken ? stderr : stdout;
+
     PlatformOptions po_;
-    po_.console_live = quiet ? nullptr : &std::cout;
+    po_.console_live = quiet ? nullptr : &human;
     po_.trace_text = trace.stream();
     po_.trace_jsonl = jsonl.stream();
+    po_.keep_console = s.expect.needs_console();
+    po_.golden_update = golden.stream();
     const RunReport r = run_scenario(s, po_);
-    std::cout.flush();
-    for (AtomicOutput* o : {&trace, &jsonl})
-      if (!o->commit()) {
-        fmt::print(stderr, "pvsim run: error: cannot write {}\n", o->path());
-        return kExitFail;
-      }
-    if (!console_only) {
-      if (!quiet && !r.console.empty() && r.console.back() != '\n') fmt::print("\n");
-      print_summary(r);
+    human.flush();
+    try {
+      for (OutputFile* o : {&trace, &jsonl, &golden}) o->commit();
+    } catch (const FileError& e) {
+      fmt::print(stderr, "pvsim run: error: {}\n", e.what());
+      return kExitFail;
     }
+    if (!console_only) {
+      if (!quiet && r.console_bytes && !r.console_ends_with_newline) fmt::print(human_c, "\n");
+      print_summary(human_c, r);
+      if (update_golden)
+        fmt::print(human_c, "golden trace written: {} ({} lines)\n", escape_display(golden.path(), 300), r.trace_events);
+    }
+    std::fflush(human_c);
     return r.success() ? kExitOk : kExitFail;
   } catch (const ScenarioError& e) {
     std::cout.flush();
@@ -170,12 +231,22 @@ int cmd_run(const std::vector<std::string>& args) {
 std::optional<std::string> validate_one(const std::string& file) {
   try {
     const Scenario s = load_scenario(file);
-    GuestMemory mem(s.machine.ram_bytes());
+    std::optional<GuestMemory> mem;
     try {
-      (void)load_image_file(mem, s.guest.image, s.guest.format);
-    } catch (const LoadError& e) {
-      return fmt::format("{}: /guest/image: {}", file, e.what());
+      mem.emplace(s.machine.ram_bytes());
+    } catch (const GuestMemory::ReserveError& e) {
+      return ram_reserve_message(s, e);
     }
+    try {
+      (void)load_image_file(*mem, s.guest.image, s.guest.format);
+    } catch (const LoadError& e) {
+      return fmt::format("{}: /guest/image: {}", escape_display(file, 400), e.what());
+    }
+    if (s.expect.golden_trace)
+      if (auto kind = non_regular_kind(*s.expect.golden_trace))
+        return fmt::format("{}: /expect/golden_trace: {} is {} (pvsim run --update-golden writes it)",
+                           escape_display(file, 400), escape_display(s.expect.golden_trace->string(), 300),
+                           *kind == "missing" ? std::string("missing") : *kind);
   } catch (const ScenarioError& e) {
     return std::string(e.what());
   }
@@ -208,20 +279,52 @@ int cmd_validate(const std::vector<std::string>& args) {
       fmt::print(stderr, "{}\n", *err);
       rc = kExitUsage;
     } else if (!vm.count("quiet")) {
-      fmt::print("{}: ok\n", f);
+      fmt::print("{}: ok\n", escape_display(f, 400));
     }
   }
   return rc;
 }
 
+// Where `pvsim bench` looks for its scenarios when neither files nor --dir are given, in
+// this order: an installed tree (<prefix>/bin/pvsim → <prefix>/share/pvsim/scenarios/bench,
+// what `cmake --install` lays out); the source tree the binary sits in (a build directory
+// inside the checkout: build/tools/pvsim → scenarios/bench two or more levels up); and
+// scenarios/bench under the current directory. Nothing is baked in at build time, so a
+// moved checkout or an installed binary still finds its own scenarios.
+std::vector<fs::path> bench_dir_candidates() {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path bin = exe.parent_path();
+    out.push_back(bin.parent_path() / "share" / "pvsim" / "scenarios" / "bench");
+    for (fs::path d = bin; !d.empty() && d != d.root_path(); d = d.parent_path())
+      if (fs::is_regular_file(d / "scenarios" / "scenario.schema.json", ec)) {
+        out.push_back(d / "scenarios" / "bench");
+        break;
+      }
+  }
+  out.push_back(fs::current_path(ec) / "scenarios" / "bench");
+  return out;
+}
+
+std::optional<fs::path> default_bench_dir() {
+  std::error_code ec;
+  for (const fs::path& d : bench_dir_candidates())
+    if (fs::is_directory(d, ec)) return d;
+  return std::nullopt;
+}
+
 int cmd_bench(const std::vector<std::string>& args) {
   po::options_description opts("pvsim bench [SCENARIO...] [options]");
-  const std::string default_dir = std::string(PVSIM_SOURCE_DIR) + "/scenarios/bench";
   opts.add_options()("help,h", "this text")
-      ("runs,n", po::value<unsigned>()->default_value(5), "runs per scenario (the median is reported)")
-      ("filter", po::value<std::string>(), "only scenarios whose name contains NAME")
-      ("dir", po::value<std::string>()->default_value(default_dir), "where the default bench scenarios live")
-      ("json", po::value<std::string>(), "also write the results as JSON to FILE (for scripts)")
+      ("runs,n", po::value<unsigned>()->default_value(5)->value_name("N"), "runs per scenario (the median is reported)")
+      ("filter", po::value<std::string>()->value_name("NAME"), "only scenarios whose name contains NAME")
+      ("dir", po::value<std::string>()->value_name("DIR"),
+       "where the default bench scenarios live (default: <prefix>/share/pvsim/scenarios/bench next to an "
+       "installed pvsim, else scenarios/bench of the source tree the binary was built in, else "
+       "./scenarios/bench)")
+      ("json", po::value<std::string>()->value_name("FILE"), "also write the results as JSON to FILE (for scripts)")
       ("quiet,q", "no per-run progress lines on stderr");
   po::options_description hidden;
   hidden.add_options()("scenario", po::value<std::vector<std::string>>());
@@ -247,9 +350,19 @@ int cmd_bench(const std::vector<std::string>& args) {
   if (vm.count("scenario")) {
     files = vm["scenario"].as<std::vector<std::string>>();
   } else {
-    const fs::path dir = vm["dir"].as<std::string>();
     std::error_code ec;
-    if (!fs::is_directory(dir, ec)) return usage_error("bench", fmt::format("no bench directory {}", dir.string()));
+    fs::path dir;
+    if (vm.count("dir")) {
+      dir = vm["dir"].as<std::string>();
+      if (!fs::is_directory(dir, ec))
+        return usage_error("bench", fmt::format("--dir: {} is not a directory", escape_display(dir.string(), 300)));
+    } else if (auto d = default_bench_dir()) {
+      dir = *d;
+    } else {
+      std::string tried;
+      for (const fs::path& c : bench_dir_candidates()) tried += (tried.empty() ? "" : ", ") + escape_display(c.string(), 200);
+      return usage_error("bench", fmt::format("no bench scenarios found (tried {}); name files or use --dir", tried));
+    }
     for (const auto& e : fs::directory_iterator(dir, ec))
       if (e.path().extension() == ".json") files.push_back(e.path().string());
     std::sort(files.begin(), files.end());
@@ -267,10 +380,20 @@ int cmd_bench(const std::vector<std::string>& args) {
   }
   if (scenarios.empty()) return usage_error("bench", "no scenarios to run");
   // Opened before the first run so a bad path fails in a second, not after minutes of work;
-  // AtomicOutput drops the file unless every run got through.
-  AtomicOutput json_out;
-  if (vm.count("json") && !json_out.open(vm["json"].as<std::string>()))
-    return usage_error("bench", fmt::format("cannot write JSON file {}", vm["json"].as<std::string>()));
+  // OutputFile drops the file unless every run got through.
+  OutputFile json_out;
+  if (vm.count("json")) {
+    std::vector<OutputFile::Input> inputs;
+    for (const Scenario& sc : scenarios) {
+      inputs.push_back({sc.file, "a scenario file"});
+      inputs.push_back({sc.guest.image, "a guest image"});
+    }
+    try {
+      json_out.open(vm["json"].as<std::string>(), "--json", inputs, {});
+    } catch (const FileError& e) {
+      return usage_error("bench", e.what());
+    }
+  }
   // Names and paths are the only strings in the JSON; RFC 8259 section 7 escaping.
   const auto json_string = [](std::string_view v) {
     std::string out = "\"";
@@ -331,8 +454,10 @@ int cmd_bench(const std::vector<std::string>& args) {
   json += "\n  ]\n}\n";
   if (std::ostream* o = json_out.stream()) {
     *o << json;
-    if (!json_out.commit()) {
-      fmt::print(stderr, "pvsim bench: error: cannot write {}\n", json_out.path());
+    try {
+      json_out.commit();
+    } catch (const FileError& e) {
+      fmt::print(stderr, "pvsim bench: error: {}\n", e.what());
       return kExitFail;
     }
   }
@@ -342,6 +467,7 @@ int cmd_bench(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  install_cleanup_handlers();
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) {
     std::fputs(kTopHelp, stderr);
@@ -361,11 +487,11 @@ int main(int argc, char** argv) {
     if (cmd == "run") return cmd_run(args);
     if (cmd == "validate") return cmd_validate(args);
     if (cmd == "bench") return cmd_bench(args);
-    if (!cmd.empty() && cmd[0] == '-') return usage_error("", fmt::format("unknown option '{}'", cmd));
-    return usage_error("", fmt::format("unknown command '{}'", cmd));
+    if (!cmd.empty() && cmd[0] == '-') return usage_error("", fmt::format("unknown option '{}'", escape_display(cmd, 100)));
+    return usage_error("", fmt::format("unknown command '{}'", escape_display(cmd, 100)));
   } catch (const std::exception& e) {
     // Only internal errors get here (bad scenarios are ScenarioErrors above).
-    fmt::print(stderr, "pvsim: internal error: {}\n", e.what());
+    fmt::print(stderr, "pvsim: internal error: {}\n", escape_display(e.what(), 400));
     return kExitFail;
   }
 }

@@ -10,7 +10,7 @@
 #define USER_ENTRY_ARG 16
 #define USER_ENTRY_RFLAGS 24
 
-/* vCPUs with a boot stack (boot-protocol.md: 16 KiB each below 0xA0000, down to 0x20000). */
+/* vCPUs with a boot stack (boot.md §3: 16 KiB each below 0xA0000, down to 0x20000). */
 #define BOOT_STACK_CPUS 32
 /* vCPUs the runtime supports (the scenario schema's maximum). vCPUs BOOT_STACK_CPUS and up
  * get a HIGH_CPU_STACK_BYTES stack from high_cpu_stacks in .bss (entry.S), because the boot

@@ -57,7 +57,7 @@ void setup_high_cpu_tss(unsigned cpu);
 /* The TSS of a vCPU (e.g. to read or change RSP0). */
 struct tss64* cpu_tss(unsigned cpu);
 
-/* Install a C handler for one vector (interrupts, later issues). Returns the old one. */
+/* Install a C handler for one vector (interrupts, irq.h). Returns the old one. */
 ex_handler_fn handle_exception(unsigned vector, ex_handler_fn fn);
 
 /* Change the DPL of a gate (3 lets INT n from CPL3 through, SDM Vol.3A 6.12.1.1). */

@@ -1,6 +1,6 @@
 /* entry.S - image entry point, IDT stubs and the exception-unwinding helpers.
  *
- * Machine state at entry is fixed by docs/boot-protocol.md: 64-bit mode, RSP = this vCPU's
+ * Machine state at entry is fixed by scenarios/guest/boot.md §3: 64-bit mode, RSP = this vCPU's
  * boot stack, RDI = vCPU index, RSI = vCPU count, RDX = RAM bytes, IF = 0, IDTR = {0,0}.
  * Until setup_descriptors() has loaded our IDT any exception is a triple fault, so the code
  * before that point is kept to plain moves and calls.
@@ -13,7 +13,7 @@
 _start:
     /* Guest RAM starts zeroed and the loader zeroes each segment past p_filesz, so .bss is
      * already zero: no clearing loop (which would also race with the other vCPUs). */
-    /* Only vCPUs 0-31 get a boot stack (boot-protocol.md); a higher one would push into the
+    /* Only vCPUs 0-31 get a boot stack (boot.md §3); a higher one would push into the
      * boot page tables at 0x10000-0x15fff, so it switches to its own stack first. */
     cmp $BOOT_STACK_CPUS, %rdi
     jae 2f

@@ -5,7 +5,7 @@
 #include "smp.h"
 
 /* One structure per vCPU, 64-byte aligned so none straddles a page (the modern pfn cache
- * refuses a struct that crosses one, kvm-pv-spec §2.3) and no two share a cache line. */
+ * refuses a struct that crosses one, pvmsr/README.md §4.11) and no two share a cache line. */
 struct padded_time_info {
     struct pvclock_vcpu_time_info info;
     uint8_t pad[32];
@@ -66,7 +66,7 @@ struct kvmclock_sample kvmclock_sample(void)
     uint32_t version;
     do {
         /* An odd version means an update is in progress: "& ~1" makes the final compare
-         * fail, so the loop retries (kvm-pv-spec §3.4, §3.6). */
+         * fail, so the loop retries (pvmsr/README.md §4.6, §4.9). */
         version = ti->version & ~1u;
         barrier();
         s.tsc = rdtsc_ordered();
@@ -76,7 +76,7 @@ struct kvmclock_sample kvmclock_sample(void)
     } while (ti->version != version);
     s.version = version;
     if (s.flags & PVCLOCK_GUEST_STOPPED) {
-        /* The host paused us (KVM_KVMCLOCK_CTRL, §3.5). Linux pets its watchdogs here; we
+        /* The host paused us (KVM_KVMCLOCK_CTRL, pvmsr/README.md §4.2). Linux pets its watchdogs here; we
          * have none, so we only acknowledge by clearing the bit in the shared struct. */
         __atomic_and_fetch(&ti->flags, (uint8_t)~PVCLOCK_GUEST_STOPPED, __ATOMIC_SEQ_CST);
         __atomic_add_fetch(&stopped_seen, 1ul, __ATOMIC_RELAXED);

@@ -1,4 +1,4 @@
-/* kvmclock.h - the guest side of KVM's paravirtual clock (kvm-pv-spec §2.2, §2.3, §3.6),
+/* kvmclock.h - the guest side of KVM's paravirtual clock (pvmsr/README.md §4),
  * re-implementing what Linux does (arch/x86/kernel/kvmclock.c, pvclock.c) in our words.
  *
  * Each vCPU registers its own 32-byte pvclock_vcpu_time_info with MSR_KVM_SYSTEM_TIME_NEW
@@ -25,7 +25,7 @@
 #define PVCLOCK_TSC_STABLE_BIT (1u << 0)
 #define PVCLOCK_GUEST_STOPPED (1u << 1)
 
-/* kvm-pv-spec §2.3 layout, 32 bytes. */
+/* pvmsr/README.md §4.2 layout, 32 bytes. */
 struct pvclock_vcpu_time_info {
     uint32_t version;
     uint32_t pad0;
@@ -38,7 +38,7 @@ struct pvclock_vcpu_time_info {
 }; /* natural alignment already gives this layout: no packing needed */
 _Static_assert(sizeof(struct pvclock_vcpu_time_info) == 32, "pvclock_vcpu_time_info is 32 bytes");
 
-/* kvm-pv-spec §2.2 layout, 12 bytes. */
+/* pvmsr/README.md §4.2 layout, 12 bytes. */
 struct pvclock_wall_clock {
     uint32_t version;
     uint32_t sec;
@@ -77,7 +77,7 @@ bool kvmclock_stable(uint8_t flags);
 /* How many times a reading found GUEST_STOPPED set (and cleared it), on any vCPU. */
 unsigned long kvmclock_stopped_seen(void);
 
-/* (delta << shift or >> -shift) * mul >> 32 with a 128-bit product (kvm-pv-spec §3.6). */
+/* (delta << shift or >> -shift) * mul >> 32 with a 128-bit product (pvmsr/README.md §4.3). */
 static inline uint64_t pvclock_scale_delta(uint64_t delta, uint32_t mul, int8_t shift)
 {
     if (shift < 0)
@@ -87,10 +87,10 @@ static inline uint64_t pvclock_scale_delta(uint64_t delta, uint32_t mul, int8_t 
     return (uint64_t)(((unsigned __int128)delta * mul) >> 32);
 }
 
-/* TSC frequency in kHz implied by mul/shift (Linux pvclock_tsc_khz, kvm-pv-spec §3.1). */
+/* TSC frequency in kHz implied by mul/shift (Linux pvclock_tsc_khz, pvmsr/README.md §4.3). */
 uint64_t pvclock_tsc_khz(uint32_t mul, int8_t shift);
 
-/* Wall clock (kvm-pv-spec §2.2, §3.6): writes `msr` (0x4b564d00 or 0x11) with the address
+/* Wall clock (pvmsr/README.md §4.8): writes `msr` (0x4b564d00 or 0x11) with the address
  * of *wc, then reads sec/nsec under the version loop. */
 void kvmclock_read_wallclock(uint32_t msr, volatile struct pvclock_wall_clock* wc, uint32_t* sec, uint32_t* nsec,
                              uint32_t* version);

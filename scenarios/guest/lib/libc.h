@@ -1,5 +1,5 @@
 /* libc.h - the freestanding C library of the guests: console output on the debug port
- * (0xe9, boot-protocol.md), formatted printing, string helpers, exit through port 0xf4. */
+ * (0xe9, boot.md §4), formatted printing, string helpers, exit through port 0xf4. */
 #pragma once
 
 #include <stdarg.h>

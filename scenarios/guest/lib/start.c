@@ -1,6 +1,7 @@
 /* start.c - C entry for every vCPU (called from _start in entry.S). */
 #include "desc.h"
 #include "libc.h"
+#include "pic.h"
 #include "smp.h"
 
 /* A program that wants work on the other vCPUs defines ap_main; by default they finish. */
@@ -18,6 +19,9 @@ void guest_start(unsigned cpu, unsigned ncpus, unsigned long ram_bytes)
         }
         vcpu_finish();
     }
+    /* The 8259A pair is one per machine and wired to the BSP's LINT0 (ExtINT): mask it
+     * before main can set IF, or a PC firmware's PIT tick arrives as vector 8 (pic.h). */
+    pic_disable();
     setup_descriptors(cpu);
     exit(main(cpu, ncpus, ram_bytes));
 }

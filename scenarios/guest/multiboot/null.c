@@ -29,7 +29,7 @@ static inline uint64_t read_cr(int n)
 
 int main(unsigned cpu, unsigned ncpus, unsigned long ram_bytes)
 {
-    /* The boot-protocol.md values; a wrong front end shows up here, not as slow numbers. */
+    /* The boot.md §3 values; a wrong front end shows up here, not as slow numbers. */
     report(cpu == 0 && ncpus == 1, "null: vCPU %u of %u", cpu, ncpus);
     report(ram_bytes >= (64ul << 20), "null: RAM %lu MiB", ram_bytes >> 20);
     report(read_cr(0) == 0x80010033 && read_cr(3) == 0x10000 && read_cr(4) == 0x20,

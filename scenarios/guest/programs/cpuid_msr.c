@@ -2,14 +2,14 @@
  *   CPUID 0, 1 (hypervisor bit, initial APIC ID, logical count), 0x40000000 (KVM signature)
  *   and 0x40000001 (KVM features: must equal EXPECTED_KVM_FEATURES, which the scenario sets
  *   explicitly in machine.kvm_cpuid.features);
- *   RDMSR of EFER / PAT / APIC_BASE / MISC_ENABLE boot values (docs/boot-protocol.md);
+ *   RDMSR of EFER / PAT / APIC_BASE / MISC_ENABLE boot values (scenarios/guest/boot.md §3);
  *   FS_BASE / GS_BASE writes observed through %fs: and %gs: addressing;
  *   an unknown MSR and a reserved EFER bit must raise #GP(0) (SDM Vol.4 2.1, Vol.3A 2.2.1). */
 #include "desc.h"
 #include "libc.h"
 #include "report.h"
 
-/* The scenario's machine.kvm_cpuid.features; KVM 6.x's default set (kvm-pv-spec 1.2). */
+/* The scenario's machine.kvm_cpuid.features; KVM 6.x's default set (pvmsr/README.md §3.2). */
 #define EXPECTED_KVM_FEATURES 0x01007efbu
 
 static volatile uint64_t fs_target[2] = {0x1111111111111111ull, 0xf5f5f5f5f5f5f5f5ull};
@@ -41,7 +41,7 @@ static void check_cpuid(unsigned ncpus)
     memcpy(sig + 4, &r.c, 4);
     memcpy(sig + 8, &r.d, 4);
     sig[12] = '\0';
-    /* "KVMKVMKVM\0\0\0" (kvm-pv-spec 1.1); compare all 12 bytes, the NULs included. */
+    /* "KVMKVMKVM\0\0\0" (pvmsr/README.md §3.1); compare all 12 bytes, the NULs included. */
     report(memcmp(sig, "KVMKVMKVM\0\0\0", 12) == 0, "leaf 0x40000000: signature \"%s\"", sig);
     report(r.a >= 0x40000001, "leaf 0x40000000: max hypervisor leaf 0x%x", r.a);
 

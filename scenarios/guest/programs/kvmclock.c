@@ -1,4 +1,4 @@
-/* kvmclock - is the paravirtual clock monotonic across vCPUs? (kvm-pv-spec §3, the
+/* kvmclock - is the paravirtual clock monotonic across vCPUs? (pvmsr/README.md §4, the
  * kvm-unit-tests kvmclock_test idea.)
  *
  * Every vCPU registers its own pvclock_vcpu_time_info (MSR 0x4b564d01) and takes READS

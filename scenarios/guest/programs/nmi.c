@@ -11,9 +11,10 @@
  *      is held (SDM 6.7.1: "no other NMIs are accepted until the IRET") and delivered
  *      right after the handler's IRETQ: the count goes up only after the return.
  *
- * In the trace: kvm_apic_ipi with delivery mode NMI, pvsim_inj_nmi on vCPU 1 (NMIs bypass
- * IRR/ISR, so there is no kvm_apic_accept_irq and no kvm_eoi for them), and in part 1 the
- * pvsim_vcpu line for vCPU 1 leaving its halt. */
+ * In the trace: kvm_apic_ipi with delivery mode NMI, then on vCPU 1 a kvm_apic_accept_irq
+ * "vec 0 (NMI|edge)" (modern KVM traces NMI acceptance like any other delivery) and a
+ * pvsim_inj_nmi; an NMI has no IRR/ISR bit, so no kvm_eoi follows its handler. The scenario's
+ * expect.trace entries pin each part (scenarios/nmi.json). */
 #include "apic.h"
 #include "irq.h"
 #include "libc.h"

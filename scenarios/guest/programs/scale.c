@@ -1,5 +1,5 @@
 /* scale - the ALU benchmark loop (bench/alu_algo.h) on every vCPU at once: how emulation
- * speed holds up with many vCPUs (issue 4, "64 vCPUs with throughput per vCPU within 20%
+ * speed holds up with many vCPUs (the goal: "64 vCPUs with throughput per vCPU within 20%
  * of one vCPU"). pvsim interleaves the vCPUs on one host thread, so the total guest MIPS
  * of an N-vCPU run compared with the 1-vCPU run is the per-vCPU throughput ratio.
  *

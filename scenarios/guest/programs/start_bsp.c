@@ -4,8 +4,8 @@
  * entry code checks in; vCPU 0 lets some virtual time pass and checks that nobody else did.
  * Its own IA32_APIC_BASE has the BSP flag (bit 8) set.
  *
- * In the trace: only vCPU 0 executes; a pvsim_vcpu line per other vCPU at time 0 shows it
- * waiting for SIPI. */
+ * In the trace: only vCPU 0 executes; the other vCPUs have no line at all (they wait for
+ * SIPI from time 0 and nothing ever sends one). */
 #include "apic.h"
 #include "libc.h"
 #include "report.h"

@@ -1,4 +1,4 @@
-/* wallclock - wall-clock time from KVM (kvm-pv-spec §2.2, §3.6).
+/* wallclock - wall-clock time from KVM (pvmsr/README.md §4.8, §4.9).
  *
  * The guest writes the address of a pvclock_wall_clock to MSR_KVM_WALL_CLOCK_NEW
  * (0x4b564d00); the hypervisor immediately fills in sec/nsec: the host's wall time at the
