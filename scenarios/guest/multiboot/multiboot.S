@@ -25,6 +25,7 @@
 #include "asm_defs.h"
 
 #define MB_MAGIC 0x1badb002
+
 /* Bit 1: pass mem_lower/mem_upper. Bit 16: the address fields below are valid, so the
  * loader needs no ELF parsing (only in the flat build). */
 #ifdef MB_AOUT_KLUDGE
@@ -53,6 +54,23 @@
 #define AP_TRAMPOLINE 0x8000
 #define AP_SCRATCH_STACK 0x9000
 #define TRAMP(label) (AP_TRAMPOLINE + ((label) - mb_ap_trampoline))
+
+/* The general registers the boot protocol leaves zero (scenarios/guest/boot.md §3),
+ * except RSP, RDI, RSI and RDX, which the callers set. */
+.macro CLEAR_OTHER_GPRS
+    xor %eax, %eax
+    xor %ebx, %ebx
+    xor %ecx, %ecx
+    xor %ebp, %ebp
+    xor %r8d, %r8d
+    xor %r9d, %r9d
+    xor %r10d, %r10d
+    xor %r11d, %r11d
+    xor %r12d, %r12d
+    xor %r13d, %r13d
+    xor %r14d, %r14d
+    xor %r15d, %r15d
+.endm
 
     .section .text.entry, "ax"
     .code32
@@ -174,18 +192,7 @@ mb_entry64:
     mov %eax, %esi                          /* RSI = vCPU count */
     mov mb_ram_bytes(%rip), %rdx            /* RDX = RAM bytes */
     xor %edi, %edi                          /* RDI = vCPU 0 */
-    xor %eax, %eax
-    xor %ebx, %ebx
-    xor %ecx, %ecx
-    xor %ebp, %ebp
-    xor %r8d, %r8d
-    xor %r9d, %r9d
-    xor %r10d, %r10d
-    xor %r11d, %r11d
-    xor %r12d, %r12d
-    xor %r13d, %r13d
-    xor %r14d, %r14d
-    xor %r15d, %r15d
+    CLEAR_OTHER_GPRS
     mov $BOOT_STACK_TOP, %esp
     pushq $2                                /* RFLAGS = 0x2 */
     popfq
@@ -273,18 +280,7 @@ mb_ap_entry64:
     mov $BOOT_STACK_TOP, %ecx
     sub %rax, %rcx
     mov %rcx, mb_ap_rsp(%rip)
-    xor %eax, %eax
-    xor %ebx, %ebx
-    xor %ecx, %ecx
-    xor %ebp, %ebp
-    xor %r8d, %r8d
-    xor %r9d, %r9d
-    xor %r10d, %r10d
-    xor %r11d, %r11d
-    xor %r12d, %r12d
-    xor %r13d, %r13d
-    xor %r14d, %r14d
-    xor %r15d, %r15d
+    CLEAR_OTHER_GPRS
     pushq $2                                /* RFLAGS = 0x2 */
     popfq
     /* From here on only MOVs, which leave RFLAGS alone. */
