@@ -31,7 +31,6 @@ class DebugCon final : public PioDevice {
   const std::string& output() const { return m_out; }  // empty unless set_keep(true)
   uint64_t bytes() const { return m_bytes; }            // accepted so far
   bool ends_with_newline() const { return m_last == '\n'; }
-  bool limit_hit() const { return m_limit_hit; }
 
   void pio_read(Vcpu& vcpu, uint16_t offset, unsigned size, uint32_t& value) override;
   void pio_write(Vcpu& vcpu, uint16_t offset, unsigned size, uint32_t value) override;

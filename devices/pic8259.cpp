@@ -77,41 +77,35 @@ void Pic8259::write_icw1(uint8_t value) {
   m_rotate_aeoi = false;
   m_icw3 = 0;
   m_icw4 = 0;
-  m_initialised = false;
   m_step = InitStep::Icw2;
 }
+
+// The word after `done` in ICW1's sequence: ICW3 only when cascaded (SNGL = 0), ICW4 only
+// when ICW1.IC4 asks for it.
+Pic8259::InitStep Pic8259::step_after(InitStep done) const {
+  if (done == InitStep::Icw2 && !(m_icw1 & kIcw1Single)) return InitStep::Icw3;
+  if (done != InitStep::Icw4 && (m_icw1 & kIcw1Ic4)) return InitStep::Icw4;
+  return InitStep::Ready;
+}
+
+bool Pic8259::initialised() const { return (m_icw1 & kIcw1Marker) && m_step == InitStep::Ready; }
 
 void Pic8259::write_data(uint8_t value) {
   switch (m_step) {
     case InitStep::Icw2:
       m_icw2 = value;
-      if (!(m_icw1 & kIcw1Single)) {
-        m_step = InitStep::Icw3;
-      } else if (m_icw1 & kIcw1Ic4) {
-        m_step = InitStep::Icw4;
-      } else {
-        m_step = InitStep::Ready;
-        m_initialised = true;
-      }
-      return;
+      break;
     case InitStep::Icw3:
       m_icw3 = value;  // master: which IR inputs have slaves; slave: its cascade identity
-      if (m_icw1 & kIcw1Ic4) {
-        m_step = InitStep::Icw4;
-      } else {
-        m_step = InitStep::Ready;
-        m_initialised = true;
-      }
-      return;
+      break;
     case InitStep::Icw4:
       m_icw4 = value;
-      m_step = InitStep::Ready;
-      m_initialised = true;
-      return;
+      break;
     case InitStep::Ready:
       m_imr = value;  // OCW1
       return;
   }
+  m_step = step_after(m_step);
 }
 
 void Pic8259::end_of_interrupt(int level) {

@@ -58,7 +58,7 @@ class Pic8259 final : public PioDevice {
   uint8_t irr() const { return m_irr; }  // always 0 until inputs are wired (see above)
   uint8_t isr() const { return m_isr; }  // always 0 until delivery exists
   InitStep init_step() const { return m_step; }
-  bool initialised() const { return m_initialised; }  // a full ICW sequence has completed
+  bool initialised() const;  // a full ICW sequence has completed
   uint8_t icw1() const { return m_icw1; }
   uint8_t icw2() const { return m_icw2; }
   uint8_t icw3() const { return m_icw3; }
@@ -82,12 +82,12 @@ class Pic8259 final : public PioDevice {
   void write_ocw3(uint8_t value);
   void write_data(uint8_t value);
   void end_of_interrupt(int level);
+  InitStep step_after(InitStep done) const;
 
   uint8_t m_imr = 0;
   uint8_t m_irr = 0;
   uint8_t m_isr = 0;
   InitStep m_step = InitStep::Ready;
-  bool m_initialised = false;
   uint8_t m_icw1 = 0, m_icw2 = 0, m_icw3 = 0, m_icw4 = 0;
   bool m_special_mask = false;
   bool m_read_isr = false;

@@ -103,6 +103,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     xs.push_back(x);
   }
+  // Each input line as an event: "event: text" split where Tracer::emit would join it.
+  const auto emit_all = [&lines](Tracer& tr) {
+    for (const auto& [v, l] : lines) {
+      const std::string_view sv(l);
+      const size_t c = sv.find(": ");
+      tr.emit(Tick(1), v, sv.substr(0, c), c == std::string_view::npos ? std::string_view() : sv.substr(c + 2), {});
+    }
+  };
   Tracer t;
   TraceExpectChecker checker(xs);
   std::string golden;
@@ -114,11 +122,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } copy;
     copy.out = &golden;
     g.add_observer(&copy);
-    for (const auto& [v, l] : lines) {
-      const size_t c = l.find(": ");
-      g.emit(Tick(1), v, c == std::string::npos ? std::string_view(l) : std::string_view(l).substr(0, c),
-             c == std::string::npos ? std::string_view() : std::string_view(l).substr(c + 2), {});
-    }
+    emit_all(g);
   }
   GoldenChecker same(golden, "g");
   std::string changed = golden;
@@ -127,11 +131,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   t.add_observer(&checker);
   t.add_observer(&same);
   t.add_observer(&other);
-  for (const auto& [v, l] : lines) {
-    const size_t c = l.find(": ");
-    t.emit(Tick(1), v, c == std::string::npos ? std::string_view(l) : std::string_view(l).substr(0, c),
-           c == std::string::npos ? std::string_view() : std::string_view(l).substr(c + 2), {});
-  }
+  emit_all(t);
   std::vector<std::string> msgs;
   checker.failures(msgs);
   check_lines(msgs);

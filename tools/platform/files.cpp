@@ -144,7 +144,6 @@ struct OutputFile::Impl {
   std::string canonical;  // target identity when it does not exist yet
   mode_t file_mode = 0666;
   std::ofstream out;
-  bool committed = false;
 
   [[noreturn]] void fail(const std::string& problem) const {
     throw FileError(fmt::format("{} {}: {}", option, shown(path), problem));
@@ -281,7 +280,7 @@ void OutputFile::commit() {
       }
       unregister_temp(x.slot);
       x.slot = -1;
-      x.committed = true;
+      x.temp.clear();  // renamed into place: nothing left to discard
       return;
     }
   }
@@ -289,7 +288,7 @@ void OutputFile::commit() {
 
 void OutputFile::discard() {
   Impl& x = *m;
-  if (x.mode == Impl::Mode::Temp && !x.committed && !x.temp.empty()) {
+  if (x.mode == Impl::Mode::Temp && !x.temp.empty()) {
     if (x.out.is_open()) x.out.close();
     unregister_temp(x.slot);
     x.slot = -1;

@@ -33,11 +33,9 @@ LoadedImage load_or_explain(GuestMemory& mem, const Scenario& s) {
 struct Platform::TraceCap final : TraceObserver {
   Platform& p;
   uint64_t max;
-  uint64_t bytes = 0;
   TraceCap(Platform& pl, uint64_t m) : p(pl), max(m) {}
-  void on_trace_line(unsigned vcpu, std::string_view line, size_t) override {
-    bytes += line.size();
-    if (bytes > max && !p.m_stopped)
+  void on_trace_line(unsigned vcpu, std::string_view, size_t) override {
+    if (p.m_tracer.text_bytes() > max && !p.m_stopped)
       p.stop_run(RunStop::Limit, vcpu,
                  fmt::format("the trace reached limits.max_trace_bytes ({})", size_words(max)));
   }

@@ -80,28 +80,21 @@ std::string pointer_token(std::string_view key) {
 void render(const Json& v, std::string& out, size_t budget) {
   if (out.size() >= budget) return;
   switch (v.type()) {
-    case Json::value_t::object: {
-      out += '{';
+    case Json::value_t::object:
+    case Json::value_t::array: {
+      const bool obj = v.is_object();
+      out += obj ? '{' : '[';
       bool first = true;
       for (auto it = v.begin(); it != v.end() && out.size() < budget; ++it) {
         if (!first) out += ',';
         first = false;
-        out += quote_display(it.key(), budget);
-        out += ':';
+        if (obj) {
+          out += quote_display(it.key(), budget);
+          out += ':';
+        }
         render(it.value(), out, budget);
       }
-      out += '}';
-      break;
-    }
-    case Json::value_t::array: {
-      out += '[';
-      bool first = true;
-      for (auto it = v.begin(); it != v.end() && out.size() < budget; ++it) {
-        if (!first) out += ',';
-        first = false;
-        render(*it, out, budget);
-      }
-      out += ']';
+      out += obj ? '}' : ']';
       break;
     }
     case Json::value_t::string: out += quote_display(v.get_ref<const std::string&>(), budget); break;

@@ -37,7 +37,7 @@ std::string vcpu_words(const TraceExpect& x) { return x.vcpu ? fmt::format(" of 
 }  // namespace
 
 TraceExpectChecker::TraceExpectChecker(const std::vector<TraceExpect>& expects) {
-  for (const TraceExpect& x : expects) m_states.push_back(State{&x, {}, {}, 0, 0, {}, false, 0, 0, {}});
+  for (const TraceExpect& x : expects) m_states.push_back(State{&x, 0, 0, {}, 0, 0, {}, false, 0, 0, {}});
 }
 
 void TraceExpectChecker::on_trace_line(unsigned vcpu, std::string_view line, size_t body) {
@@ -49,8 +49,11 @@ void TraceExpectChecker::on_trace_line(unsigned vcpu, std::string_view line, siz
     switch (x.kind) {
       case TraceExpect::Kind::InOrder:
         if (!x.consecutive) {
-          if (trace_pattern_matches(x.patterns[st.at.size()], text)) st.at.push_back(m_line);
-          st.done = st.at.size() == x.patterns.size();
+          if (trace_pattern_matches(x.patterns[st.matched], text)) {
+            ++st.matched;
+            st.last_at = m_line;
+          }
+          st.done = st.matched == x.patterns.size();
         } else {
           // All partial matches advance together (a tiny NFA over the pattern list), so an
           // overlapping start is never missed.
@@ -91,11 +94,11 @@ void TraceExpectChecker::failures(std::vector<std::string>& out) const {
       case TraceExpect::Kind::InOrder:
         if (st.done) break;
         if (!x.consecutive) {
-          const size_t k = st.at.size();
+          const size_t k = st.matched;
           out.push_back(fmt::format(
               "{}: {} of {} patterns found in order{}; no line{} {}matches pattern {} {}", label(i, x), k,
-              x.patterns.size(), k ? fmt::format(" (the last at line {})", st.at.back()) : "", vcpu_words(x),
-              k ? fmt::format("after line {} ", st.at.back()) : "", k, quote_display(x.patterns[k], 120)));
+              x.patterns.size(), k ? fmt::format(" (the last at line {})", st.last_at) : "", vcpu_words(x),
+              k ? fmt::format("after line {} ", st.last_at) : "", k, quote_display(x.patterns[k], 120)));
         } else {
           size_t best = st.best;
           uint64_t start = st.best_start;

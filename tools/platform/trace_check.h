@@ -28,8 +28,9 @@ class TraceExpectChecker final : public TraceObserver {
  private:
   struct State {
     const TraceExpect* x;
-    // InOrder (not consecutive): patterns matched so far and the line of each.
-    std::vector<uint64_t> at;
+    // InOrder (not consecutive): patterns matched so far, and the line of the last one.
+    size_t matched = 0;
+    uint64_t last_at = 0;
     // InOrder consecutive: the active partial matches (how many patterns each has matched,
     // and the line where it started); the best one seen, for the failure message.
     std::vector<std::pair<size_t, uint64_t>> runs;

@@ -212,7 +212,7 @@ int cmd_run(const std::vector<std::string>& args) {
       return kExitFail;
     }
     if (!console_only) {
-      if (!quiet && r.console_bytes && !r.console_ends_with_newline) fmt::print(human_c, "\n");
+      if (!quiet && !r.console_ends_with_newline) fmt::print(human_c, "\n");
       print_summary(human_c, r);
       if (update_golden)
         fmt::print(human_c, "golden trace written: {} ({} lines)\n", escape_display(golden.path(), 300), r.trace_events);
@@ -246,7 +246,7 @@ std::optional<std::string> validate_one(const std::string& file) {
       if (auto kind = non_regular_kind(*s.expect.golden_trace))
         return fmt::format("{}: /expect/golden_trace: {} is {} (pvsim run --update-golden writes it)",
                            escape_display(file, 400), escape_display(s.expect.golden_trace->string(), 300),
-                           *kind == "missing" ? std::string("missing") : *kind);
+                           *kind);
   } catch (const ScenarioError& e) {
     return std::string(e.what());
   }

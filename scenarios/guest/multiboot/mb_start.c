@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "asm_defs.h"
+#include "processor.h"
 
 #define AP_TRAMPOLINE 0x8000 /* multiboot.S */
 #define SIPI_VECTOR (AP_TRAMPOLINE >> 12)
@@ -56,25 +57,10 @@ extern const uint8_t mb_ap_trampoline[], mb_ap_trampoline_end[];
 
 unsigned mb_start(void);
 
-static inline void out8(uint8_t v, uint16_t port) { __asm__ volatile("outb %0, %1" ::"a"(v), "Nd"(port)); }
-static inline void out32(uint32_t v, uint16_t port) { __asm__ volatile("outl %0, %1" ::"a"(v), "Nd"(port)); }
-static inline uint8_t in8(uint16_t port)
-{
-    uint8_t v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-static inline uint64_t tsc(void)
-{
-    uint32_t lo, hi;
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return ((uint64_t)hi << 32) | lo;
-}
-
 static void puts_e9(const char* s)
 {
     while (*s)
-        out8((uint8_t)*s++, 0xe9);
+        outb((uint8_t)*s++, 0xe9);
 }
 
 static void putu_e9(unsigned v)
@@ -85,7 +71,7 @@ static void putu_e9(unsigned v)
         buf[n++] = (char)('0' + v % 10);
     while ((v /= 10) != 0);
     while (n)
-        out8((uint8_t)buf[--n], 0xe9);
+        outb((uint8_t)buf[--n], 0xe9);
 }
 
 /* The front end cannot do its job: say why on the console (with `value` unless it is
@@ -98,7 +84,7 @@ __attribute__((noreturn)) static void fail(const char* what, long value)
     if (value >= 0)
         putu_e9((unsigned)value);
     puts_e9("\n");
-    out32(0x7f, 0xf4);
+    outl(0x7f, 0xf4);
     for (;;)
         __asm__ volatile("cli; hlt");
 }
@@ -118,10 +104,10 @@ static bool word_is(const char* w, const char* end, const char* s)
 
 static unsigned cmos_read16(uint8_t reg)
 {
-    out8(reg, CMOS_INDEX);
-    unsigned lo = in8(CMOS_DATA);
-    out8((uint8_t)(reg + 1), CMOS_INDEX);
-    return lo | (unsigned)in8(CMOS_DATA) << 8;
+    outb(reg, CMOS_INDEX);
+    unsigned lo = inb(CMOS_DATA);
+    outb((uint8_t)(reg + 1), CMOS_INDEX);
+    return lo | (unsigned)inb(CMOS_DATA) << 8;
 }
 
 static uint64_t cmos_ram_bytes(void)
@@ -146,9 +132,9 @@ static void send_ipi(unsigned apic_id, uint32_t icr_lo)
 
 static bool wait_ack(void)
 {
-    uint64_t t0 = tsc();
+    uint64_t t0 = rdtsc();
     while (!mb_ap_ack) {
-        if (tsc() - t0 > AP_WAIT_CYCLES)
+        if (rdtsc() - t0 > AP_WAIT_CYCLES)
             return false;
         __asm__ volatile("pause");
     }
