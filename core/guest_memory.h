@@ -78,6 +78,7 @@ class GuestMemory {
     if (m_code_gen[pfn] & 1u) return false;
     ++m_code_gen[pfn];
     ++m_code_mark_epoch;
+    ++m_tlb_epoch;
     return true;
   }
   uint64_t code_mark_epoch() const { return m_code_mark_epoch; }
@@ -90,16 +91,36 @@ class GuestMemory {
   }
   uint64_t code_write_count() const { return m_code_writes; }
 
-  // --- EPT model (per VM): the first guest access to each 4 KiB RAM page is an EPT
-  // violation on real KVM (the host maps the page then). Returns true exactly once per page.
-  bool ept_first_touch(uint64_t pfn) {
+  // --- EPT model (per VM): a guest-physical page is either mapped in the (modelled) EPT or
+  // not. The first guest access to an unmapped page is an EPT violation (core/cpu/mmu.cpp
+  // Core::ept_check); the platform's host memory model then decides whether the page can be
+  // mapped now (core/README.md "EPT model and host memory"). ept_unmap() is the host taking
+  // a page away again (eviction, tools/platform/README.md §6): every vCPU drops its TLB
+  // entries at its next run() (host_unmap_epoch), and decoded blocks of a code page die
+  // (generation + 2 keeps the page marked as code).
+  bool ept_mapped(uint64_t pfn) const { return (m_ept_seen[pfn >> 6] >> (pfn & 63)) & 1u; }
+  void ept_map(uint64_t pfn) { m_ept_seen[pfn >> 6] |= 1ull << (pfn & 63); }
+  void ept_unmap(uint64_t pfn) {
     uint64_t& w = m_ept_seen[pfn >> 6];
     const uint64_t bit = 1ull << (pfn & 63);
-    if (w & bit) return false;
-    w |= bit;
+    if (!(w & bit)) return;
+    w &= ~bit;
+    if (m_code_gen[pfn] & 1u) m_code_gen[pfn] += 2;
+    ++m_host_unmap_epoch;
+    ++m_tlb_epoch;
+  }
+  uint64_t host_unmap_epoch() const { return m_host_unmap_epoch; }
+  // Moves whenever code_mark_epoch() or host_unmap_epoch() does: one compare per run()
+  // tells a vCPU whether either needs a look.
+  uint64_t tlb_epoch() const { return m_tlb_epoch; }
+  // Compatibility spellings used by reports and tests: "touched" = mapped at least once and
+  // not unmapped since.
+  bool ept_first_touch(uint64_t pfn) {
+    if (ept_mapped(pfn)) return false;
+    ept_map(pfn);
     return true;
   }
-  bool ept_touched(uint64_t pfn) const { return (m_ept_seen[pfn >> 6] >> (pfn & 63)) & 1u; }
+  bool ept_touched(uint64_t pfn) const { return ept_mapped(pfn); }
 
   // --- a per-VM cache of the CPU core (core/cpu: the decoded-block cache, which all vCPUs
   // share because blocks are keyed by guest-physical address and hold nothing per vCPU).
@@ -124,6 +145,8 @@ class GuestMemory {
   uint32_t* m_code_gen = nullptr;  // one per 4 KiB page, also a NORESERVE mapping
   uint64_t m_code_writes = 0;
   uint64_t m_code_mark_epoch = 0;
+  uint64_t m_host_unmap_epoch = 0;
+  uint64_t m_tlb_epoch = 0;
   uint64_t* m_ept_seen = nullptr;  // one bit per 4 KiB page, NORESERVE mapping
   void* m_cpu_cache = nullptr;
   void (*m_cpu_cache_release)(void*) = nullptr;

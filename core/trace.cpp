@@ -29,11 +29,20 @@
 //   kvm_inj_virq      "{IRQ|Soft/INTn} 0x%x" + " [reinjected]"
 //   kvm_pvclock_update "vcpu_id %u, pvclock { version %u, tsc_timestamp 0x%llx,
 //                      system_time 0x%llx, tsc_to_system_mul 0x%x, tsc_shift %d, flags 0x%x }"
+//   kvm_try_async_get_page, kvm_async_pf_repeated_fault (the 2.6.38-3.x name:
+//   kvm_async_pf_doublefault)
+//                     "gva = %#llx, gfn = %#llx"
+//   kvm_async_pf_not_present, kvm_async_pf_ready
+//                     "token %#llx gva %#llx"
+//   kvm_async_pf_completed "gva %#llx address %#lx" (3.13+; the seed era added " pfn %#llx",
+//                      a host page frame pvsim has no model of)
+//   ('%#llx' is "0" for zero and "0x..." otherwise: the alternate form adds no prefix to 0.)
 // pvsim events (no upstream tracepoint, hence the prefix):
 //   pvsim_exception   "vector 0x%x (#XX) error_code 0x%x rip 0x%lx cr2 0x%lx"; the
 //                      " error_code ..." part only when the exception pushes one
 //   pvsim_inj_nmi     "NMI"
 //   pvsim_vcpu        "<what>: <detail>" (detail omitted when empty)
+//   pvsim_apf         "<what>: <detail>" (detail omitted when empty)
 //   pvsim_stop        "reason <word>: <detail>" (detail omitted when empty; its line
 //                      breaks become "; ")
 #include "core/trace.h"
@@ -394,6 +403,60 @@ void Tracer::pvsim_vcpu(Tick ts, unsigned vcpu, std::string_view what, std::stri
     text += detail;
   }
   emit(ts, vcpu, "pvsim_vcpu", text,
+       {TraceField::str("what", what), TraceField::str("detail", detail)});
+}
+
+namespace {
+// printf's "%#llx": the alternate form prefixes "0x" to non-zero values only.
+std::string alt_hex(uint64_t v) { return v ? fmt::format("0x{:x}", v) : std::string("0"); }
+}  // namespace
+
+// KVM's event classes: kvm_async_get_page_class ("gva = %#llx, gfn = %#llx") and
+// kvm_async_pf_nopresent_ready ("token %#llx gva %#llx"), one emitter each.
+void Tracer::async_get_page_class(Tick ts, unsigned vcpu, std::string_view event, uint64_t gva, uint64_t gfn) {
+  emit(ts, vcpu, event, fmt::format("gva = {}, gfn = {}", alt_hex(gva), alt_hex(gfn)),
+       {TraceField::u64("gva", gva), TraceField::u64("gfn", gfn)});
+}
+
+void Tracer::async_pf_nopresent_ready(Tick ts, unsigned vcpu, std::string_view event, uint64_t token,
+                                      uint64_t gva) {
+  emit(ts, vcpu, event, fmt::format("token {} gva {}", alt_hex(token), alt_hex(gva)),
+       {TraceField::u64("token", token), TraceField::u64("gva", gva)});
+}
+
+void Tracer::kvm_try_async_get_page(Tick ts, unsigned vcpu, uint64_t gva, uint64_t gfn) {
+  async_get_page_class(ts, vcpu, "kvm_try_async_get_page", gva, gfn);
+}
+
+void Tracer::kvm_async_pf_repeated_fault(Tick ts, unsigned vcpu, uint64_t gva, uint64_t gfn) {
+  async_get_page_class(ts, vcpu, "kvm_async_pf_repeated_fault", gva, gfn);
+}
+
+void Tracer::kvm_async_pf_doublefault(Tick ts, unsigned vcpu, uint64_t gva, uint64_t gfn) {
+  async_get_page_class(ts, vcpu, "kvm_async_pf_doublefault", gva, gfn);
+}
+
+void Tracer::kvm_async_pf_not_present(Tick ts, unsigned vcpu, uint64_t token, uint64_t gva) {
+  async_pf_nopresent_ready(ts, vcpu, "kvm_async_pf_not_present", token, gva);
+}
+
+void Tracer::kvm_async_pf_ready(Tick ts, unsigned vcpu, uint64_t token, uint64_t gva) {
+  async_pf_nopresent_ready(ts, vcpu, "kvm_async_pf_ready", token, gva);
+}
+
+void Tracer::kvm_async_pf_completed(Tick ts, unsigned vcpu, uint64_t address, uint64_t gva) {
+  auto text = fmt::format("gva {} address {}", alt_hex(gva), alt_hex(address));
+  emit(ts, vcpu, "kvm_async_pf_completed", text,
+       {TraceField::u64("address", address), TraceField::u64("gva", gva)});
+}
+
+void Tracer::pvsim_apf(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail) {
+  std::string text(what);
+  if (!detail.empty()) {
+    text += ": ";
+    text += detail;
+  }
+  emit(ts, vcpu, "pvsim_apf", text,
        {TraceField::str("what", what), TraceField::str("detail", detail)});
 }
 

@@ -117,6 +117,18 @@ class Tracer {
                           uint64_t system_time, uint32_t tsc_to_system_mul, int8_t tsc_shift,
                           uint8_t flags);
 
+  // --- async page faults (include/trace/events/kvm.h, pvmsr/README.md §5.6) ---
+  // `gva` is what KVM passes: the faulting GPA under EPT (cr2_or_gpa).
+  void kvm_try_async_get_page(Tick ts, unsigned vcpu, uint64_t gva, uint64_t gfn);
+  // A fault on a gfn this vCPU already waits for. Same event class; the 2.6.38-3.x code
+  // the orig profile follows called it kvm_async_pf_doublefault, which that profile prints.
+  void kvm_async_pf_repeated_fault(Tick ts, unsigned vcpu, uint64_t gva, uint64_t gfn);
+  void kvm_async_pf_doublefault(Tick ts, unsigned vcpu, uint64_t gva, uint64_t gfn);
+  void kvm_async_pf_not_present(Tick ts, unsigned vcpu, uint64_t token, uint64_t gva);
+  void kvm_async_pf_ready(Tick ts, unsigned vcpu, uint64_t token, uint64_t gva);
+  // The host fetch finished; `address` is the host virtual address of the page.
+  void kvm_async_pf_completed(Tick ts, unsigned vcpu, uint64_t address, uint64_t gva);
+
   // --- pvsim events (no upstream equivalent) ---
   // A guest-internal exception delivered through the guest IDT (no VM exit on real KVM).
   void pvsim_exception(Tick ts, unsigned vcpu, uint8_t vector, bool has_error, uint32_t error_code,
@@ -130,8 +142,14 @@ class Tracer {
   // scheduler decisions ("descheduled from pcpu 1 until 0.005000000 (preempt window)"),
   // migrations. `what` is a short word (init, sipi, sched_out, sched_in, migrate).
   void pvsim_vcpu(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail);
+  // Async-PF state changes KVM does not trace: a synthetic halt beginning ("halt"), a
+  // page-ready held back ("held"), work dropped by a disable or reset ("dropped"), a
+  // wake-all queued ("wake_all"). Printed like pvsim_vcpu: "<what>: <detail>".
+  void pvsim_apf(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail);
 
  private:
+  void async_get_page_class(Tick ts, unsigned vcpu, std::string_view event, uint64_t gva, uint64_t gfn);
+  void async_pf_nopresent_ready(Tick ts, unsigned vcpu, std::string_view event, uint64_t token, uint64_t gva);
   struct HashState;
   HashState* m_hash;
   std::ostream* m_text = nullptr;

@@ -191,5 +191,25 @@ void Vcpu::set_hypercall_handler(std::function<bool(Vcpu&)> handler) {
 void Vcpu::set_time_gate(std::function<bool(Vcpu&)> gate) {
   m_core->time_gate = std::move(gate);
 }
+void Vcpu::set_entry_hook(std::function<void(Vcpu&)> hook) {
+  m_core->entry_hook = std::move(hook);
+}
+void Vcpu::set_ept_hook(std::function<EptResult(Vcpu&, const EptFault&)> hook) {
+  m_core->ept_hook = std::move(hook);
+}
+void Vcpu::inject_exception(uint8_t vector, bool has_error, uint32_t error, uint64_t cr2) {
+  Core& c = *m_core;
+  c.tracer.kvm_inj_exception(c.now(), c.cfg.index, vector, has_error, error, false);
+  c.inject_fault = cpu::Fault{vector, has_error, error, cr2, true};
+  c.inject_pending = true;
+  c.irq_check = true;
+  c.brk = true;
+}
+bool Vcpu::exception_pending() const {
+  return m_core->inject_pending || m_core->fault_pending;
+}
+bool Vcpu::interrupt_shadow() const {
+  return m_core->insns == m_core->inhibit_at;
+}
 
 }  // namespace pvsim

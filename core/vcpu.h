@@ -183,6 +183,51 @@ class Vcpu {
   void set_cr8_hooks(std::function<uint64_t(Vcpu&)> read,
                      std::function<void(Vcpu&, uint64_t)> write);
 
+  // --- the hypervisor side (pvmsr/hypervisor.h) ---
+  // Guest entry (KVM's vcpu_enter_guest): called at every VM entry the core makes after an
+  // exit it traced (before kvm_inj_exception / kvm_entry of that entry), so requests raised
+  // by an MSR write are serviced before the guest runs again, in KVM's trace order:
+  // kvm_exit, kvm_msr, kvm_pvclock_update, kvm_entry. The platform also calls its
+  // hypervisor before every run() (a vCPU that was not running re-enters the guest).
+  void set_entry_hook(std::function<void(Vcpu&)> hook);
+  // EPT violations (core/README.md "EPT model and host memory"): the first access to a
+  // guest-physical RAM page that is not mapped in the modelled EPT (GuestMemory::ept_mapped)
+  // traces kvm_exit(EPT_VIOLATION) and kvm_page_fault, then asks the hook what the host
+  // does. Without a hook every page is mapped at its first access.
+  struct EptFault {
+    Gpa gpa;
+    uint64_t qualification = 0;    // SDM Vol. 3C Table 28-7 (bits 0-2 access, 7, 8)
+    unsigned cpl = 0;
+    bool interrupts_allowed = false;  // RFLAGS.IF = 1 and no STI / MOV SS shadow
+    bool event_delivery = false;      // an implicit access while an event is being delivered
+  };
+  enum class EptAction : uint8_t {
+    Map,              // the host maps the page; the access proceeds
+    Stall,            // synchronous fault-in: stall_ns of the vCPU's time pass, then Map
+    InjectPageFault,  // async PF "not present": #PF with error code 0 and CR2 = token is
+                      // injected, the instruction does not execute (it is retried after IRET)
+    Halt,             // synthetic halt: the instruction does not execute, the vCPU halts
+                      // (Vcpu::halted()) with RIP on it until the platform wakes it
+  };
+  struct EptResult {
+    EptAction action = EptAction::Map;
+    uint64_t stall_ns = 0;  // Stall
+    uint32_t token = 0;     // InjectPageFault
+  };
+  // Never InjectPageFault or Halt for an access with event_delivery set: KVM handles those
+  // synchronously (kvm_can_do_async_pf is false while an event awaits re-injection).
+  void set_ept_hook(std::function<EptResult(Vcpu&, const EptFault&)> hook);
+  // Queues an exception the hypervisor injects (kvm_queue_exception / kvm_inject_page_fault):
+  // traced kvm_inj_exception now, delivered at the next instruction boundary before any
+  // interrupt, whatever RFLAGS.IF and the interrupt shadow; a HLT in progress ends. For a
+  // #PF, `cr2` is loaded into CR2 at delivery.
+  void inject_exception(uint8_t vector, bool has_error, uint32_t error, uint64_t cr2);
+  // STI / MOV SS shadow in effect at the current instruction boundary.
+  bool interrupt_shadow() const;
+  // An exception is queued and not yet delivered (an injected one included): KVM's
+  // kvm_event_needs_reinjection / kvm_is_exception_pending.
+  bool exception_pending() const;
+
  private:
   friend class cpu::Core;
   VcpuConfig m_cfg;

@@ -130,11 +130,12 @@ void KvmClock::write_system_time_msr(Vcpu& v, uint64_t value, bool old_msr) {
     c.requests |= kReqClockUpdate;  // 3.0: only the writing vCPU
   }
   // Bit 0 set activates updates at value & ~1, clear stops them and leaves guest memory
-  // alone: both are read from c.msr at update time. The WRMSR is a VM exit and the
-  // request is serviced at the re-entry that follows it, so the struct is in memory
-  // before the guest's next instruction.
+  // alone: both are read from c.msr at update time. The WRMSR is a VM exit; the request
+  // is serviced at the entry that ends it (Hypervisor::on_entry through the vCPU's entry
+  // hook), so the struct is in memory before the guest's next instruction and the trace
+  // reads kvm_msr before kvm_pvclock_update, as on KVM. The exit samples the guest TSC the
+  // orig clamp uses (3.0 vcpu_enter_guest read it after every exit).
   on_exit(v);
-  on_entry(v);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -18,8 +18,8 @@
 //
 // Requests follow KVM's split between "raise a request" and "service it at the next guest
 // entry": events (the delayed fan-out, the periodic sync) only set request bits; guest
-// memory is written only from on_entry() (called by the platform before a vCPU runs, and
-// by the system-time MSR handler so the struct exists before the WRMSR retires).
+// memory is written only from on_entry() (pvmsr/hypervisor.h: at every guest entry,
+// including the one that ends the system-time WRMSR's exit).
 #pragma once
 #include <cstdint>
 #include <vector>

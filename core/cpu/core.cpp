@@ -82,9 +82,18 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
   abandoned = false;
   // Another vCPU may have marked pages as code since we last ran: our write-TLB entries
   // for them would bypass note_write() and leave stale decoded blocks.
-  if (code_epoch_seen != mem.code_mark_epoch()) {
-    code_epoch_seen = mem.code_mark_epoch();
-    tlb_flush_write();
+  if (tlb_epoch_seen != mem.tlb_epoch()) [[unlikely]] {
+    tlb_epoch_seen = mem.tlb_epoch();
+    if (code_epoch_seen != mem.code_mark_epoch()) {
+      code_epoch_seen = mem.code_mark_epoch();
+      tlb_flush_write();
+    }
+    // The host unmapped pages since we last ran (evictions, GuestMemory::ept_unmap): no
+    // TLB entry may keep a host pointer to them, or an access would bypass the EPT check.
+    if (unmap_epoch_seen != mem.host_unmap_epoch()) {
+      unmap_epoch_seen = mem.host_unmap_epoch();
+      tlb_flush_all();
+    }
   }
   if (halted && !try_wake()) {
     res.reason = StopReason::Halted;
@@ -383,6 +392,17 @@ bool Core::check_interrupts() {
   // next boundary looks again. The MOV SS shadow holds off NMIs too; after STI the SDM
   // allows either (Vol. 2B "STI": NMIs "may be inhibited" on the following boundary).
   // pvsim blocks NMIs in both shadows: one rule, and a choice real processors make.
+  // An exception the hypervisor injected (Vcpu::inject_exception) goes first, shadow or
+  // not: KVM injects a queued exception at entry before it looks at interrupts.
+  if (inject_pending && !fault_pending) {
+    inject_pending = false;
+    halted = false;
+    if (entry_pending) trace_entry(rip);
+    fault = inject_fault;
+    fault_pending = true;
+    deliver_fault();
+    return true;
+  }
   if (insns == inhibit_at) return false;
   // An NMI (priority 5 in SDM Vol. 3A Table 6-2) goes before maskable interrupts
   // (priority 6) and ignores RFLAGS.IF. Taking it starts NMI blocking until the next IRET
@@ -438,6 +458,7 @@ bool Core::try_wake() {
   // and the platform decides whether that is a deadlock.
   if (!halted) return true;
   if (!irq_check) return false;
+  if (inject_pending) return check_interrupts() && !halted;
   const bool nmi_ready = nmi_pending && !nmi_blocked;
   if (!nmi_ready && (!(rf & fl::IF) || !irq_notified || !irq_poll)) return false;
   return check_interrupts() && !halted;

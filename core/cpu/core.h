@@ -296,6 +296,22 @@ class Core {
   bool nmi_blocked = false;
   std::function<bool(Vcpu&)> hypercall;
   std::function<bool(Vcpu&)> time_gate;
+  // The hypervisor side (Vcpu::set_entry_hook, set_ept_hook, inject_exception).
+  std::function<void(Vcpu&)> entry_hook;
+  std::function<Vcpu::EptResult(Vcpu&, const Vcpu::EptFault&)> ept_hook;
+  bool entry_hook_ran = false;  // the hook ran for the entry that ends the current exit
+  bool in_delivery = false;     // deliver() is running (implicit accesses of event delivery)
+  bool inject_pending = false;  // inject_fault waits for the next boundary
+  Fault inject_fault;
+  uint64_t unmap_epoch_seen = 0;  // GuestMemory::host_unmap_epoch() this vCPU's TLB reflects
+  uint64_t tlb_epoch_seen = ~0ull;  // GuestMemory::tlb_epoch() at the last look (run())
+  // Runs the entry hook once per entry (before the injection and kvm_entry of that entry).
+  void entry_requests() {
+    if (entry_hook && !entry_hook_ran) {
+      entry_hook_ran = true;
+      entry_hook(vcpu);
+    }
+  }
   // CR8 <-> LAPIC TPR (SDM Vol. 3A §10.8.6.1); without hooks CR8 is plain storage (cr8).
   std::function<uint64_t(Vcpu&)> cr8_read;
   std::function<void(Vcpu&, uint64_t)> cr8_write;
@@ -529,11 +545,14 @@ class Core {
   // Page walk: la -> guest-physical address, checking permissions for `acc` by a user
   // (CPL 3, not implicit) or supervisor access. Fills TLB entry `fill` when given and allowed.
   bool translate(uint64_t la, Acc acc, bool user, uint64_t& gpa, TlbEntry* fill);
-  // EPT model (see mmu.cpp): the first access to each guest-physical RAM page is a VM exit.
-  void ept_check(uint64_t gpa, uint64_t qualification) {
-    if (gpa < mem.size() && mem.ept_first_touch(gpa >> 12)) ept_violation(gpa, qualification);
+  // EPT model (see mmu.cpp): an access to a guest-physical RAM page not mapped in the
+  // modelled EPT is a VM exit. False when the access must not proceed (an async PF was
+  // injected or the vCPU halts): the caller fails like a faulting access.
+  bool ept_check(uint64_t gpa, uint64_t qualification) {
+    if (gpa >= mem.size() || mem.ept_mapped(gpa >> 12)) [[likely]] return true;
+    return ept_violation(gpa, qualification);
   }
-  void ept_violation(uint64_t gpa, uint64_t qualification);
+  bool ept_violation(uint64_t gpa, uint64_t qualification);
   void tlb_flush_all();
   void tlb_flush_nonglobal();
   void tlb_flush_page(uint64_t la);

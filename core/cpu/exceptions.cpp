@@ -76,6 +76,14 @@ bool Core::load_descriptor(uint16_t sel, uint64_t& lo, uint32_t ext, uint64_t* h
 }
 
 bool Core::deliver(uint8_t vector, EventKind kind, bool has_err, uint32_t err, uint64_t ret_rip) {
+  // Implicit accesses from here on are event delivery: a host fault on one of them is
+  // handled synchronously (Vcpu::EptFault::event_delivery).
+  struct DeliveryScope {
+    bool& flag;
+    bool saved;
+    explicit DeliveryScope(bool& f) : flag(f), saved(f) { flag = true; }
+    ~DeliveryScope() { flag = saved; }
+  } scope(in_delivery);
   // EXT (bit 0 of error codes raised during delivery): set unless the event is INT n/INT3.
   const uint32_t ext = kind == EventKind::SoftInt ? 0 : 1;
   const uint32_t idt_err = vector * 8u + 2u + ext;  // IDT flag (bit 1) set

@@ -18,8 +18,12 @@ void Core::trace_exit(VmxExitReason r, uint64_t info1, uint64_t cost_so_far) {
 }
 
 void Core::trace_entry(uint64_t at_rip) {
+  // vcpu_enter_guest services the requests before it injects events and enters
+  // (Vcpu::set_entry_hook); an injection traced before this call has already run it.
+  entry_requests();
   tracer.kvm_entry(now(), cfg.index, at_rip);
   entry_pending = false;
+  entry_hook_ran = false;
   io_rep_rip = ~0ull;
 }
 
@@ -67,6 +71,7 @@ namespace {
 // The hypervisor injects #GP(0) for an MSR access it refuses (kvm_msr ... exception and
 // kvm_inj_exception, no pvsim_exception): resume at the instruction with the fault queued.
 bool inject_msr_gp(Core& c) {
+  c.entry_requests();  // requests first, then the injection (vcpu_enter_guest order)
   c.tracer.kvm_inj_exception(c.now(), c.cfg.index, kGP, true, 0, false);
   c.trace_entry(c.rip);
   c.raise(kGP, true, 0);

@@ -54,7 +54,7 @@ bool Core::translate(uint64_t la, Acc acc, bool user, uint64_t& gpa, TlbEntry* f
     }
     // Paging-structure read: EPT qualification bit 0 (read), bit 7 (linear address
     // valid), bit 8 clear (not the final translation) — SDM Vol. 3C Table 28-7.
-    ept_check(egpa, 0x1 | 0x80);
+    if (!ept_check(egpa, 0x1 | 0x80)) return false;
     const uint64_t e = load_le(h, 8);
     if (!(e & kPteP)) return raise(kPF, true, ec_base, la);
     const bool leaf = level == 1 || ((level == 2 || level == 3) && (e & kPtePS));
@@ -100,7 +100,7 @@ bool Core::translate(uint64_t la, Acc acc, bool user, uint64_t& gpa, TlbEntry* f
   gpa = phys;
   if (phys < mem.size()) {
     static constexpr uint64_t kQual[3] = {0x1, 0x2, 0x4};
-    ept_check(phys, kQual[static_cast<unsigned>(acc)] | 0x80 | 0x100);
+    if (!ept_check(phys, kQual[static_cast<unsigned>(acc)] | 0x80 | 0x100)) return false;
     if (fill && !(acc == Acc::Write && mem.is_code_page(phys >> 12))) {
       const uint64_t page = phys & ~0xfffull;
       const bool write_tlb = fill >= tlb[1] && fill < tlb[2];
@@ -114,13 +114,70 @@ bool Core::translate(uint64_t la, Acc acc, bool user, uint64_t& gpa, TlbEntry* f
   return true;
 }
 
-void Core::ept_violation(uint64_t gpa, uint64_t qual) {
-  // Real KVM with EPT: the host maps the page on the first guest access (exit reason 48);
+bool Core::ept_violation(uint64_t gpa, uint64_t qual) {
+  // Real KVM with EPT: an access to a page the EPT does not map exits (reason 48);
   // kvm_page_fault carries the exit qualification as its error code (handle_ept_violation).
+  // What the host does next is the platform's (Vcpu::set_ept_hook): map it, stall while it
+  // is fetched, inject an async PF, or halt the vCPU (core/README.md "EPT model and host
+  // memory").
   tracer.kvm_exit(now(), cfg.index, VmxExitReason::EptViolation, rip, qual, 0, 0, 0);
   tracer.kvm_page_fault(now(), cfg.index, rip, gpa, qual);
   cycles += kVmExitCycles;
+  const uint64_t pfn = gpa >> 12;
+  Vcpu::EptResult r;
+  if (ept_hook) {
+    Vcpu::EptFault f;
+    f.gpa = Gpa(gpa);
+    f.qualification = qual;
+    f.cpl = cpl;
+    // An access always happens inside an instruction (or a delivery), where `insns` is exact
+    // (the threaded path syncs before any TLB miss, fast.cpp): the STI / MOV SS shadow covers
+    // exactly the instruction at inhibit_at.
+    f.interrupts_allowed = (rf & fl::IF) && insns != inhibit_at;
+    f.event_delivery = in_delivery;
+    r = ept_hook(vcpu, f);
+  }
+  switch (r.action) {
+    case Vcpu::EptAction::Map:
+      mem.ept_map(pfn);
+      break;
+    case Vcpu::EptAction::Stall:
+      // The vCPU thread sleeps in the host while the page is read in: its time passes and
+      // it runs nothing (the hook traced the stall).
+      mem.ept_map(pfn);
+      cycles += ns_to_cycles(r.stall_ns, cfg.tsc_hz);
+      break;
+    case Vcpu::EptAction::InjectPageFault:
+      // kvm_arch_async_page_not_present queued #PF(0) with CR2 = token; the entry that ends
+      // this exit services requests, injects it and resumes at the faulting instruction,
+      // which the guest retries after its handler returns.
+      entry_requests();
+      tracer.kvm_inj_exception(now(), cfg.index, kPF, true, 0, false);
+      tracer.kvm_entry(now(), cfg.index, rip);
+      entry_hook_ran = false;
+      raise(kPF, true, 0, r.token);
+      fault.injected = true;
+      return false;
+    case Vcpu::EptAction::Halt:
+      // KVM_REQ_APF_HALT: the vCPU blocks without executing the instruction; the exit stays
+      // open until something wakes it (kvm_entry then, at the same RIP).
+      halted = true;
+      entry_pending = true;
+      abandoned = true;
+      stop_with(StopReason::Halted, {});
+      return false;
+  }
+  // A synchronous fetch may have made the host evict other pages (a resident-set limit):
+  // drop every translation, and leave the current block, which may lie on one of them.
+  if (mem.host_unmap_epoch() != unmap_epoch_seen) {
+    unmap_epoch_seen = mem.host_unmap_epoch();
+    tlb_flush_all();
+    brk = true;
+  }
+  entry_requests();
   tracer.kvm_entry(now(), cfg.index, rip);
+  entry_hook_ran = false;
+  return true;
 }
 
 bool Core::access_slow(uint64_t la, unsigned size, uint64_t* v, Acc acc, bool supervisor) {

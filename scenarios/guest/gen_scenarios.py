@@ -223,18 +223,6 @@ for prog in D:
         test_scenario(prog, level, D[prog], summaries[prog], contains.get(prog, ()), machines.get(prog),
                       limits[prog], T[prog])
 
-default = {
-    'name': 'default',
-    'description': 'The main job: boots the hello guest (built with -O2) on one vCPU. ' + D['hello'],
-    'machine': {'vcpus': 1, 'ram_mib': 16},
-    'guest': {'image': 'guest/bin/hello-O2.elf'},
-    'limits': {'max_instructions': 2_000_000},
-    'expect': {'stop': 'exit', 'exit_status': 1,
-               'console_contains': HELLO_LINES,
-               'console_excludes': ['FAIL'],
-               'trace': T['hello']},
-}
-write(f'{root}/default.json', default)
 
 # Garbage: the seed is derived from the RAM size, so each RAM size is a different program.
 # Which way the bytes end the run is left open on purpose (any change in the CPU model
@@ -376,7 +364,9 @@ write(f'{root}/hello-smp4.json', {
 # is for images built by Debian 12's gcc 12; after a deliberate change, review the difference
 # and rewrite the file with `pvsim run scenarios/<name>.json --update-golden`.
 GOLDEN_TRACE = {'init', 'init-bsp', 'ipi', 'kvmclock-host', 'kvmclock-modern', 'kvmclock-orig', 'lapic_timer', 'nmi',
-                'spinlock-q1', 'spinlock-q10000', 'tpr', 'wallclock'}
+                'spinlock-q1', 'spinlock-q10000', 'tpr', 'wallclock',
+                'default', 'apf-modern-4', 'apf-orig-2', 'apf-orig-4', 'apf-sync-2', 'apf-repeat', 'apf-limit',
+                'apf-cpl0', 'apf-irqoff', 'apf-disable', 'apf-reenable', 'apf-early-wake', 'apf-lapic-off'}
 
 def smp_scenario(name, prog, desc, machine, summary=None, contains=(), excludes=('FAIL',), stop='exit',
                  exit_status=1, max_insn=20_000_000, host=None, trace=()):
@@ -606,12 +596,12 @@ KVMCLOCK_DESC = ('kvmclock on 4 vCPUs (pvmsr/README.md §4): each vCPU registers
     'Each raw reading is compared with the largest value any vCPU had published before it started (RDTSC runs only '
     'on the vCPU that is earliest in virtual time, so that comparison is causal); the same reading after Linux\'s '
     'global monotonic guard is compared too. In the trace, each vCPU\'s WRMSR of 0x4b564d01 is a kvm_exit '
-    'MSR_WRITE, the kvm_pvclock_update that publishes its structure (version, tsc_timestamp, system_time, the '
-    'scale and flags), the kvm_msr line and the kvm_entry, on consecutive lines [register]: pvsim services the '
-    'clock update inside the WRMSR and logs it first (KVM logs kvm_msr first and updates the structure on its '
-    'way back into the guest). ')
-KVMCLOCK_REGISTER = in_order('register', 'kvm_exit: * reason MSR_WRITE', 'kvm_pvclock_update: vcpu_id ',
-                             'kvm_msr: msr_write 4b564d01 = 0x', 'kvm_entry: ', consecutive=True)
+    'MSR_WRITE, the kvm_msr line, the kvm_pvclock_update that publishes its structure (version, tsc_timestamp, '
+    'system_time, the scale and flags) and the kvm_entry, on consecutive lines [register]: as on KVM, the MSR '
+    'handler only stores the value and raises a clock-update request, which is serviced on the way back into the '
+    'guest (pvmsr/hypervisor.h). ')
+KVMCLOCK_REGISTER = in_order('register', 'kvm_exit: * reason MSR_WRITE', 'kvm_msr: msr_write 4b564d01 = 0x',
+                             'kvm_pvclock_update: vcpu_id ', 'kvm_entry: ', consecutive=True)
 smp_scenario('kvmclock-modern', 'kvmclock', KVMCLOCK_DESC +
     'Modern KVM ABI: master-clock mode, every vCPU gets the same (tsc_timestamp, system_time) pair, TSCs are in '
     'sync, and flags has PVCLOCK_TSC_STABLE_BIT (0x1), which the guest honours because CPUID 0x40000001 bit 24 is '
@@ -686,13 +676,262 @@ smp_scenario('wallclock', 'wallclock',
     'to the structure\'s version. host.wall_clock_ns is 1700000000123456789, so sec must be 1700000000 and nsec '
     '123456789 - or one more: kvmclock truncates to whole nanoseconds, and the epoch, realtime minus kvmclock at '
     'the write, can absorb that (so a reading may show 123456790). In the trace: the kvm_msr write of '
-    '0x4b564d01 that enables kvmclock, with its kvm_pvclock_update; the write of 0x4b564d00 and a read of it that '
+    '0x4b564d01 that enables kvmclock, followed by its kvm_pvclock_update; the write of 0x4b564d00 and a read of it that '
     'returns the address written; the write of 0x11 and a read of 0x4b564d00 that now returns the address written '
     'to 0x11; and a last write of 0x4b564d00 [msr-sequence]. A wall-clock write has no event of its own besides '
     'its kvm_msr line: the only kvm_pvclock_update is the one for 0x4b564d01 [one-update].',
     {'vcpus': 1, 'ram_mib': 16}, summary=9, host={'wall_clock_ns': '1700000000123456789'},
     contains=['wallclock: sec 1700000000 nsec 123456789 kvmclock '],
-    trace=[in_order('msr-sequence', 'kvm_pvclock_update: vcpu_id 0,', 'kvm_msr: msr_write 4b564d01 = 0x',
+    trace=[in_order('msr-sequence', 'kvm_msr: msr_write 4b564d01 = 0x', 'kvm_pvclock_update: vcpu_id 0,',
                     'kvm_msr: msr_write 4b564d00 = 0x', 'kvm_msr: msr_read 4b564d00 = 0x', 'kvm_msr: msr_write 11 = 0x',
                     'kvm_msr: msr_read 4b564d00 = 0x', 'kvm_msr: msr_write 4b564d00 = 0x'),
            exactly('one-update', 'kvm_pvclock_update: ', 1)])
+
+# ---------------------------------------------------------------------------------------------
+# Async page faults (pvmsr/README.md §5, tools/platform/README.md §5.1, the guest side in
+# scenarios/guest/README.md "Async page faults"). Every scenario swaps out the same 1 MiB
+# window of guest RAM at 16 MiB, which the apf_* programs touch; the host reads a page back
+# in host.memory.fault_in_ns.
+APF_WINDOW = [{'gpa': '0x1000000', 'size': '0x100000'}]
+APF_ORIG = {'kvm': {'abi': 'orig'}, 'kvm_cpuid': {'features': '0x0100001b'}}  # 2.6.38's CPUID set
+APF_NO_APF = {'kvm_cpuid': {'features': '0x01003eeb'}}  # the default set without ASYNC_PF and ASYNC_PF_INT
+
+def apf_host(fault_in_ns=1_000_000, io_workers=None):
+    m = {'swapped_out': APF_WINDOW, 'fault_in_ns': fault_in_ns}
+    if io_workers:
+        m['io_workers'] = io_workers
+    return {'memory': m}
+
+def apf_machine(vcpus=1, **extra):
+    m = {'vcpus': vcpus, 'ram_mib': 32}
+    m.update(extra)
+    return m
+
+# One "page not present", start to end, as the exit that ends in it reads.
+NOT_PRESENT = ['kvm_page_fault: * address 0x00000000010', 'kvm_try_async_get_page: gva = 0x10',
+               'kvm_async_pf_not_present: token 0x', 'pvsim_host: fetch: gpa 0x10', 'kvm_inj_exception: #PF (0x0)',
+               'kvm_entry: ']
+TASKS_COMMON = ('The apf_tasks guest runs, on each vCPU, three worker tasks and one compute task on a small '
+    'cooperative scheduler, as Linux runs processes. Each worker touches two pages of a 1 MiB window at 16 MiB '
+    'that the host has swapped out (host.memory.swapped_out), checks that the page still holds what it held '
+    '(zeros), writes a pattern and checks every byte it reads back; the compute task does small units of work '
+    'and counts those that ran while a worker was asleep. The host reads a page back in 200 us, with 32 I/O '
+    'workers, so the fetches of different pages overlap. ')
+
+def apf_tasks_scenario(name, vcpus, desc, summary_line, extra=None, trace=(), contains=()):
+    smp_scenario(name, 'apf_tasks', TASKS_COMMON + desc, apf_machine(vcpus, **(extra or {})), summary=5,
+                 contains=list(contains) + [summary_line], max_insn=100_000_000,
+                 host=apf_host(200_000, 32), trace=trace)
+
+def modern_tasks_trace(vcpus):
+    n = 6 * vcpus
+    return [in_order('enable', 'kvm_msr: msr_write 4b564d06 = 0xf3', 'kvm_msr: msr_write 4b564d02 = 0x',
+                     'kvm_async_pf_ready: token 0xffffffff gva 0', 'kvm_apic_accept_irq: * vec 243 (Fixed|edge)',
+                     'kvm_msr: msr_write 4b564d07 = 0x1'),
+            in_order('not-present', *NOT_PRESENT, consecutive=True),
+            in_order('ready', 'pvsim_host: fetched: gpa 0x10', 'kvm_async_pf_completed: gva 0x10',
+                     'kvm_async_pf_ready: token 0x', 'kvm_apic_accept_irq: * vec 243 (Fixed|edge)',
+                     'kvm_inj_virq: IRQ 0xf3', 'kvm_eoi: * vector 243', 'kvm_msr: msr_write 4b564d07 = 0x1'),
+            exactly('n-not-present', 'kvm_async_pf_not_present: ', n),
+            exactly('n-ready', 'kvm_async_pf_ready: ', n + vcpus),
+            exactly('n-ack', 'kvm_msr: msr_write 4b564d07 = 0x1', n + vcpus),
+            absent('no-stall', 'pvsim_host: stall')]
+
+APF_SUMMARY_2 = ('apf summary: 12 async page faults, 12 page-ready, 2 wake-all; 3120 work units ran while tasks '
+                 'waited; workload took 732881 ns\n')
+APF_SYNC_SUMMARY_2 = ('apf summary: 0 async page faults, 0 page-ready, 0 wake-all; 0 work units ran while tasks '
+                      'waited; workload took 1528344 ns\n')
+
+# The main job (README "first steps"): the showcase of async page faults.
+smp_scenario('default', 'apf_tasks',
+    'The main job: asynchronous page faults, as a Linux guest on KVM sees them (pvmsr/README.md §5). Two vCPUs; '
+    + TASKS_COMMON +
+    'Each vCPU first tells KVM where its async-PF area is: MSR 0x4b564d06 takes the page-ready vector 0xf3, MSR '
+    '0x4b564d02 the area\'s address with ENABLED, SEND_ALWAYS and DELIVERY_AS_INT, and KVM answers every enable '
+    'with a "wake all" page-ready (token 0xffffffff) delivered as interrupt vector 0xf3 (243), which the guest '
+    'acknowledges by writing 1 to MSR 0x4b564d07 [enable]. Then each first touch of a swapped-out page is one '
+    'exit that reads, on consecutive lines: kvm_page_fault for the address, kvm_try_async_get_page, '
+    'kvm_async_pf_not_present with the token (0x1000 | vCPU for the first one, then 0x2000 | vCPU, ...), '
+    'pvsim_host: fetch naming the host I/O worker and when the read ends, and kvm_inj_exception #PF: instead of '
+    'stalling, KVM injects a page fault whose CR2 is the token, the guest puts the task to sleep and runs another '
+    '[not-present]. 200 us later the page is in: pvsim_host: fetched, kvm_async_pf_completed, kvm_async_pf_ready '
+    'with the same token, the interrupt accepted and injected (kvm_inj_virq IRQ 0xf3), the guest\'s EOI and its '
+    'ACK write; the guest wakes the sleeping task, which retries its access [ready]. 12 pages are touched: 12 '
+    'not-present [n-not-present], 14 page-ready (the 12 plus one wake-all per vCPU) [n-ready], 14 ACKs [n-ack], '
+    'and not one synchronous stall [no-stall]. The guest prints what it saw: the closing "apf summary" line '
+    'counts the async page faults and page-ready events, the work that ran while tasks waited, and how long the '
+    'workload took in virtual time (kvmclock): 732881 ns. The same guest on a KVM that does not offer async PF '
+    '(scenario apf-sync-2) takes 1528344 ns: every touch halts its vCPU for the whole 200 us. Next: '
+    'apf-modern-4 and apf-orig-2 (the seed-era protocol), then the edge cases apf-repeat, apf-limit, apf-cpl0, '
+    'apf-irqoff, apf-disable, apf-reenable, apf-early-wake and apf-lapic-off.',
+    apf_machine(2), summary=5, contains=[APF_SUMMARY_2], max_insn=100_000_000, host=apf_host(200_000, 32),
+    trace=modern_tasks_trace(2))
+
+apf_tasks_scenario('apf-modern-4', 4,
+    'Four vCPUs, modern KVM (5.8+): "page not present" is an injected #PF with CR2 = token [not-present], "page '
+    'ready" the interrupt on the vector the guest wrote to MSR 0x4b564d06, acknowledged through MSR 0x4b564d07 '
+    '[enable] [ready]. Each vCPU has its own tokens, (n << 12) | vCPU, never 0. 24 pages, 24 not-present '
+    '[n-not-present], 28 page-ready and 28 ACKs with the four wake-alls [n-ready] [n-ack], no stall [no-stall].',
+    'apf summary: 24 async page faults, 24 page-ready, 4 wake-all; 6240 work units ran while tasks waited; '
+    'workload took 739759 ns\n', trace=modern_tasks_trace(4))
+
+def orig_tasks_trace(vcpus):
+    n = 6 * vcpus
+    return [in_order('enable', 'kvm_msr: msr_write 4b564d02 = 0x', 'kvm_async_pf_ready: token 0 gva 0',
+                     'kvm_inj_exception: #PF (0x0)'),
+            in_order('not-present', *NOT_PRESENT, consecutive=True),
+            in_order('ready', 'pvsim_host: fetched: gpa 0x10', 'kvm_async_pf_completed: gva 0x10',
+                     'kvm_async_pf_ready: token 0x', 'kvm_inj_exception: #PF (0x0)'),
+            exactly('n-not-present', 'kvm_async_pf_not_present: ', n),
+            exactly('n-ready', 'kvm_async_pf_ready: ', n + vcpus),
+            exactly('pf-only', 'kvm_inj_exception: #PF (0x0)', 2 * n + vcpus),
+            absent('no-int', 'kvm_msr: msr_write 4b564d06'),
+            absent('no-ack', 'kvm_msr: msr_write 4b564d07')]
+
+ORIG_DESC = ('The seed-era protocol (machine.kvm.abi "orig", CPUID with the 2.6.38 feature set, no ASYNC_PF_INT), '
+    'the one the seed documents describe: the guest enables async PF with MSR 0x4b564d02 alone, and KVM answers '
+    'with a wake-all that is itself a #PF with reason 2 (the era\'s kvm_async_pf_ready printed the wake-all\'s '
+    'token as 0 before replacing it with 0xffffffff) [enable]. "Page not present" is a #PF with reason 1 and CR2 '
+    '= token [not-present]; "page ready" is a second #PF, reason 2, CR2 = the same token, injected when the vCPU '
+    'can take an interrupt [ready]. Every injection is a kvm_inj_exception #PF: one per not-present, one per '
+    'page-ready, one per wake-all [pf-only]; no interrupt vector is ever registered [no-int] and nothing is '
+    'acknowledged [no-ack]. The first token on vCPU 0 is 0 here: the seed era had no "never 0" rule. ')
+smp_scenario('apf-orig-2', 'apf_tasks', TASKS_COMMON + ORIG_DESC + 'Two vCPUs: 12 not-present [n-not-present], '
+    '14 page-ready [n-ready].', apf_machine(2, **APF_ORIG), summary=5,
+    contains=['apf summary: 12 async page faults, 12 page-ready, 2 wake-all; 3130 work units ran while tasks '
+              'waited; workload took 731411 ns\n'], max_insn=100_000_000, host=apf_host(200_000, 32),
+    trace=orig_tasks_trace(2))
+smp_scenario('apf-orig-4', 'apf_tasks', TASKS_COMMON + ORIG_DESC + 'Four vCPUs: 24 not-present [n-not-present], '
+    '28 page-ready [n-ready]. Two page-ready #PFs never stack up: while one is queued and not yet delivered, the '
+    'next waits for the following entry (a second queued #PF would have turned into #DF on old KVM).',
+    apf_machine(4, **APF_ORIG), summary=5,
+    contains=['apf summary: 24 async page faults, 24 page-ready, 4 wake-all; 6256 work units ran while tasks '
+              'waited; workload took 732959 ns\n'], max_insn=100_000_000, host=apf_host(200_000, 32),
+    trace=orig_tasks_trace(4))
+
+smp_scenario('apf-sync-2', 'apf_tasks', TASKS_COMMON +
+    'The baseline for the main job (default.json): the same guest and host on a KVM whose CPUID does not offer '
+    'async PF (features without ASYNC_PF and ASYNC_PF_INT), so the guest never enables it. KVM still does not '
+    'block the vCPU thread in the host: each fault is set up as async work with a token [try], but nothing can be '
+    'told to the guest, so the vCPU sits in a synthetic halt until the page is in [halt], and no #PF is ever '
+    'injected [no-injection]; the completion wakes the vCPU silently. No other task runs meanwhile, so the '
+    'workload takes 1528344 ns against 732881 ns with async PF: the guest prints 0 async page faults and 0 work '
+    'units while tasks waited.', apf_machine(2, **APF_NO_APF), summary=None,
+    contains=['SKIP: async PF not offered by CPUID (no ASYNC_PF, bit 4): every touch stalls in the host\n',
+              APF_SYNC_SUMMARY_2, 'SUMMARY: 3 tests, 1 skipped\n'], max_insn=100_000_000,
+    host=apf_host(200_000, 32),
+    trace=[exactly('try', 'kvm_try_async_get_page: ', 12), exactly('halt', 'pvsim_apf: halt: token 0x', 12),
+           absent('no-injection', 'kvm_inj_exception: ')])
+
+EDGE_INTRO = ('One vCPU, modern KVM, a 1 MiB window swapped out (1 ms to read a page back unless said otherwise): the guest enables async PF and '
+    'acknowledges the wake-all KVM answers with [enable]. ')
+EDGE_ENABLE = in_order('enable', 'kvm_msr: msr_write 4b564d02 = 0x', 'kvm_async_pf_ready: token 0xffffffff gva 0',
+                       'kvm_msr: msr_write 4b564d07 = 0x1')
+
+smp_scenario('apf-repeat', 'apf_repeat',
+    EDGE_INTRO + 'A repeated fault on a page that is already being fetched for this vCPU (pvmsr/README.md §5.3). Task A '
+    'touches a swapped-out page: an async page fault, A sleeps [first]. Task B then touches the same page: KVM '
+    'finds the gfn in the vCPU\'s table of outstanding faults, traces kvm_async_pf_repeated_fault and, rather than '
+    'a second not-present for the same page, puts the vCPU in a synthetic halt until the page arrives [repeat]. '
+    'One not-present in the whole run [one-each], and one page-ready for A\'s token [one-ready].', apf_machine(1), summary=6,
+    max_insn=50_000_000, host=apf_host(),
+    trace=[EDGE_ENABLE,
+           in_order('first', 'kvm_async_pf_not_present: token 0x1000 gva 0x1000000', 'kvm_inj_exception: #PF (0x0)'),
+           in_order('repeat', 'kvm_try_async_get_page: gva = 0x1000000, gfn = 0x1000',
+                    'kvm_async_pf_repeated_fault: gva = 0x1000000, gfn = 0x1000',
+                    'pvsim_apf: halt: repeated fault on gfn 0x1000', consecutive=True),
+           exactly('one-each', 'kvm_async_pf_not_present: ', 1),
+           exactly('one-ready', 'kvm_async_pf_ready: token 0x1000 ', 1)])
+
+smp_scenario('apf-limit', 'apf_limit',
+    EDGE_INTRO + 'The 65th outstanding fault (ASYNC_PF_PER_VCPU is 64; the wake-all of the enable counts until it is '
+    'delivered). 65 tasks on one vCPU each touch their own page while the host takes 10 ms per page: 64 async '
+    'page faults [n-not-present], then the 65th finds the limit reached and is handled synchronously: the vCPU '
+    'stalls 10 ms in the host, nothing is injected [stall]. While page-readies wait for the guest to free the '
+    'token slot, pvsim says why a page-ready is held back [held].', apf_machine(1), summary=8,
+    max_insn=50_000_000, host=apf_host(10_000_000, 65),
+    trace=[EDGE_ENABLE, exactly('n-not-present', 'kvm_async_pf_not_present: ', 64),
+           in_order('stall', 'pvsim_host: stall: gpa 0x1040000 not resident, vCPU waits 10 ms',
+                    'pvsim_host: stall_end: gpa 0x1040000 resident', consecutive=True),
+           count('held', 'pvsim_apf: held: token slot busy', min=1)])
+
+smp_scenario('apf-cpl0', 'apf_cpl0',
+    EDGE_INTRO + 'Async PF at CPL 0 without SEND_ALWAYS: the guest enables async PF with bit 1 clear (what Linux 5.8+ does: '
+    'only user mode may take an async #PF) and touches a swapped-out page from kernel mode. KVM still sets up '
+    'the async work with a token, but may not tell the guest, so the vCPU halts (pvsim_apf: halt) and no #PF is '
+    'injected [halt]. When the page is in, modern KVM (since the 5.8 fix) sends no page-ready for a not-present '
+    'the guest never saw: kvm_async_pf_ready is traced, no interrupt follows, the vCPU simply runs again '
+    '[silent]: the only interrupt of vector 243 is the enable\'s wake-all [one-irq], and no #PF is injected at '
+    'all [no-pf].', apf_machine(1), summary=6, max_insn=50_000_000, host=apf_host(),
+    trace=[EDGE_ENABLE,
+           in_order('halt', 'kvm_async_pf_not_present: token 0x1000 gva 0x1000000', 'pvsim_apf: halt: token 0x1000',
+                    consecutive=True),
+           absent('no-pf', 'kvm_inj_exception: '),
+           in_order('silent', 'kvm_async_pf_ready: token 0x1000 gva 0x1000000'),
+           exactly('one-irq', 'kvm_apic_accept_irq: * vec 243', 1)])
+
+smp_scenario('apf-irqoff', 'apf_irqoff',
+    EDGE_INTRO + 'A touch with interrupts disabled (IF=0): KVM cannot even use a synthetic halt, since nothing could wake the '
+    'vCPU, so kvm_can_do_async_pf is false and the fault is synchronous: the vCPU stalls 1 ms in the host, with '
+    'no kvm_try_async_get_page [stall]. The same touch of another page with IF=1 is an ordinary async page fault '
+    '[async]; only that touch tried the async path [one-try].', apf_machine(1), summary=6, max_insn=50_000_000, host=apf_host(),
+    trace=[EDGE_ENABLE,
+           in_order('stall', 'kvm_page_fault: * address 0x0000000001000000', 'pvsim_host: stall: gpa 0x1000000 ',
+                    'pvsim_host: stall_end: gpa 0x1000000 resident', 'kvm_entry: ', consecutive=True),
+           in_order('async', 'kvm_try_async_get_page: gva = 0x1001000', 'kvm_async_pf_not_present: token 0x1000 ',
+                    'pvsim_host: fetch: gpa 0x1001000', 'kvm_inj_exception: #PF (0x0)', consecutive=True),
+           exactly('one-try', 'kvm_try_async_get_page: ', 1)])
+
+smp_scenario('apf-disable', 'apf_disable',
+    EDGE_INTRO + 'Disabling async PF with work outstanding (pvmsr/README.md §5.3): task A sleeps on an async page fault, then '
+    'task B writes 0 to MSR 0x4b564d02. KVM drops the outstanding work silently (pvsim_apf: dropped) [drop], and '
+    'no page-ready is ever sent for it: the only kvm_apic_accept_irq of the run is the enable\'s wake-all '
+    '[no-ready]. The guest must wake its own waiters, as Linux does when a CPU goes offline; A retries, and with '
+    'async PF off KVM sets up a halt-only fault (a new token) that joins the fetch still in flight [retry].',
+    apf_machine(1), summary=7, max_insn=50_000_000, host=apf_host(),
+    trace=[EDGE_ENABLE,
+           in_order('drop', 'kvm_async_pf_not_present: token 0x1000 ', 'kvm_inj_exception: #PF (0x0)',
+                    'pvsim_apf: dropped: 1 outstanding, 0 completed (disable)', 'kvm_msr: msr_write 4b564d02 = 0x0'),
+           exactly('no-ready', 'kvm_apic_accept_irq: ', 1),
+           in_order('retry', 'kvm_msr: msr_write 4b564d02 = 0x0', 'kvm_async_pf_not_present: token 0x2000 ',
+                    'pvsim_apf: halt: token 0x2000 gfn 0x1000')])
+
+smp_scenario('apf-reenable', 'apf_reenable',
+    'Re-enabling async PF while a task sleeps: task A sleeps on an async page fault; task B writes MSR 0x4b564d02 '
+    'again. Every successful enable queues a wake-all, so a page-ready with token 0xffffffff arrives while A\'s '
+    'page is still being read [wake-all]. The guest wakes every waiter on this vCPU, A retries before its page is '
+    'in, and KVM, finding the gfn still outstanding, halts the vCPU: a repeated fault [repeat]. When the page '
+    'arrives, the page-ready for A\'s token finds no waiter, and the guest records it as a dummy (Linux\'s '
+    'early-wake entry) [late-ready]. Two wake-alls in all, one per enable [two-wake-alls].', apf_machine(1), summary=7, max_insn=50_000_000, host=apf_host(),
+    trace=[in_order('wake-all', 'kvm_async_pf_not_present: token 0x1000 ', 'kvm_msr: msr_write 4b564d02 = 0x',
+                    'kvm_async_pf_ready: token 0xffffffff gva 0'),
+           in_order('repeat', 'kvm_async_pf_ready: token 0xffffffff gva 0',
+                    'kvm_async_pf_repeated_fault: gva = 0x1000000, gfn = 0x1000',
+                    'pvsim_apf: halt: repeated fault on gfn 0x1000'),
+           in_order('late-ready', 'pvsim_apf: halt: repeated fault on gfn 0x1000',
+                    'kvm_async_pf_ready: token 0x1000 gva 0x1000000'),
+           exactly('two-wake-alls', 'kvm_async_pf_ready: token 0xffffffff', 2)])
+
+smp_scenario('apf-early-wake', 'apf_early_wake',
+    EDGE_INTRO + 'A page-ready that beats the not-present handling (the guest\'s "dummy" path): this guest\'s #PF handler '
+    'enables interrupts and does some work before it registers the wait, as a preemptible kernel may; the page '
+    'arrives meanwhile, and the page-ready interrupt comes in while the handler of the not-present for the same '
+    'token is still running [early]. The wake finds no sleeper and leaves a dummy entry; the wait then finds the '
+    'dummy and does not sleep (the guest prints 1 created, 1 consumed). One not-present in all '
+    '[one-not-present].', apf_machine(1), summary=6,
+    max_insn=50_000_000, host=apf_host(),
+    trace=[EDGE_ENABLE,
+           in_order('early', 'kvm_async_pf_not_present: token 0x1000 ', 'kvm_inj_exception: #PF (0x0)',
+                    'kvm_async_pf_ready: token 0x1000 ', 'kvm_inj_virq: IRQ 0xf3'),
+           exactly('one-not-present', 'kvm_async_pf_not_present: ', 1)])
+
+smp_scenario('apf-lapic-off', 'apf_lapic_off',
+    'A wake-all while the local APIC is software-disabled (the bug fixed by commit 2f15d027c05f, Linux 5.13): '
+    'the guest clears SVR bit 8 and then enables async PF. The wake-all cannot be delivered through a disabled '
+    'APIC, so KVM keeps it queued (pvsim_apf: held: LAPIC disabled) [held]; when the guest sets SVR bit 8 again, '
+    'KVM re-checks and the page-ready goes out at once [released]. Before the fix the interrupt was dropped and '
+    'async PF stayed stuck for good.', apf_machine(1), summary=3, max_insn=50_000_000, host=apf_host(),
+    trace=[in_order('held', 'kvm_apic: apic_write APIC_SPIV = 0xff', 'kvm_msr: msr_write 4b564d02 = 0x',
+                    'pvsim_apf: held: LAPIC disabled'),
+           in_order('released', 'pvsim_apf: held: LAPIC disabled', 'kvm_apic: apic_write APIC_SPIV = 0x1ff',
+                    'kvm_async_pf_ready: token 0xffffffff gva 0', 'kvm_apic_accept_irq: * vec 243 (Fixed|edge)')])

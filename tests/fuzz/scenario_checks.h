@@ -7,7 +7,10 @@
 #pragma once
 #include <fmt/format.h>
 
+#include <stdexcept>
+
 #include "tests/fuzz/fuzz_check.h"
+#include "tools/platform/host_memory.h"
 #include "tools/platform/scenario.h"
 
 namespace pvsim::fuzz {
@@ -43,6 +46,24 @@ inline void check_scenario(const Scenario& s) {
   for (const PreemptWindow& w : h.preempt) {
     fuzz_check(w.vcpu < m.vcpus, "host.preempt names a vCPU that does not exist");
     fuzz_check(w.from_ns < w.to_ns, "host.preempt window is empty or reversed");
+  }
+
+  // host.memory: HostMemory refuses (std::invalid_argument) exactly what the parser must
+  // have refused already — ranges not page-aligned, empty or outside RAM, overlapping
+  // latency ranges, a limit below the pages resident at time 0, no I/O worker.
+  {
+    const HostMemoryConfig& hm = h.memory;
+    fuzz_check(hm.io_workers >= 1 && hm.io_workers <= 1024, "host.memory.io_workers outside 1..1024");
+    fuzz_check(hm.fault_in.lo_ns <= hm.fault_in.hi_ns, "host.memory.fault_in_ns: lo above hi");
+    // Only for small RAM: the model's bitmaps are proportional to it.
+    if (m.ram_mib <= 256) {
+      try {
+        HostMemory model(hm, m.ram_bytes(), s.seed);
+        (void)model.describe();
+      } catch (const std::invalid_argument& e) {
+        fuzz_check(false, "host.memory accepted by the parser but refused by HostMemory", e.what());
+      }
+    }
   }
 
   fuzz_check(s.limits.max_instructions >= 1, "limits.max_instructions is 0");

@@ -160,7 +160,7 @@ TEST_CASE("bad SMP keys: one exact line with file and JSON pointer", "[scenario]
   CHECK(error_of(d, R"("machine": {"cpus": 2})") ==
         f + "/machine/cpus: unknown key (allowed here: vcpus, ram_mib, tsc_khz, tsc_start, "
             "quantum, exact_quantum, kvm_cpuid, "
-            "ignore_unhandled_io, start, apic_bus_mhz, ipi_latency_ns, tsc_skew, kvm)");
+            "ignore_unhandled_io, start, apic_bus_mhz, ipi_latency_ns, tsc_skew, kvm, irqchip)");
   CHECK(error_of(d, R"("machine": {"start": "ap"})") ==
         f + "/machine/start: must be \"all\" or \"bsp\", got \"ap\"");
   CHECK(error_of(d, R"("machine": {"start": 0})") ==
@@ -220,7 +220,7 @@ TEST_CASE("bad SMP keys: one exact line with file and JSON pointer", "[scenario]
   CHECK(error_of(d, R"("host": 1)") == f + "/host: must be an object, got 1");
   CHECK(error_of(d, R"("host": {"cpus": 1})") ==
         f + "/host/cpus: unknown key (allowed here: pcpus, policy, pin, slice_us, preempt, "
-            "wall_clock_ns, monotonic_ns)");
+            "wall_clock_ns, monotonic_ns, memory)");
   CHECK(error_of(d, R"("host": {"pcpus": 0})") ==
         f + "/host/pcpus: must be an integer from 1 to 256, got 0");
   CHECK(error_of(d, R"("host": {"pcpus": 257})") ==

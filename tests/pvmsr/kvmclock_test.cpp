@@ -56,7 +56,13 @@ struct Rig {
     }
   }
   Vcpu& v(unsigned i) { return *vcpus.at(i); }
-  MsrStatus wr(unsigned i, uint32_t msr, uint64_t value) { return v(i).msrs().write(v(i), msr, value); }
+  // A guest WRMSR: the handler, then the entry that ends the exit services the requests
+  // (the CPU core calls the entry hook there, pvmsr/hypervisor.h).
+  MsrStatus wr(unsigned i, uint32_t msr, uint64_t value) {
+    const MsrStatus st = v(i).msrs().write(v(i), msr, value);
+    clock->on_entry(v(i));
+    return st;
+  }
   MsrStatus rd(unsigned i, uint32_t msr, uint64_t& value) { return v(i).msrs().read(v(i), msr, value); }
   uint64_t rd_ok(unsigned i, uint32_t msr) {
     uint64_t value = 0xdeadbeef;

@@ -63,11 +63,15 @@ bool RunReport::success() const {
 
 namespace {
 
-KvmClockConfig kvmclock_config(const Scenario& s) {
-  KvmClockConfig c;
-  c.abi = s.machine.kvm.abi == KvmAbi::Orig ? AbiProfile::Orig : AbiProfile::Modern;
-  c.enforce_pv_cpuid = s.machine.kvm.enforce_pv_cpuid;
-  c.cpuid_features = s.machine.kvm_features;
+HypervisorConfig hypervisor_config(const Scenario& s) {
+  HypervisorConfig h;
+  h.abi = s.machine.kvm.abi == KvmAbi::Orig ? AbiProfile::Orig : AbiProfile::Modern;
+  h.enforce_pv_cpuid = s.machine.kvm.enforce_pv_cpuid;
+  h.cpuid_features = s.machine.kvm_features;
+  h.cpuid_hints = s.machine.kvm_hints;
+  h.signature_eax = s.machine.kvm_signature_eax;
+  h.irqchip_in_kernel = s.machine.irqchip == IrqChip::Kernel;
+  KvmClockConfig& c = h.kvmclock;
   c.tsc_khz = s.machine.tsc_khz;
   c.master_clock_allowed = s.machine.kvm.master_clock;
   c.tsc_matched = s.machine.tsc_matched();
@@ -75,7 +79,7 @@ KvmClockConfig kvmclock_config(const Scenario& s) {
   c.host_wall_clock_ns = s.host.wall_clock_ns;
   c.periodic_sync_ns = s.machine.kvm.kvmclock_sync_ms * 1'000'000ull;
   c.update_delay_ns = s.machine.kvm.clock_update_delay_ms * 1'000'000ull;
-  return c;
+  return h;
 }
 
 }  // namespace
@@ -87,10 +91,10 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
     : m_scenario(s),
       m_mem(s.machine.ram_bytes()),
       m_exit(s.machine.vcpus),
-      m_kvm_cpuid(s.machine.kvm_features, s.machine.kvm_hints, s.machine.kvm_signature_eax),
-      m_cpuid(s.machine.vcpus, m_kvm_cpuid),
-      m_poll_control(s.machine.vcpus, s.machine.kvm.enforce_pv_cpuid, s.machine.kvm_features),
-      m_host(s.host, s.machine.vcpus) {
+      m_hv(hypervisor_config(s), s.machine.vcpus, m_mem, m_tracer, m_events, *this),
+      m_cpuid(s.machine.vcpus, m_hv.cpuid()),
+      m_host(s.host, s.machine.vcpus),
+      m_host_mem(s.host.memory, s.machine.ram_bytes(), s.seed) {
   m_tracer.set_text_output(opts.trace_text);
   m_tracer.set_jsonl_output(opts.trace_jsonl);
   m_console.set_live_output(opts.console_live);
@@ -134,7 +138,6 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
 
   build_boot_memory(m_mem);
   m_image = load_or_explain(m_mem, s);
-  m_kvmclock = std::make_unique<KvmClock>(kvmclock_config(s), m_mem, m_tracer, m_events);
 
   const unsigned n = s.machine.vcpus;
   for (unsigned i = 0; i < n; ++i) {
@@ -147,10 +150,17 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
     cfg.tsc_start = s.machine.vcpu_tsc_start(i);
     m_vcpus.push_back(std::make_unique<Vcpu>(cfg, m_mem, *this, m_tracer));
     Vcpu& v = *m_vcpus.back();
-    m_poll_control.attach(v);
     init_vcpu_boot_state(v, i, n, s.machine.ram_bytes(), m_image.entry);
     attach_lapic(i);
-    m_kvmclock->attach(v);
+    m_hv.attach(v);
+    // The host memory model only has a say when a page can be non-resident; otherwise every
+    // page is mapped at its first access, as before (no hook, no cost).
+    if (m_host_mem.active())
+      v.set_ept_hook([this, i](Vcpu&, const Vcpu::EptFault& f) { return on_ept_violation(i, f); });
+  }
+  if (!m_host_mem.evictions().empty()) {
+    m_evict_event = std::make_unique<MemberEvent<&Platform::evict_due>>(*this, "host_evict");
+    m_events.schedule(*m_evict_event, m_host_mem.evictions().front().at, EventPriority::HostCompletion);
   }
   m_state.assign(n, VState::Runnable);
   // machine.start = "bsp": the application processors sit in wait-for-SIPI from time 0,
@@ -289,7 +299,7 @@ bool Platform::enter_host_window(unsigned i) {
       m_tracer.pvsim_vcpu(now, i, "migrate", fmt::format("pcpu {} -> pcpu {}", c.pcpu, w.pcpu));
       // kvm_arch_vcpu_load on a different host CPU requests a clock update when the VM is
       // not in master-clock mode (pvmsr/README.md §4.5, commit 0061d53daf26).
-      m_kvmclock->on_migrate(i);
+      m_hv.on_migrate(i);
     }
     c.pcpu = static_cast<int>(w.pcpu);
   }
@@ -327,9 +337,9 @@ RunReport Platform::run() {
     const unsigned i = static_cast<unsigned>(pick);
     Vcpu& v = *m_vcpus[i];
     if (!enter_host_window(i)) continue;
-    // Requests raised for this vCPU while it was not running are serviced at entry, as
-    // vcpu_enter_guest does with KVM_REQ_CLOCK_UPDATE.
-    m_kvmclock->on_entry(v);
+    // Requests raised for this vCPU while it was not running are serviced at entry
+    // (vcpu_enter_guest, pvmsr/hypervisor.h).
+    m_hv.on_entry(v);
     Tick until = limit_tick;
     if (next && *next < until) until = *next;
     if (m_cpus[i]->window_end < until) until = m_cpus[i]->window_end;
@@ -344,7 +354,7 @@ RunReport Platform::run() {
     m_run_deadline = until;
     const Vcpu::RunResult res = v.run(budget, deadline, slice ? Budget::Slice : Budget::Exact);
     m_running = -1;
-    m_kvmclock->on_exit(v);  // the orig profile's clamp tracks the TSC the guest has seen
+    m_hv.on_exit(v);  // the orig profile's clamp tracks the TSC the guest has seen
     total += res.executed;
     if (m_stopped) break;  // a device ended the run (a SIPI) during this slice
     switch (res.reason) {
@@ -422,6 +432,8 @@ void Platform::fire_events(Tick t) {
 // timer is stuck and is reported as such instead of idling to the time limit.
 bool Platform::anything_can_wake() const {
   if (m_ipis_in_flight > 0) return true;
+  // A fetch in flight completes an async PF work, which wakes its vCPU (or ends a halt).
+  if (!m_fetches.empty()) return true;
   for (unsigned i = 0; i < vcpu_count(); ++i)
     if (m_state[i] == VState::Halted && m_cpus[i]->apic->timer_armed()) return true;
   return false;

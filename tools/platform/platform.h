@@ -17,6 +17,7 @@
 #pragma once
 #include <cstdint>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,22 +28,20 @@
 #include "core/guest_memory.h"
 #include "core/pio_bus.h"
 #include "core/trace.h"
+#include "core/vcpu.h"
 #include "devices/debugcon.h"
 #include "devices/exit_ports.h"
 #include "devices/lapic.h"
 #include "devices/pic8259.h"
-#include "pvmsr/kvm_cpuid.h"
-#include "pvmsr/kvmclock.h"
-#include "pvmsr/poll_control.h"
+#include "pvmsr/hypervisor.h"
 #include "tools/platform/cpuid_table.h"
+#include "tools/platform/host_memory.h"
 #include "tools/platform/host_model.h"
 #include "tools/platform/loader.h"
 #include "tools/platform/scenario.h"
 #include "tools/platform/trace_check.h"
 
 namespace pvsim {
-
-class Vcpu;
 
 struct VcpuReport {
   unsigned index = 0;
@@ -90,7 +89,7 @@ struct PlatformOptions {
   std::ostream* golden_update = nullptr;
 };
 
-class Platform final : public CpuEnv {
+class Platform final : public CpuEnv, public ApfHost {
  public:
   // Builds the machine, loads the image (LoadError → ScenarioError naming /guest/image)
   // and puts every vCPU in its boot state.
@@ -116,9 +115,20 @@ class Platform final : public CpuEnv {
   CpuidResult cpuid(Vcpu& vcpu, uint32_t leaf, uint32_t subleaf) override;
 
   LocalApic& lapic(unsigned i);
-  KvmClock& kvmclock() { return *m_kvmclock; }
+  KvmClock& kvmclock() { return m_hv.kvmclock(); }
+  Hypervisor& hypervisor() { return m_hv; }
   EventQueue& events() { return m_events; }
   uint64_t run_delay_ns(unsigned i) const;
+  const HostMemory& host_memory() const { return m_host_mem; }
+
+  // ApfHost (platform_memory.cpp): what the async-PF state machine asks of the platform.
+  void apf_inject_page_fault(unsigned vcpu, uint32_t cr2) override;
+  void apf_inject_interrupt(unsigned vcpu, uint8_t vector) override;
+  bool apf_lapic_enabled(unsigned vcpu) override;
+  bool apf_can_inject_present(unsigned vcpu) override;
+  void apf_wake(unsigned vcpu) override;
+  void apf_request_ready(unsigned vcpu) override;
+  void apf_kick(unsigned vcpu) override;
 
  private:
   enum class VState : uint8_t { Runnable, Halted, Finished, AtLimit, WaitSipi };
@@ -126,6 +136,19 @@ class Platform final : public CpuEnv {
   struct IpiInFlight;
   std::string describe(unsigned i) const;
   void check_expectations(RunReport& r);
+
+  // Host memory glue (platform_memory.cpp): the EPT-violation path, fetches in flight and
+  // scheduled evictions (tools/platform/README.md §5.1).
+  struct Fetch;
+  Vcpu::EptResult on_ept_violation(unsigned i, const Vcpu::EptFault& f);
+  Fetch& start_fetch(uint64_t pfn, Tick now, HostMemory::FaultIn& fi);
+  void fetch_done(Fetch& f);
+  void evict_due();
+  void unmap_pages(const std::vector<uint64_t>& pfns, Tick at, unsigned vcpu, const char* why);
+  void trace_host(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail);
+  // The LAPIC of vCPU i may have been software-enabled by a register write (KVM's
+  // apic_set_spiv raises KVM_REQ_APF_READY then, commit 2f15d027c05f).
+  void note_lapic_enable(unsigned i, bool was_enabled);
 
   // LAPIC glue (platform_apic.cpp).
   void attach_lapic(unsigned i);
@@ -173,15 +196,19 @@ class Platform final : public CpuEnv {
   DebugCon m_console;
   ExitPorts m_exit;
   Pic8259Pair m_pic;  // registers only, no delivery yet (devices/pic8259.h)
-  KvmCpuid m_kvm_cpuid;
-  CpuidTable m_cpuid;
-  PollControl m_poll_control;
   EventQueue m_events;
+  Hypervisor m_hv;     // every PV feature (pvmsr/hypervisor.h)
+  CpuidTable m_cpuid;  // architectural leaves + the hypervisor's KVM leaves
   HostModel m_host;
+  HostMemory m_host_mem;
+  std::map<uint64_t, Fetch*> m_fetches;              // fetches in flight, by pfn
+  std::vector<std::unique_ptr<Fetch>> m_fetch_pool;  // owned fetch events (reused)
+  std::vector<Fetch*> m_fetch_free;
+  size_t m_next_eviction = 0;  // index into m_host_mem.evictions()
+  std::unique_ptr<MemberEvent<&Platform::evict_due>> m_evict_event;
   LoadedImage m_image;
   std::vector<std::unique_ptr<Vcpu>> m_vcpus;
   std::vector<std::unique_ptr<Cpu>> m_cpus;  // per-vCPU glue: LAPIC, sink, host state
-  std::unique_ptr<KvmClock> m_kvmclock;
   std::vector<VState> m_state;
   std::vector<SchedKey> m_sched;  // tournament tree, root at 1, leaves at m_sched_leaves + i
   unsigned m_sched_leaves = 1;    // power of two >= vCPU count

@@ -63,7 +63,12 @@ void Platform::attach_lapic(unsigned i) {
       out = apic.apic_base();
       return MsrStatus::Ok;
     };
-    h.write = [&apic](Vcpu&, uint64_t val) { return apic.set_apic_base(val); };
+    h.write = [this, i, &apic](Vcpu&, uint64_t val) {
+      const bool was = apf_lapic_enabled(i);
+      const MsrStatus st = apic.set_apic_base(val);
+      note_lapic_enable(i, was);
+      return st;
+    };
     msrs.add(std::move(h));
   }
   {
@@ -92,8 +97,10 @@ void Platform::attach_lapic(unsigned i) {
     h.index = idx;
     h.name = "IA32_X2APIC";
     h.read = [&apic, idx](Vcpu&, uint64_t& out) { return apic.msr_read(idx, out); };
-    h.write = [this, &apic, idx](Vcpu&, uint64_t val) {
+    h.write = [this, i, &apic, idx](Vcpu&, uint64_t val) {
+      const bool was = apf_lapic_enabled(i);
       const MsrStatus st = apic.msr_write(idx, val);
+      note_lapic_enable(i, was);
       reschedule_if_needed();
       return st;
     };
@@ -123,7 +130,9 @@ IoStatus Platform::mmio_write(Vcpu& vcpu, Gpa gpa, unsigned size, uint64_t value
   LocalApic& apic = *m_cpus[vcpu.index()]->apic;
   const uint64_t base = apic.mmio_base();
   if (apic.mode() == ApicMode::XApic && gpa.value() >= base && gpa.value() - base < kApicPageSize) {
+    const bool was = apf_lapic_enabled(vcpu.index());
     apic.mmio_write(static_cast<uint32_t>(gpa.value() - base), size, static_cast<uint32_t>(value));
+    note_lapic_enable(vcpu.index(), was);
     reschedule_if_needed();
     return IoStatus::Ok;
   }
@@ -230,7 +239,7 @@ void Platform::deliver_ipi(IpiInFlight& f) {
         if (m_state[t] == VState::Finished) break;
         apic.init_reset();
         // kvm_vcpu_reset: INIT also zeroes the vCPU's kvmclock system-time MSR (pvmsr/README.md §2.3).
-        m_kvmclock->on_reset(t);
+        m_hv.on_reset(t);
         m_cpus[t]->observe_at = Tick(0);
         set_state(t, VState::WaitSipi);
         m_tracer.pvsim_vcpu(m_fire_time, t, "init", "INIT received: waiting for a start-up IPI");

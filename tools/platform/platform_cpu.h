@@ -92,4 +92,17 @@ struct Platform::IpiInFlight {
   unsigned source = 0;  // sending vCPU index
 };
 
+// A fetch in flight: one event per page, with every (vCPU, token) waiting for it.
+struct Platform::Fetch {
+  explicit Fetch(Platform& p) : platform(p), event(&Fetch::fire, this, "host_fetch") {}
+  static void fire(void* self, Event&) {
+    auto* f = static_cast<Fetch*>(self);
+    f->platform.fetch_done(*f);
+  }
+  Platform& platform;
+  Event event;
+  uint64_t pfn = 0;
+  std::vector<std::pair<unsigned, uint32_t>> waiters;  // async PF works on this page
+};
+
 }  // namespace pvsim

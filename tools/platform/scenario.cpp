@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
 #include <initializer_list>
@@ -9,6 +10,7 @@
 #include <sstream>
 #include <utility>
 
+#include "core/types.h"
 #include "pvmsr/kvm_cpuid.h"
 #include "tools/platform/files.h"
 #include "tools/platform/text.h"
@@ -443,7 +445,8 @@ void parse_machine(const Checker& c, const Json& m, MachineConfig& out) {
   const std::string p = "/machine";
   c.object(m, p,
            {"vcpus", "ram_mib", "tsc_khz", "tsc_start", "quantum", "exact_quantum", "kvm_cpuid",
-            "ignore_unhandled_io", "start", "apic_bus_mhz", "ipi_latency_ns", "tsc_skew", "kvm"});
+            "ignore_unhandled_io", "start", "apic_bus_mhz", "ipi_latency_ns", "tsc_skew", "kvm",
+            "irqchip"});
   if (m.contains("vcpus")) out.vcpus = static_cast<unsigned>(c.integer(m["vcpus"], p + "/vcpus", 1, 64));
   if (m.contains("ram_mib")) out.ram_mib = c.integer(m["ram_mib"], p + "/ram_mib", 2, 65536);
   if (m.contains("tsc_khz")) out.tsc_khz = c.integer(m["tsc_khz"], p + "/tsc_khz", 1000, 10'000'000);
@@ -482,6 +485,9 @@ void parse_machine(const Checker& c, const Json& m, MachineConfig& out) {
   if (m.contains("start"))
     out.start =
         c.choice(m["start"], p + "/start", {"all", "bsp"}) == 0 ? StartMode::All : StartMode::Bsp;
+  if (m.contains("irqchip"))
+    out.irqchip = c.choice(m["irqchip"], p + "/irqchip", {"kernel", "userspace"}) == 0 ? IrqChip::Kernel
+                                                                                      : IrqChip::Userspace;
   // 10 GHz is far above any real APIC bus; 1 MHz is far below (KVM runs its timer at 1 GHz).
   if (m.contains("apic_bus_mhz"))
     out.apic_bus_mhz = c.integer(m["apic_bus_mhz"], p + "/apic_bus_mhz", 1, 10'000);
@@ -535,10 +541,164 @@ void parse_machine(const Checker& c, const Json& m, MachineConfig& out) {
   }
 }
 
-void parse_host(const Checker& c, const Json& h, unsigned vcpus, HostConfig& out) {
+// ---- host.memory ---------------------------------------------------------------------------
+
+// 10^12 ns (1000 s) per fault-in: far beyond any disk, and start + latency stays far inside
+// 64 bits for every virtual time the limits allow (10^18 ns).
+constexpr uint64_t kMaxFaultInNs = 1'000'000'000'000ull;
+constexpr unsigned kMaxIoWorkers = 1024;
+
+// `gpa` and `size` of a range object (the caller has checked its keys): page-aligned, size
+// > 0, inside RAM. Compared as gpa < ram and size <= ram - gpa, so no sum can wrap.
+GpaRange parse_gpa_range(const Checker& c, const Json& v, const std::string& ip, const MachineConfig& machine) {
+  for (const char* key : {"gpa", "size"})
+    if (!v.contains(key)) c.fail(ip, fmt::format("missing required key \"{}\"", key));
+  const uint64_t ram = machine.ram_bytes();
+  GpaRange r;
+  const std::string gp = ip + "/gpa", sp = ip + "/size";
+  r.gpa = c.u64(v["gpa"], gp);
+  if (r.gpa % kPageSize != 0)
+    c.fail(gp, fmt::format("must be a multiple of the page size 0x{:x}, got {}", kPageSize, show(v["gpa"])));
+  if (r.gpa >= ram)
+    c.fail(gp, fmt::format("must be below the end of RAM at 0x{:x} (machine.ram_mib {}), got {}", ram,
+                           machine.ram_mib, show(v["gpa"])));
+  r.size = c.u64(v["size"], sp);
+  if (r.size == 0) c.fail(sp, "must not be 0");
+  if (r.size % kPageSize != 0)
+    c.fail(sp, fmt::format("must be a multiple of the page size 0x{:x}, got {}", kPageSize, show(v["size"])));
+  if (r.size > ram - r.gpa)
+    c.fail(sp, fmt::format("must be at most 0x{:x}: RAM ends at 0x{:x} (machine.ram_mib {}), got {}", ram - r.gpa,
+                           ram, machine.ram_mib, show(v["size"])));
+  return r;
+}
+
+// `fault_in_ns`: an integer (a constant) or {"uniform_ns": [lo, hi]}.
+FaultInLatency parse_latency(const Checker& c, const Json& v, const std::string& path) {
+  FaultInLatency l;
+  if (v.is_object()) {
+    c.object(v, path, {"uniform_ns"});
+    if (!v.contains("uniform_ns")) c.fail(path, "missing required key \"uniform_ns\"");
+    const Json& u = v["uniform_ns"];
+    const std::string up = path + "/uniform_ns";
+    if (!u.is_array() || u.size() != 2)
+      c.fail(up, fmt::format("must be [lo, hi], two integers of ns, got {}", show(u)));
+    l.lo_ns = c.integer(u[0], up + "/0", 0, kMaxFaultInNs);
+    l.hi_ns = c.integer(u[1], up + "/1", 0, kMaxFaultInNs);
+    if (l.hi_ns < l.lo_ns)
+      c.fail(up + "/1", fmt::format("must be at least the lower bound {} (both ends are included), got {}", l.lo_ns,
+                                    l.hi_ns));
+    l.uniform = true;
+    return l;
+  }
+  if (!v.is_number())
+    c.fail(path, fmt::format("must be an integer of ns or {{\"uniform_ns\": [lo, hi]}}, got {}", show(v)));
+  l.lo_ns = l.hi_ns = c.integer(v, path, 0, kMaxFaultInNs);
+  return l;
+}
+
+// Pages covered by the union of `ranges` (overlaps counted once).
+uint64_t union_pages(std::vector<GpaRange> ranges) {
+  std::sort(ranges.begin(), ranges.end(), [](const GpaRange& a, const GpaRange& b) { return a.gpa < b.gpa; });
+  uint64_t bytes = 0, covered_to = 0;  // ranges end at most at the end of RAM: no wrap
+  for (const GpaRange& r : ranges) {
+    const uint64_t end = r.gpa + r.size;
+    if (end <= covered_to) continue;
+    bytes += end - std::max(r.gpa, covered_to);
+    covered_to = end;
+  }
+  return bytes / kPageSize;
+}
+
+void parse_host_memory(const Checker& c, const Json& m, const MachineConfig& machine, HostMemoryConfig& out) {
+  const std::string p = "/host/memory";
+  c.object(m, p, {"swapped_out", "evict", "resident_limit_pages", "fault_in_ns", "latency_ranges", "io_workers"});
+  auto array = [&](const char* key) -> const Json& {
+    const Json& a = m[key];
+    if (!a.is_array()) c.fail(Checker::child(p, key), fmt::format("must be an array, got {}", show(a)));
+    return a;
+  };
+  if (m.contains("swapped_out")) {
+    const Json& a = array("swapped_out");
+    for (size_t i = 0; i < a.size(); ++i) {
+      const std::string ip = Checker::child(p + "/swapped_out", i);
+      c.object(a[i], ip, {"gpa", "size"});
+      out.swapped_out.push_back(parse_gpa_range(c, a[i], ip, machine));
+    }
+  }
+  if (m.contains("evict")) {
+    const Json& a = array("evict");
+    for (size_t i = 0; i < a.size(); ++i) {
+      const std::string ip = Checker::child(p + "/evict", i);
+      c.object(a[i], ip, {"at_us", "gpa", "size"});
+      if (!a[i].contains("at_us")) c.fail(ip, "missing required key \"at_us\"");
+      MemoryEviction e;
+      // Same ceiling as host.preempt: 10^15 us = 10^18 ns, the largest max_virtual_ms.
+      e.at_ns = c.integer(a[i]["at_us"], ip + "/at_us", 0, kMaxUs) * 1000;
+      e.range = parse_gpa_range(c, a[i], ip, machine);
+      out.evict.push_back(e);
+    }
+  }
+  if (m.contains("fault_in_ns")) out.fault_in = parse_latency(c, m["fault_in_ns"], p + "/fault_in_ns");
+  if (m.contains("latency_ranges")) {
+    const Json& a = array("latency_ranges");
+    const std::string ap = p + "/latency_ranges";
+    for (size_t i = 0; i < a.size(); ++i) {
+      const std::string ip = Checker::child(ap, i);
+      c.object(a[i], ip, {"gpa", "size", "fault_in_ns"});
+      LatencyRange r;
+      r.range = parse_gpa_range(c, a[i], ip, machine);
+      if (!a[i].contains("fault_in_ns")) c.fail(ip, "missing required key \"fault_in_ns\"");
+      r.latency = parse_latency(c, a[i]["fault_in_ns"], ip + "/fault_in_ns");
+      out.latency_ranges.push_back(r);
+    }
+    // Overlapping ranges are refused rather than resolved by a "first match" rule: every
+    // page then has exactly one latency, whatever the order of the entries. Sorted by start,
+    // some overlap exists exactly when two neighbours overlap; of those pairs, the one whose
+    // later entry comes first in the file is reported.
+    std::vector<size_t> order(out.latency_ranges.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    const auto& lr = out.latency_ranges;
+    std::sort(order.begin(), order.end(), [&](size_t x, size_t y) {
+      return lr[x].range.gpa < lr[y].range.gpa || (lr[x].range.gpa == lr[y].range.gpa && x < y);
+    });
+    std::optional<std::pair<size_t, size_t>> clash;  // (later entry, earlier entry)
+    for (size_t k = 1; k < order.size(); ++k) {
+      const GpaRange& prev = lr[order[k - 1]].range;
+      if (lr[order[k]].range.gpa < prev.gpa + prev.size) {
+        const auto pair = std::minmax(order[k - 1], order[k]);
+        if (!clash || pair.second < clash->first) clash = std::pair(pair.second, pair.first);
+      }
+    }
+    if (clash) {
+      const GpaRange& other = lr[clash->second].range;
+      c.fail(Checker::child(ap, clash->first),
+             fmt::format("overlaps {} (0x{:x}-0x{:x}); latency ranges may not overlap",
+                         Checker::child(ap, clash->second), other.gpa, other.gpa + other.size - 1));
+    }
+  }
+  if (m.contains("io_workers"))
+    out.io_workers = static_cast<unsigned>(c.integer(m["io_workers"], p + "/io_workers", 1, kMaxIoWorkers));
+  if (m.contains("resident_limit_pages")) {
+    const std::string lp = p + "/resident_limit_pages";
+    const uint64_t ram_pages = machine.ram_bytes() / kPageSize;
+    out.resident_limit_pages = c.integer(m["resident_limit_pages"], lp, 0, ram_pages);
+    // Pages become resident only when a fetch completes, and each completion evicts to
+    // stay within the limit; starting above it would need an eviction nobody asked for.
+    const uint64_t swapped = union_pages(out.swapped_out);
+    const uint64_t at_start = ram_pages - swapped;
+    if (out.resident_limit_pages != 0 && out.resident_limit_pages < at_start)
+      c.fail(lp, fmt::format("must be 0 (no limit) or at least the {} pages resident at time 0 (RAM's {} pages "
+                             "minus {} swapped out), got {}; list more of RAM in swapped_out for a smaller limit",
+                             at_start, ram_pages, swapped, out.resident_limit_pages));
+  }
+}
+
+void parse_host(const Checker& c, const Json& h, const MachineConfig& machine, HostConfig& out) {
   const std::string p = "/host";
+  const unsigned vcpus = machine.vcpus;
   c.object(h, p,
-           {"pcpus", "policy", "pin", "slice_us", "preempt", "wall_clock_ns", "monotonic_ns"});
+           {"pcpus", "policy", "pin", "slice_us", "preempt", "wall_clock_ns", "monotonic_ns",
+            "memory"});
   out.pcpus = vcpus;
   if (h.contains("pcpus"))
     out.pcpus = static_cast<unsigned>(c.integer(h["pcpus"], p + "/pcpus", 1, 256));
@@ -588,6 +748,7 @@ void parse_host(const Checker& c, const Json& h, unsigned vcpus, HostConfig& out
     out.wall_clock_ns = c.nanoseconds(h["wall_clock_ns"], p + "/wall_clock_ns", INT64_MAX);
   if (h.contains("monotonic_ns"))
     out.monotonic_ns = c.nanoseconds(h["monotonic_ns"], p + "/monotonic_ns", INT64_MAX);
+  if (h.contains("memory")) parse_host_memory(c, h["memory"], machine, out.memory);
 }
 
 // A trace pattern: non-empty, one line (trace lines never contain a line break), and not
@@ -811,9 +972,9 @@ Scenario parse_scenario(std::string_view text, const std::filesystem::path& file
   if (root.contains("machine")) parse_machine(c, root["machine"], s.machine);
   // After machine: host checks name vCPUs, and its defaults depend on machine.vcpus.
   if (root.contains("host")) {
-    parse_host(c, root["host"], s.machine.vcpus, s.host);
+    parse_host(c, root["host"], s.machine, s.host);
   } else {
-    parse_host(c, Json::object(), s.machine.vcpus, s.host);
+    parse_host(c, Json::object(), s.machine, s.host);
   }
 
   if (!root.contains("guest")) c.fail("", "missing required key \"guest\"");

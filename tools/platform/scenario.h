@@ -95,6 +95,13 @@ struct TscSkew {
   int32_t ppm = 0;
 };
 
+// `machine.irqchip`: where the local APICs live, as KVM sees it (scenarios/README.md
+// `machine`). Kernel is KVM_CREATE_IRQCHIP (QEMU's kernel_irqchip=on or split): KVM's
+// lapic_in_kernel() is true. Userspace is a VMM that emulates the LAPIC itself: the guest
+// still has a LAPIC, but KVM cannot deliver through it, so kvm_pv_enable_async_pf()
+// refuses any non-zero MSR_KVM_ASYNC_PF_EN write (#GP) and async PF is never set up.
+enum class IrqChip : uint8_t { Kernel, Userspace };
+
 // `machine.kvm.abi`: which era of KVM's kvmclock the hypervisor side imitates
 // (pvmsr/README.md §2.1): the seed-era ("orig") one or today's ("modern").
 enum class KvmAbi : uint8_t { Modern, Orig };
@@ -122,6 +129,7 @@ struct MachineConfig {
   uint32_t kvm_signature_eax = 0x40000001;
   bool ignore_unhandled_io = false;
   StartMode start = StartMode::All;
+  IrqChip irqchip = IrqChip::Kernel;
   uint64_t apic_bus_mhz = 1000;  // LAPIC timer input clock; 1000 MHz = KVM's 1 ns per count
   uint64_t ipi_latency_ns = 0;
   std::vector<TscSkew> tsc_skew;  // at most one entry per vCPU (the parser enforces it)
@@ -169,6 +177,47 @@ struct PreemptWindow {
   uint64_t to_ns = 0;
 };
 
+// ---- `host.memory`: the host side of guest RAM (host_memory.h, scenarios/README.md) ----
+// Addresses and sizes are bytes, page-aligned, inside RAM (the parser checks all three).
+
+// A guest-physical range [gpa, gpa + size).
+struct GpaRange {
+  uint64_t gpa = 0;
+  uint64_t size = 0;
+};
+
+// The latency of one fault-in: a constant (lo_ns == hi_ns, uniform false) or, with
+// `uniform`, drawn per fault-in from [lo_ns, hi_ns] (both ends included).
+struct FaultInLatency {
+  uint64_t lo_ns = 200'000;
+  uint64_t hi_ns = 200'000;
+  bool uniform = false;
+};
+
+// `host.memory.evict` entry: at virtual time at_ns, the range becomes non-resident.
+struct MemoryEviction {
+  uint64_t at_ns = 0;
+  GpaRange range;
+};
+
+// `host.memory.latency_ranges` entry: fault-ins of pages in `range` take `latency`
+// instead of the default. The parser refuses overlapping entries.
+struct LatencyRange {
+  GpaRange range;
+  FaultInLatency latency;
+};
+
+struct HostMemoryConfig {
+  std::vector<GpaRange> swapped_out;      // non-resident at time 0 (may overlap: the union)
+  std::vector<MemoryEviction> evict;      // as written (HostMemory sorts them by time)
+  // 0 = no limit. Otherwise at least the pages resident at time 0 (RAM minus the union of
+  // swapped_out) and at most the pages of RAM; the parser enforces both.
+  uint64_t resident_limit_pages = 0;
+  FaultInLatency fault_in;                // every page outside latency_ranges
+  std::vector<LatencyRange> latency_ranges;
+  unsigned io_workers = 1;                // 1..1024
+};
+
 // `host`: the physical machine under the VM (host_model.h turns it into run windows).
 // Host clocks are part of the scenario, never read from the real host.
 struct HostConfig {
@@ -179,6 +228,7 @@ struct HostConfig {
   std::vector<PreemptWindow> preempt;  // as written (may overlap; HostModel merges them)
   uint64_t wall_clock_ns = 1'700'000'000'000'000'000ull;  // host realtime at Tick 0
   uint64_t monotonic_ns = 1'000'000'000'000ull;           // host monotonic at Tick 0
+  HostMemoryConfig memory;  // host_memory.h turns it into the residency model
 };
 
 struct Scenario {
