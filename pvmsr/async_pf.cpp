@@ -428,7 +428,7 @@ bool AsyncPf::present(unsigned v, const Work& w, Tick now) {
       injected = true;
     }
     // Always runnable again, injected or not: a completion also ends a guest HLT.
-    s.halted = false;
+    end_halt(v, now, w.wakeup_all ? "wake-all" : "its page is in");
     m_host.apf_wake(v);
   } else {
     // 3.0 traced before replacing a wake-all's token, so a wake-all reads "token 0 gva 0".
@@ -443,7 +443,7 @@ bool AsyncPf::present(unsigned v, const Work& w, Tick now) {
     }
     // Only the synthetic halt ends here; 3.0 left a guest HLT to kvm_vcpu_block's
     // runnable check (has_done), which had already run by the time this executes.
-    s.halted = false;
+    end_halt(v, now, w.wakeup_all ? "wake-all" : "its page is in");
   }
   if (injected) ++s.counters.ready_delivered;
   else ++s.counters.ready_silent;
@@ -491,7 +491,15 @@ void AsyncPf::apf_trace(unsigned v, Tick now, std::string_view what, const std::
 // Other events
 
 bool AsyncPf::halted(unsigned v) const { return st(v).halted; }
-void AsyncPf::clear_halt(unsigned v) { st(v).halted = false; }
+void AsyncPf::clear_halt(unsigned v) { end_halt(v, vcpu_now(v), "woken by another event"); }
+
+// The synthetic halt ends (pvsim_apf "halt_end", the pair of "halt"): KVM traces neither.
+void AsyncPf::end_halt(unsigned v, Tick now, const char* why) {
+  VcpuApf& s = st(v);
+  if (!s.halted) return;
+  s.halted = false;
+  apf_trace(v, now, "halt_end", why);
+}
 bool AsyncPf::has_done(unsigned v) const { return !st(v).done.empty(); }
 
 // apic_set_spiv requests KVM_REQ_APF_READY on every SVR write with the enable bit set

@@ -270,6 +270,7 @@ class AsyncPf {
   void clear_queue(unsigned v, Tick now, const char* why);
   bool present(unsigned v, const Work& w, Tick now);  // true = a page-ready was injected
   void set_held(unsigned v, Tick now, Held why, uint32_t value);
+  void end_halt(unsigned v, Tick now, const char* why);
   void apf_trace(unsigned v, Tick now, std::string_view what, const std::string& detail);
 
   AsyncPfConfig m_cfg;
