@@ -148,6 +148,10 @@ Tracer::~Tracer() {
 
 uint64_t Tracer::hash() const { return XXH3_64bits_digest(m_hash->state); }
 
+std::string Tracer::seconds(Tick t) {
+  return fmt::format("{}.{:09}", t.value() / 1'000'000'000u, t.value() % 1'000'000'000u);
+}
+
 void Tracer::emit(Tick ts, unsigned vcpu, std::string_view event, std::string_view text,
                   std::initializer_list<TraceField> fields) {
   const uint64_t ns = ts.value();
@@ -396,14 +400,20 @@ void Tracer::pvsim_inj_nmi(Tick ts, unsigned vcpu) {
   emit(ts, vcpu, "pvsim_inj_nmi", "NMI", {});
 }
 
-void Tracer::pvsim_vcpu(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail) {
+// The pvsim_ events that are a short word and a detail: "<what>: <detail>" (detail omitted
+// when empty), JSON fields "what" and "detail".
+void Tracer::what_detail(Tick ts, unsigned vcpu, std::string_view event, std::string_view what,
+                         std::string_view detail) {
   std::string text(what);
   if (!detail.empty()) {
     text += ": ";
     text += detail;
   }
-  emit(ts, vcpu, "pvsim_vcpu", text,
-       {TraceField::str("what", what), TraceField::str("detail", detail)});
+  emit(ts, vcpu, event, text, {TraceField::str("what", what), TraceField::str("detail", detail)});
+}
+
+void Tracer::pvsim_vcpu(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail) {
+  what_detail(ts, vcpu, "pvsim_vcpu", what, detail);
 }
 
 namespace {
@@ -451,13 +461,11 @@ void Tracer::kvm_async_pf_completed(Tick ts, unsigned vcpu, uint64_t address, ui
 }
 
 void Tracer::pvsim_apf(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail) {
-  std::string text(what);
-  if (!detail.empty()) {
-    text += ": ";
-    text += detail;
-  }
-  emit(ts, vcpu, "pvsim_apf", text,
-       {TraceField::str("what", what), TraceField::str("detail", detail)});
+  what_detail(ts, vcpu, "pvsim_apf", what, detail);
+}
+
+void Tracer::pvsim_host(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail) {
+  what_detail(ts, vcpu, "pvsim_host", what, detail);
 }
 
 }  // namespace pvsim

@@ -146,8 +146,14 @@ class Tracer {
   // page-ready held back ("held"), work dropped by a disable or reset ("dropped"), a
   // wake-all queued ("wake_all"). Printed like pvsim_vcpu: "<what>: <detail>".
   void pvsim_apf(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail);
+  // The host side of guest memory (tools/platform/README.md §5.1): "fetch", "fetched",
+  // "stall", "stall_end", "evict". Printed like pvsim_vcpu.
+  void pvsim_host(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail);
+  // Virtual time as the trace's timestamp column prints it: seconds with 9 decimals.
+  static std::string seconds(Tick t);
 
  private:
+  void what_detail(Tick ts, unsigned vcpu, std::string_view event, std::string_view what, std::string_view detail);
   void async_get_page_class(Tick ts, unsigned vcpu, std::string_view event, uint64_t gva, uint64_t gfn);
   void async_pf_nopresent_ready(Tick ts, unsigned vcpu, std::string_view event, uint64_t token, uint64_t gva);
   struct HashState;

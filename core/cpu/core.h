@@ -648,6 +648,9 @@ class Core {
   // VM exits (exec_system.cpp): kvm_exit at the start of the instruction, kvm_entry now.
   void trace_exit(VmxExitReason r, uint64_t info1, uint64_t cost_so_far);
   void trace_entry(uint64_t at_rip);
+  // The entry itself: requests (entry hook), then kvm_entry; trace_entry() also closes the
+  // exit (entry_pending), which an EPT violation inside another exit must leave open.
+  void enter_guest(uint64_t at_rip);
   Tick tick_at(uint64_t cyc) const { return Tick(cycles_to_ns(cyc, cfg.tsc_hz)); }
   Tick now() const { return tick_at(cycles); }
   bool io_permitted(uint16_t port, unsigned size);

@@ -17,13 +17,17 @@ void Core::trace_exit(VmxExitReason r, uint64_t info1, uint64_t cost_so_far) {
   entry_pending = true;
 }
 
-void Core::trace_entry(uint64_t at_rip) {
+void Core::enter_guest(uint64_t at_rip) {
   // vcpu_enter_guest services the requests before it injects events and enters
   // (Vcpu::set_entry_hook); an injection traced before this call has already run it.
   entry_requests();
   tracer.kvm_entry(now(), cfg.index, at_rip);
-  entry_pending = false;
   entry_hook_ran = false;
+}
+
+void Core::trace_entry(uint64_t at_rip) {
+  enter_guest(at_rip);
+  entry_pending = false;
   io_rep_rip = ~0ull;
 }
 

@@ -153,8 +153,7 @@ bool Core::ept_violation(uint64_t gpa, uint64_t qual) {
       // which the guest retries after its handler returns.
       entry_requests();
       tracer.kvm_inj_exception(now(), cfg.index, kPF, true, 0, false);
-      tracer.kvm_entry(now(), cfg.index, rip);
-      entry_hook_ran = false;
+      enter_guest(rip);
       raise(kPF, true, 0, r.token);
       fault.injected = true;
       return false;
@@ -174,9 +173,9 @@ bool Core::ept_violation(uint64_t gpa, uint64_t qual) {
     tlb_flush_all();
     brk = true;
   }
-  entry_requests();
-  tracer.kvm_entry(now(), cfg.index, rip);
-  entry_hook_ran = false;
+  // The exit this violation opened ends here; an exit of the instruction's own that was
+  // already open (entry_pending) stays open.
+  enter_guest(rip);
   return true;
 }
 

@@ -287,8 +287,7 @@ bool Platform::enter_host_window(unsigned i) {
   c.window_end = w.end;
   if (w.start > now) {
     m_tracer.pvsim_vcpu(now, i, "sched_out",
-                        fmt::format("runnable, no pCPU until {}.{:09}", w.start.value() / 1'000'000'000u,
-                                    w.start.value() % 1'000'000'000u));
+                        fmt::format("runnable, no pCPU until {}", Tracer::seconds(w.start)));
     c.run_delay_ns += w.start - now;
     advance_vcpu_to(v, w.start);
     sched_update(i);

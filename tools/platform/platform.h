@@ -145,7 +145,6 @@ class Platform final : public CpuEnv, public ApfHost {
   void fetch_done(Fetch& f);
   void evict_due();
   void unmap_pages(const std::vector<uint64_t>& pfns, Tick at, unsigned vcpu, const char* why);
-  void trace_host(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail);
   // The LAPIC of vCPU i may have been software-enabled by a register write (KVM's
   // apic_set_spiv raises KVM_REQ_APF_READY then, commit 2f15d027c05f).
   void note_lapic_enable(unsigned i, bool was_enabled);

@@ -32,22 +32,7 @@ std::string ns_words(uint64_t ns) {
   return fmt::format("{} ms", ns / 1'000'000);
 }
 
-std::string tick_words(Tick t) {
-  return fmt::format("{}.{:09}", t.value() / 1'000'000'000u, t.value() % 1'000'000'000u);
-}
-
 }  // namespace
-
-// pvsim_host: host-side events KVM has no tracepoint for (fetches, stalls, evictions).
-void Platform::trace_host(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail) {
-  std::string text(what);
-  if (!detail.empty()) {
-    text += ": ";
-    text += detail;
-  }
-  m_tracer.emit(ts, vcpu, "pvsim_host", text,
-                {TraceField::str("what", what), TraceField::str("detail", detail)});
-}
 
 Platform::Fetch& Platform::start_fetch(uint64_t pfn, Tick now, HostMemory::FaultIn& fi) {
   fi = m_host_mem.fault_in(pfn, now);  // joins the fetch in flight, if any
@@ -93,21 +78,15 @@ Vcpu::EptResult Platform::on_ept_violation(unsigned i, const Vcpu::EptFault& f) 
       const Tick done = fi.done > now ? fi.done : now;
       r.action = Vcpu::EptAction::Stall;
       r.stall_ns = done - now;
-      trace_host(now, i, "stall",
+      m_tracer.pvsim_host(now, i, "stall",
                  fmt::format("gpa {:#x} not resident, vCPU waits {} for the host to read it in{}", f.gpa.value(),
                              ns_words(r.stall_ns), fi.joined ? " (joins a fetch in flight)" : ""));
       // Resident from the end of the stall on. A fetch this vCPU started has no event;
       // a joined one keeps its event, which then finds the page resident already.
+      // A fetch event already scheduled for this page (async-PF works wait on it) still
+      // fires: fetch_done() finds the page resident and only completes the works.
       const std::vector<uint64_t> evicted = m_host_mem.complete(pfn);
-      if (auto it = m_fetches.find(pfn); it != m_fetches.end() && !it->second->waiters.empty()) {
-        // Leave the event to tell the async-PF waiters; it must not complete() again.
-      } else if (it != m_fetches.end()) {
-        Fetch* fe = it->second;
-        EventQueue::cancel(fe->event);
-        m_fetches.erase(it);
-        m_fetch_free.push_back(fe);
-      }
-      trace_host(done, i, "stall_end", fmt::format("gpa {:#x} resident", f.gpa.value()));
+      m_tracer.pvsim_host(done, i, "stall_end", fmt::format("gpa {:#x} resident", f.gpa.value()));
       unmap_pages(evicted, done, i, "resident-set limit");
       return r;
     }
@@ -119,9 +98,9 @@ Vcpu::EptResult Platform::on_ept_violation(unsigned i, const Vcpu::EptFault& f) 
       HostMemory::FaultIn fi;
       Fetch& fe = start_fetch(pfn, now, fi);
       fe.waiters.emplace_back(i, ar.token);
-      trace_host(now, i, "fetch",
+      m_tracer.pvsim_host(now, i, "fetch",
                  fmt::format("gpa {:#x} token {:#x}: worker {} reads it in from {} to {}", f.gpa.value(), ar.token,
-                             fi.worker, tick_words(fi.start), tick_words(fi.done)));
+                             fi.worker, Tracer::seconds(fi.start), Tracer::seconds(fi.done)));
       if (ar.kind == AsyncPf::FaultKind::Injected) {
         r.action = Vcpu::EptAction::InjectPageFault;
         r.token = ar.token;
@@ -145,7 +124,7 @@ void Platform::fetch_done(Fetch& f) {
   const unsigned owner = waiters.empty() ? 0 : waiters.front().first;
   if (m_host_mem.in_flight(pfn)) {
     const std::vector<uint64_t> evicted = m_host_mem.complete(pfn);
-    trace_host(at, owner, "fetched", fmt::format("gpa {:#x} resident", pfn << kPageShift));
+    m_tracer.pvsim_host(at, owner, "fetched", fmt::format("gpa {:#x} resident", pfn << kPageShift));
     unmap_pages(evicted, at, owner, "resident-set limit");
   }
   // async_pf_execute for every work waiting on this page, in the order they were set up.
@@ -160,7 +139,7 @@ void Platform::unmap_pages(const std::vector<uint64_t>& pfns, Tick at, unsigned 
   while (k < pfns.size()) {
     size_t e = k + 1;
     while (e < pfns.size() && pfns[e] == pfns[e - 1] + 1) ++e;
-    trace_host(at, vcpu, "evict",
+    m_tracer.pvsim_host(at, vcpu, "evict",
                fmt::format("gpa {:#x}-{:#x} ({} page{}) no longer resident ({})", pfns[k] << kPageShift,
                            ((pfns[e - 1] + 1) << kPageShift) - 1, e - k, e - k == 1 ? "" : "s", why));
     k = e;
@@ -174,7 +153,7 @@ void Platform::evict_due() {
     const HostMemory::Eviction& e = list[m_next_eviction++];
     const std::vector<uint64_t> gone = m_host_mem.evict(e.first_pfn, e.pages);
     if (gone.empty())
-      trace_host(at, 0, "evict",
+      m_tracer.pvsim_host(at, 0, "evict",
                  fmt::format("gpa {:#x}-{:#x}: nothing resident to evict", e.first_pfn << kPageShift,
                              ((e.first_pfn + e.pages) << kPageShift) - 1));
     unmap_pages(gone, at, 0, "host.memory.evict");
