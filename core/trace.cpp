@@ -27,6 +27,8 @@
 //   kvm_apic_accept_irq "apicid %x vec %u (%s|%s)": delivery mode from dm >> 8, trigger
 //   kvm_eoi           "apicid %x vector %d"
 //   kvm_inj_virq      "{IRQ|Soft/INTn} 0x%x" + " [reinjected]"
+//   kvm_pv_tlb_flush  "vcpu %u need_flush_tlb %s" (true/false)
+//   kvm_pv_eoi        "apicid %x vector %d"
 //   kvm_pvclock_update "vcpu_id %u, pvclock { version %u, tsc_timestamp 0x%llx,
 //                      system_time 0x%llx, tsc_to_system_mul 0x%x, tsc_shift %d, flags 0x%x }"
 //   kvm_try_async_get_page, kvm_async_pf_repeated_fault (the 2.6.38-3.x name:
@@ -42,7 +44,10 @@
 //                      " error_code ..." part only when the exception pushes one
 //   pvsim_inj_nmi     "NMI"
 //   pvsim_vcpu        "<what>: <detail>" (detail omitted when empty)
-//   pvsim_apf         "<what>: <detail>" (detail omitted when empty)
+//   pvsim_sched_out   "vcpu %u pcpu %u rip 0x%lx <why> until <seconds>"
+//   pvsim_sched_in    "vcpu %u pcpu %u rip 0x%lx run_delay %lu" (cumulative ns)
+//   pvsim_apf, pvsim_host, pvsim_steal, pvsim_pv_eoi
+//                     "<what>: <detail>" (detail omitted when empty)
 //   pvsim_stop        "reason <word>: <detail>" (detail omitted when empty; its line
 //                      breaks become "; ")
 #include "core/trace.h"
@@ -373,6 +378,18 @@ void Tracer::kvm_eoi(Tick ts, unsigned vcpu, uint32_t apicid, int vector) {
        {TraceField::u64("apicid", apicid), TraceField::i64("vector", vector)});
 }
 
+void Tracer::kvm_pv_tlb_flush(Tick ts, unsigned vcpu, bool need_flush_tlb) {
+  auto text = fmt::format("vcpu {} need_flush_tlb {}", vcpu, need_flush_tlb ? "true" : "false");
+  emit(ts, vcpu, "kvm_pv_tlb_flush", text,
+       {TraceField::u64("vcpu_id", vcpu), TraceField::boolean("need_flush_tlb", need_flush_tlb)});
+}
+
+void Tracer::kvm_pv_eoi(Tick ts, unsigned vcpu, uint32_t apicid, int vector) {
+  auto text = fmt::format("apicid {:x} vector {}", apicid, vector);
+  emit(ts, vcpu, "kvm_pv_eoi", text,
+       {TraceField::u64("apicid", apicid), TraceField::i64("vector", vector)});
+}
+
 void Tracer::kvm_inj_virq(Tick ts, unsigned vcpu, unsigned vector, bool soft, bool reinjected) {
   auto text = fmt::format("{} 0x{:x}{}", soft ? "Soft/INTn" : "IRQ", vector,
                           reinjected ? " [reinjected]" : "");
@@ -466,6 +483,28 @@ void Tracer::pvsim_apf(Tick ts, unsigned vcpu, std::string_view what, std::strin
 
 void Tracer::pvsim_host(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail) {
   what_detail(ts, vcpu, "pvsim_host", what, detail);
+}
+
+void Tracer::pvsim_sched_out(Tick ts, unsigned vcpu, unsigned pcpu, uint64_t rip, std::string_view why,
+                             Tick until) {
+  auto text = fmt::format("vcpu {} pcpu {} rip 0x{:x} {} until {}", vcpu, pcpu, rip, why, seconds(until));
+  emit(ts, vcpu, "pvsim_sched_out", text,
+       {TraceField::u64("pcpu", pcpu), TraceField::u64("rip", rip), TraceField::str("why", why),
+        TraceField::u64("until_ns", until.value())});
+}
+
+void Tracer::pvsim_sched_in(Tick ts, unsigned vcpu, unsigned pcpu, uint64_t rip, uint64_t run_delay_ns) {
+  auto text = fmt::format("vcpu {} pcpu {} rip 0x{:x} run_delay {}", vcpu, pcpu, rip, run_delay_ns);
+  emit(ts, vcpu, "pvsim_sched_in", text,
+       {TraceField::u64("pcpu", pcpu), TraceField::u64("rip", rip), TraceField::u64("run_delay_ns", run_delay_ns)});
+}
+
+void Tracer::pvsim_steal(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail) {
+  what_detail(ts, vcpu, "pvsim_steal", what, detail);
+}
+
+void Tracer::pvsim_pv_eoi(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail) {
+  what_detail(ts, vcpu, "pvsim_pv_eoi", what, detail);
 }
 
 }  // namespace pvsim

@@ -116,6 +116,10 @@ class Tracer {
   void kvm_pvclock_update(Tick ts, unsigned vcpu, uint32_t version, uint64_t tsc_timestamp,
                           uint64_t system_time, uint32_t tsc_to_system_mul, int8_t tsc_shift,
                           uint8_t flags);
+  // record_steal_time looked at `preempted` (PV TLB flush offered): did it flush?
+  void kvm_pv_tlb_flush(Tick ts, unsigned vcpu, bool need_flush_tlb);
+  // KVM performed an EOI on the guest's behalf because it cleared the PV EOI bit.
+  void kvm_pv_eoi(Tick ts, unsigned vcpu, uint32_t apicid, int vector);
 
   // --- async page faults (include/trace/events/kvm.h, pvmsr/README.md §5.6) ---
   // `gva` is what KVM passes: the faulting GPA under EPT (cr2_or_gpa).
@@ -149,6 +153,18 @@ class Tracer {
   // The host side of guest memory (tools/platform/README.md §5.1): "fetch", "fetched",
   // "stall", "stall_end", "evict". Printed like pvsim_vcpu.
   void pvsim_host(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail);
+  // Host scheduler (tools/platform/README.md §5): the host took vCPU `vcpu`'s pCPU away
+  // (`why`: "preempted", "paused", or "woken, waits for a pCPU" for a halted vCPU that woke
+  // while another thread held its pCPU) until `until`; and it got a pCPU back, with its
+  // thread's cumulative run delay (what steal time reports) at that instant.
+  void pvsim_sched_out(Tick ts, unsigned vcpu, unsigned pcpu, uint64_t rip, std::string_view why, Tick until);
+  void pvsim_sched_in(Tick ts, unsigned vcpu, unsigned pcpu, uint64_t rip, uint64_t run_delay_ns);
+  // Steal-time record updates and `preempted` writes KVM does not trace: "update",
+  // "preempted", "disabled". Printed like pvsim_vcpu.
+  void pvsim_steal(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail);
+  // PV EOI arming and disarming (KVM does not trace them): "arm", "disarm". Printed like
+  // pvsim_vcpu.
+  void pvsim_pv_eoi(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail);
   // Virtual time as the trace's timestamp column prints it: seconds with 9 decimals.
   static std::string seconds(Tick t);
 

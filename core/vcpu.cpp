@@ -185,14 +185,19 @@ void Vcpu::set_cr8_hooks(std::function<uint64_t(Vcpu&)> read,
   m_core->cr8_read = std::move(read);
   m_core->cr8_write = std::move(write);
 }
-void Vcpu::set_hypercall_handler(std::function<bool(Vcpu&)> handler) {
+void Vcpu::set_hypercall_handler(std::function<HypercallResult(Vcpu&, HypercallInsn)> handler,
+                                 HypercallInsn native) {
   m_core->hypercall = std::move(handler);
+  m_core->hypercall_native = native;
 }
 void Vcpu::set_time_gate(std::function<bool(Vcpu&)> gate) {
   m_core->time_gate = std::move(gate);
 }
 void Vcpu::set_entry_hook(std::function<void(Vcpu&)> hook) {
   m_core->entry_hook = std::move(hook);
+}
+void Vcpu::set_exit_hook(std::function<void(Vcpu&)> hook) {
+  m_core->exit_hook = std::move(hook);
 }
 void Vcpu::set_ept_hook(std::function<EptResult(Vcpu&, const EptFault&)> hook) {
   m_core->ept_hook = std::move(hook);
@@ -205,11 +210,19 @@ void Vcpu::inject_exception(uint8_t vector, bool has_error, uint32_t error, uint
   c.irq_check = true;
   c.brk = true;
 }
+void Vcpu::flush_tlb() { m_core->tlb_flush_all(); }
 bool Vcpu::exception_pending() const {
   return m_core->inject_pending || m_core->fault_pending;
 }
 bool Vcpu::interrupt_shadow() const {
   return m_core->insns == m_core->inhibit_at;
+}
+bool Vcpu::long_mode_64() const {
+  // KVM's is_64_bit_mode: EFER.LMA and CS.L (VMX access-rights bit 13).
+  return (m_core->efer & cpu::efer::LMA) && (m_core->seg[1].attrs & (1u << 13));
+}
+LinearAccess Vcpu::write_linear(uint64_t la, const void* data, size_t len, GuestException& fault) {
+  return m_core->write_linear(la, static_cast<const uint8_t*>(data), len, fault);
 }
 
 }  // namespace pvsim

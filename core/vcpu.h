@@ -4,6 +4,7 @@
 // every declaration in the public section below; extend it, do not change it.
 // The private section belongs to the CPU core implementation (core/cpu/).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -61,6 +62,38 @@ enum class StopReason : uint8_t {
   VmExitRequested,  // the guest wrote port 0xf4 (the whole VM ends), or the platform asked
   Shutdown,         // triple fault (SDM Vol. 3A §6.15, #DF "Interrupt 8"): stop_detail() says why
   IoError,          // a port/MMIO access nothing claims, or a RAM hole: stop_detail() says which
+};
+
+// An exception the hypervisor injects into the guest (kvm_queue_exception and friends):
+// traced kvm_inj_exception at the entry, delivered through the guest's IDT. `cr2` is loaded
+// into CR2 for a #PF.
+struct GuestException {
+  uint8_t vector = 0;
+  bool has_error = false;
+  uint32_t error = 0;
+  uint64_t cr2 = 0;
+};
+
+// KVM's hypercall instructions (pvmsr/hypercalls.h): VMCALL (0F 01 C1, Intel) and VMMCALL
+// (0F 01 D9, AMD).
+enum class HypercallInsn : uint8_t { Vmcall, Vmmcall };
+// What the hypervisor did with an executed VMCALL / VMMCALL (Vcpu::set_hypercall_handler).
+enum class HypercallAction : uint8_t {
+  Done,    // handled (the handler set RAX): RIP moves past the instruction
+  Ud,      // #UD injected (kvm_queue_exception(UD_VECTOR)); RIP stays on the instruction
+  Retry,   // the instruction was rewritten in guest memory: re-execute it (RIP unchanged)
+  Inject,  // HypercallResult::exception injected (#GP(0), the #PF of the rewrite); RIP stays
+};
+struct HypercallResult {
+  HypercallAction action = HypercallAction::Done;
+  GuestException exception;  // Inject only
+};
+
+// Outcome of a host-side access to guest-linear memory (Vcpu::write_linear).
+enum class LinearAccess : uint8_t {
+  Ok,
+  Fault,    // the guest page tables refuse it: the fault is what the guest must get
+  Stopped,  // the vCPU stopped (a page table outside RAM): stop_detail() says why
 };
 
 struct VcpuConfig {
@@ -152,9 +185,18 @@ class Vcpu {
   // notify_interrupt() or CR8 write. A delivered vector is traced as kvm_inj_virq.
   void set_interrupt_poll(std::function<int(Vcpu&)> poll);
   void notify_interrupt();
-  // VMCALL hook: returns true when it handled the hypercall (RIP then advances);
-  // without a handler (or when it returns false) VMCALL raises #UD in the guest.
-  void set_hypercall_handler(std::function<bool(Vcpu&)> handler);
+  // Hypercall hook (pvmsr/hypercalls.h). The vendor's own instruction is a VM exit at every
+  // CPL (VMCALL: SDM Vol. 3C §26.1.2); the other vendor's raises #UD, which KVM always
+  // intercepts. With a handler, the
+  // `native` instruction traces kvm_exit(VMCALL), the other one kvm_exit(EXCEPTION_NMI) with
+  // #UD's interruption info (0x80000306, what handle_ud's exit shows), and then the handler
+  // learns which one ran and says what happens (HypercallAction); the instruction's 1200
+  // cycles (a VM-exit round trip) are charged either way, and a Retry counts as one
+  // retired instruction, as KVM's emulator counts the instruction it emulated
+  // (x86_emulate_instruction: kvm_pmu_instruction_retired). Without a
+  // handler both raise a plain #UD in the guest (a bare vCPU with no hypervisor).
+  void set_hypercall_handler(std::function<HypercallResult(Vcpu&, HypercallInsn)> handler,
+                             HypercallInsn native = HypercallInsn::Vmcall);
   // Time-observation gate (tools/platform/README.md §4.4, causally monotonic clocks): before RDTSC,
   // RDTSCP or RDMSR of IA32_TSC (0x10) / IA32_TSC_DEADLINE (0x6e0) / the x2APIC current
   // count (0x839) executes, the core asks `gate`; when it returns false the instruction
@@ -190,6 +232,12 @@ class Vcpu {
   // kvm_exit, kvm_msr, kvm_pvclock_update, kvm_entry. The platform also calls its
   // hypervisor before every run() (a vCPU that was not running re-enters the guest).
   void set_entry_hook(std::function<void(Vcpu&)> hook);
+  // Guest exit: called at every VM exit the core traces, right after its kvm_exit line and
+  // before the exit is handled (the exit's own events, e.g. kvm_msr, kvm_hypercall,
+  // kvm_page_fault, come after): where KVM's vcpu_enter_guest calls
+  // kvm_lapic_sync_from_vapic (the PV EOI read-back) after the guest has left. Unset, it
+  // costs one predictable branch per exit.
+  void set_exit_hook(std::function<void(Vcpu&)> hook);
   // EPT violations (core/README.md "EPT model and host memory"): the first access to a
   // guest-physical RAM page that is not mapped in the modelled EPT (GuestMemory::ept_mapped)
   // traces kvm_exit(EPT_VIOLATION) and kvm_page_fault, then asks the hook what the host
@@ -222,8 +270,26 @@ class Vcpu {
   // interrupt, whatever RFLAGS.IF and the interrupt shadow; a HLT in progress ends. For a
   // #PF, `cr2` is loaded into CR2 at delivery.
   void inject_exception(uint8_t vector, bool has_error, uint32_t error, uint64_t cr2);
+  // Drops every cached translation of this vCPU, global pages included, and the cached
+  // host pointers that ride on them: what KVM's kvm_vcpu_flush_tlb_guest does for a PV TLB
+  // flush request found in the steal-time record (pvmsr/README.md §6).
+  void flush_tlb();
   // STI / MOV SS shadow in effect at the current instruction boundary.
   bool interrupt_shadow() const;
+  // 64-bit mode: EFER.LMA and CS.L (KVM's is_64_bit_mode). Outside it KVM truncates
+  // hypercall numbers, arguments and results to 32 bits.
+  bool long_mode_64() const;
+  // Writes `len` bytes at guest-linear address `la` as KVM's emulator writes guest memory
+  // for an emulated instruction (emulator_write_emulated): through the guest page tables
+  // for the current CPL (a user access at CPL 3), with write permission (CR0.WP for a
+  // supervisor), setting A and D bits, one page at a time (a page is written before the
+  // next one is translated, as emulator_read_write does). The host reads the page tables
+  // through its own mappings: no EPT exit. Decoded code on the written pages dies
+  // (GuestMemory::note_write). On Fault, `fault` is the exception for the guest (a #PF
+  // with the walk's error code and CR2 = the failing address, or #GP(0) for a
+  // non-canonical one) and nothing of the failing page was written. A target outside RAM
+  // stops the vCPU (Stopped, IoError).
+  LinearAccess write_linear(uint64_t la, const void* data, size_t len, GuestException& fault);
   // An exception is queued and not yet delivered (an injected one included): KVM's
   // kvm_event_needs_reinjection / kvm_is_exception_pending.
   bool exception_pending() const;

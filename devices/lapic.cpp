@@ -137,6 +137,8 @@ void LocalApic::reset_registers() {
   m_timer_initial = 0;
   m_timer_divide = 0;
   m_tsc_deadline = 0;
+  // KVM kvm_lapic_reset -> kvm_apic_update_apicv: the ISR is empty, nothing is cached.
+  m_highest_isr_cache = -1;
 }
 
 void LocalApic::set_bsp_lint0_extint() {
@@ -596,7 +598,12 @@ void LocalApic::accept_fixed(uint8_t vector, TriggerMode trigger) {
     set(m_tmr, vector);
   else
     clear(m_tmr, vector);
-  notify_if_pending();
+  // KVM kicks the vCPU for every accepted interrupt; pvsim only for deliverable ones, unless
+  // PV EOI needs the kick (set_notify_every_accept).
+  if (m_notify_every_accept) [[unlikely]]
+    m_sink.interrupt_pending(id());
+  else
+    notify_if_pending();
 }
 
 std::optional<uint8_t> LocalApic::pending_vector() const {
@@ -613,19 +620,23 @@ std::optional<uint8_t> LocalApic::ack() {
   if (!v) return std::nullopt;
   clear(m_irr, *v);
   set(m_isr, *v);
+  // KVM apic_set_isr: the vector just set is the highest in service (it beat PPR).
+  m_highest_isr_cache = *v;
   return v;
 }
 
-void LocalApic::eoi() {
+int LocalApic::eoi() {
   // §11.8.5: EOI retires the highest-priority in-service vector. A level-triggered one
   // would also broadcast an EOI to the I/O APICs (TMR set); there is no I/O APIC yet.
   // KVM apic_set_eoi traces the retired vector, and -1 for an EOI with nothing in
   // service (which it then ignores, e.g. Linux's timer check in setup_IO_APIC).
   const int v = highest(m_isr);
   if (m_cfg.tracer) m_cfg.tracer->kvm_eoi(m_clock.now(), m_cfg.vcpu, m_cfg.apic_id, v);
-  if (v < 0) return;
+  if (v < 0) return v;
   clear(m_isr, static_cast<unsigned>(v));
+  m_highest_isr_cache = -1;  // KVM apic_clear_isr: any retirement invalidates the cache
   notify_if_pending();  // a lower-priority IRR vector may now be deliverable
+  return v;
 }
 
 void LocalApic::notify_if_pending() {

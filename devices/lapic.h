@@ -163,9 +163,12 @@ class LocalApic {
   // Highest IRR vector whose priority class exceeds PPR's, if any.
   std::optional<uint8_t> pending_vector() const;
   // The CPU takes the interrupt: highest deliverable IRR bit moves to ISR. Returns it.
+  // The vector also becomes highest_isr_cache() (KVM apic_set_isr).
   std::optional<uint8_t> ack();
-  // Same as a write to the EOI register.
-  void eoi();
+  // Same as a write to the EOI register (the register paths call it): retires the highest
+  // in-service vector and returns it, or -1 when nothing is in service (KVM apic_set_eoi,
+  // which the PV EOI path also calls to EOI on the guest's behalf, pvmsr/pv_eoi.h).
+  int eoi();
   uint32_t ppr() const;
   // TPR for MOV to/from CR8 (SDM §11.8.6.1: CR8[3:0] = TPR[7:4]); the caller shifts.
   // Not a guest register access, so not traced (KVM kvm_lapic_set_tpr neither).
@@ -200,6 +203,34 @@ class LocalApic {
   bool tmr_bit(uint8_t v) const { return test(m_tmr, v); }
   bool timer_armed() const { return m_timer_event.scheduled(); }
   Tick timer_expiry() const { return m_timer_event.when(); }
+  // The APIC ID the VMM assigned at creation (LapicConfig::apic_id), which KVM prints as
+  // `apicid` in kvm_eoi / kvm_pv_eoi (its vcpu_id), whatever the guest wrote to the ID register.
+  uint32_t vcpu_id() const { return m_cfg.apic_id; }
+
+  // ---- what PV EOI asks of the APIC (pvmsr/pv_eoi.h; KVM lapic.c) ----
+  // KVM's irr_pending hint: some IRR bit is set. KVM keeps a flag that is set with every IRR
+  // bit and recomputed when one is cleared; without APICv it is exact except right after a
+  // reset (kvm_apic_update_apicv sets it), when highest_isr_cache() is -1 anyway, so
+  // apic_sync_pv_eoi_to_guest decides the same with the exact answer given here.
+  bool irr_pending() const {
+    uint32_t any = 0;
+    for (uint32_t w : m_irr) any |= w;
+    return any != 0;
+  }
+  // KVM's highest_isr_cache: the vector the last ack() moved into ISR, as long as no EOI has
+  // retired a vector since (apic_set_isr sets it, apic_clear_isr invalidates it) and the
+  // APIC has not been reset; -1 otherwise. An acknowledged vector is always the highest in
+  // service (it had to beat PPR, §11.8.3), so a valid cache names the vector the next EOI
+  // retires; PV EOI arms only then.
+  int highest_isr_cache() const { return m_highest_isr_cache; }
+  // While set, every fixed interrupt accepted into IRR calls InterruptSink::interrupt_pending,
+  // deliverable under PPR or not: KVM's __apic_accept_irq kicks the vCPU for every one
+  // (vmx_deliver_interrupt -> kvm_vcpu_kick), and that exit is where a PV EOI the guest did
+  // in memory is noticed (apic_sync_pv_eoi_from_guest). PvEoi sets it while armed; otherwise
+  // an interrupt of the in-service vector's class could wait behind a vector the guest has
+  // already retired. Off by default: then only deliverable interrupts notify.
+  void set_notify_every_accept(bool on) { m_notify_every_accept = on; }
+  bool notify_every_accept() const { return m_notify_every_accept; }
 
  private:
   using Bank = std::array<uint32_t, 8>;
@@ -262,6 +293,8 @@ class LocalApic {
   uint32_t m_timer_initial = 0;
   uint32_t m_timer_divide = 0;
   uint64_t m_tsc_deadline = 0;
+  int m_highest_isr_cache = -1;       // KVM highest_isr_cache (see highest_isr_cache())
+  bool m_notify_every_accept = false;  // see set_notify_every_accept()
 
   // Timer counting state: counts are measured from m_timer_base at the divisor that was
   // current then; the next expiry is when m_timer_target counts have elapsed. Periodic

@@ -1,47 +1,63 @@
 // pvmsr/hypervisor.cpp — see hypervisor.h.
 #include "pvmsr/hypervisor.h"
 
+#include <fmt/format.h>
+
 #include "core/vcpu.h"
 
 namespace pvsim {
 
 namespace {
 
-KvmClockConfig clock_config(const HypervisorConfig& cfg) {
-  KvmClockConfig c = cfg.kvmclock;
-  c.abi = cfg.abi;
+// Every feature's config starts with what the VM decides once for all of them.
+template <class C>
+C with_common(const HypervisorConfig& cfg, C c) {
+  if constexpr (requires { c.abi; }) c.abi = cfg.abi;
   c.enforce_pv_cpuid = cfg.enforce_pv_cpuid;
   c.cpuid_features = cfg.cpuid_features;
-  return c;
-}
-
-AsyncPfConfig apf_config(const HypervisorConfig& cfg) {
-  AsyncPfConfig c;
-  c.abi = cfg.abi;
-  c.enforce_pv_cpuid = cfg.enforce_pv_cpuid;
-  c.cpuid_features = cfg.cpuid_features;
-  c.irqchip_in_kernel = cfg.irqchip_in_kernel;
+  if constexpr (requires { c.irqchip_in_kernel; }) c.irqchip_in_kernel = cfg.irqchip_in_kernel;
   return c;
 }
 
 }  // namespace
 
 Hypervisor::Hypervisor(const HypervisorConfig& cfg, unsigned vcpus, GuestMemory& mem, Tracer& tracer,
-                       EventQueue& events, ApfHost& apf_host)
+                       EventQueue& events, ApfHost& apf_host, HypercallHost& hypercall_host)
     : m_cfg(cfg),
+      m_mem(mem),
+      m_tracer(tracer),
       m_cpuid(cfg.cpuid_features, cfg.cpuid_hints, cfg.signature_eax),
       m_poll_control(vcpus, cfg.enforce_pv_cpuid, cfg.cpuid_features),
-      m_kvmclock(std::make_unique<KvmClock>(clock_config(cfg), mem, tracer, events)),
-      m_apf(std::make_unique<AsyncPf>(apf_config(cfg), vcpus, mem, tracer, apf_host)),
-      m_apf_ready(vcpus, 0) {}
+      m_kvmclock(std::make_unique<KvmClock>(with_common(cfg, cfg.kvmclock), mem, tracer, events)),
+      m_apf(std::make_unique<AsyncPf>(with_common(cfg, AsyncPfConfig{}), vcpus, mem, tracer, apf_host)),
+      m_steal(std::make_unique<StealTime>(with_common(cfg, StealTimeConfig{}), vcpus, mem, tracer)),
+      m_pv_eoi(std::make_unique<PvEoi>(with_common(cfg, PvEoiConfig{}), vcpus, mem, tracer)),
+      m_hypercalls(std::make_unique<Hypercalls>(with_common(cfg, cfg.hypercalls), mem, tracer, hypercall_host)),
+      m_apf_ready(vcpus, 0),
+      m_stores(vcpus),
+      m_store_due(vcpus),
+      m_in_progress(vcpus, 0) {}
 
 Hypervisor::~Hypervisor() = default;
 
-void Hypervisor::attach(Vcpu& v) {
+void Hypervisor::attach(Vcpu& v, LocalApic& apic) {
   m_poll_control.attach(v);
   m_kvmclock->attach(v);
   m_apf->attach(v);
-  v.set_entry_hook([this](Vcpu& vcpu) { on_entry(vcpu); });
+  m_steal->attach(v);
+  m_pv_eoi->attach(v, apic);
+  m_hypercalls->attach(v);
+  // kvm_lapic_sync_from_vapic runs right after every VM exit, before the exit is handled:
+  // a WRMSR or an EOI-register write finds PV EOI disarmed (pvmsr/README.md §7).
+  v.set_exit_hook([this](Vcpu& vcpu) { m_pv_eoi->on_exit(vcpu); });
+  if (m_cfg.migration_control) attach_migration_control(v);
+  // The entry that ends an exit the core traced (an MSR write, a hypercall): the stores of
+  // the updates it services land at once — the exit's handling already took the time.
+  v.set_entry_hook([this](Vcpu& vcpu) {
+    on_entry(vcpu);
+    HostStores& q = m_stores[vcpu.index()];
+    if (!q.empty()) [[unlikely]] q.apply_all(m_mem);
+  });
 }
 
 // vcpu_enter_guest (arch/x86/kvm/x86.c) checks its requests in a fixed order before it
@@ -49,12 +65,14 @@ void Hypervisor::attach(Vcpu& v) {
 //   1. KVM_REQ_MASTERCLOCK_UPDATE   kvmclock: re-snapshot the VM-wide clock
 //   2. KVM_REQ_GLOBAL_CLOCK_UPDATE  kvmclock: this vCPU now, the others after the delay
 //   3. KVM_REQ_CLOCK_UPDATE         kvmclock: kvm_guest_time_update for this vCPU
-//   4. KVM_REQ_STEAL_UPDATE         steal time (not offered yet, pvmsr/README.md §6)
+//   4. KVM_REQ_STEAL_UPDATE         steal time: record_steal_time (pvmsr/README.md §6)
 //   5. KVM_REQ_APF_READY            async PF page-ready (pvmsr/README.md §5)
-//   6. PV EOI sync                  (not offered yet, pvmsr/README.md §7)
-//   7. event injection              the CPU core, after this returns (exceptions queued by
+//   6. event injection              the CPU core, after this returns (exceptions queued by
 //                                   the steps above, then interrupts: kvm_inj_exception,
 //                                   kvm_inj_virq) and kvm_entry.
+//   7. PV EOI arming                kvm_lapic_sync_to_vapic, right after an interrupt was
+//                                   injected: the platform's interrupt poll calls
+//                                   PvEoi::after_injection (pvmsr/README.md §7).
 // Hypervisor::on_entry (inline in hypervisor.h) runs them: steps 1-3 are KvmClock::on_entry,
 // which keeps KVM's order among them, step 5 is service_apf_ready().
 void Hypervisor::service_apf_ready(Vcpu& v) {
@@ -63,10 +81,99 @@ void Hypervisor::service_apf_ready(Vcpu& v) {
   m_apf->check_completion(i, v.now());
 }
 
+// MSR_KVM_MIGRATION_CONTROL as a VMM that implements it would (KVM's own MSR switch has
+// no case for it, so without a VMM handler the access raises #GP like any unknown MSR):
+// one VM-wide value, bit 0 KVM_MIGRATION_READY, initially 1 for a guest without encrypted
+// memory; the other bits are reserved. A VMM that advertises the MSR sets CPUID feature
+// 17; under enforcement a guest that was not told about it gets #GP, as for KVM's own.
+void Hypervisor::attach_migration_control(Vcpu& v) {
+  constexpr unsigned kFeature = 17;
+  const bool visible = !m_cfg.enforce_pv_cpuid || (m_cfg.cpuid_features & (1u << kFeature));
+  MsrHandler h;
+  h.index = kMsrMigrationControl;
+  h.name = "MSR_KVM_MIGRATION_CONTROL";
+  h.read = [this, visible](Vcpu&, uint64_t& value) {
+    if (!visible) return MsrStatus::Gp;
+    value = m_migration_control;
+    return MsrStatus::Ok;
+  };
+  h.write = [this, visible](Vcpu&, uint64_t value) {
+    if (!visible || (value & ~1ull)) return MsrStatus::Gp;
+    m_migration_control = value;
+    return MsrStatus::Ok;
+  };
+  v.msrs().add(std::move(h));
+}
+
+// enter() found stores: either this entry's requests just queued them (the first store
+// lands one spacing from now, or all at once without spacing), or an earlier call left
+// some that are now due.
+bool Hypervisor::enter_with_stores(Vcpu& v) {
+  const unsigned i = v.index();
+  HostStores& q = m_stores[i];
+  if (!m_in_progress[i]) {
+    if (m_cfg.pv_store_ns == 0) {
+      q.apply_all(m_mem);
+      return true;
+    }
+    // The entry began now; the first store lands one spacing later.
+    m_store_due[i] = v.now() + m_cfg.pv_store_ns;
+    m_in_progress[i] = 1;
+    return false;
+  }
+  // Called again once the vCPU's time reached m_store_due: that store lands, and the vCPU
+  // enters the guest only after the last one.
+  while (!q.empty() && v.now() >= m_store_due[i]) {
+    apply_store(i, m_store_due[i]);
+    m_store_due[i] = m_store_due[i] + m_cfg.pv_store_ns;
+  }
+  if (!q.empty()) return false;
+  m_in_progress[i] = 0;
+  return true;
+}
+
+void Hypervisor::apply_store(unsigned vcpu, Tick at) {
+  HostStores& q = m_stores[vcpu];
+  const HostStore& s = q.front();
+  m_tracer.pvsim_host(at, vcpu, "store",
+                      fmt::format("{} ({} bytes at gpa 0x{:x}){}", s.what, s.len, s.gpa,
+                                  q.size() > 1 ? "" : ", entry follows"));
+  q.apply_front(m_mem);
+}
+
+int Hypervisor::kvmclock_ctrl(unsigned vcpu) { return m_kvmclock->kvmclock_ctrl(vcpu); }
+
+void Hypervisor::set_run_delay_source(std::function<uint64_t(unsigned)> f) {
+  m_run_delay = f;
+  // The orig profile re-bases last_steal at enable to the run delay of that moment (3.x).
+  m_steal->set_run_delay_source(std::move(f));
+}
+
+// kvm_arch_vcpu_load always raises KVM_REQ_STEAL_UPDATE (the kvmclock side of a load on
+// another pCPU is on_migrate).
+void Hypervisor::on_load(unsigned vcpu) { m_steal->on_load(vcpu); }
+
+// kvm_arch_vcpu_put: a vCPU taken off its CPU involuntarily is marked preempted
+// (kvm_steal_time_set_preempted); a halted or paused one is not.
+void Hypervisor::on_put(unsigned vcpu, bool preempted, Tick at) {
+  if (preempted) m_steal->on_put(vcpu, at);
+}
+
+// Step 4, KVM_REQ_STEAL_UPDATE: record_steal_time. A FLUSH_TLB the guest left in
+// `preempted` is honoured here, before the guest runs (kvm_vcpu_flush_tlb_guest): the
+// vCPU's cached translations, and the host pointers that ride on them, are dropped.
+void Hypervisor::service_steal(Vcpu& v) {
+  const unsigned i = v.index();
+  const uint64_t delay = m_run_delay ? m_run_delay(i) : 0;
+  if (m_steal->record(v, delay, m_stores[i])) v.flush_tlb();
+}
+
 void Hypervisor::on_migrate(unsigned vcpu) { m_kvmclock->on_migrate(vcpu); }
 
 void Hypervisor::on_reset(unsigned vcpu) {
   m_kvmclock->on_reset(vcpu);
+  m_steal->reset(vcpu);
+  m_pv_eoi->reset(vcpu);  // kvm_lapic_reset zeroes the PV EOI MSR
   m_apf->reset(vcpu);
   m_apf_ready.at(vcpu) = 0;
 }

@@ -22,6 +22,7 @@
 //     features ......... the CPUID leaves, kvmclock, poll control, async PF
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -30,9 +31,13 @@
 #include "core/trace.h"
 #include "core/vcpu.h"
 #include "pvmsr/async_pf.h"
+#include "pvmsr/host_stores.h"
+#include "pvmsr/hypercalls.h"
+#include "pvmsr/pv_eoi.h"
 #include "pvmsr/kvm_cpuid.h"
 #include "pvmsr/kvmclock.h"
 #include "pvmsr/poll_control.h"
+#include "pvmsr/steal_time.h"
 
 namespace pvsim {
 
@@ -46,27 +51,60 @@ struct HypervisorConfig {
   uint32_t signature_eax = KvmCpuid::kDefaultSignatureEax;
   bool irqchip_in_kernel = true;  // machine.irqchip (async PF needs KVM's own LAPIC)
   KvmClockConfig kvmclock;  // its abi/enforcement/features fields are taken from above
+  uint64_t pv_store_ns = 0;  // host.pv_store_ns (pvmsr/host_stores.h)
+  HypercallConfig hypercalls;  // its enforcement/features/irqchip fields are taken from above
+  // MSR_KVM_MIGRATION_CONTROL (0x4b564d08) has no handler in KVM; a VMM may implement it
+  // through userspace MSR exits (machine.kvm.migration_control). pvmsr/README.md §9.
+  bool migration_control = false;
 };
 
 class Hypervisor {
  public:
+  static constexpr uint32_t kMsrMigrationControl = 0x4b564d08;
   // `apf_host` is the platform side of async PF (injection, the LAPIC, waking vCPUs).
   Hypervisor(const HypervisorConfig& cfg, unsigned vcpus, GuestMemory& mem, Tracer& tracer,
-             EventQueue& events, ApfHost& apf_host);
+             EventQueue& events, ApfHost& apf_host, HypercallHost& hypercall_host);
   ~Hypervisor();
   Hypervisor(const Hypervisor&) = delete;
   Hypervisor& operator=(const Hypervisor&) = delete;
 
-  // Registers every PV MSR in the vCPU's registry and installs on_entry() as its entry
-  // hook. `this` must outlive the vCPU's use of them.
-  void attach(Vcpu& v);
+  // Registers every PV MSR in the vCPU's registry, installs on_entry() as its entry hook,
+  // PV EOI's sync as its exit hook and the hypercall handler. `apic` is the vCPU's local
+  // APIC (PV EOI lives in it, as in KVM's lapic.c). `this` must outlive the vCPU's use of
+  // them.
+  void attach(Vcpu& v, LocalApic& apic);
 
   // vcpu_enter_guest's request servicing, in KVM's order (the list in hypervisor.cpp).
   // Inline: the platform calls it before every run slice (every instruction at quantum 1).
   void on_entry(Vcpu& v) {
-    m_kvmclock->on_entry(v);                               // steps 1-3
-    if (m_apf_ready[v.index()]) [[unlikely]] service_apf_ready(v);  // step 5
+    m_kvmclock->on_entry(v, m_stores[v.index()]);                          // steps 1-3
+    if (m_steal->update_requested(v.index())) [[unlikely]] service_steal(v);  // step 4
+    if (m_apf_ready[v.index()]) [[unlikely]] service_apf_ready(v);          // step 5
   }
+  // The host model's run delay of each vCPU thread (runnable, waiting for a pCPU): what
+  // steal time reports. Set by the platform before the first entry.
+  void set_run_delay_source(std::function<uint64_t(unsigned)> f);
+  // The platform's entry before a run slice: services the requests like on_entry, then
+  // applies the host's stores to guest memory (pvmsr/host_stores.h) spaced by
+  // host.pv_store_ns. Returns true when the vCPU may run now; false when stores are still
+  // due, after which the caller lets the vCPU's time pass to pending_until() and asks again
+  // (other vCPUs run meanwhile, and may see a half-written structure).
+  bool enter(Vcpu& v) {
+    HostStores& q = m_stores[v.index()];
+    if (q.empty()) [[likely]] {
+      on_entry(v);
+      if (q.empty()) [[likely]] return true;
+    }
+    return enter_with_stores(v);
+  }
+  Tick pending_until(unsigned vcpu) const { return m_store_due.at(vcpu); }
+  // kvm_arch_vcpu_load / kvm_arch_vcpu_put (the host model scheduled the vCPU's thread in or
+  // out; `preempted`: out involuntarily, at an instruction boundary).
+  void on_load(unsigned vcpu);
+  // KVM_KVMCLOCK_CTRL from the VMM (a paused VM resumes): 0, or negative when the vCPU's
+  // kvmclock is not enabled (-EINVAL).
+  int kvmclock_ctrl(unsigned vcpu);
+  void on_put(unsigned vcpu, bool preempted, Tick at);
   // After a run slice (a VM exit): the guest TSC the orig kvmclock clamp has seen.
   void on_exit(Vcpu& v) { m_kvmclock->on_exit(v); }
   void on_migrate(unsigned vcpu);
@@ -80,18 +118,35 @@ class Hypervisor {
   const KvmCpuid& cpuid() const { return m_cpuid; }
   KvmClock& kvmclock() { return *m_kvmclock; }
   const PollControl& poll_control() const { return m_poll_control; }
+  StealTime& steal_time() { return *m_steal; }
+  PvEoi& pv_eoi() { return *m_pv_eoi; }
+  Hypercalls& hypercalls() { return *m_hypercalls; }
   AsyncPf& async_pf() { return *m_apf; }
   const AsyncPf& async_pf() const { return *m_apf; }
 
  private:
   void service_apf_ready(Vcpu& v);
+  void service_steal(Vcpu& v);
+  bool enter_with_stores(Vcpu& v);
+  void apply_store(unsigned vcpu, Tick at);
+  void attach_migration_control(Vcpu& v);
 
   HypervisorConfig m_cfg;
+  GuestMemory& m_mem;
+  Tracer& m_tracer;
   KvmCpuid m_cpuid;
   PollControl m_poll_control;
   std::unique_ptr<KvmClock> m_kvmclock;
   std::unique_ptr<AsyncPf> m_apf;
+  std::unique_ptr<StealTime> m_steal;
+  std::unique_ptr<PvEoi> m_pv_eoi;
+  std::unique_ptr<Hypercalls> m_hypercalls;
+  std::function<uint64_t(unsigned)> m_run_delay;
   std::vector<uint8_t> m_apf_ready;  // KVM_REQ_APF_READY per vCPU
+  uint64_t m_migration_control = 1;  // VM-wide; KVM_MIGRATION_READY for a plain guest
+  std::vector<HostStores> m_stores;  // per vCPU: host stores not yet in guest memory
+  std::vector<Tick> m_store_due;     // per vCPU: when the next of them lands
+  std::vector<uint8_t> m_in_progress;  // per vCPU: an entry waits for its stores
 };
 
 }  // namespace pvsim

@@ -143,7 +143,7 @@ void KvmClock::write_system_time_msr(Vcpu& v, uint64_t value, bool old_msr) {
 
 void KvmClock::on_exit(Vcpu& v) { state(v.index()).last_guest_tsc = v.tsc(); }
 
-void KvmClock::on_entry(Vcpu& v) {
+void KvmClock::service_requests(Vcpu& v, HostStores& out) {
   VcpuClock& c = state(v.index());
   const Tick now = v.now();
   // Updates requested "as of" a virtual time this vCPU has now reached (see
@@ -169,7 +169,7 @@ void KvmClock::on_entry(Vcpu& v) {
   }
   if (c.requests & kReqClockUpdate) {
     c.requests &= static_cast<uint8_t>(~kReqClockUpdate);
-    guest_time_update(c, v);
+    guest_time_update(c, v, out);
   }
 }
 
@@ -193,7 +193,21 @@ void KvmClock::on_reset(unsigned vcpu) {
   VcpuClock& c = state(vcpu);
   c.msr = 0;
   c.published = false;
-  // Requests still pending are harmless: an update with bit 0 clear writes nothing.
+  // Requests still pending are harmless: an update with bit 0 clear writes nothing. A
+  // pending "guest stopped" request survives too (kvmclock_reset leaves
+  // pvclock_set_guest_stopped_request alone; only an update that reaches the guest
+  // consumes it).
+}
+
+// kvm_set_guest_paused (KVM_KVMCLOCK_CTRL). "Enabled" is modern KVM's pv_time.active: set
+// by any system-time write with bit 0, whether or not the address is in RAM.
+int KvmClock::kvmclock_ctrl(unsigned vcpu) {
+  VcpuClock& c = state(vcpu);
+  if (m_cfg.abi == AbiProfile::Orig) return -kEinval;
+  if ((c.msr & 1u) == 0) return -kEinval;
+  c.stop_request = true;
+  c.requests |= kReqClockUpdate;
+  return 0;
 }
 
 // pvmsr/README.md §4.7: master-clock conditions. The host clocksource is TSC and no backwards host
@@ -250,7 +264,7 @@ void KvmClock::request_clock_update(unsigned vcpu, Tick at) {
 // ---------------------------------------------------------------------------------------
 // The clock computation: kvm_guest_time_update
 
-void KvmClock::guest_time_update(VcpuClock& c, Vcpu& v) {
+void KvmClock::guest_time_update(VcpuClock& c, Vcpu& v, HostStores& out) {
   // Neither profile computes anything while kvmclock is off (3.0 returns when there is no
   // time_page; modern writes only through an active pv_time cache).
   if ((c.msr & 1u) == 0) return;
@@ -258,16 +272,27 @@ void KvmClock::guest_time_update(VcpuClock& c, Vcpu& v) {
   const Tick now = v.now();
   PvclockVcpuTimeInfo hv = c.hv;
   if (m_cfg.abi == AbiProfile::Modern) {
-    // pvmsr/README.md §4.4: in master-clock mode the VM-wide (host TSC, host ns) pair, identical for
-    // every vCPU; otherwise host TSC and host clock read now. system_time = kernel_ns +
-    // kvmclock_offset = (host_monotonic_ns + t) - host_monotonic_ns = t.
+    // pvmsr/README.md §4.4: in master-clock mode the VM-wide (host TSC, host ns) pair,
+    // identical for every vCPU; otherwise this vCPU reads the host TSC and the host clock
+    // at this entry of its own (rdtsc + get_kvmclock_base_ns), so two vCPUs that service
+    // one global update at different instants carry different pairs. The guest TSC is
+    // the vCPU's own, to the cycle, not rounded to the nanosecond of system_time:
+    // system_time = kernel_ns + kvmclock_offset = (host_monotonic_ns + t) -
+    // host_monotonic_ns = t.
     const Snapshot& s = snapshot_at(now);
-    const Tick t = s.active ? s.at : now;
-    hv.tsc_timestamp = tsc_at(v, t);
-    hv.system_time = t.value();
+    if (s.active) {
+      hv.tsc_timestamp = tsc_at(v, s.at);
+      hv.system_time = s.at.value();
+    } else {
+      hv.tsc_timestamp = v.tsc();
+      hv.system_time = now.value();
+    }
     hv.tsc_to_system_mul = m_scale.mul;
     hv.tsc_shift = m_scale.shift;
     hv.flags = s.active ? PVCLOCK_TSC_STABLE_BIT : 0;
+    // KVM_KVMCLOCK_CTRL's request: ORed in and consumed only by an update that reaches
+    // the guest (kvm_setup_guest_pvclock; not consumed while the struct is unreachable).
+    if (c.stop_request) hv.flags |= PVCLOCK_GUEST_STOPPED;
   } else {
     // 3.0: an unmappable page leaves time_page NULL, and the update returns before any of
     // the bookkeeping below.
@@ -297,11 +322,13 @@ void KvmClock::guest_time_update(VcpuClock& c, Vcpu& v) {
     c.last_kernel_ns = kernel_ns;
     c.last_guest_tsc = tsc_timestamp;
   }
-  // The seqcount publisher of the profile (pvmsr/README.md §4.6). A struct not wholly inside RAM is
-  // silently not written (pvmsr/README.md §4.1); then nothing is traced either (modern
-  // kvm_setup_guest_pvclock returns before trace_kvm_pvclock_update).
-  c.published = pvclock_write_vcpu_time_info(m_mem, gpa, hv, m_cfg.abi);
+  // The profile's publisher (pvmsr/README.md §4.6): reads the guest copy now, queues the
+  // stores. A struct not wholly inside RAM is silently not written (pvmsr/README.md §4.1);
+  // then nothing is traced either (modern kvm_setup_guest_pvclock returns before
+  // trace_kvm_pvclock_update).
+  c.published = pvclock_publish_vcpu_time_info(m_mem, gpa, hv, m_cfg.abi, out);
   if (!c.published) return;
+  c.stop_request = false;
   c.hv = hv;
   m_tracer.kvm_pvclock_update(now, v.index(), hv.version, hv.tsc_timestamp, hv.system_time,
                               hv.tsc_to_system_mul, hv.tsc_shift, hv.flags);
@@ -342,7 +369,7 @@ uint64_t KvmClock::wall_clock_epoch_ns(Vcpu& v) const {
 }
 
 // ---------------------------------------------------------------------------------------
-// Events (they only raise requests; on_entry writes guest memory)
+// Events (they only raise requests; on_entry computes the updates and queues their stores)
 
 // kvmclock_update_fn: KVM_REQ_CLOCK_UPDATE for every vCPU, plus a kick.
 void KvmClock::fan_out() {

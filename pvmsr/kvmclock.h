@@ -6,8 +6,10 @@
 //   KvmClockConfig ..... what the scenario decides (ABI, enforcement, host clocks, periods)
 //   KvmClock
 //     attach ........... registers the four MSRs in a vCPU's MsrRegistry
-//     on_entry/on_exit . KVM_REQ_* processing at guest entry (vcpu_enter_guest) and the
-//                        TSC sample KVM 3.0 took after every exit
+//     on_entry/on_exit . KVM_REQ_* processing at guest entry (vcpu_enter_guest): the
+//                        structure's stores are queued in a HostStores; the TSC sample
+//                        KVM 3.0 took after every exit
+//     kvmclock_ctrl .... KVM_KVMCLOCK_CTRL (kvm_set_guest_paused): PVCLOCK_GUEST_STOPPED
 //     on_migrate ....... kvm_arch_vcpu_load on another host CPU
 //     queries .......... raw MSR values, the per-vCPU host copy, master-clock state
 //
@@ -17,9 +19,11 @@
 // real TSC rate (VcpuConfig::tsc_hz) may differ, which is how frequency error shows up.
 //
 // Requests follow KVM's split between "raise a request" and "service it at the next guest
-// entry": events (the delayed fan-out, the periodic sync) only set request bits; guest
-// memory is written only from on_entry() (pvmsr/hypervisor.h: at every guest entry,
-// including the one that ends the system-time WRMSR's exit).
+// entry": events (the delayed fan-out, the periodic sync) only set request bits; a
+// vCPU's structure is computed only in on_entry() (pvmsr/hypervisor.h: at every guest
+// entry, including the one that ends the system-time WRMSR's exit), at THAT vCPU's local
+// time, and reaches guest memory as the separate stores KVM makes (pvmsr/host_stores.h),
+// which the caller applies. The wall-clock structure is written at once by the WRMSR.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -28,6 +32,8 @@
 #include "core/guest_memory.h"
 #include "core/trace.h"
 #include "core/types.h"
+#include "core/vcpu.h"
+#include "pvmsr/host_stores.h"
 #include "pvmsr/pvclock.h"
 
 namespace pvsim {
@@ -53,6 +59,7 @@ class KvmClock {
   static constexpr uint32_t kMsrSystemTime = 0x12;           // MSR_KVM_SYSTEM_TIME
   static constexpr uint32_t kMsrWallClockNew = 0x4b564d00;   // MSR_KVM_WALL_CLOCK_NEW
   static constexpr uint32_t kMsrSystemTimeNew = 0x4b564d01;  // MSR_KVM_SYSTEM_TIME_NEW
+  static constexpr int kEinval = 22;  // Linux EINVAL: kvmclock_ctrl fails with -kEinval
 
   KvmClock(const KvmClockConfig& cfg, GuestMemory& mem, Tracer& tracer, EventQueue& events);
   ~KvmClock();
@@ -64,8 +71,20 @@ class KvmClock {
   void attach(Vcpu& v);
 
   // KVM_REQ_MASTERCLOCK_UPDATE, KVM_REQ_GLOBAL_CLOCK_UPDATE and KVM_REQ_CLOCK_UPDATE, in
-  // vcpu_enter_guest's order. Writes the struct at the vCPU's current local time.
-  void on_entry(Vcpu& v);
+  // vcpu_enter_guest's order. A clock update is computed at the vCPU's current local time
+  // (without the master clock: its own TSC and host clock at this entry); the guest copy is
+  // read now and the structure's stores are appended to `out` in KVM's program order
+  // (pvclock_publish_vcpu_time_info). The caller applies them to guest memory — all at
+  // once, or spaced so that other vCPUs run in between — before the vCPU runs guest code.
+  // The kvm_pvclock_update trace line is emitted here, with the values the guest will see
+  // once every store has landed.
+  // Inline fast path: nothing requested and nothing deferred is the common case at every
+  // entry, and it needs no local time (Vcpu::now() is a 128-bit division).
+  void on_entry(Vcpu& v, HostStores& out) {
+    const VcpuClock& c = m_vcpus[v.index()];
+    if (c.requests == 0 && c.deferred.empty()) [[likely]] return;
+    service_requests(v, out);
+  }
   // The guest TSC at the end of a run slice (3.0 vcpu_enter_guest read it after every
   // exit into last_guest_tsc). Only the orig profile's backwards-warp clamp uses it; a
   // platform that never calls this leaves the clamp seeing only MSR exits.
@@ -79,9 +98,18 @@ class KvmClock {
   // INIT/RESET (kvm_vcpu_reset -> kvmclock_reset, pvmsr/README.md §2.3): the system-time MSR reads 0
   // again and updates stop; guest memory and the VM-wide wall clock are left alone.
   void on_reset(unsigned vcpu);
+  // KVM_KVMCLOCK_CTRL on `vcpu` (kvm_set_guest_paused, pvmsr/README.md §4.2): the VMM
+  // says it paused the VM. Modern: -EINVAL (negative) unless the vCPU's kvmclock is
+  // enabled (system-time MSR bit 0); else 0, with a per-vCPU "set guest stopped" request
+  // and KVM_REQ_CLOCK_UPDATE: the next update that reaches guest memory ORs
+  // PVCLOCK_GUEST_STOPPED into flags and drops the request; later updates keep the bit as
+  // long as the guest copy still has it. Orig: always -EINVAL — the ioctl arrived in 3.5
+  // (1c0b28c2a46d), and 3.0's kvm_arch_vcpu_ioctl answers an unknown ioctl so.
+  int kvmclock_ctrl(unsigned vcpu);
+  bool guest_stopped_requested(unsigned vcpu) const { return m_vcpus.at(vcpu).stop_request; }
 
   // Raw MSR values (RDMSR returns them verbatim) and the per-vCPU host copy as last
-  // published (version/flags as the guest saw them right after that update).
+  // published (version/flags as the guest sees them once that update's stores landed).
   uint64_t wall_clock_msr() const { return m_wall_clock; }
   uint64_t system_time_msr(unsigned vcpu) const { return m_vcpus.at(vcpu).msr; }
   const PvclockVcpuTimeInfo& hv_clock(unsigned vcpu) const { return m_vcpus.at(vcpu).hv; }
@@ -105,8 +133,9 @@ class KvmClock {
     Vcpu* vcpu = nullptr;
     uint64_t msr = 0;            // vcpu->arch.time: the raw system-time MSR value
     PvclockVcpuTimeInfo hv{};    // host copy (vcpu->arch.hv_clock) as last published
-    bool published = false;      // the last update reached guest memory at msr & ~1
+    bool published = false;      // the last update was queued for msr & ~1 (all in RAM)
     uint8_t requests = 0;        // kReq* bits
+    bool stop_request = false;   // vcpu->arch.pvclock_set_guest_stopped_request
     std::vector<Tick> deferred;  // clock updates due once local time reaches these (sorted)
     // Orig backwards-warp clamp state (3.0 vcpu->arch.last_guest_tsc / last_kernel_ns).
     uint64_t last_guest_tsc = 0;
@@ -119,12 +148,13 @@ class KvmClock {
     bool active = false;
   };
 
+  void service_requests(Vcpu& v, HostStores& out);
   bool feature_visible(unsigned bit) const;
   VcpuClock& state(unsigned vcpu) { return m_vcpus.at(vcpu); }
   void write_wall_clock_msr(Vcpu& v, uint64_t value);
   void write_system_time_msr(Vcpu& v, uint64_t value, bool old_msr);
   void master_clock_update(Tick at);
-  void guest_time_update(VcpuClock& c, Vcpu& v);
+  void guest_time_update(VcpuClock& c, Vcpu& v, HostStores& out);
   const Snapshot& snapshot_at(Tick t) const;
   // Raises KVM_REQ_CLOCK_UPDATE for `vcpu` as of virtual time `at` (see kvmclock.cpp).
   void request_clock_update(unsigned vcpu, Tick at);

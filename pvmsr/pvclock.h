@@ -5,8 +5,10 @@
 //   layouts ........ PvclockVcpuTimeInfo (32 B), PvclockWallClock (12 B), flag bits
 //   arithmetic ..... kvm_get_time_scale, pvclock_scale_delta, pvclock_read_ns,
 //                    pvclock_tsc_khz (pure functions, no state)
-//   publishing ..... pvclock_write_vcpu_time_info, pvclock_write_wall_clock: the one
-//                    seqcount helper through which the hypervisor writes these structures
+//   publishing ..... pvclock_publish_vcpu_time_info (an update as separate host stores),
+//                    pvclock_write_vcpu_time_info (the same, applied at once),
+//                    pvclock_write_wall_clock: the only ways the hypervisor writes these
+//                    structures
 //
 // Pure library piece: no MSR handling, no trace events; the MSR handlers and the clock
 // update request (pvmsr/README.md §4.5) call into this.
@@ -14,9 +16,11 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "core/guest_memory.h"
 #include "core/types.h"
+#include "pvmsr/host_stores.h"
 
 namespace pvsim {
 
@@ -120,37 +124,56 @@ enum class AbiProfile {
   Modern,  // 4.x+/6.x: version odd -> body -> version even, read from the guest copy
 };
 
-// What the publishers need from guest RAM. GuestMemory is the production model; the
-// template form exists so tests can interpose and observe every individual write.
+// What the publishers read from guest RAM. GuestMemory is the production model; the
+// template form lets tests interpose and count the reads.
 template <class M>
-concept PvclockMemory = requires(M& m, const M& cm, Gpa g, void* d, const void* s, uint64_t n) {
+concept PvclockReadable = requires(const M& cm, Gpa g, void* d, uint64_t n) {
   { cm.contains(g, n) } -> std::same_as<bool>;
   { cm.read(g, d, n) } -> std::same_as<bool>;
+};
+// ... and what the wall-clock writer also stores (it writes at once, pvmsr/README.md §4.8).
+template <class M>
+concept PvclockMemory = PvclockReadable<M> && requires(M& m, Gpa g, const void* s, uint64_t n) {
   { m.write(g, s, n) } -> std::same_as<bool>;
 };
 
-// Publishes `hv_clock` (the hypervisor's per-vCPU copy, KVM `vcpu->hv_clock`) at `gpa`.
+// One update of a vCPU structure (`hv_clock`, KVM `vcpu->hv_clock`) at `gpa`, as the
+// separate guest-memory stores KVM's code makes, appended to `out` in program order
+// (pvmsr/host_stores.h). The guest copy is read now, when the update is computed; the
+// stores land whenever the caller applies them, so another vCPU can run in between.
 //   Modern (`kvm_setup_guest_pvclock`): v = (guest version + 1) | 1 — so an odd, junk
-//     start is rounded up — is written alone; then the full 32 bytes with version v and
-//     with the guest copy's GUEST_STOPPED bit ORed into flags (an unconsumed stop stays
-//     visible, README §4.2); then version v + 1 alone. Net +2 from even, +3 from odd.
-//   Orig (3.0 `kvm_guest_time_update`): the host copy's own version += 2, then one copy
-//     of the 32 bytes; the guest's version is neither read nor fixed up, flags are the
-//     host's (no GUEST_STOPPED before KVM_KVMCLOCK_CTRL existed).
-// On success hv_clock.version/flags hold what the guest now sees (so the next Orig
-// update continues from there) and the result is true. When [gpa, gpa+32) is not all
-// inside RAM nothing is read or written, hv_clock is unchanged and the result is false
-// (KVM: the pfn cache/page lookup fails and the update is silently skipped, pvmsr/README.md §4.1).
-template <PvclockMemory M>
-bool pvclock_write_vcpu_time_info(M& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
-                                  AbiProfile profile);
+//     start is rounded up; the guest copy's GUEST_STOPPED bit is ORed into flags (an
+//     unconsumed stop stays visible, README §4.2); then 3 stores: `version` = v alone
+//     (4 bytes), the whole 32-byte body with version v, `version` = v + 1 alone. Net +2
+//     from even, +3 from odd. Every partial state a reader can see has an odd version.
+//   Orig (3.0 `kvm_guest_time_update`): the host copy's own version += 2, flags are the
+//     host's; the guest copy is neither read nor fixed up. The one 32-byte memcpy into
+//     the kmapped page is 4 stores of 8 bytes in ascending address order (what the
+//     x86-64 kernel's memcpy does with 32 bytes): bytes 0-7 (version, pad0), 8-15
+//     (tsc_timestamp), 16-23 (system_time), 24-31 (mul, shift, flags, pad). The new even
+//     version therefore lands FIRST: a reader that starts after it and reads the fields
+//     while the rest land gets old and new fields under one unchanged, even version —
+//     the torn read of pvmsr/README.md §4.13.
+// On success hv_clock.version/flags hold what the guest will see once every store has
+// landed (so the next Orig update continues from there) and the result is true. When
+// [gpa, gpa+32) is not all inside RAM nothing is read or pushed, hv_clock is unchanged
+// and the result is false (KVM: the pfn cache/page lookup fails and the update is
+// silently skipped, pvmsr/README.md §4.1).
+template <PvclockReadable M>
+bool pvclock_publish_vcpu_time_info(const M& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
+                                    AbiProfile profile, HostStores& out);
+bool pvclock_publish_vcpu_time_info(const GuestMemory& mem, Gpa gpa,
+                                    PvclockVcpuTimeInfo& hv_clock, AbiProfile profile,
+                                    HostStores& out);
+// The same update with every store applied at once (no other vCPU can run in between).
 bool pvclock_write_vcpu_time_info(GuestMemory& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
                                   AbiProfile profile);
 
 // pvmsr/README.md §4.8 (`kvm_write_wall_clock`, identical in orig and modern): read version, +1 if
 // odd, +1 and write version alone (odd), write all 12 bytes with sec = low 32 bits of
 // epoch_ns / 1e9 and nsec = epoch_ns % 1e9, +1 and write version (even). Returns false
-// and writes nothing when [gpa, gpa+12) is not all inside RAM.
+// and writes nothing when [gpa, gpa+12) is not all inside RAM. Written at once: the
+// structure is published from the WRMSR handler, not at guest entry.
 template <PvclockMemory M>
 bool pvclock_write_wall_clock(M& mem, Gpa gpa, uint64_t epoch_ns);
 bool pvclock_write_wall_clock(GuestMemory& mem, Gpa gpa, uint64_t epoch_ns);
@@ -158,17 +181,21 @@ bool pvclock_write_wall_clock(GuestMemory& mem, Gpa gpa, uint64_t epoch_ns);
 // ---------------------------------------------------------------------------------------
 // Template bodies (the GuestMemory overloads in pvclock.cpp instantiate these).
 
-template <PvclockMemory M>
-bool pvclock_write_vcpu_time_info(M& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
-                                  AbiProfile profile) {
-  // Checked once up front so that no partial update can ever land: every access below
+template <PvclockReadable M>
+bool pvclock_publish_vcpu_time_info(const M& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
+                                    AbiProfile profile, HostStores& out) {
+  // Checked once up front so that no partial update is ever queued: every store below
   // stays within these 32 bytes.
   if (!mem.contains(gpa, sizeof(PvclockVcpuTimeInfo))) return false;
-  PvclockVcpuTimeInfo out = hv_clock;
+  PvclockVcpuTimeInfo next = hv_clock;
   if (profile == AbiProfile::Orig) {
-    out.version = hv_clock.version + 2;
-    if (!mem.write(gpa, &out, sizeof(out))) return false;
-    hv_clock = out;
+    next.version = hv_clock.version + 2;
+    uint8_t image[sizeof(PvclockVcpuTimeInfo)];
+    std::memcpy(image, &next, sizeof(image));
+    static constexpr const char* kWhat[4] = {"version", "tsc_timestamp", "system_time",
+                                             "mul_shift_flags"};
+    for (unsigned k = 0; k < 4; ++k) out.push(gpa.value() + 8 * k, image + 8 * k, 8, kWhat[k]);
+    hv_clock = next;
     return true;
   }
   // Fields are copied through locals: the structs are packed, so their members must not
@@ -177,18 +204,18 @@ bool pvclock_write_vcpu_time_info(M& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock
   uint32_t version = 0;
   uint8_t guest_flags = 0;
   mem.read(gpa + kVersionOff, &version, sizeof(version));
-  version = (version + 1) | 1u;
-  // Step 1: the odd version must be visible before any body byte changes, so a reader
-  // that starts during the copy retries (pvmsr/README.md §4.9 loop).
-  mem.write(gpa + kVersionOff, &version, sizeof(version));
   mem.read(gpa + offsetof(PvclockVcpuTimeInfo, flags), &guest_flags, sizeof(guest_flags));
-  out.version = version;
-  out.flags = static_cast<uint8_t>(out.flags | (guest_flags & PVCLOCK_GUEST_STOPPED));
-  mem.write(gpa, &out, sizeof(out));
+  version = (version + 1) | 1u;
+  // Store 1: the odd version must be visible before any body byte changes, so a reader
+  // that overlaps the update retries (pvmsr/README.md §4.9 loop).
+  out.push_obj(gpa.value() + kVersionOff, version, "version");
+  next.version = version;
+  next.flags = static_cast<uint8_t>(next.flags | (guest_flags & PVCLOCK_GUEST_STOPPED));
+  out.push_obj(gpa.value(), next, "body");
   ++version;
-  mem.write(gpa + kVersionOff, &version, sizeof(version));
-  out.version = version;
-  hv_clock = out;
+  out.push_obj(gpa.value() + kVersionOff, version, "version");
+  next.version = version;
+  hv_clock = next;
   return true;
 }
 

@@ -294,10 +294,15 @@ class Core {
   // NMI (SDM Vol. 3A §6.7.1): one latch, and blocking from delivery until the next IRET.
   bool nmi_pending = false;
   bool nmi_blocked = false;
-  std::function<bool(Vcpu&)> hypercall;
+  std::function<HypercallResult(Vcpu&, HypercallInsn)> hypercall;
+  HypercallInsn hypercall_native = HypercallInsn::Vmcall;  // exits as VMCALL, the other as #UD
   std::function<bool(Vcpu&)> time_gate;
-  // The hypervisor side (Vcpu::set_entry_hook, set_ept_hook, inject_exception).
+  // The hypervisor side (Vcpu::set_entry_hook, set_exit_hook, set_ept_hook, inject_exception).
   std::function<void(Vcpu&)> entry_hook;
+  std::function<void(Vcpu&)> exit_hook;
+  // A host-side page walk (Vcpu::write_linear) is running: the host reads guest memory
+  // through its own mappings, so a page the modelled EPT does not map is no VM exit.
+  bool host_walk = false;
   std::function<Vcpu::EptResult(Vcpu&, const Vcpu::EptFault&)> ept_hook;
   bool entry_hook_ran = false;  // the hook ran for the entry that ends the current exit
   bool in_delivery = false;     // deliver() is running (implicit accesses of event delivery)
@@ -646,7 +651,18 @@ class Core {
   static SegmentCache cache_from_descriptor(uint16_t sel, uint64_t lo);
 
   // VM exits (exec_system.cpp): kvm_exit at the start of the instruction, kvm_entry now.
-  void trace_exit(VmxExitReason r, uint64_t info1, uint64_t cost_so_far);
+  void trace_exit(VmxExitReason r, uint64_t info1, uint64_t cost_so_far, uint32_t intr_info = 0);
+  // Every kvm_exit line goes through here: the line, then the exit hook (Vcpu::set_exit_hook).
+  void exit_event(Tick ts, VmxExitReason r, uint64_t info1, uint32_t intr_info) {
+    tracer.kvm_exit(ts, cfg.index, r, rip, info1, 0, intr_info, 0);
+    if (exit_hook) [[unlikely]] exit_hook(vcpu);
+  }
+  // An exception the hypervisor injects at the entry that ends the current exit
+  // (requests, kvm_inj_exception, kvm_entry at the instruction); returns false so the
+  // handler fails and the run loop delivers it (no pvsim_exception).
+  bool inject_at_entry(const GuestException& e);
+  // Vcpu::write_linear (mmu.cpp).
+  LinearAccess write_linear(uint64_t la, const uint8_t* src, size_t len, GuestException& out);
   void trace_entry(uint64_t at_rip);
   // The entry itself: requests (entry hook), then kvm_entry; trace_entry() also closes the
   // exit (entry_pending), which an EPT violation inside another exit must leave open.

@@ -189,7 +189,7 @@ void Core::deliver_fault() {
     if (cur.vector == kDF) {
       // A fault while delivering #DF: triple fault, the processor shuts down (SDM §6.15
       // "Interrupt 8"); KVM reports KVM_EXIT_SHUTDOWN.
-      tracer.kvm_exit(now(), cfg.index, VmxExitReason::TripleFault, rip, 0, 0, 0, 0);
+      exit_event(now(), VmxExitReason::TripleFault, 0, 0);
       std::string d = "triple fault: " + chain;
       if (idtr.limit == 0 && idtr.base == 0) d += "; IDTR is {0,0} (no IDT loaded)";
       dead = true;

@@ -1,5 +1,5 @@
 // core/cpu/exec_system.cpp — system instructions: control registers, descriptor tables,
-// MSRs, CPUID, TSC, port I/O, HLT, CLI/STI, SWAPGS, VMCALL.
+// MSRs, CPUID, TSC, port I/O, HLT, CLI/STI, SWAPGS, VMCALL/VMMCALL.
 //
 // VM exits (what real KVM with EPT sees: CPUID, RDMSR/WRMSR, port I/O, HLT) are traced as
 // kvm_exit at the start of the instruction, the specific event, then kvm_entry after the
@@ -11,10 +11,10 @@
 
 namespace pvsim::cpu {
 
-void Core::trace_exit(VmxExitReason r, uint64_t info1, uint64_t cost_so_far) {
+void Core::trace_exit(VmxExitReason r, uint64_t info1, uint64_t cost_so_far, uint32_t intr_info) {
   const uint64_t at = cycles >= cost_so_far ? cycles - cost_so_far : 0;
-  tracer.kvm_exit(tick_at(at), cfg.index, r, rip, info1, 0, 0, 0);
   entry_pending = true;
+  exit_event(tick_at(at), r, info1, intr_info);
 }
 
 void Core::enter_guest(uint64_t at_rip) {
@@ -71,16 +71,20 @@ bool CPUID(Core& c, const Insn& i) {
   return true;
 }
 
+bool Core::inject_at_entry(const GuestException& e) {
+  entry_requests();  // requests first, then the injection (vcpu_enter_guest order)
+  tracer.kvm_inj_exception(now(), cfg.index, e.vector, e.has_error, e.error, false);
+  trace_entry(rip);
+  raise(e.vector, e.has_error, e.error, e.cr2);
+  fault.injected = true;
+  return false;
+}
+
 namespace {
 // The hypervisor injects #GP(0) for an MSR access it refuses (kvm_msr ... exception and
 // kvm_inj_exception, no pvsim_exception): resume at the instruction with the fault queued.
 bool inject_msr_gp(Core& c) {
-  c.entry_requests();  // requests first, then the injection (vcpu_enter_guest order)
-  c.tracer.kvm_inj_exception(c.now(), c.cfg.index, kGP, true, 0, false);
-  c.trace_entry(c.rip);
-  c.raise(kGP, true, 0);
-  c.fault.injected = true;
-  return false;
+  return c.inject_at_entry(GuestException{kGP, true, 0, 0});
 }
 }  // namespace
 
@@ -174,18 +178,49 @@ bool SYSRET(Core& c, const Insn& i) {
   return true;
 }
 
-// VMCALL: the hypercall module plugs in through Vcpu::set_hypercall_handler; until then
-// (or when it declines) the guest gets #UD.
-bool VMCALL(Core& c, const Insn& i) {
-  if (!c.hypercall) return c.ud();
-  if (c.cpl != 0) return c.ud();
-  c.trace_exit(VmxExitReason::Vmcall, 0, i.cost);
-  if (!c.hypercall(c.vcpu)) {
-    c.entry_pending = false;
-    return c.ud();
+// VMCALL / VMMCALL, KVM's hypercall instructions (Vcpu::set_hypercall_handler,
+// pvmsr/hypercalls.h). In VMX non-root operation VMCALL exits at every CPL, before any
+// privilege check (SDM Vol. 3C §26.1.2); the other vendor's instruction raises #UD, which
+// KVM intercepts unconditionally (vmx_update_exception_bitmap) and hands to its emulator
+// (handle_exception_nmi -> handle_ud). The handler decides what follows.
+namespace {
+// VM-exit interruption information of a #UD exit: valid (bit 31), hardware exception
+// (type 3, bits 10:8), vector 6 (SDM Vol. 3C §25.9.2).
+constexpr uint32_t kUdIntrInfo = 0x80000000u | (3u << 8) | kUD;
+
+bool hypercall_exit(Core& c, const Insn& i, HypercallInsn insn) {
+  if (!c.hypercall) return c.ud();  // a bare vCPU: no hypervisor behind it
+  if (insn == c.hypercall_native)
+    c.trace_exit(VmxExitReason::Vmcall, 0, i.cost);
+  else
+    c.trace_exit(VmxExitReason::ExceptionNmi, 0, i.cost, kUdIntrInfo);
+  const HypercallResult r = c.hypercall(c.vcpu, insn);
+  if (c.stop != StopReason::None) return false;  // e.g. the rewrite met a page table outside RAM
+  switch (r.action) {
+    case HypercallAction::Done:
+      c.trace_entry(c.next_rip);  // kvm_skip_emulated_instruction: the whole instruction
+      return true;
+    case HypercallAction::Retry:
+      // em_hypercall leaves the emulated RIP on the rewritten instruction; the block holding
+      // the old bytes is dead (the rewrite bumped the page's code generation).
+      c.next_rip = c.rip;
+      c.brk = true;
+      c.trace_entry(c.rip);
+      return true;
+    case HypercallAction::Ud:
+      return c.inject_at_entry(GuestException{kUD, false, 0, 0});
+    case HypercallAction::Inject:
+      return c.inject_at_entry(r.exception);
   }
-  c.trace_entry(c.next_rip);
-  return true;
+  return c.inject_at_entry(GuestException{kUD, false, 0, 0});
+}
+}  // namespace
+
+bool VMCALL(Core& c, const Insn& i) {
+  return hypercall_exit(c, i, HypercallInsn::Vmcall);
+}
+bool VMMCALL(Core& c, const Insn& i) {
+  return hypercall_exit(c, i, HypercallInsn::Vmmcall);
 }
 
 // ---------------- descriptor tables and task register ----------------

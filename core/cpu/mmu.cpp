@@ -11,6 +11,7 @@
 
 #include "core/cpu/core.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace pvsim::cpu {
@@ -120,7 +121,10 @@ bool Core::ept_violation(uint64_t gpa, uint64_t qual) {
   // What the host does next is the platform's (Vcpu::set_ept_hook): map it, stall while it
   // is fetched, inject an async PF, or halt the vCPU (core/README.md "EPT model and host
   // memory").
-  tracer.kvm_exit(now(), cfg.index, VmxExitReason::EptViolation, rip, qual, 0, 0, 0);
+  // A host-side walk (Vcpu::write_linear, KVM's emulator) reads and writes guest memory
+  // through the host's mappings: no exit.
+  if (host_walk) return true;
+  exit_event(now(), VmxExitReason::EptViolation, qual, 0);
   tracer.kvm_page_fault(now(), cfg.index, rip, gpa, qual);
   cycles += kVmExitCycles;
   const uint64_t pfn = gpa >> 12;
@@ -277,6 +281,41 @@ bool Core::access_slow(uint64_t la, unsigned size, uint64_t* v, Acc acc, bool su
   }
   if (acc != Acc::Write) *v = load_le(bytes, size);
   return true;
+}
+
+LinearAccess Core::write_linear(uint64_t la, const uint8_t* src, size_t len, GuestException& out) {
+  // emulator_write_emulated -> emulator_read_write: page by page, each page translated
+  // (vcpu_mmio_gva_to_gpa: write access, user when CPL is 3) and written before the next.
+  const bool user = cpl == 3;
+  size_t done = 0;
+  while (done < len) {
+    const uint64_t cur = la + done;
+    const size_t n = std::min<size_t>(len - done, 4096 - (cur & 0xfff));
+    uint64_t gpa = 0;
+    host_walk = true;
+    const bool ok = translate(cur, Acc::Write, user, gpa, nullptr);
+    host_walk = false;
+    if (!ok) {
+      if (stop != StopReason::None) return LinearAccess::Stopped;
+      out = GuestException{fault.vector, fault.has_error, fault.error, fault.cr2};
+      fault_pending = false;
+      noncanonical_fault = false;
+      return LinearAccess::Fault;
+    }
+    uint8_t* h = mem.host_ptr(Gpa(gpa), n);
+    if (!h) {
+      stop_with(StopReason::IoError,
+                fmt::format("hypervisor write of {} bytes at GPA {:#x} outside RAM (linear {:#x}, "
+                            "rip {:#x})",
+                            n, gpa, cur, rip));
+      return LinearAccess::Stopped;
+    }
+    std::memcpy(h, src + done, n);
+    mem.note_write(Gpa(gpa), n);  // decoded blocks of a code page die
+    brk = true;
+    done += n;
+  }
+  return LinearAccess::Ok;
 }
 
 bool Core::probe_write(uint64_t la, unsigned size) {

@@ -2,7 +2,7 @@
 """Writes the shipped guest scenario files: scenarios/<prog>-<O0|O2|Os>.json, default.json,
 hello-smp4.json, garbage-<n>.json, bench/<name>.json, scale/scale-<n>.json and the SMP scenarios
 (lapic_timer, ipi, nmi, tpr, init, init-bsp, spinlock-q1/q10000, kvmclock-modern/orig/host,
-wallclock). Descriptions, limits, the exact expected console lines and the trace claims live
+wallclock), the async-PF scenarios (apf-*) and the paravirtual ones (pv-*). Descriptions, limits, the exact expected console lines and the trace claims live
 here, in one place; run it after changing a guest program's checks (the SUMMARY counts below
 must match the number of report() calls) and commit the JSON it writes.
 
@@ -646,7 +646,7 @@ smp_scenario('kvmclock-host', 'kvmclock', KVMCLOCK_DESC +
     'global update: this vCPU at once, and every vCPU KVMCLOCK_UPDATE_DELAY later (pvmsr/README.md §4.5). That '
     'delay is 100 ms in KVM, longer than this whole run (about 13 ms), so the scenario shortens it to 5 ms '
     '(machine.kvm.clock_update_delay_ms). No TSC_STABLE flag, so the guest relies on the global guard. In the '
-    'trace: pvsim_vcpu lines "sched_out: runnable, no pCPU until ..." for the vCPU that waits in each slot '
+    'trace: pvsim_sched_out lines "vcpu V pcpu P rip R preempted until ..." for the vCPU that waits in each slot '
     '[sched-out] - vCPU 2\'s at 1 ms says "until 0.003000000", two slots in a row [vcpu2-two-slots] - and '
     '"migrate: pcpu a -> pcpu b", each directly followed by a kvm_pvclock_update for that vCPU [migrate-update]. '
     'The delayed fan-out is the only place where kvm_pvclock_update lines come three in a row without a migrate '
@@ -659,8 +659,8 @@ smp_scenario('kvmclock-host', 'kvmclock', KVMCLOCK_DESC +
           'preempt': [{'vcpu': 2, 'from_us': 2000, 'to_us': 3000}]},
     contains=['kvmclock: flags 0x0, TSC_STABLE not honoured\n', 'kvmclock: guarded backwards steps: 0\n'],
     trace=[KVMCLOCK_REGISTER,
-           count('sched-out', 'pvsim_vcpu: sched_out: runnable, no pCPU until ', min=10),
-           exactly('vcpu2-two-slots', 'pvsim_vcpu: sched_out: runnable, no pCPU until 0.003000000', 1, vcpu=2),
+           count('sched-out', 'pvsim_sched_out: vcpu * preempted until ', min=10),
+           exactly('vcpu2-two-slots', 'pvsim_sched_out: vcpu 2 * preempted until 0.003000000', 1, vcpu=2),
            in_order('migrate-update', 'pvsim_vcpu: migrate: pcpu ', 'kvm_pvclock_update: ', consecutive=True),
            in_order('fan-out', 'kvm_pvclock_update: ', 'kvm_pvclock_update: ', 'kvm_pvclock_update: ',
                     consecutive=True),
@@ -939,3 +939,348 @@ smp_scenario('apf-lapic-off', 'apf_lapic_off',
                     'pvsim_apf: held: LAPIC disabled'),
            in_order('released', 'pvsim_apf: held: LAPIC disabled', 'kvm_apic: apic_write APIC_SPIV = 0x1ff',
                     'kvm_async_pf_ready: token 0xffffffff gva 0', 'kvm_apic_accept_irq: * vec 243 (Fixed|edge)')])
+
+# ---------------------------------------------------------------------------------------------
+# The rest of KVM's paravirtual interface (pvmsr/README.md §6, §7, §10, §4; the guest side in
+# scenarios/guest/README.md "Paravirtual features"): steal time, the PV TLB flush and its lost
+# flag, PV EOI, PV spinlocks, PV IPIs, the hypercall table, and kvmclock as KVM samples it.
+# The pv_* programs run at fixed points of kvmclock time, and the scenarios place the host's
+# preemptions, pauses and noise around them.
+PV_GOLDEN = {'pv-eoi', 'pv-steal', 'pv-tlb-orig', 'pv-tlb-modern', 'pv-spinlock', 'pv-ipi', 'pv-clock-torn-orig',
+             'pv-clock-torn-modern', 'pv-clock-stopped', 'pv-clock-pairs', 'pv-clock-pairs-master', 'pv-hypercall',
+             'pv-hypercall-amd', 'pv-hypercall-ud'}
+GOLDEN_TRACE.update(PV_GOLDEN)
+
+smp_scenario('pv-steal', 'pv_steal',
+    'Steal time (MSR 0x4b564d03, pvmsr/README.md §6) on four vCPUs that share two physical CPUs: the host pins '
+    'vCPUs 0 and 2 to pCPU 0 and vCPUs 1 and 3 to pCPU 1, and the two of a pCPU take turns in 100 us slices; '
+    'from 1000 to 1300 us a host thread is busy on pCPU 1 (host.noise), so neither vCPU 1 nor vCPU 3 runs then. '
+    'Every vCPU registers its steal-time area and, until 2 ms, alternates short work with reading kvmclock and '
+    'its own `steal`; vCPU 2 halts 100 us twice and vCPU 3 halts 200 us five times, waiting for a LAPIC timer. '
+    'The guest prints every growth of its `steal` with the two kvmclock readings around it. '
+    'When the host takes a pCPU away from a vCPU that could run, the trace has a pvsim_sched_out line with '
+    '"preempted" and the reason\'s end time, and KVM sets KVM_VCPU_PREEMPTED in the area at once (pvsim_steal '
+    '"preempted: 0x0 -> 0x1") [preempted-at-put]. When it runs again, pvsim_sched_in carries the vCPU\'s total '
+    'run delay (time runnable but not running), and at that entry KVM publishes it: the pvsim_steal "update" '
+    'line has `steal` equal to that run delay, and the delta since the last update; for vCPU 1 after the host '
+    'thread, 900000 ns in all, 500000 of them new: vCPU 3\'s slices at 900 and 1300 us and the host thread\'s '
+    '300 us between them [steal-is-run-delay]. Halted time is never steal: vCPU 3 halts through vCPU 1\'s whole '
+    'slice and wakes in its own, and the update at its wake-up entry adds nothing ("delta 0") [halt-not-steal], '
+    'four times [four-halts-free]; its fifth halt ends inside the host thread\'s busy period, and the vCPU '
+    'waits for its pCPU: pvsim_sched_out "woken, waits for a pCPU", then pvsim_sched_in, and only that wait '
+    'becomes steal [woken-waits]. A vCPU that halts is not preempted: vCPU 3 gets KVM_VCPU_PREEMPTED only four '
+    'times, each when its slice ended while it was running [preempted-count]. What the guest checks: every '
+    'growth of `steal` fits in the time between the two readings around it minus the time halted there, and '
+    'without a halt it covers that gap to within 10 us: the time a vCPU lost is all reported, the time it slept '
+    'is not. vCPU 0 also prints when it saw vCPU 3\'s `preempted` byte change: 1 while vCPU 3 waited for pCPU 1, '
+    '0 while it slept.',
+    {'vcpus': 4, 'ram_mib': 16}, summary=7, max_insn=100_000_000,
+    host={'pcpus': 2, 'slice_us': 100, 'noise': [{'pcpu': 1, 'from_us': 1000, 'to_us': 1300}]},
+    contains=['pv_steal: vCPU 1: version 10 -> 12, steal 400000 -> 900000 (+500000) between ',
+              'pv_steal: vCPU 3: version 2 -> 4, steal 100000 -> 100000 (+0) between '],
+    trace=[in_order('preempted-at-put', 'pvsim_sched_out: vcpu 1 pcpu 1 rip * preempted until 0.000200000',
+                    'pvsim_steal: preempted: 0x0 -> 0x1', consecutive=True, vcpu=1),
+           in_order('steal-is-run-delay', 'pvsim_sched_out: vcpu 1 pcpu 1 rip * preempted until 0.001400000',
+                    'pvsim_steal: preempted: 0x0 -> 0x1', 'pvsim_sched_in: vcpu 1 pcpu 1 rip * run_delay 900000',
+                    'kvm_pv_tlb_flush: vcpu 1 need_flush_tlb false',
+                    'pvsim_steal: update: steal 900000 delta 500000 version 12', consecutive=True, vcpu=1),
+           in_order('halt-not-steal', 'kvm_exit: vcpu 3 reason HLT', 'kvm_apic_accept_irq: apicid 3 vec 224 (',
+                    'kvm_pv_tlb_flush: vcpu 3 need_flush_tlb false', 'pvsim_steal: update: steal 100000 delta 0 ',
+                    consecutive=True, vcpu=3),
+           exactly('four-halts-free', 'pvsim_steal: update: * delta 0 version', 4, vcpu=3),
+           in_order('woken-waits', 'kvm_apic_accept_irq: apicid 3 vec 224 (',
+                    'pvsim_sched_out: vcpu 3 pcpu 1 rip * woken, waits for a pCPU until 0.001300000',
+                    'pvsim_sched_in: vcpu 3 pcpu 1 rip * run_delay ', 'kvm_pv_tlb_flush: vcpu 3 need_flush_tlb false',
+                    'pvsim_steal: update: steal ', consecutive=True, vcpu=3),
+           exactly('preempted-count', 'pvsim_steal: preempted: 0x0 -> 0x1', 4, vcpu=3)])
+
+PV_TLB_HOST = {'pcpus': 2, 'pv_store_ns': 1000,
+               'preempt': [{'vcpu': 1, 'from_us': 200, 'to_us': 400}, {'vcpu': 1, 'from_ns': 500000, 'to_ns': 699800}]}
+PV_TLB_COMMON = ('The PV TLB flush (CPUID 0x40000001 bit 9, pvmsr/README.md §6.2) and the window of '
+    'CVE-2019-3016. Two vCPUs share page tables in which pages X and Y each map an "old" frame; vCPU 1 reads '
+    'both, so its TLB holds both translations, and loops reading them. vCPU 0 remaps one page to a "new" frame '
+    'and flushes it on vCPU 1: by IPI (vector 0xe1) if vCPU 1 is running, or, if vCPU 1\'s steal-time '
+    '`preempted` says the host has descheduled it, by setting KVM_VCPU_FLUSH_TLB in that byte with LOCK '
+    'CMPXCHG, no IPI, for KVM to flush at vCPU 1\'s next entry. Round 1 (X, at 300 us) falls inside vCPU 1\'s '
+    'first preemption (host.preempt, 200 to 400 us): the flag goes in, and at the entry that ends the '
+    'preemption KVM finds it and flushes: kvm_pv_tlb_flush "need_flush_tlb true" [round1-flush], the only '
+    'such flush [one-flush]. Round 2 (Y, at 700 us): vCPU 1\'s second preemption ends at 699.8 us, 200 ns '
+    'before vCPU 0 flushes, and KVM\'s update of the steal-time area at that entry is made of stores 1 us apart '
+    '(host.pv_store_ns), so vCPU 0 runs between KVM\'s reading of the area and its writing. ')
+smp_scenario('pv-tlb-orig', 'pv_tlb', PV_TLB_COMMON +
+    'Here KVM is the one of 4.16-5.5 (machine.kvm.abi "orig"): record_steal_time read the whole area into its '
+    'own copy, cleared `preempted` in the copy, decided "no flush" (kvm_pv_tlb_flush "need_flush_tlb false"), '
+    'and wrote the whole copy back one store later (pvsim_host "store: record (64 bytes"): vCPU 0\'s CMPXCHG, '
+    'landing in between, still found the byte preempted and set FLUSH_TLB, and the write-back erased it '
+    '[flag-lost]. No IPI went out [no-ipi], nobody flushed, and vCPU 1 read Y\'s old frame through its stale '
+    'translation: the guest reports it as a FAIL, exit status 3 - the guest-visible face of CVE-2019-3016. '
+    'After an INVLPG of its own vCPU 1 reads the new frame. Compare pv-tlb-modern, same guest, same host.',
+    {'vcpus': 2, 'ram_mib': 16, 'kvm': {'abi': 'orig'}}, excludes=(), exit_status=3, max_insn=100_000_000,
+    host=PV_TLB_HOST,
+    contains=['preempted byte read 0x1: FLUSH_TLB set with CMPXCHG, no IPI\n'
+              'pv_tlb: round 2: vCPU 1 then read 0x1d0000000000002 through Y: the old frame\n',
+              'FAIL: round 2: the host was asked to flush (FLUSH_TLB) and vCPU 1 read Y\'s new frame',
+              'PASS: after its own INVLPG vCPU 1 reads Y\'s new frame\n', 'SUMMARY: 7 tests, 1 unexpected failures\n'],
+    trace=[in_order('round1-flush', 'pvsim_steal: preempted: 0x0 -> 0x1', 'pvsim_sched_in: vcpu 1 pcpu 1 rip ',
+                    'kvm_pv_tlb_flush: vcpu 1 need_flush_tlb true', consecutive=True, vcpu=1),
+           exactly('one-flush', 'kvm_pv_tlb_flush: * need_flush_tlb true', 1),
+           in_order('flag-lost', 'pvsim_sched_in: vcpu 1 pcpu 1 rip * run_delay 399800',
+                    'kvm_pv_tlb_flush: vcpu 1 need_flush_tlb false', 'pvsim_steal: update: steal 399800 ',
+                    'pvsim_host: store: record (64 bytes', consecutive=True, vcpu=1),
+           absent('no-ipi', 'kvm_apic_ipi: * vec 225 ')])
+smp_scenario('pv-tlb-modern', 'pv_tlb', PV_TLB_COMMON +
+    'Here KVM is modern (5.6+, commit b043138246a4): record_steal_time clears `preempted` with one atomic '
+    'exchange on guest memory when it reads it, and only the version and `steal` stores come later. vCPU 0 '
+    'finds vCPU 1 no longer preempted, so it sends the flush IPI and waits for it: kvm_apic_ipi with vector 225 '
+    'and its kvm_apic_accept_irq [round2-ipi], the only IPI of the run [one-ipi]; vCPU 1\'s handler runs INVLPG '
+    'and it reads Y\'s new frame. Compare pv-tlb-orig, same guest, same host, where the flag is lost.',
+    {'vcpus': 2, 'ram_mib': 16}, summary=7, max_insn=100_000_000, host=PV_TLB_HOST,
+    contains=['preempted byte read 0x0: flush IPI sent and acknowledged\n'
+              'pv_tlb: round 2: vCPU 1 then read 0xe50000000000002 through Y: the new frame\n'],
+    trace=[in_order('round1-flush', 'pvsim_steal: preempted: 0x0 -> 0x1', 'pvsim_sched_in: vcpu 1 pcpu 1 rip ',
+                    'kvm_pv_tlb_flush: vcpu 1 need_flush_tlb true', consecutive=True, vcpu=1),
+           exactly('one-flush', 'kvm_pv_tlb_flush: * need_flush_tlb true', 1),
+           in_order('round2-ipi', 'pvsim_sched_in: vcpu 1 pcpu 1 rip * run_delay 399800',
+                    'kvm_pv_tlb_flush: vcpu 1 need_flush_tlb false',
+                    'kvm_apic_ipi: dst 1 vec 225 (Fixed|physical|assert|edge|dst)',
+                    'kvm_apic_accept_irq: apicid 1 vec 225 (Fixed|edge)'),
+           exactly('one-ipi', 'kvm_apic_ipi: ', 1)])
+
+smp_scenario('pv-eoi', 'pv_eoi',
+    'PV EOI (MSR 0x4b564d04, pvmsr/README.md §7) on one vCPU in x2APIC mode, as Linux runs under KVM, with '
+    'self-IPIs. First with PV EOI off: 32 interrupts of vector 0x41, and each handler writes the APIC\'s EOI '
+    'register, x2APIC MSR 0x80b: a WRMSR exit each (kvm_msr "msr_write 80b") [eoi-writes-off]. Then the guest registers a 4-byte word (zeroed first) with MSR '
+    '0x4b564d04 = its address | 1, and reads the MSR back [enable]. For each of the next 32 interrupts KVM arms '
+    'bit 0 of the word as it injects (nothing else pending, the vector alone in service: pvsim_pv_eoi "arm"), '
+    'the handler\'s one BTR finds the bit set and writes no EOI, and at the next exit KVM finds the bit cleared '
+    'and does the EOI for the guest: kvm_eoi, then kvm_pv_eoi "apicid 0 vector 65" [pv-eoi-done]. Then 8 pairs, '
+    '0x41 and 0x42 sent with IF=0: 0x42 is injected while 0x41 waits in the IRR, so KVM does not arm the bit '
+    '(no "arm" line) and 0x42\'s handler writes the EOI register; 0x41 follows alone and is armed [not-armed]. '
+    'Then the hazard: the handler of 0x61 sends itself 0x81, which nests. Done right, 0x81\'s handler only '
+    'clears the bit; back in 0x61\'s handler its ISR bit is still set, and 0x52, sent then, waits for 0x61\'s '
+    'EOI. Done wrong, 0x81\'s handler clears the bit AND writes EOI: at the exit of that write KVM first sees '
+    'the cleared bit and ends 0x81 (kvm_eoi and kvm_pv_eoi "vector 129"), then the write itself ends the next '
+    'interrupt in service, 0x61 (kvm_eoi "vector 97"), while 0x61\'s handler is still running [double-eoi]; its '
+    'ISR bit reads 0, and 0x52 preempts it. The guest prints both orders of events. In all, 32 EOI exits saved: '
+    'the EOI register is written 43 times, 32 with PV EOI off, 8 in the pairs, 1 in the right nesting and 2 in '
+    'the wrong one, none for the 32 interrupts with it on [eoi-writes]; KVM did 44 EOIs for the guest '
+    '[pv-eoi-count].',
+    {'vcpus': 1, 'ram_mib': 16}, summary=10,
+    contains=['pv_eoi: PV EOI off: 32 interrupts, 32 EOI register writes\n',
+              'pv_eoi: PV EOI on: 32 interrupts, 32 EOIs by clearing the bit, 0 EOI register writes\n',
+              'pv_eoi: 8 pairs: 8 EOIs by the bit, 8 by the register\n',
+              'pv_eoi: correct EOI: order of events: 0x61 0x81 eoi(0x81) eoi(0x61) 0x52\n',
+              'pv_eoi: bit cleared and EOI written: order of events: 0x61 0x81 eoi(0x81) 0x52 eoi(0x61)\n'],
+    trace=[in_order('eoi-writes-off', *(['kvm_msr: msr_write 80b = 0x0'] * 32), 'kvm_msr: msr_write 4b564d04 = 0x'),
+           in_order('enable', 'kvm_msr: msr_write 4b564d04 = 0x', 'kvm_msr: msr_read 4b564d04 = 0x'),
+           in_order('pv-eoi-done', 'kvm_msr: msr_write 4b564d04 = 0x', 'pvsim_pv_eoi: arm: vector 65',
+                    'kvm_inj_virq: IRQ 0x41', 'kvm_eoi: apicid 0 vector 65', 'kvm_pv_eoi: apicid 0 vector 65'),
+           in_order('not-armed', 'kvm_inj_virq: IRQ 0x42', 'kvm_exit: vcpu 0 reason MSR_WRITE',
+                    'kvm_apic: apic_write APIC_EOI = 0x0', 'kvm_eoi: apicid 0 vector 66', 'kvm_msr: msr_write 80b = 0x0',
+                    'kvm_entry: vcpu 0,', 'pvsim_pv_eoi: arm: vector 65', 'kvm_inj_virq: IRQ 0x41', consecutive=True),
+           in_order('double-eoi', 'kvm_exit: vcpu 0 reason MSR_WRITE', 'kvm_eoi: apicid 0 vector 129',
+                    'kvm_pv_eoi: apicid 0 vector 129', 'kvm_apic: apic_write APIC_EOI = 0x0',
+                    'kvm_eoi: apicid 0 vector 97', 'kvm_msr: msr_write 80b = 0x0', consecutive=True),
+           exactly('eoi-writes', 'kvm_msr: msr_write 80b = 0x0', 43),
+           exactly('pv-eoi-count', 'kvm_pv_eoi: ', 44)])
+
+smp_scenario('pv-spinlock', 'pv_spinlock',
+    'Lock-holder preemption, with a plain spinlock and with a PV spinlock (pvmsr/README.md §10: KICK_CPU and '
+    'SCHED_YIELD). Four vCPUs on four pCPUs. Twice, vCPU 0 takes a lock at T and holds it until T + 100 us, '
+    'and the host deschedules it from T + 20 us to T + 420 us (host.preempt); vCPUs 1-3 come for the lock at '
+    'T + 30 us, while its holder is away. Round 1 (T = 300 us), the plain lock: the host gives vCPU 0 its pCPU '
+    'back only at 720 us [absent-400us], and the three waiters spin on the lock all that time; the guest prints '
+    'how many iterations that took. Round 2 (T = 1300 us), the PV lock: each waiter spins 256 times, then notes '
+    'which lock it waits for, sees from the holder\'s steal-time `preempted` that the host has taken vCPU 0\'s '
+    'pCPU, and hands over with a directed yield (kvm_hypercall "nr 0xb", a0 = vCPU 0\'s APIC ID). As Linux\'s '
+    'yield_to does, the host then runs the holder on its own pCPU at once instead of at 1720 us (pvsim_vcpu '
+    '"yield: to vCPU 0: it runs on pcpu 0 from ...") [yield-ends-absence]; the later yields find vCPU 0 already '
+    'running. Each waiter then halts with IF=0 [waiters-halt]. When vCPU 0 unlocks it kicks one waiter: '
+    'kvm_hypercall "nr 0x5" with a1 = the waiter\'s APIC ID, and the halted vCPU leaves HLT although interrupts '
+    'are off (pvsim_vcpu "kick: pv_unhalted") [kick]; that waiter takes the lock, and its unlock kicks the next: '
+    'vCPU 0 kicks 1, 1 kicks 2, 2 kicks 3 [kick-chain], three kicks in all [three-kicks], and no interrupt is '
+    'involved anywhere [no-irq]. The guest prints both rounds: about 150000 wasted spin iterations and 1.25 ms '
+    'of waiting with the plain lock, 768 iterations and about 0.2 ms with the PV lock.',
+    {'vcpus': 4, 'ram_mib': 16}, summary=6, max_insn=100_000_000,
+    host={'pcpus': 4, 'preempt': [{'vcpu': 0, 'from_us': 320, 'to_us': 720},
+                                  {'vcpu': 0, 'from_us': 1320, 'to_us': 1720}]},
+    contains=['pv_spinlock: PV lock: vCPU 0 held it 99969 ns; its 3 waiters spun 768 iterations, halted 3 times, '
+              'yielded 3 times and waited 213479 ns in all; 3 kicks\n'],
+    trace=[in_order('absent-400us', 'pvsim_sched_out: vcpu 0 pcpu 0 rip * preempted until 0.000720000',
+                    'pvsim_steal: preempted: 0x0 -> 0x1', 'pvsim_sched_in: vcpu 0 pcpu 0 rip ', consecutive=True,
+                    vcpu=0),
+           in_order('yield-ends-absence', 'pvsim_sched_out: vcpu 0 pcpu 0 rip * preempted until 0.001720000',
+                    'kvm_hypercall: nr 0xb a0 0x0 a1 0x0 a2 0x0 a3 0x0',
+                    'pvsim_vcpu: yield: to vCPU 0: it runs on pcpu 0 from ', 'pvsim_sched_in: vcpu 0 pcpu 0 rip '),
+           in_order('waiters-halt', 'kvm_hypercall: nr 0xb a0 0x0 ', 'pvsim_vcpu: yield: ', 'kvm_entry: vcpu 1,',
+                    'kvm_exit: vcpu 1 reason HLT', consecutive=True, vcpu=1),
+           in_order('kick', 'kvm_hypercall: nr 0x5 a0 0x0 a1 0x1 ', 'pvsim_vcpu: kick: pv_unhalted by vCPU 0: leaves HLT'),
+           in_order('kick-chain', 'kvm_hypercall: nr 0x5 a0 0x0 a1 0x1 ', 'kvm_hypercall: nr 0x5 a0 0x0 a1 0x2 ',
+                    'kvm_hypercall: nr 0x5 a0 0x0 a1 0x3 '),
+           exactly('three-kicks', 'kvm_hypercall: nr 0x5 ', 3),
+           absent('no-irq', 'kvm_inj_virq: ')])
+
+smp_scenario('pv-ipi', 'pv_ipi',
+    'IPIs by hypercall (KVM_HC_SEND_IPI, hypercall 10, CPUID 0x40000001 bit 11; pvmsr/README.md §10). Eight '
+    'vCPUs; vCPUs 1-7 wait with STI;HLT and count what they receive. One hypercall names up to 128 vCPUs: a0 '
+    'and a1 are a 128-bit bitmap whose bit i means APIC ID min + i, a2 = min, a3 = the ICR value (delivery '
+    'mode and vector); it returns how many vCPUs accepted. vCPU 0 sends vector 0x51 to vCPUs {1, 3, 4, 6, 7}: '
+    'one kvm_hypercall "nr 0xa a0 0x6d a1 0x0 a2 0x1 a3 0x51" (bitmap 0b1101101 from min 1), then one '
+    'kvm_apic_accept_irq per target [subset] and no other [subset-only]; the same through the xAPIC would take '
+    'five ICR writes, three exits each. Then vector 0x52 to every other vCPU (a0 0x7f from min 1), vector 0x53 '
+    'to {5, 6, 7}: the window starts at min 5, a0 = 0b111 [min-5], vector 0x54 to itself and vCPU 2, and vCPU 3 '
+    'sends vector 0x55 to {0, 7} [from-3]. Raw calls show what KVM does with what Linux never sends: APIC IDs 1 '
+    'and 40 (no vCPU has 40) return 1; a shorthand in a3 returns -KVM_EINVAL and reaches nobody; a window '
+    'starting at min 100, beyond every APIC ID, returns 0. Every hypercall here is one kvm_hypercall line '
+    '"nr 0xa" [eight-hypercalls].',
+    {'vcpus': 8, 'ram_mib': 16}, summary=9, max_insn=100_000_000,
+    contains=['pv_ipi: vector 0x51 received by vCPUs: 1(x1) 3(x1) 4(x1) 6(x1) 7(x1)\n',
+              'pv_ipi: vector 0x53 received by vCPUs: 5(x1) 6(x1) 7(x1)\n'],
+    trace=[in_order('subset', 'kvm_hypercall: nr 0xa a0 0x6d a1 0x0 a2 0x1 a3 0x51',
+                    'kvm_apic_accept_irq: apicid 1 vec 81 (', 'kvm_apic_accept_irq: apicid 3 vec 81 (',
+                    'kvm_apic_accept_irq: apicid 4 vec 81 (', 'kvm_apic_accept_irq: apicid 6 vec 81 (',
+                    'kvm_apic_accept_irq: apicid 7 vec 81 ('),
+           exactly('subset-only', 'kvm_apic_accept_irq: * vec 81 (', 5),
+           in_order('min-5', 'kvm_hypercall: nr 0xa a0 0x7 a1 0x0 a2 0x5 a3 0x53'),
+           in_order('from-3', 'kvm_hypercall: nr 0xa a0 0x81 a1 0x0 a2 0x0 a3 0x55', vcpu=3),
+           exactly('eight-hypercalls', 'kvm_hypercall: nr 0xa ', 8)])
+
+PV_TORN_COMMON = ('A torn kvmclock read (pvmsr/README.md §4.6, §4.13). Linux reads only its own vCPU\'s '
+    'structure, which KVM writes only while that vCPU is out of the guest; the historic report behind the '
+    'odd/even version protocol used a test that reads ANOTHER vCPU\'s structure, as this guest does. Three vCPUs '
+    'share two pCPUs, time-sliced in 20 us slots, so they keep moving between pCPUs, and without the master '
+    'clock (machine.kvm.master_clock false) every move makes KVM refresh the moved vCPU\'s kvmclock structure at '
+    'its entry: the pvsim_vcpu "migrate" line, the kvm_pvclock_update with the new values, then the separate '
+    'stores that write them, 1 us apart (host.pv_store_ns) [refresh-on-move]. vCPU 0 registered kvmclock and '
+    'waits; vCPU 1 registered nothing, so its own entries store nothing and it runs at once, and it reads vCPU '
+    '0\'s structure in a tight loop with the version check, comparing each snapshot, at the TSC it read, with '
+    'one taken right after registration: all consistent pairs lie on one line, so more than 1 us off is a torn '
+    'read. Every third slot vCPU 0 comes back next to vCPU 1 and is refreshed while vCPU 1 reads. ')
+PV_TORN_HOST = {'pcpus': 2, 'policy': 'time_sliced', 'slice_us': 20, 'pv_store_ns': 1000}
+smp_scenario('pv-clock-torn-orig', 'pv_clock_torn', PV_TORN_COMMON +
+    'Seed-era KVM (machine.kvm.abi "orig") copies the structure as four 8-byte stores with version += 2 in the '
+    'first and no odd phase. Between the store of the new tsc_timestamp and that of the new system_time a reader '
+    'sees an even version that does not change under it, with fields of two updates: the time it computes is 40 '
+    'us behind, the time between vCPU 0\'s last two refreshes. The guest reports torn reads as a FAIL (exit '
+    'status 3) and prints the first one. Compare pv-clock-torn-modern, same guest and host.',
+    {'vcpus': 3, 'ram_mib': 16, 'kvm': {'abi': 'orig', 'master_clock': False}}, excludes=(), exit_status=3,
+    max_insn=100_000_000, host=PV_TORN_HOST,
+    contains=['pv_clock_torn: first torn snapshot: version 4 tsc_timestamp 150000 system_time 37463 at tsc ',
+              'largest offset -40000 ns\n', 'FAIL: no torn read', 'SUMMARY: 3 tests, 1 unexpected failures\n'],
+    trace=[in_order('refresh-on-move', 'pvsim_vcpu: migrate: pcpu 1 -> pcpu 0', 'kvm_pvclock_update: vcpu_id 0, ',
+                    'pvsim_host: store: version (8 bytes', 'pvsim_host: store: tsc_timestamp (8 bytes',
+                    'pvsim_host: store: system_time (8 bytes', 'pvsim_host: store: mul_shift_flags (8 bytes',
+                    consecutive=True, vcpu=0)])
+smp_scenario('pv-clock-torn-modern', 'pv_clock_torn', PV_TORN_COMMON +
+    'Modern KVM stores the version made odd, then the whole body, then the version made even: a reader that '
+    'starts inside the update retries, and no snapshot that passes the check mixes two updates. The guest prints '
+    'how often its version loop had to go round again. Compare pv-clock-torn-orig, same guest and host.',
+    {'vcpus': 3, 'ram_mib': 16, 'kvm': {'master_clock': False}}, summary=3, max_insn=100_000_000,
+    host=PV_TORN_HOST, contains=['0 torn, ', 'PASS: no torn read'],
+    trace=[in_order('refresh-on-move', 'pvsim_vcpu: migrate: pcpu 1 -> pcpu 0', 'kvm_pvclock_update: vcpu_id 0, ',
+                    'pvsim_host: store: version (4 bytes', 'pvsim_host: store: body (32 bytes',
+                    'pvsim_host: store: version (4 bytes', consecutive=True, vcpu=0)])
+
+smp_scenario('pv-clock-stopped', 'pv_clock_stopped',
+    'PVCLOCK_GUEST_STOPPED (pvmsr/README.md §4.2): the VMM stops the VM from 300 to 800 us (host.pause), as '
+    'QEMU does for a snapshot or the last phase of a migration: "pvsim_host: pause", every vCPU\'s '
+    'pvsim_sched_out "paused" [pause]. When it resumes, the VMM issues KVM_KVMCLOCK_CTRL on every vCPU '
+    '("pvsim_host: resume") and at each vCPU\'s first entry KVM writes its kvmclock structure with flags bit 1 '
+    'set: flags 0x3 with the master clock\'s TSC_STABLE [stopped-flag], once per vCPU [two-flags]. A pause is '
+    'not run delay: the pvsim_sched_in lines after it report run_delay 0, and steal does not grow [not-steal]. '
+    'The guest\'s clock reader (Linux\'s pvclock_clocksource_read) clears the bit in the structure when it sees '
+    'it and would pet its soft-lockup watchdog; the guest prints, per vCPU, at which reading it saw the bit - '
+    'the first after the pause, the one with the largest TSC step - and that the bit stays clear.',
+    {'vcpus': 2, 'ram_mib': 16}, summary=4, max_insn=100_000_000,
+    host={'pcpus': 2, 'pause': [{'from_us': 300, 'to_us': 800}]},
+    contains=['pv_clock_stopped: 2 vCPUs, kvmclock MSR 0x4b564d01, 2 watchdog pets in all\n'],
+    trace=[in_order('pause', 'pvsim_host: pause: the VMM stops the VM until 0.000800000',
+                    'pvsim_sched_out: vcpu 0 pcpu 0 rip * paused until 0.000800000',
+                    'pvsim_sched_out: vcpu 1 pcpu 1 rip * paused until 0.000800000'),
+           in_order('stopped-flag', 'pvsim_host: resume: KVM_KVMCLOCK_CTRL on vCPUs 0,1',
+                    'pvsim_sched_in: vcpu 0 pcpu 0 rip * run_delay 0', 'kvm_pvclock_update: vcpu_id 0, * flags 0x3 }'),
+           exactly('two-flags', 'kvm_pvclock_update: * flags 0x3 }', 2),
+           in_order('not-steal', 'pvsim_sched_out: vcpu 1 pcpu 1 rip * paused until 0.000800000',
+                    'pvsim_sched_in: vcpu 1 pcpu 1 rip * run_delay 0', 'kvm_pvclock_update: vcpu_id 1, ',
+                    'kvm_pv_tlb_flush: vcpu 1 need_flush_tlb false', 'pvsim_steal: update: steal 0 delta 0 ',
+                    consecutive=True, vcpu=1)])
+
+PV_PAIRS_COMMON = ('What each vCPU\'s kvmclock structure holds after a global clock update (pvmsr/README.md '
+    '§4.5). Two vCPUs register kvmclock at the start; vCPU 0\'s write starts a global update, which reaches '
+    'every vCPU KVMCLOCK_UPDATE_DELAY later (shortened to 1 ms here, machine.kvm.clock_update_delay_ms). Both '
+    'vCPUs sleep on their LAPIC timers through it and wake at 1.5 ms and 1.8 ms: each refreshes its structure '
+    'at its own wake-up entry, where KVM services the pending update before it injects the timer interrupt '
+    '[refresh-at-wake]. The guest prints each vCPU\'s (tsc_timestamp, system_time) pair at registration and '
+    'after its wake-up, and checks that both pairs lie on one line (each is the other\'s clock at its '
+    'tsc_timestamp). ')
+smp_scenario('pv-clock-pairs', 'pv_clock_pairs', PV_PAIRS_COMMON +
+    'Without the master clock (machine.kvm.master_clock false) each vCPU samples the host clock and its own TSC '
+    'at its own entry: the pairs differ, 300 us apart, as on KVM [own-samples]. Compare pv-clock-pairs-master.',
+    {'vcpus': 2, 'ram_mib': 16, 'kvm': {'master_clock': False, 'clock_update_delay_ms': 1}}, summary=2,
+    contains=['pv_clock_pairs: vCPU 0 after its wake-up: version 4 tsc_timestamp 37502',
+              'pv_clock_pairs: vCPU 1 after its wake-up: version 4 tsc_timestamp 45002',
+              'pv_clock_pairs: after the global update the two vCPUs hold different (tsc_timestamp, system_time) '
+              'pairs\n'],
+    trace=[in_order('refresh-at-wake', 'kvm_apic_accept_irq: apicid 1 vec 224 (', 'kvm_pvclock_update: vcpu_id 1, ',
+                    'kvm_inj_virq: IRQ 0xe0', consecutive=True, vcpu=1),
+           absent('own-samples', 'kvm_pvclock_update: * version 4, tsc_timestamp 0x0, system_time 0x0,')])
+smp_scenario('pv-clock-pairs-master', 'pv_clock_pairs', PV_PAIRS_COMMON +
+    'With the master clock (the default) every update copies the one master pair, taken when the VM was '
+    'created: both vCPUs hold (0, 0) at registration and after the update, with flags 0x1 [master-pair]. '
+    'Compare pv-clock-pairs.',
+    {'vcpus': 2, 'ram_mib': 16, 'kvm': {'clock_update_delay_ms': 1}}, summary=2,
+    contains=['pv_clock_pairs: after the global update the two vCPUs hold the same (tsc_timestamp, system_time) '
+              'pair\n'],
+    trace=[in_order('refresh-at-wake', 'kvm_apic_accept_irq: apicid 1 vec 224 (', 'kvm_pvclock_update: vcpu_id 1, ',
+                    'kvm_inj_virq: IRQ 0xe0', consecutive=True, vcpu=1),
+           exactly('master-pair', 'kvm_pvclock_update: * tsc_timestamp 0x0, system_time 0x0, * flags 0x1 }', 4)])
+
+PV_HC_COMMON = ('KVM\'s hypercall table (pvmsr/README.md §10) from one vCPU: RAX = number, RBX, RCX, RDX, RSI = '
+    'arguments, result in RAX. Each call is a kvm_exit (VMCALL on Intel, VMMCALL on AMD) and a kvm_hypercall '
+    'line with the number and the four arguments [hypercall-line]. VAPIC_POLL_IRQ (1) returns 0; MMU_OP (2), '
+    'FEATURES (3), MAP_GPA_RANGE (12, whose exit the VMM did not ask for) and 99 return -KVM_ENOSYS. KICK_CPU '
+    '(5) to the vCPU itself leaves it "unhalted" (pvsim_vcpu "kick: pv_unhalted"): the HLT it executes next, '
+    'with IF=0 and nothing pending, exits and re-enters at once instead of halting for good [kick-self]. SEND_IPI (10) to itself returns 1 and the '
+    'interrupt arrives; SCHED_YIELD (11) to itself or to an APIC ID nobody has returns 0; CLOCK_PAIRING (9) '
+    'writes {sec, nsec, tsc} for the guest\'s TSC at the call, and its wall time is the one kvmclock gives at '
+    'that TSC; from CPL 3 every hypercall returns -KVM_EPERM. ')
+smp_scenario('pv-hypercall', 'pv_hypercall', PV_HC_COMMON +
+    'This vCPU is an Intel one, so the guest uses VMCALL. Last, it runs VMMCALL, AMD\'s instruction: it raises '
+    '#UD, which KVM intercepts (kvm_exit EXCEPTION_NMI), and by default (quirk FIX_HYPERCALL_INSN) KVM rewrites the '
+    'three bytes in guest memory to VMCALL and re-enters at the same RIP, so the next exit is the VMCALL itself '
+    '[patched]: the call returns 0 and the bytes now read 0f 01 c1.',
+    {'vcpus': 1, 'ram_mib': 16}, summary=14,
+    contains=['pv_hypercall: CPU vendor Intel: hypercalls use VMCALL',
+              'pv_hypercall: VMMCALL returned 0; its bytes are now 0f 01 c1\n'],
+    trace=[in_order('hypercall-line', 'kvm_exit: vcpu 0 reason VMCALL', 'kvm_hypercall: nr 0x1 a0 0x0 a1 0x0 a2 0x0 a3 0x0'),
+           in_order('kick-self', 'kvm_hypercall: nr 0x5 a0 0x0 a1 0x0', 'pvsim_vcpu: kick: pv_unhalted by vCPU 0',
+                    'kvm_exit: vcpu 0 reason HLT', 'pvsim_vcpu: kick: HLT does not block: pv_unhalted was set',
+                    'kvm_entry: vcpu 0,'),
+           in_order('patched', 'kvm_exit: vcpu 0 reason EXCEPTION_NMI', 'kvm_entry: vcpu 0, rip',
+                    'kvm_exit: vcpu 0 reason VMCALL', 'kvm_hypercall: nr 0x1 a0 0x0 a1 0x0 a2 0x0 a3 0x0',
+                    consecutive=True)])
+smp_scenario('pv-hypercall-amd', 'pv_hypercall', PV_HC_COMMON +
+    'This vCPU is an AMD one (machine.cpu_vendor "amd"), so the guest uses VMMCALL (the trace keeps the VMX '
+    'exit names of pvsim\'s model: the exit still reads VMCALL); VMCALL is the foreign instruction here: '
+    'intercepted as #UD, rewritten to VMMCALL (0f 01 d9) and run [patched].',
+    {'vcpus': 1, 'ram_mib': 16, 'cpu_vendor': 'amd'}, summary=14,
+    contains=['pv_hypercall: CPU vendor AMD: hypercalls use VMMCALL',
+              'pv_hypercall: VMCALL returned 0; its bytes are now 0f 01 d9\n'],
+    trace=[in_order('hypercall-line', 'kvm_exit: vcpu 0 reason VMCALL', 'kvm_hypercall: nr 0x1 a0 0x0 a1 0x0 a2 0x0 a3 0x0'),
+           in_order('kick-self', 'kvm_hypercall: nr 0x5 a0 0x0 a1 0x0', 'pvsim_vcpu: kick: pv_unhalted by vCPU 0',
+                    'kvm_exit: vcpu 0 reason HLT', 'pvsim_vcpu: kick: HLT does not block: pv_unhalted was set',
+                    'kvm_entry: vcpu 0,'),
+           in_order('patched', 'kvm_exit: vcpu 0 reason EXCEPTION_NMI', 'kvm_entry: vcpu 0, rip',
+                    'kvm_exit: vcpu 0 reason VMCALL', 'kvm_hypercall: nr 0x1 a0 0x0 a1 0x0 a2 0x0 a3 0x0',
+                    consecutive=True)])
+smp_scenario('pv-hypercall-ud', 'pv_hypercall', PV_HC_COMMON +
+    'With KVM\'s FIX_HYPERCALL_INSN quirk off (machine.kvm.fix_hypercall_insn false), the foreign VMMCALL is '
+    'not rewritten: KVM intercepts the #UD and injects it back into the guest [ud], and the bytes stay 0f 01 d9.',
+    {'vcpus': 1, 'ram_mib': 16, 'kvm': {'fix_hypercall_insn': False}}, summary=14,
+    contains=['pv_hypercall: VMMCALL raised vector 6; its bytes are 0f 01 d9\n'],
+    trace=[in_order('hypercall-line', 'kvm_exit: vcpu 0 reason VMCALL', 'kvm_hypercall: nr 0x1 a0 0x0 a1 0x0 a2 0x0 a3 0x0'),
+           in_order('kick-self', 'kvm_hypercall: nr 0x5 a0 0x0 a1 0x0', 'pvsim_vcpu: kick: pv_unhalted by vCPU 0',
+                    'kvm_exit: vcpu 0 reason HLT', 'pvsim_vcpu: kick: HLT does not block: pv_unhalted was set',
+                    'kvm_entry: vcpu 0,'),
+           in_order('ud', 'kvm_exit: vcpu 0 reason EXCEPTION_NMI', 'kvm_inj_exception: #UD', 'kvm_entry: vcpu 0, rip',
+                    consecutive=True)])

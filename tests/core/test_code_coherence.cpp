@@ -251,6 +251,25 @@ TEST_CASE("SMC: code written by another vCPU between interleaved run slices",
   }
 }
 
+TEST_CASE("SMC: the hypervisor rewrites code (Vcpu::write_linear) in a block another vCPU "
+          "stopped in", "[smc][coherence][smp]") {
+  // KVM's emulator rewrites a wrong-vendor hypercall through emulator_write_emulated, on
+  // behalf of whichever vCPU trapped; the decoded blocks are per VM, so a block another
+  // vCPU has cached from that page must not run again with the old bytes.
+  Machine m;
+  auto v1 = second_vcpu(m, 0x70000);
+  // 0x109000: nop; nop; mov eax, imm32; hlt
+  m.put(0x109000, {0x90, 0x90, 0xb8, 0x11, 0x11, 0x11, 0x11, 0xf4});
+  for (uint8_t k = 0x44; k < 0x48; ++k) {
+    for (int warm = 0; warm < 2; ++warm) CHECK(run_at(m.vcpu, 0x109000).reason == StopReason::Halted);
+    const uint8_t imm[4] = {k, k, k, k};
+    GuestException f;
+    REQUIRE(v1->write_linear(0x109003, imm, 4, f) == LinearAccess::Ok);
+    CHECK(run_at(m.vcpu, 0x109000).reason == StopReason::Halted);
+    CHECK(m.vcpu.gpr(RAX) == 0x01010101u * k);
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // 2. Instructions that cross a page boundary
 // ---------------------------------------------------------------------------------------

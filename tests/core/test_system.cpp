@@ -251,9 +251,9 @@ TEST_CASE("VMCALL: #UD without a hypercall handler, hook when present", "[system
   m.step();
   CHECK(m.vcpu.rip() == m.handler_addr(6));
   Machine h;
-  h.vcpu.set_hypercall_handler([](Vcpu& v) {
+  h.vcpu.set_hypercall_handler([](Vcpu& v, HypercallInsn) {
     v.set_gpr(0, 42);
-    return true;
+    return HypercallResult{};
   });
   h.code({0x0f, 0x01, 0xc1} /* vmcall */);
   h.step();

@@ -243,9 +243,23 @@ TEST_CASE("host clocks and hand-built configurations", "[host_model]") {
 
 // Reference model: the documented rules evaluated one nanosecond at a time. Returns the
 // pCPU vCPU v holds at time t, or -1.
+static int base_pcpu(const HostConfig& h, unsigned vcpus, unsigned v, uint64_t t);
+
+// The documented rules, one instant at a time: a pause or a preemption window of v stops
+// it; otherwise it runs where the base schedule puts it unless a host noise thread holds
+// that pCPU.
 static int reference_pcpu(const HostConfig& h, unsigned vcpus, unsigned v, uint64_t t) {
   for (const PreemptWindow& w : h.preempt)
     if (w.vcpu == v && t >= w.from_ns && t < w.to_ns) return -1;
+  for (const PauseWindow& w : h.pause)
+    if (t >= w.from_ns && t < w.to_ns) return -1;
+  const int p = base_pcpu(h, vcpus, v, t);
+  for (const NoiseWindow& w : h.noise)
+    if (static_cast<int>(w.pcpu) == p && t >= w.from_ns && t < w.to_ns) return -1;
+  return p;
+}
+
+static int base_pcpu(const HostConfig& h, unsigned vcpus, unsigned v, uint64_t t) {
   const uint64_t slot = t / h.slice_ns;
   if (h.policy == HostPolicy::Pinned) {
     const unsigned p = h.pin[v];
@@ -261,6 +275,49 @@ static int reference_pcpu(const HostConfig& h, unsigned vcpus, unsigned v, uint6
   for (unsigned p = 0; p < h.pcpus; ++p)
     if ((slot * h.pcpus + p) % vcpus == v) return static_cast<int>(p);
   return -1;
+}
+
+TEST_CASE("host noise takes a pCPU from whoever the schedule puts there", "[host_model]") {
+  HostConfig h = pinned(2, {0, 0, 1});  // vCPUs 0 and 1 share pCPU 0; vCPU 2 has pCPU 1
+  h.slice_ns = 3 * kMs;
+  h.noise = {{0, 2 * kMs, 4 * kMs}, {1, 10 * kMs, 11 * kMs}};
+  const HostModel m(h, 3);
+  // vCPU 0's slice [0, 3) loses [2, 3); vCPU 1's slice [3, 6) loses [3, 4).
+  CHECK(m.window_at(0, Tick(0)) == win(0, 2 * kMs, 0));
+  CHECK(m.window_at(0, Tick(2 * kMs)) == win(6 * kMs, 9 * kMs, 0));
+  CHECK(m.window_at(1, Tick(0)) == win(4 * kMs, 6 * kMs, 0));
+  CHECK_FALSE(m.always_running(2));  // noise on its own pCPU
+  CHECK(m.window_at(2, Tick(0)) == win(0, 10 * kMs, 1));
+  CHECK(m.window_at(2, Tick(10 * kMs)) == win(11 * kMs, UINT64_MAX, 1));
+  CHECK(m.describe() == "3 vCPUs on 2 pCPUs, pinned (pCPU 0: vCPUs 0,1), slice 3 ms, 2 host noise windows");
+  CHECK_THROWS_AS(HostModel([] {
+                    HostConfig bad = pinned(1);
+                    bad.noise = {{1, 0, 1}};
+                    return bad;
+                  }(),
+                            1),
+                  std::invalid_argument);
+}
+
+TEST_CASE("a pause stops every vCPU, and only its overlap with a gap is paused time", "[host_model]") {
+  HostConfig h = pinned(2);
+  h.pause = {{5 * kMs, 7 * kMs}, {6 * kMs, 8 * kMs}};  // overlapping: one pause [5, 8)
+  h.preempt = {{1, 4 * kMs, 6 * kMs}};
+  const HostModel m(h, 2);
+  CHECK_FALSE(m.always_running(0));
+  CHECK(m.window_at(0, Tick(0)) == win(0, 5 * kMs, 0));
+  CHECK(m.window_at(0, Tick(5 * kMs)) == win(8 * kMs, UINT64_MAX, 0));
+  CHECK(m.window_at(1, Tick(4 * kMs)) == win(8 * kMs, UINT64_MAX, 1));
+  CHECK_FALSE(m.paused_at(Tick(5 * kMs - 1)));
+  CHECK(m.paused_at(Tick(5 * kMs)));
+  CHECK(m.paused_at(Tick(8 * kMs - 1)));
+  CHECK_FALSE(m.paused_at(Tick(8 * kMs)));
+  CHECK(m.paused_ns(Tick(4 * kMs), Tick(8 * kMs)) == 3 * kMs);  // vCPU 1: 1 ms of run delay
+  CHECK(m.paused_ns(Tick(0), Tick(5 * kMs)) == 0);
+  REQUIRE(m.pauses().size() == 1);
+  CHECK(m.pauses()[0].from_ns == 5 * kMs);
+  CHECK(m.pauses()[0].to_ns == 8 * kMs);
+  CHECK(m.describe() == "2 vCPUs on 2 pCPUs, pinned 1:1, 1 preemption window, 1 pause");
 }
 
 TEST_CASE("window_at agrees with a nanosecond-by-nanosecond reference", "[host_model]") {
@@ -280,8 +337,16 @@ TEST_CASE("window_at agrees with a nanosecond-by-nanosecond reference", "[host_m
       h.preempt.push_back(
           {static_cast<unsigned>(rng.below(vcpus)), from, from + 1 + rng.below(40)});
     }
+    for (size_t i = rng.below(4); i > 0; --i) {
+      const uint64_t from = rng.below(200);
+      h.noise.push_back({static_cast<unsigned>(rng.below(h.pcpus)), from, from + 1 + rng.below(40)});
+    }
+    if (rng.one_in(3)) {
+      const uint64_t from = rng.below(200);
+      h.pause.push_back({from, from + 1 + rng.below(40)});
+    }
     const HostModel m(h, vcpus);
-    constexpr uint64_t kHorizon = 260;  // beyond the last preemption window
+    constexpr uint64_t kHorizon = 260;  // beyond the last preemption, noise and pause window
     for (unsigned v = 0; v < vcpus; ++v) {
       for (uint64_t t = 0; t < kHorizon; ++t) {
         const RunWindow w = m.window_at(v, Tick(t));

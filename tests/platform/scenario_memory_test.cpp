@@ -104,6 +104,19 @@ TEST_CASE("the good fixture with every host.memory key loads and builds the mode
         "(1 range with its own), 2 I/O workers");
 }
 
+TEST_CASE("machine.irqchip: QEMU's kernel_irqchip names map onto KVM's lapic_in_kernel()", "[scenario][host-memory]") {
+  Dir d;
+  const std::pair<const char*, IrqChip> rows[] = {{"kernel", IrqChip::Kernel},
+                                                  {"split", IrqChip::Kernel},
+                                                  {"none", IrqChip::Userspace},
+                                                  {"userspace", IrqChip::Userspace}};
+  for (const auto& [name, want] : rows) {
+    INFO(name);
+    const std::string machine = std::string(R"("machine": {"irqchip": ")") + name + "\"}";
+    CHECK(parse_scenario(with(machine), d.file()).machine.irqchip == want);
+  }
+}
+
 TEST_CASE("bad machine.irqchip and host.memory: one exact line with file and JSON pointer",
           "[scenario][host-memory]") {
   Dir d;
@@ -113,10 +126,10 @@ TEST_CASE("bad machine.irqchip and host.memory: one exact line with file and JSO
   const std::string p = f + "/host/memory";
 
   // machine.irqchip
-  CHECK(error_of(with(R"("machine": {"irqchip": "none"})")) ==
-        f + "/machine/irqchip: must be \"kernel\" or \"userspace\", got \"none\"");
+  CHECK(error_of(with(R"("machine": {"irqchip": "off"})")) ==
+        f + "/machine/irqchip: must be \"kernel\", \"split\", \"none\" or \"userspace\", got \"off\"");
   CHECK(error_of(with(R"("machine": {"irqchip": true})")) ==
-        f + "/machine/irqchip: must be \"kernel\" or \"userspace\", got true");
+        f + "/machine/irqchip: must be \"kernel\", \"split\", \"none\" or \"userspace\", got true");
 
   // The object and its keys.
   CHECK(mem("1") == p + ": must be an object, got 1");

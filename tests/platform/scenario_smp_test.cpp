@@ -160,7 +160,7 @@ TEST_CASE("bad SMP keys: one exact line with file and JSON pointer", "[scenario]
   CHECK(error_of(d, R"("machine": {"cpus": 2})") ==
         f + "/machine/cpus: unknown key (allowed here: vcpus, ram_mib, tsc_khz, tsc_start, "
             "quantum, exact_quantum, kvm_cpuid, "
-            "ignore_unhandled_io, start, apic_bus_mhz, ipi_latency_ns, tsc_skew, kvm, irqchip)");
+            "ignore_unhandled_io, start, apic_bus_mhz, ipi_latency_ns, tsc_skew, kvm, irqchip, cpu_vendor)");
   CHECK(error_of(d, R"("machine": {"start": "ap"})") ==
         f + "/machine/start: must be \"all\" or \"bsp\", got \"ap\"");
   CHECK(error_of(d, R"("machine": {"start": 0})") ==
@@ -203,7 +203,7 @@ TEST_CASE("bad SMP keys: one exact line with file and JSON pointer", "[scenario]
   CHECK(error_of(d, R"("machine": {"kvm": {"steal": true}})") ==
         f + "/machine/kvm/steal: unknown key (allowed here: abi, enforce_pv_cpuid, master_clock, "
             "kvmclock_sync_ms, "
-            "clock_update_delay_ms)");
+            "clock_update_delay_ms, fix_hypercall_insn, map_gpa_range_exit, map_gpa_range_ret, migration_control)");
   CHECK(error_of(d, R"("machine": {"kvm": []})") == f + "/machine/kvm: must be an object, got []");
   CHECK(error_of(d, R"("machine": {"kvm": {"abi": "seed"}})") ==
         f + "/machine/kvm/abi: must be \"modern\" or \"orig\", got \"seed\"");
@@ -219,8 +219,8 @@ TEST_CASE("bad SMP keys: one exact line with file and JSON pointer", "[scenario]
   // host
   CHECK(error_of(d, R"("host": 1)") == f + "/host: must be an object, got 1");
   CHECK(error_of(d, R"("host": {"cpus": 1})") ==
-        f + "/host/cpus: unknown key (allowed here: pcpus, policy, pin, slice_us, preempt, "
-            "wall_clock_ns, monotonic_ns, memory)");
+        f + "/host/cpus: unknown key (allowed here: pcpus, policy, pin, slice_us, preempt, noise, pause, "
+            "pv_store_ns, wall_clock_ns, monotonic_ns, memory)");
   CHECK(error_of(d, R"("host": {"pcpus": 0})") ==
         f + "/host/pcpus: must be an integer from 1 to 256, got 0");
   CHECK(error_of(d, R"("host": {"pcpus": 257})") ==
@@ -251,7 +251,7 @@ TEST_CASE("bad SMP keys: one exact line with file and JSON pointer", "[scenario]
   CHECK(error_of(d, R"("host": {"preempt": [{"from_us": 1, "to_us": 2}]})") ==
         f + "/host/preempt/0: missing required key \"vcpu\"");
   CHECK(error_of(d, R"("host": {"preempt": [{"vcpu": 0, "from_us": 1, "to_us": 2, "pcpu": 0}]})") ==
-        f + "/host/preempt/0/pcpu: unknown key (allowed here: vcpu, from_us, to_us)");
+        f + "/host/preempt/0/pcpu: unknown key (allowed here: vcpu, from_us, to_us, from_ns, to_ns)");
   CHECK(
       error_of(
           d,

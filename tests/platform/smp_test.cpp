@@ -183,7 +183,11 @@ TEST_CASE("host model: a preemption window becomes run delay, virtual time still
   CHECK(r.vcpus.at(1).run_delay_ns == 500'000);
   for (const VcpuReport& v : r.vcpus)
     if (v.index != 1) CHECK(v.run_delay_ns == 0);
-  CHECK(trace.str().find("pvsim_vcpu: sched_out: runnable, no pCPU until 0.000700000") != std::string::npos);
+  const std::string text = trace.str();
+  CHECK(text.find("pvsim_sched_out: vcpu 1 pcpu 1 rip 0x") != std::string::npos);
+  CHECK(text.find(" preempted until 0.000700000") != std::string::npos);
+  CHECK(text.find("pvsim_sched_in: vcpu 1 pcpu 1 rip 0x") != std::string::npos);
+  CHECK(text.find(" run_delay 500000\n") != std::string::npos);
 
   // Two vCPUs per pCPU, time-sliced: every vCPU waits about half of the run.
   Scenario t = shipped("spinlock-q10000.json");

@@ -39,6 +39,7 @@ struct Rig {
   NullEnv env;
   EventQueue events;
   std::vector<std::unique_ptr<Vcpu>> vcpus;
+  HostStores stores;
   std::unique_ptr<KvmClock> clock;  // declared last: destroyed before the vCPUs and queue
 
   explicit Rig(const KvmClockConfig& cfg, std::vector<VcpuSpec> specs = {VcpuSpec{}}) {
@@ -60,8 +61,13 @@ struct Rig {
   // (the CPU core calls the entry hook there, pvmsr/hypervisor.h).
   MsrStatus wr(unsigned i, uint32_t msr, uint64_t value) {
     const MsrStatus st = v(i).msrs().write(v(i), msr, value);
-    clock->on_entry(v(i));
+    enter(i);
     return st;
+  }
+  // Guest entry of vCPU i: the requests are serviced and the host's stores land at once.
+  void enter(unsigned i) {
+    clock->on_entry(v(i), stores);
+    stores.apply_all(mem);
   }
   MsrStatus rd(unsigned i, uint32_t msr, uint64_t& value) { return v(i).msrs().read(v(i), msr, value); }
   uint64_t rd_ok(unsigned i, uint32_t msr) {
@@ -186,8 +192,8 @@ TEST_CASE("system time MSRs: valid, zero, misaligned and beyond-RAM values never
       CHECK(r.rd_ok(1, msr) == 0x2000);
       r.advance_all(500 * kMs);
       r.events.run_until(Tick(500 * kMs));  // the delayed fan-out (modern) fires here
-      r.clock->on_entry(r.v(0));
-      r.clock->on_entry(r.v(1));
+      r.enter(0);
+      r.enter(1);
       REQUIRE(r.mem.read(Gpa(0x2000), after.data(), 32));
       CHECK(before == after);
       CHECK_FALSE(r.clock->update_pending(1));
@@ -334,7 +340,7 @@ TEST_CASE("boot vCPU on MSR 0x12 disables the master clock; back on 0x4b564d01 r
   CHECK(a.system_time == 1 * kMs);  // sampled at vCPU 0's own time
   // The master-clock update asked every vCPU for a clock update.
   CHECK(r.clock->update_pending(1));
-  r.clock->on_entry(r.v(1));
+  r.enter(1);
   CHECK(r.vti(0x2000).flags == 0);
   CHECK(r.vti(0x2000).system_time == 1 * kMs);
 
@@ -352,12 +358,12 @@ TEST_CASE("boot vCPU on MSR 0x12 disables the master clock; back on 0x4b564d01 r
   CHECK(r.clock->update_pending(1));
   CHECK(r.events.next_time() == Tick(2 * kMs));
   const uint32_t version_before = r.vti(0x2000).version;
-  r.clock->on_entry(r.v(1));
+  r.enter(1);
   CHECK(r.vti(0x2000).version == version_before);
   CHECK(r.vti(0x2000).flags == 0);
   r.advance(1, 2 * kMs);
   r.events.run_until(Tick(2 * kMs));
-  r.clock->on_entry(r.v(1));
+  r.enter(1);
   const PvclockVcpuTimeInfo b = r.vti(0x2000);
   CHECK(b.version == version_before + 2);
   CHECK(b.flags == PVCLOCK_TSC_STABLE_BIT);
@@ -406,8 +412,8 @@ TEST_CASE("GLOBAL update: the writer now, every vCPU update_delay later, one fan
   CHECK(r.clock->update_pending(1));
   // Requests never write memory by themselves.
   CHECK(r.vti(0x2000).version == 2);
-  r.clock->on_entry(r.v(0));
-  r.clock->on_entry(r.v(1));
+  r.enter(0);
+  r.enter(1);
   CHECK(r.vti(0x2000).version == 4);
   CHECK(r.vti(0x3000).version == 4);
   CHECK(r.vti(0x2000).system_time == 101 * kMs);
@@ -422,11 +428,11 @@ TEST_CASE("migration: GLOBAL update without master clock, none with it; orig: th
     REQUIRE(r.wr(1, kSysNew, 0x2001) == MsrStatus::Ok);
     r.advance_all(200 * kMs);
     r.events.run_until(Tick(200 * kMs));
-    r.clock->on_entry(r.v(1));
+    r.enter(1);
     const uint32_t version = r.vti(0x2000).version;
     r.clock->on_migrate(1);
     CHECK_FALSE(r.clock->update_pending(1));
-    r.clock->on_entry(r.v(1));
+    r.enter(1);
     CHECK(r.vti(0x2000).version == version);
     CHECK(r.events.next_time() == Tick(r.clock->config().periodic_sync_ns));
   }
@@ -436,13 +442,13 @@ TEST_CASE("migration: GLOBAL update without master clock, none with it; orig: th
     REQUIRE(r.wr(1, kSysNew, 0x3001) == MsrStatus::Ok);
     r.advance_all(200 * kMs);
     r.events.run_until(Tick(200 * kMs));
-    r.clock->on_entry(r.v(0));
-    r.clock->on_entry(r.v(1));
+    r.enter(0);
+    r.enter(1);
     r.advance(1, 250 * kMs);
     r.clock->on_migrate(1);
     CHECK(r.clock->update_pending(1));
     CHECK_FALSE(r.clock->update_pending(0));
-    r.clock->on_entry(r.v(1));
+    r.enter(1);
     CHECK(r.vti(0x3000).system_time == 250 * kMs);
     CHECK(r.events.next_time() == Tick(350 * kMs));  // the fan-out for everybody
     r.advance_all(350 * kMs);
@@ -458,7 +464,7 @@ TEST_CASE("migration: GLOBAL update without master clock, none with it; orig: th
     r.clock->on_migrate(1);
     CHECK(r.clock->update_pending(1));
     CHECK_FALSE(r.clock->update_pending(0));
-    r.clock->on_entry(r.v(1));
+    r.enter(1);
     CHECK(r.vti(0x3000).system_time == 250 * kMs);
     CHECK(r.vti(0x3000).version == 4);
     CHECK(r.events.empty());
@@ -473,8 +479,8 @@ TEST_CASE("periodic sync: every period all vCPUs get an update (modern only)", "
   REQUIRE(r.wr(1, kSysNew, 0x3001) == MsrStatus::Ok);
   r.advance_all(100 * kMs);
   r.events.run_until(Tick(100 * kMs));  // the GLOBAL fan-out of the writes above
-  r.clock->on_entry(r.v(0));
-  r.clock->on_entry(r.v(1));
+  r.enter(0);
+  r.enter(1);
   CHECK(r.vti(0x2000).version == 4);
   CHECK(r.events.next_time() == Tick(1'000 * kMs));
   for (uint64_t period = 1; period <= 3; ++period) {
@@ -482,8 +488,8 @@ TEST_CASE("periodic sync: every period all vCPUs get an update (modern only)", "
     r.events.run_until(Tick(period * 1'000 * kMs));
     CHECK(r.clock->update_pending(0));
     CHECK(r.clock->update_pending(1));
-    r.clock->on_entry(r.v(0));
-    r.clock->on_entry(r.v(1));
+    r.enter(0);
+    r.enter(1);
     CHECK(r.vti(0x2000).version == 4 + 2 * period);
     CHECK(r.vti(0x3000).version == 4 + 2 * period);
     CHECK(r.events.next_time() == Tick((period + 1) * 1'000 * kMs));
@@ -570,7 +576,7 @@ TEST_CASE("orig: the 1d5f066e0b63 clamp keeps system_time at or above the guest'
     const uint64_t seen = pvclock_read_ns(first, r.v(0).tsc());
     REQUIRE(seen > 1'000 * kMs);
     r.clock->on_migrate(0);
-    r.clock->on_entry(r.v(0));
+    r.enter(0);
     CHECK(r.vti(0x2000).system_time == seen);
     CHECK(r.vti(0x2000).tsc_timestamp == r.v(0).tsc());
   }
@@ -580,7 +586,7 @@ TEST_CASE("orig: the 1d5f066e0b63 clamp keeps system_time at or above the guest'
     REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
     r.advance(0, 1'000 * kMs);
     r.clock->on_migrate(0);
-    r.clock->on_entry(r.v(0));
+    r.enter(0);
     CHECK(r.vti(0x2000).system_time == 1'000 * kMs);
   }
   SECTION("modern has no such clamp") {
@@ -590,7 +596,7 @@ TEST_CASE("orig: the 1d5f066e0b63 clamp keeps system_time at or above the guest'
     r.advance(0, 1'000 * kMs);
     r.clock->on_exit(r.v(0));
     r.clock->on_migrate(0);
-    r.clock->on_entry(r.v(0));
+    r.enter(0);
     CHECK(r.vti(0x2000).system_time == 1'000 * kMs);
   }
 }
@@ -606,7 +612,237 @@ TEST_CASE("INIT/RESET zeroes the system-time MSR and stops updates, wall clock s
   CHECK(r.rd_ok(1, kWallNew) == 0x1000);
   r.advance_all(200 * kMs);
   r.events.run_until(Tick(200 * kMs));  // the fan-out of the write above
-  r.clock->on_entry(r.v(1));
+  r.enter(1);
   const PvclockVcpuTimeInfo after = r.vti(0x2000);
   CHECK(std::memcmp(&before, &after, sizeof(before)) == 0);
+}
+
+TEST_CASE("after a global update each vCPU samples at its own entry without the master clock",
+          "[kvmclock]") {
+  // kvmclock_update_fn raises KVM_REQ_CLOCK_UPDATE on every vCPU; without the master clock
+  // kvm_guest_time_update reads the host TSC and clock when THAT vCPU next enters, so two
+  // vCPUs entering at different instants carry different pairs. vCPU 1 enters 2 TSC cycles
+  // (0.8 ns) after vCPU 0: the same nanosecond, a later TSC.
+  for (bool master : {false, true}) {
+    KvmClockConfig cfg = modern();
+    cfg.master_clock_allowed = master;
+    INFO("master clock " << master);
+    Rig r(cfg, {VcpuSpec{}, VcpuSpec{}});
+    REQUIRE(r.clock->master_clock_active() == master);
+    REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+    REQUIRE(r.wr(1, kSysNew, 0x3001) == MsrStatus::Ok);
+    const uint64_t fan_out = 100 * kMs;  // KVMCLOCK_UPDATE_DELAY after the first write
+    REQUIRE(r.events.next_time() == Tick(fan_out));
+    r.advance_all(fan_out);
+    r.v(1).advance_to(Cycles(r.v(1).cycles().value() + 2));
+    REQUIRE(r.v(1).now() == Tick(fan_out));
+    r.events.run_until(Tick(fan_out));
+    REQUIRE(r.clock->update_pending(0));
+    REQUIRE(r.clock->update_pending(1));
+    r.enter(0);
+    r.enter(1);
+    const PvclockVcpuTimeInfo a = r.vti(0x2000), b = r.vti(0x3000);
+    if (master) {
+      // One VM-wide snapshot (taken at creation): the same pair on both vCPUs.
+      CHECK(a.system_time == 0);
+      CHECK(b.system_time == 0);
+      CHECK(a.tsc_timestamp == b.tsc_timestamp);
+      CHECK(a.flags == PVCLOCK_TSC_STABLE_BIT);
+    } else {
+      CHECK(a.system_time == fan_out);
+      CHECK(a.tsc_timestamp == r.v(0).tsc());
+      CHECK(b.system_time == fan_out);
+      CHECK(b.tsc_timestamp == r.v(1).tsc());
+      CHECK(b.tsc_timestamp == a.tsc_timestamp + 2);
+      CHECK(a.flags == 0);
+    }
+  }
+}
+
+TEST_CASE("on_entry computes the update and queues KVM's stores; memory changes only as they land",
+          "[kvmclock]") {
+  struct Mode {
+    KvmClockConfig cfg;
+    std::vector<std::string> what;
+  };
+  for (const Mode& m : {Mode{modern_unmatched(), {"version", "body", "version"}},
+                        Mode{orig(), {"version", "tsc_timestamp", "system_time", "mul_shift_flags"}}}) {
+    INFO("abi " << (m.cfg.abi == AbiProfile::Modern ? "modern" : "orig"));
+    Rig r(m.cfg);
+    r.advance(0, 2 * kMs);
+    r.fill(0x2000, 32, 0);
+    REQUIRE(r.v(0).msrs().write(r.v(0), kSysNew, 0x2001) == MsrStatus::Ok);
+    HostStores q;
+    r.clock->on_entry(r.v(0), q);
+    // Computed and traced now; nothing in guest memory yet.
+    CHECK(r.all_bytes(0x2000, 32, 0));
+    CHECK(r.text.str().find("kvm_pvclock_update: vcpu_id 0, pvclock { version 2,") != std::string::npos);
+    CHECK(r.clock->hv_clock(0).system_time == 2 * kMs);
+    REQUIRE(q.size() == m.what.size());
+    for (const std::string& w : m.what) {
+      CHECK(std::string(q.front().what) == w);
+      REQUIRE(q.apply_front(r.mem));
+    }
+    const PvclockVcpuTimeInfo t = r.vti(0x2000);
+    CHECK(std::memcmp(&t, &r.clock->hv_clock(0), sizeof(t)) == 0);
+    CHECK(t.version == 2);
+    CHECK(t.system_time == 2 * kMs);
+    // A struct outside RAM queues nothing.
+    REQUIRE(r.v(0).msrs().write(r.v(0), kSysNew, kRam | 1) == MsrStatus::Ok);
+    r.clock->on_entry(r.v(0), q);
+    CHECK(q.empty());
+  }
+}
+
+TEST_CASE("a reader on another vCPU between the stores: torn under orig, never under modern",
+          "[kvmclock][race]") {
+  // vCPU 0's structure is refreshed at 1 ms (migration: a clock update for it alone in
+  // both profiles' terms below); vCPU 1 reads vCPU 0's structure at its own TSC between the
+  // host's stores, with the guest's read loop, whole between two stores.
+  for (KvmClockConfig cfg : {orig(), modern_unmatched()}) {
+    const bool is_orig = cfg.abi == AbiProfile::Orig;
+    INFO("abi " << (is_orig ? "orig" : "modern"));
+    Rig r(cfg, {VcpuSpec{}, VcpuSpec{}});
+    REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);  // the first sample, at 0
+    r.advance(0, 1 * kMs);
+    r.advance(1, 1 * kMs + 40);
+    r.clock->on_migrate(0);
+    HostStores q;
+    r.clock->on_entry(r.v(0), q);
+    const PvclockVcpuTimeInfo next = r.clock->hv_clock(0);
+    const uint64_t tsc1 = r.v(1).tsc();
+    const uint64_t truth = pvclock_read_ns(next, tsc1);
+    bool torn = false;
+    unsigned accepted = 0;
+    for (;;) {
+      const PvclockVcpuTimeInfo seen = r.vti(0x2000);  // one whole pass of the read loop
+      if ((seen.version & 1u) == 0) {
+        ++accepted;
+        const uint64_t ns = pvclock_read_ns(seen, tsc1);
+        // A consistent old struct extrapolates to the same line (matched TSCs, one host
+        // clock) to within the scale's rounding; a torn one is off by about 1 ms.
+        if (ns + 1000 < truth || ns > truth + 1000) torn = true;
+      }
+      if (q.empty()) break;
+      REQUIRE(q.apply_front(r.mem));
+    }
+    CHECK(accepted >= 2);
+    CHECK(torn == is_orig);
+  }
+}
+
+TEST_CASE("KVM_KVMCLOCK_CTRL: GUEST_STOPPED set by the next update, kept until the guest clears it",
+          "[kvmclock]") {
+  constexpr uint64_t kFlags = 0x2000 + 29;
+  SECTION("modern") {
+    Rig r(modern(), {VcpuSpec{}, VcpuSpec{}});
+    // kvmclock not enabled on the vCPU: -EINVAL, nothing requested.
+    CHECK(r.clock->kvmclock_ctrl(0) == -KvmClock::kEinval);
+    REQUIRE(r.wr(0, kSysNew, 0x2000) == MsrStatus::Ok);  // bit 0 clear: still not enabled
+    CHECK(r.clock->kvmclock_ctrl(0) < 0);
+    CHECK_FALSE(r.clock->guest_stopped_requested(0));
+
+    REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+    CHECK(r.vti(0x2000).flags == PVCLOCK_TSC_STABLE_BIT);
+    CHECK(r.clock->kvmclock_ctrl(0) == 0);
+    CHECK(r.clock->guest_stopped_requested(0));
+    CHECK(r.clock->update_pending(0));
+    CHECK_FALSE(r.clock->update_pending(1));
+    const uint32_t version = r.vti(0x2000).version;
+    r.advance(0, 5 * kMs);
+    r.enter(0);
+    CHECK(r.vti(0x2000).version == version + 2);
+    CHECK(r.vti(0x2000).flags == (PVCLOCK_TSC_STABLE_BIT | PVCLOCK_GUEST_STOPPED));
+    CHECK(r.clock->hv_clock(0).flags == (PVCLOCK_TSC_STABLE_BIT | PVCLOCK_GUEST_STOPPED));
+    CHECK_FALSE(r.clock->guest_stopped_requested(0));
+    CHECK(r.text.str().find("flags 0x3 }") != std::string::npos);
+
+    // A later update (the periodic sync here) keeps the bit the guest has not consumed.
+    r.advance_all(r.clock->config().periodic_sync_ns);
+    r.events.run_until(Tick(r.clock->config().periodic_sync_ns));
+    r.enter(0);
+    CHECK(r.vti(0x2000).version == version + 4);
+    CHECK(r.vti(0x2000).flags == (PVCLOCK_TSC_STABLE_BIT | PVCLOCK_GUEST_STOPPED));
+    // The guest clears it (a plain store) and pets its watchdogs: the next update leaves
+    // it clear.
+    const uint8_t cleared = PVCLOCK_TSC_STABLE_BIT;
+    REQUIRE(r.mem.write(Gpa(kFlags), &cleared, 1));
+    REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+    CHECK(r.vti(0x2000).flags == PVCLOCK_TSC_STABLE_BIT);
+
+    // Enabled on a struct outside RAM: the ioctl succeeds (KVM's pv_time.active), but the
+    // request waits for an update that reaches the guest.
+    REQUIRE(r.wr(1, kSysNew, kRam | 1) == MsrStatus::Ok);
+    CHECK(r.clock->kvmclock_ctrl(1) == 0);
+    r.enter(1);
+    CHECK(r.clock->guest_stopped_requested(1));
+    REQUIRE(r.wr(1, kSysNew, 0x3001) == MsrStatus::Ok);
+    CHECK(r.vti(0x3000).flags == (PVCLOCK_TSC_STABLE_BIT | PVCLOCK_GUEST_STOPPED));
+    CHECK_FALSE(r.clock->guest_stopped_requested(1));
+
+    // INIT zeroes the MSR: kvmclock is off again.
+    r.clock->on_reset(1);
+    CHECK(r.clock->kvmclock_ctrl(1) == -KvmClock::kEinval);
+  }
+  SECTION("orig: no KVM_KVMCLOCK_CTRL before 3.5") {
+    Rig r(orig());
+    REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+    CHECK(r.clock->kvmclock_ctrl(0) == -KvmClock::kEinval);
+    CHECK_FALSE(r.clock->guest_stopped_requested(0));
+    CHECK_FALSE(r.clock->update_pending(0));
+    // And a stop bit the guest left in its copy is overwritten by the host's flags.
+    const uint8_t stopped = PVCLOCK_GUEST_STOPPED;
+    REQUIRE(r.mem.write(Gpa(kFlags), &stopped, 1));
+    REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+    CHECK(r.vti(0x2000).flags == 0);
+  }
+}
+
+TEST_CASE("boot vCPU MSR switches: a master-clock update only on a change; never under orig",
+          "[kvmclock]") {
+  SECTION("modern") {
+    Rig r(modern(), {VcpuSpec{}, VcpuSpec{}});
+    r.advance_all(1 * kMs);
+    REQUIRE(r.wr(1, kSysNew, 0x3001) == MsrStatus::Ok);
+    REQUIRE(r.wr(0, kSysOld, 0x2001) == MsrStatus::Ok);  // change: off, snapshot at 1 ms
+    CHECK_FALSE(r.clock->master_clock_active());
+    CHECK(r.clock->master_snapshot_tick() == Tick(1 * kMs));
+    r.enter(1);
+    CHECK(r.vti(0x3000).flags == 0);
+    // The same MSR again: no change, no KVM_REQ_MASTERCLOCK_UPDATE, no new snapshot.
+    r.advance_all(2 * kMs);
+    REQUIRE(r.wr(0, kSysOld, 0x2001) == MsrStatus::Ok);
+    CHECK(r.clock->master_snapshot_tick() == Tick(1 * kMs));
+    CHECK_FALSE(r.clock->update_pending(1));
+    // Disabling through 0x12 still records the old MSR (the check precedes bit 0).
+    REQUIRE(r.wr(0, kSysOld, 0x2000) == MsrStatus::Ok);
+    CHECK(r.clock->boot_vcpu_runs_old_kvmclock());
+    // Back on the new MSR at 3 ms, even with bit 0 clear: master clock and TSC_STABLE on
+    // for every vCPU, from a snapshot at 3 ms.
+    r.advance_all(3 * kMs);
+    REQUIRE(r.wr(0, kSysNew, 0x2000) == MsrStatus::Ok);
+    CHECK(r.clock->master_clock_active());
+    CHECK(r.clock->master_snapshot_tick() == Tick(3 * kMs));
+    CHECK(r.clock->update_pending(1));
+    r.enter(1);
+    CHECK(r.vti(0x3000).flags == PVCLOCK_TSC_STABLE_BIT);
+    CHECK(r.vti(0x3000).system_time == 3 * kMs);
+  }
+  SECTION("modern with master_clock=false stays off") {
+    KvmClockConfig cfg = modern();
+    cfg.master_clock_allowed = false;
+    Rig r(cfg, {VcpuSpec{}, VcpuSpec{}});
+    REQUIRE(r.wr(0, kSysOld, 0x2001) == MsrStatus::Ok);
+    REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+    CHECK_FALSE(r.clock->master_clock_active());
+    CHECK(r.vti(0x2000).flags == 0);
+  }
+  SECTION("orig") {
+    Rig r(orig(), {VcpuSpec{}, VcpuSpec{}});
+    REQUIRE(r.wr(0, kSysOld, 0x2001) == MsrStatus::Ok);
+    CHECK_FALSE(r.clock->boot_vcpu_runs_old_kvmclock());  // 3.0 had no such tracking
+    REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+    CHECK_FALSE(r.clock->master_clock_active());
+    CHECK(r.vti(0x2000).flags == 0);
+  }
 }

@@ -5,6 +5,7 @@
 #include <array>
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <string>
 #include <vector>
 #include "core/prng.h"
 
@@ -54,6 +55,7 @@ struct RecordingMemory {
 };
 static_assert(PvclockMemory<RecordingMemory>);
 static_assert(PvclockMemory<GuestMemory>);
+static_assert(PvclockReadable<RecordingMemory>);
 
 uint32_t u32_in(const std::vector<uint8_t>& ram, uint64_t off) {
   uint32_t v = 0;
@@ -276,23 +278,33 @@ TEST_CASE("modern publish: version odd, then body, then even", "[pvclock][seqcou
     RecordingMemory rec{mem, {}};
     PvclockVcpuTimeInfo hv = sample_time_info();
     hv.version = 1234;  // the host's own counter plays no part in the modern protocol
-    REQUIRE(pvclock_write_vcpu_time_info(rec, Gpa(gpa), hv, AbiProfile::Modern));
+    HostStores stores;
+    REQUIRE(pvclock_publish_vcpu_time_info(rec, Gpa(gpa), hv, AbiProfile::Modern, stores));
+    // Computing the update reads the guest copy but writes nothing yet.
+    CHECK(rec.reads > 0);
+    CHECK(rec.writes.empty());
+    CHECK(u32_at(mem, gpa) == c.start);
+    CHECK(hv.version == c.even);  // what the guest will see once every store landed
 
-    REQUIRE(rec.writes.size() == 3);
-    CHECK(rec.writes[0].gpa == gpa);
-    CHECK(rec.writes[0].len == 4);
-    CHECK(u32_in(rec.writes[0].after, gpa) == c.odd);
-    CHECK(rec.writes[1].gpa == gpa);
-    CHECK(rec.writes[1].len == 32);
-    CHECK(u32_in(rec.writes[1].after, gpa) == c.odd);
-    CHECK(rec.writes[2].gpa == gpa);
-    CHECK(rec.writes[2].len == 4);
-    CHECK(u32_in(rec.writes[2].after, gpa) == c.even);
-    // Before the body write the old body is untouched (only the version moved).
-    for (uint64_t off = 4; off < 32; ++off) CHECK(rec.writes[0].after[gpa + off] == 0);
-
+    REQUIRE(stores.size() == 3);
+    CHECK(stores.front().gpa == gpa);
+    CHECK(stores.front().len == 4);
+    CHECK(std::string(stores.front().what) == "version");
+    REQUIRE(stores.apply_front(mem));
+    CHECK(u32_at(mem, gpa) == c.odd);
+    // Before the body store the old body is untouched (only the version moved).
+    for (uint64_t off = 4; off < 32; ++off) CHECK(u8_at(mem, gpa + off) == 0);
+    CHECK(stores.front().gpa == gpa);
+    CHECK(stores.front().len == 32);
+    CHECK(std::string(stores.front().what) == "body");
+    REQUIRE(stores.apply_front(mem));
+    CHECK(u32_at(mem, gpa) == c.odd);
+    CHECK(stores.front().gpa == gpa);
+    CHECK(stores.front().len == 4);
+    REQUIRE(stores.apply_front(mem));
+    CHECK(stores.empty());
     CHECK(u32_at(mem, gpa) == c.even);
-    CHECK(hv.version == c.even);
+
     PvclockVcpuTimeInfo back;
     REQUIRE(mem.read_obj(Gpa(gpa), back));
     const PvclockVcpuTimeInfo want = sample_time_info();
@@ -309,6 +321,7 @@ TEST_CASE("modern publish keeps an unconsumed GUEST_STOPPED bit", "[pvclock][seq
   PvclockVcpuTimeInfo hv = sample_time_info();  // flags = TSC_STABLE only
   REQUIRE(pvclock_write_vcpu_time_info(mem, Gpa(gpa), hv, AbiProfile::Modern));
   CHECK(u8_at(mem, gpa + 29) == (PVCLOCK_TSC_STABLE_BIT | PVCLOCK_GUEST_STOPPED));
+  CHECK(hv.flags == (PVCLOCK_TSC_STABLE_BIT | PVCLOCK_GUEST_STOPPED));
   // Once the guest clears it, the next update does not bring it back.
   const uint8_t cleared = PVCLOCK_TSC_STABLE_BIT;
   REQUIRE(mem.write(Gpa(gpa + 29), &cleared, 1));
@@ -317,7 +330,8 @@ TEST_CASE("modern publish keeps an unconsumed GUEST_STOPPED bit", "[pvclock][seq
   CHECK(u8_at(mem, gpa + 29) == PVCLOCK_TSC_STABLE_BIT);
 }
 
-TEST_CASE("orig publish: one copy, host version += 2", "[pvclock][seqcount]") {
+TEST_CASE("orig publish: one copy as 4 ascending 8-byte stores, host version += 2",
+          "[pvclock][seqcount]") {
   GuestMemory mem(kRamSize);
   const uint64_t gpa = 0x3010;
   const uint32_t junk = 7;  // odd junk in the guest copy is neither read nor fixed up
@@ -328,15 +342,25 @@ TEST_CASE("orig publish: one copy, host version += 2", "[pvclock][seqcount]") {
   PvclockVcpuTimeInfo hv = sample_time_info();
   hv.version = 4;
   for (uint32_t want : {6u, 8u, 10u}) {
-    const size_t before = rec.writes.size();
-    REQUIRE(pvclock_write_vcpu_time_info(rec, Gpa(gpa), hv, AbiProfile::Orig));
-    REQUIRE(rec.writes.size() == before + 1);
-    CHECK(rec.writes.back().gpa == gpa);
-    CHECK(rec.writes.back().len == 32);
-    CHECK(u32_at(mem, gpa) == want);
+    HostStores stores;
+    REQUIRE(pvclock_publish_vcpu_time_info(rec, Gpa(gpa), hv, AbiProfile::Orig, stores));
     CHECK(hv.version == want);
+    REQUIRE(stores.size() == 4);
+    uint8_t image[32];
+    std::memcpy(image, &hv, sizeof(image));
+    const char* what[] = {"version", "tsc_timestamp", "system_time", "mul_shift_flags"};
+    for (unsigned k = 0; k < 4; ++k) {
+      INFO("store " << k);
+      CHECK(stores.front().gpa == gpa + 8 * k);  // ascending addresses: the version first
+      CHECK(stores.front().len == 8);
+      CHECK(std::string(stores.front().what) == what[k]);
+      CHECK(std::memcmp(stores.front().bytes.data(), image + 8 * k, 8) == 0);
+      REQUIRE(stores.apply_front(mem));
+    }
+    CHECK(u32_at(mem, gpa) == want);
   }
   CHECK(rec.reads == 0);
+  CHECK(rec.writes.empty());
   CHECK(u8_at(mem, gpa + 29) == PVCLOCK_TSC_STABLE_BIT);  // orig copies the host's flags
 }
 
@@ -362,8 +386,9 @@ TEST_CASE("publishers write nothing unless the whole structure is in RAM",
       RecordingMemory rec{mem, {}};
       PvclockVcpuTimeInfo hv = sample_time_info();
       hv.version = 40;
-      CHECK_FALSE(pvclock_write_vcpu_time_info(rec, Gpa(gpa), hv, profile));
-      CHECK(rec.writes.empty());
+      HostStores stores;
+      CHECK_FALSE(pvclock_publish_vcpu_time_info(rec, Gpa(gpa), hv, profile, stores));
+      CHECK(stores.empty());
       CHECK(rec.reads == 0);
       CHECK(hv.version == 40);
       CHECK_FALSE(pvclock_write_vcpu_time_info(mem, Gpa(gpa), hv, profile));
@@ -382,6 +407,170 @@ TEST_CASE("publishers write nothing unless the whole structure is in RAM",
   PvclockVcpuTimeInfo hv = sample_time_info();
   CHECK(pvclock_write_vcpu_time_info(mem, Gpa(kRamSize - 32), hv, AbiProfile::Modern));
   CHECK(pvclock_write_wall_clock(mem, Gpa(kRamSize - 12), 5 * kNsecPerSec));
+}
+
+// ------------------------------------------------------ a reader racing with the stores
+
+namespace {
+
+// The guest's state of the structure after 0, 1, ..., n of an update's stores landed.
+std::vector<PvclockVcpuTimeInfo> states_during(GuestMemory& mem, uint64_t gpa, HostStores& stores) {
+  std::vector<PvclockVcpuTimeInfo> states;
+  PvclockVcpuTimeInfo ti;
+  REQUIRE(mem.read_obj(Gpa(gpa), ti));
+  states.push_back(ti);
+  while (!stores.empty()) {
+    REQUIRE(stores.apply_front(mem));
+    REQUIRE(mem.read_obj(Gpa(gpa), ti));
+    states.push_back(ti);
+  }
+  return states;
+}
+
+// One pass of the guest's read loop (pvmsr/README.md §4.9) on another vCPU whose loads
+// land between the host's stores: the first version read sees state at[0], tsc_timestamp
+// at[1], system_time at[2], mul/shift at[3], flags at[4], the closing version read at[5]
+// (non-decreasing: the reader's loads are ordered, rmb). Empty when the loop would retry
+// (odd or changed version); else the nanoseconds it returns at guest TSC `tsc`.
+struct ReadResult {
+  bool accepted = false;
+  uint32_t version = 0;
+  uint64_t ns = 0;
+};
+ReadResult guest_read(const std::vector<PvclockVcpuTimeInfo>& st, const unsigned at[6], uint64_t tsc) {
+  ReadResult r;
+  const uint32_t v = st[at[0]].version & ~1u;
+  PvclockVcpuTimeInfo mix;
+  mix.tsc_timestamp = st[at[1]].tsc_timestamp;
+  mix.system_time = st[at[2]].system_time;
+  mix.tsc_to_system_mul = st[at[3]].tsc_to_system_mul;
+  mix.tsc_shift = st[at[3]].tsc_shift;
+  mix.flags = st[at[4]].flags;
+  if (st[at[5]].version != v) return r;  // odd or changed: retry
+  r.accepted = true;
+  r.version = v;
+  r.ns = pvclock_read_ns(mix, tsc);
+  return r;
+}
+
+// Every way the reader's six loads can fall between n stores.
+template <typename F>
+void for_each_interleaving(unsigned n, F f) {
+  unsigned at[6] = {0, 0, 0, 0, 0, 0};
+  for (at[0] = 0; at[0] <= n; ++at[0])
+    for (at[1] = at[0]; at[1] <= n; ++at[1])
+      for (at[2] = at[1]; at[2] <= n; ++at[2])
+        for (at[3] = at[2]; at[3] <= n; ++at[3])
+          for (at[4] = at[3]; at[4] <= n; ++at[4])
+            for (at[5] = at[4]; at[5] <= n; ++at[5]) f(at);
+}
+
+// Two samples of one clock line at 2.5 GHz: at 0 (TSC 0) and at 1 ms (TSC 2.5e6). Read at
+// TSC 2'500'100 (1.00004 ms) both agree with the line to within the scale's rounding
+// (1 ns); a mix of the two is off by a whole millisecond.
+PvclockVcpuTimeInfo old_sample() {
+  PvclockVcpuTimeInfo ti;
+  ti.version = 2;
+  ti.tsc_timestamp = 0;
+  ti.system_time = 0;
+  const TimeScale ts = kvm_get_time_scale(kNsecPerSec, 2'500'000'000ull);
+  ti.tsc_to_system_mul = ts.mul;
+  ti.tsc_shift = ts.shift;
+  return ti;
+}
+constexpr uint64_t kReadTsc = 2'500'100;
+constexpr uint64_t kLineNs = 1'000'040;
+bool near_line(uint64_t ns) { return ns + 1 >= kLineNs && ns <= kLineNs + 1; }
+
+}  // namespace
+
+TEST_CASE("orig: a reader between the copy's stores sees a torn struct under an even version",
+          "[pvclock][seqcount][race]") {
+  GuestMemory mem(kRamSize);
+  const uint64_t gpa = 0x1000;
+  PvclockVcpuTimeInfo hv = old_sample();
+  REQUIRE(mem.write_obj(Gpa(gpa), hv));  // the previous update, fully landed
+  hv.tsc_timestamp = 2'500'000;
+  hv.system_time = 1'000'000;
+  HostStores stores;
+  REQUIRE(pvclock_publish_vcpu_time_info(mem, Gpa(gpa), hv, AbiProfile::Orig, stores));
+  const std::vector<PvclockVcpuTimeInfo> st = states_during(mem, gpa, stores);
+  REQUIRE(st.size() == 5);
+  for (const PvclockVcpuTimeInfo& s : st) CHECK((s.version & 1u) == 0);  // never odd
+  const uint64_t old_ns = pvclock_read_ns(st.front(), kReadTsc);
+  const uint64_t new_ns = pvclock_read_ns(st.back(), kReadTsc);
+  CHECK(near_line(old_ns));
+  CHECK(near_line(new_ns));
+
+  // The reader run whole between two stores: after the version and tsc_timestamp stores
+  // it takes the new TSC with the old system_time, and the version (4) is even and
+  // unchanged, so it returns the 100 cycles since the new TSC (40 ns) instead of 1.00004 ms.
+  const unsigned between[6] = {2, 2, 2, 2, 2, 2};
+  const ReadResult torn = guest_read(st, between, kReadTsc);
+  CHECK(torn.accepted);
+  CHECK(torn.version == 4);
+  CHECK(torn.ns == pvclock_scale_delta(100, st.back().tsc_to_system_mul, st.back().tsc_shift));
+  CHECK(torn.ns < 41);
+
+  // Over every interleaving: some accepted reads are wrong, in both directions.
+  unsigned wrong = 0, accepted = 0;
+  bool behind = false, ahead = false;
+  for_each_interleaving(4, [&](const unsigned at[6]) {
+    const ReadResult r = guest_read(st, at, kReadTsc);
+    if (!r.accepted) return;
+    ++accepted;
+    if (r.ns != old_ns && r.ns != new_ns) {
+      ++wrong;
+      behind = behind || r.ns + 900'000 < kLineNs;  // a millisecond off, not a rounding
+      ahead = ahead || r.ns > kLineNs + 900'000;
+    }
+  });
+  CHECK(accepted > 0);
+  CHECK(wrong > 0);
+  CHECK(behind);
+  CHECK(ahead);  // old tsc_timestamp with the new system_time: 1 ms in the future
+}
+
+TEST_CASE("modern: every reader racing with the three stores retries or reads one consistent struct",
+          "[pvclock][seqcount][race]") {
+  for (uint32_t start : {2u, 5u}) {  // an even version, and odd junk left by the guest
+    INFO("guest version before " << start);
+    GuestMemory mem(kRamSize);
+    const uint64_t gpa = 0x1000;
+    PvclockVcpuTimeInfo hv = old_sample();
+    hv.version = start;
+    REQUIRE(mem.write_obj(Gpa(gpa), hv));
+    hv.tsc_timestamp = 2'500'000;
+    hv.system_time = 1'000'000;
+    HostStores stores;
+    REQUIRE(pvclock_publish_vcpu_time_info(mem, Gpa(gpa), hv, AbiProfile::Modern, stores));
+    const std::vector<PvclockVcpuTimeInfo> st = states_during(mem, gpa, stores);
+    REQUIRE(st.size() == 4);
+    // Whole reads between the stores: only the two ends are accepted (odd in between).
+    for (unsigned k = 0; k < st.size(); ++k) {
+      const unsigned at[6] = {k, k, k, k, k, k};
+      const ReadResult r = guest_read(st, at, kReadTsc);
+      const bool end = k == st.size() - 1 || (k == 0 && (start & 1u) == 0);
+      CHECK(r.accepted == end);
+      if (r.accepted) CHECK(r.ns == pvclock_read_ns(st[k], kReadTsc));
+      if (r.accepted) CHECK(near_line(r.ns));
+    }
+    unsigned accepted = 0, retried = 0;
+    for_each_interleaving(3, [&](const unsigned at[6]) {
+      const ReadResult r = guest_read(st, at, kReadTsc);
+      if (!r.accepted) {
+        ++retried;
+        return;
+      }
+      ++accepted;
+      // Accepted only when all six loads saw one state: before the update, or after it.
+      CHECK(at[0] == at[5]);
+      CHECK(r.ns == pvclock_read_ns(st[at[0]], kReadTsc));
+      CHECK(near_line(r.ns));
+    });
+    CHECK(accepted > 0);
+    CHECK(retried > 0);
+  }
 }
 
 TEST_CASE("publishing invalidates decoded code on the page", "[pvclock][seqcount]") {

@@ -24,12 +24,15 @@ uint32_t id_bits(unsigned n) {
 
 }  // namespace
 
-CpuidTable::CpuidTable(unsigned vcpu_count, const KvmCpuid& kvm) : m_count(vcpu_count) {
+CpuidTable::CpuidTable(unsigned vcpu_count, const KvmCpuid& kvm, bool amd) : m_count(vcpu_count), m_amd(amd) {
   auto add = [&](uint32_t leaf, CpuidLeaf r, bool indexed = false, uint32_t sub = 0) {
     m_entries.push_back(Entry{leaf, indexed, sub, r});
   };
-  // Leaf 0: max basic leaf, "GenuineIntel" in EBX EDX ECX order.
-  add(0, {kMaxBasic, str4("Genu"), str4("ntel"), str4("ineI")});
+  // Leaf 0: max basic leaf, "GenuineIntel" (or "AuthenticAMD") in EBX EDX ECX order.
+  if (amd)
+    add(0, {kMaxBasic, str4("Auth"), str4("cAMD"), str4("enti")});
+  else
+    add(0, {kMaxBasic, str4("Genu"), str4("ntel"), str4("ineI")});
   // Leaf 1: family 6 model 0x55 stepping 4 (a Skylake-SP signature; arbitrary but real).
   // EBX[15:8] CLFLUSH line = 8 qwords; [23:16] and [31:24] are patched per vCPU.
   // ECX: CX16 (13; CMPXCHG16B is implemented), x2APIC (21; devices/lapic), POPCNT (23),
@@ -89,7 +92,9 @@ CpuidResult CpuidTable::lookup(unsigned vcpu, uint32_t leaf, uint32_t subleaf) c
   if (leaf >= 0x40000000 && leaf <= 0x4fffffff) range_max = find(leaf & 0xffffff00u, 0);
   else if (leaf >= 0x80000000) range_max = find(0x80000000, 0);
   else range_max = find(0, 0);
-  if (range_max && leaf <= range_max->regs.eax) {
+  // KVM's get_out_of_range_cpuid_entry applies Intel's rule only for a guest CPUID that is
+  // not AMD-compatible; AMD CPUs return zeros for any leaf they do not have.
+  if ((range_max && leaf <= range_max->regs.eax) || m_amd) {
     CpuidResult r{};
     r.found = false;
     return r;

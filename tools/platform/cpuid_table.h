@@ -1,6 +1,6 @@
 // tools/platform/cpuid_table.h — what CPUID answers on a pvsim vCPU.
 //
-// Vendor "GenuineIntel". Feature bits are honest: only what core/cpu executes is
+// Vendor "GenuineIntel" (or "AuthenticAMD", machine.cpu_vendor). Feature bits are honest: only what core/cpu executes is
 // advertised. In particular FPU, SSE and SSE2 are NOT advertised although every
 // x86-64 CPU has them: the core runs -mgeneral-regs-only code and raises #UD on x87/SSE,
 // so claiming them would make a guest that checks CPUID fail in a worse way.
@@ -25,7 +25,10 @@ class CpuidTable {
   static constexpr uint32_t kMaxBasic = 0xB;
   static constexpr uint32_t kMaxExtended = 0x80000008;
 
-  CpuidTable(unsigned vcpu_count, const KvmCpuid& kvm);
+  // `amd`: machine.cpu_vendor "amd": leaf 0 reads "AuthenticAMD" (the guest then uses
+  // VMMCALL for hypercalls) and, as KVM does for an AMD-compatible guest CPUID, a leaf past
+  // its range's maximum reads zeros instead of the highest basic leaf.
+  CpuidTable(unsigned vcpu_count, const KvmCpuid& kvm, bool amd = false);
   CpuidResult lookup(unsigned vcpu, uint32_t leaf, uint32_t subleaf) const;
 
  private:
@@ -39,6 +42,7 @@ class CpuidTable {
   CpuidResult per_vcpu(const Entry& e, unsigned vcpu, uint32_t subleaf) const;
 
   unsigned m_count;
+  bool m_amd;
   std::vector<Entry> m_entries;  // sorted by (leaf, subleaf)
 };
 

@@ -83,29 +83,69 @@ HostModel::HostModel(const HostConfig& host, unsigned vcpus)
         m_schedule[(m * m_pcpus + p) % vcpus].slots.push_back({m, p});
   }
 
-  // Preemption windows: per vCPU, sorted and merged (overlapping or touching windows are
-  // one longer descheduling), so window_at() can binary-search them.
+  // Preemption windows, pauses and noise: sorted and merged (overlapping or touching windows
+  // are one longer descheduling), so window_at() can binary-search them. A pause stops every
+  // vCPU, so it is cut out of each vCPU's schedule like a preemption window; the platform
+  // tells the two apart with paused_at() for the accounting.
+  auto check = [](uint64_t from, uint64_t to, const char* what) {
+    if (from >= to) throw std::invalid_argument(std::string("HostModel: empty ") + what + " window");
+    // A window to 2^64 - 1 would leave nothing to return; the parser stops at 10^18 ns.
+    if (to == kMax) throw std::invalid_argument(std::string("HostModel: ") + what + " window never ends");
+  };
   for (const PreemptWindow& w : host.preempt) {
     if (w.vcpu >= vcpus)
       throw std::invalid_argument("HostModel: preempt window for a vCPU that does not exist");
-    if (w.from_ns >= w.to_ns) throw std::invalid_argument("HostModel: empty preempt window");
-    // A window to 2^64 - 1 would leave nothing to return; the parser stops at 10^18 ns.
-    if (w.to_ns == kMax) throw std::invalid_argument("HostModel: preempt window never ends");
+    check(w.from_ns, w.to_ns, "preempt");
     m_preempt[w.vcpu].push_back({w.from_ns, w.to_ns});
   }
-  for (auto& spans : m_preempt) {
-    std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
-      return a.from < b.from || (a.from == b.from && a.to < b.to);
-    });
-    std::vector<Span> merged;
-    for (const Span& s : spans) {
-      if (!merged.empty() && s.from <= merged.back().to)
-        merged.back().to = std::max(merged.back().to, s.to);
-      else
-        merged.push_back(s);
-    }
-    spans = std::move(merged);
+  for (const PauseWindow& w : host.pause) {
+    check(w.from_ns, w.to_ns, "pause");
+    m_pause.push_back({w.from_ns, w.to_ns});
+    for (auto& spans : m_preempt) spans.push_back({w.from_ns, w.to_ns});
   }
+  m_noise.resize(m_pcpus);
+  for (const NoiseWindow& w : host.noise) {
+    if (w.pcpu >= m_pcpus) throw std::invalid_argument("HostModel: noise on a pCPU that does not exist");
+    check(w.from_ns, w.to_ns, "noise");
+    m_noise[w.pcpu].push_back({w.from_ns, w.to_ns});
+    ++m_noise_count;
+  }
+  for (auto& spans : m_preempt) merge(spans);
+  for (auto& spans : m_noise) merge(spans);
+  merge(m_pause);
+  for (const Span& sp : m_pause) m_pause_windows.push_back({sp.from, sp.to});
+  for (unsigned v = 0; v < vcpus; ++v)
+    m_always.push_back(m_schedule[v].period == 0 && m_preempt[v].empty() && m_noise[m_schedule[v].pcpu].empty());
+}
+
+void HostModel::merge(std::vector<Span>& spans) {
+  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
+    return a.from < b.from || (a.from == b.from && a.to < b.to);
+  });
+  std::vector<Span> merged;
+  for (const Span& s : spans) {
+    if (!merged.empty() && s.from <= merged.back().to)
+      merged.back().to = std::max(merged.back().to, s.to);
+    else
+      merged.push_back(s);
+  }
+  spans = std::move(merged);
+}
+
+bool HostModel::paused_at(Tick t) const {
+  auto w = std::upper_bound(m_pause.begin(), m_pause.end(), t.value(),
+                            [](uint64_t a, const Span& s) { return a < s.to; });
+  return w != m_pause.end() && w->from <= t.value();
+}
+
+uint64_t HostModel::paused_ns(Tick from, Tick to) const {
+  uint64_t sum = 0;
+  for (const Span& s : m_pause) {
+    const uint64_t a = std::max(s.from, from.value());
+    const uint64_t b = std::min(s.to, to.value());
+    if (a < b) sum += b - a;
+  }
+  return sum;
 }
 
 RunWindow HostModel::base_window(unsigned v, uint64_t t) const {
@@ -134,29 +174,40 @@ RunWindow HostModel::base_window(unsigned v, uint64_t t) const {
 RunWindow HostModel::window_at(unsigned v, Tick t) const {
   const std::vector<Span>& spans = m_preempt[v];
   uint64_t cur = t.value();
-  // Each pass either returns or jumps past one preemption window (spans are merged, so
-  // the next pass finds a later one): at most |spans| + 1 passes.
+  // Each pass either returns or jumps past one preemption window, one noise window, or the
+  // part of one base window that noise covers (spans are merged, so the next pass finds a
+  // later one): the passes are bounded by the windows that lie between t and the result.
   for (;;) {
     const RunWindow b = base_window(v, cur);
+    const std::vector<Span>& noise = m_noise[b.pcpu];
     const uint64_t x = std::max(cur, b.start.value());  // first instant the base schedule runs v
     // First window ending after x; its predecessor (if any) ends at or before x.
-    auto w = std::upper_bound(spans.begin(), spans.end(), x,
-                              [](uint64_t a, const Span& s) { return a < s.to; });
+    auto after = [x](const std::vector<Span>& sp) {
+      return std::upper_bound(sp.begin(), sp.end(), x, [](uint64_t a, const Span& s) { return a < s.to; });
+    };
+    auto w = after(spans);
     if (w != spans.end() && w->from <= x) {
       cur = w->to;  // x is inside a preemption window: continue where it ends
       continue;
     }
+    auto n = after(noise);
+    if (n != noise.end() && n->from <= x) {
+      // A host thread holds the pCPU: the vCPU waits until it is done, or until this base
+      // window ends (its next one may be on another pCPU, free of that noise).
+      cur = std::min(n->to, b.end.value());
+      continue;
+    }
     uint64_t start = b.start.value();
     if (w != spans.begin() && std::prev(w)->to > start) start = std::prev(w)->to;
+    if (n != noise.begin() && std::prev(n)->to > start) start = std::prev(n)->to;
     uint64_t end = b.end.value();
     if (w != spans.end() && w->from < end) end = w->from;
+    if (n != noise.end() && n->from < end) end = n->from;
     return {Tick(start), Tick(end), b.pcpu};
   }
 }
 
-bool HostModel::always_running(unsigned v) const {
-  return m_schedule[v].period == 0 && m_preempt[v].empty();
-}
+
 
 std::string HostModel::describe() const {
   std::string out = fmt::format("{} on {}", plural(m_vcpus, "vCPU"), plural(m_pcpus, "pCPU"));
@@ -192,6 +243,8 @@ std::string HostModel::describe() const {
     }
   }
   if (m_preempt_count > 0) out += fmt::format(", {}", plural(m_preempt_count, "preemption window"));
+  if (m_noise_count > 0) out += fmt::format(", {}", plural(m_noise_count, "host noise window"));
+  if (!m_pause.empty()) out += fmt::format(", {}", plural(m_pause.size(), "pause"));
   return out;
 }
 

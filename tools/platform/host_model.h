@@ -51,9 +51,19 @@ class HostModel {
   // limits.max_virtual_ms allows), and a window that would end there reads as kForever.
   RunWindow window_at(unsigned v, Tick t) const;
 
-  // True when v owns a pCPU alone for the whole run and has no preemption window, so the
-  // platform can skip window_at() for it entirely.
-  bool always_running(unsigned v) const;
+  // True when v owns a pCPU alone for the whole run and has no preemption window, no pause
+  // and no host noise on its pCPU, so the platform can skip window_at() for it entirely.
+  bool always_running(unsigned v) const { return m_always[v] != 0; }
+
+  // Why vCPU v holds no pCPU at time t (t must lie in a gap of its schedule): the VM is
+  // paused (host.pause; not run delay, and KVM does not mark the vCPU preempted because its
+  // thread went back to the VMM), or it waits on a host run queue (another vCPU's slice, a
+  // preemption window, host noise: involuntary, run delay).
+  bool paused_at(Tick t) const;
+  // Nanoseconds of [from, to) that fall in pauses: the part of a gap that is not run delay.
+  uint64_t paused_ns(Tick from, Tick to) const;
+  bool has_pauses() const { return !m_pause.empty(); }
+  const std::vector<PauseWindow>& pauses() const { return m_pause_windows; }
 
   // One line for reports, e.g. "4 vCPUs on 2 pCPUs, time-sliced 3 ms".
   std::string describe() const;
@@ -86,6 +96,7 @@ class HostModel {
   };
 
   RunWindow base_window(unsigned v, uint64_t t) const;
+  static void merge(std::vector<Span>& spans);
 
   unsigned m_vcpus;
   unsigned m_pcpus;
@@ -95,7 +106,12 @@ class HostModel {
   uint64_t m_monotonic_ns;
   size_t m_preempt_count = 0;                // windows as written, for describe()
   std::vector<Schedule> m_schedule;          // per vCPU
-  std::vector<std::vector<Span>> m_preempt;  // per vCPU
+  std::vector<std::vector<Span>> m_preempt;  // per vCPU, pauses included
+  std::vector<std::vector<Span>> m_noise;    // per pCPU
+  std::vector<Span> m_pause;                 // merged
+  std::vector<PauseWindow> m_pause_windows;  // merged, for the platform's resume events
+  size_t m_noise_count = 0;
+  std::vector<uint8_t> m_always;             // always_running(), per vCPU (asked every slice)
   std::vector<unsigned> m_pin;               // Pinned: resolved pCPU per vCPU
 };
 

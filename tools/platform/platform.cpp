@@ -79,6 +79,12 @@ HypervisorConfig hypervisor_config(const Scenario& s) {
   c.host_wall_clock_ns = s.host.wall_clock_ns;
   c.periodic_sync_ns = s.machine.kvm.kvmclock_sync_ms * 1'000'000ull;
   c.update_delay_ns = s.machine.kvm.clock_update_delay_ms * 1'000'000ull;
+  h.pv_store_ns = s.host.pv_store_ns;
+  h.migration_control = s.machine.kvm.migration_control;
+  h.hypercalls.amd = s.machine.cpu_vendor == CpuVendor::Amd;
+  h.hypercalls.fix_hypercall_insn = s.machine.kvm.fix_hypercall_insn;
+  h.hypercalls.map_gpa_range_exit = s.machine.kvm.map_gpa_range_exit;
+  h.hypercalls.map_gpa_range_ret = s.machine.kvm.map_gpa_range_ret;
   return h;
 }
 
@@ -91,8 +97,8 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
     : m_scenario(s),
       m_mem(s.machine.ram_bytes()),
       m_exit(s.machine.vcpus),
-      m_hv(hypervisor_config(s), s.machine.vcpus, m_mem, m_tracer, m_events, *this),
-      m_cpuid(s.machine.vcpus, m_hv.cpuid()),
+      m_hv(hypervisor_config(s), s.machine.vcpus, m_mem, m_tracer, m_events, *this, *this),
+      m_cpuid(s.machine.vcpus, m_hv.cpuid(), s.machine.cpu_vendor == CpuVendor::Amd),
       m_host(s.host, s.machine.vcpus),
       m_host_mem(s.host.memory, s.machine.ram_bytes(), s.seed) {
   m_tracer.set_text_output(opts.trace_text);
@@ -136,6 +142,7 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
       !m_bus.add(Pic8259Pair::kSlaveBase, Pic8259::kPorts, m_pic.slave(), "pic-slave"))
     throw std::logic_error("platform: overlapping port claims");
 
+  m_hv.set_run_delay_source([this](unsigned i) { return m_cpus.at(i)->run_delay_ns; });
   build_boot_memory(m_mem);
   m_image = load_or_explain(m_mem, s);
 
@@ -152,7 +159,7 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
     Vcpu& v = *m_vcpus.back();
     init_vcpu_boot_state(v, i, n, s.machine.ram_bytes(), m_image.entry);
     attach_lapic(i);
-    m_hv.attach(v);
+    m_hv.attach(v, *m_cpus[i]->apic);
     // The host memory model only has a say when a page can be non-resident; otherwise every
     // page is mapped at its first access, as before (no hook, no cost).
     if (m_host_mem.active())
@@ -161,6 +168,10 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
   if (!m_host_mem.evictions().empty()) {
     m_evict_event = std::make_unique<MemberEvent<&Platform::evict_due>>(*this, "host_evict");
     m_events.schedule(*m_evict_event, m_host_mem.evictions().front().at, EventPriority::HostCompletion);
+  }
+  if (m_host.has_pauses()) {
+    m_pause_event = std::make_unique<MemberEvent<&Platform::pause_step>>(*this, "host_pause");
+    m_events.schedule(*m_pause_event, Tick(m_host.pauses().front().from_ns), EventPriority::HostCompletion);
   }
   m_state.assign(n, VState::Runnable);
   // machine.start = "bsp": the application processors sit in wait-for-SIPI from time 0,
@@ -253,6 +264,7 @@ std::string Platform::describe(unsigned i) const {
     case VState::Finished: word = "finished"; break;
     case VState::AtLimit: word = "at the virtual time limit"; break;
     case VState::WaitSipi: word = "waiting for SIPI"; break;
+    case VState::Descheduled: word = "descheduled by the host"; break;
   }
   std::string sym = m_image.symbolize(v.rip());
   return fmt::format("vCPU {} {} at rip 0x{:x}{}{} (IF={})", i, word, v.rip(), sym.empty() ? "" : " ",
@@ -269,41 +281,130 @@ void Platform::stop_run(RunStop why, unsigned who, std::string detail) {
     m_vcpus[static_cast<unsigned>(m_running)]->request_stop(StopReason::VmExitRequested);
 }
 
-// Host model (tools/platform/README.md §5): before vCPU i runs, make sure it holds a pCPU at its local
-// time. If it does not, the host has it descheduled: its virtual time (and TSC) still pass
-// up to the start of its next run window, and that gap is run delay — time it was
-// runnable but not running, which steal time will report. Returns false when the vCPU's
-// time moved (the scheduler must pick again).
+// kvm_arch_vcpu_load after a put (descheduled or blocked): KVM_REQ_STEAL_UPDATE, serviced
+// by the entry that follows.
+inline void Platform::load_if_put(unsigned i) {
+  Cpu& c = *m_cpus[i];
+  if (!c.descheduled && !c.blocked) [[likely]] return;
+  c.descheduled = false;
+  c.blocked = false;
+  m_hv.on_load(i);
+}
+
+// Host model (tools/platform/README.md §5): before vCPU i runs, make sure it holds a pCPU at
+// its local time. If it does not, the host has its thread waiting: it becomes Descheduled
+// until its next run window (host_wake), and that gap is run delay — time it was runnable
+// but not running, which steal time reports. Returns false when the vCPU cannot run now
+// (the scheduler must pick again).
 bool Platform::enter_host_window(unsigned i) {
   Cpu& c = *m_cpus[i];
   Vcpu& v = *m_vcpus[i];
   if (m_host.always_running(i)) {
     c.window_end = Tick(UINT64_MAX);
     c.pcpu = static_cast<int>(i);
+    load_if_put(i);
     return true;
   }
   const Tick now = v.now();
+  if (c.boost_until > now) {
+    // A directed yield put it on its pCPU ahead of its schedule (directed_yield).
+    c.window_end = c.boost_until;
+    if (c.pcpu < 0) c.pcpu = static_cast<int>(m_host.window_at(i, now).pcpu);
+    if (c.descheduled) m_tracer.pvsim_sched_in(now, i, static_cast<unsigned>(c.pcpu), v.rip(), c.run_delay_ns);
+    load_if_put(i);
+    return true;
+  }
   const RunWindow w = m_host.window_at(i, now);
   c.window_end = w.end;
   if (w.start > now) {
-    m_tracer.pvsim_vcpu(now, i, "sched_out",
-                        fmt::format("runnable, no pCPU until {}", Tracer::seconds(w.start)));
-    c.run_delay_ns += w.start - now;
-    advance_vcpu_to(v, w.start);
-    sched_update(i);
+    const bool paused = m_host.paused_at(now);
+    const char* why = paused ? "paused" : c.blocked ? "woken, waits for a pCPU" : "preempted";
+    m_tracer.pvsim_sched_out(now, i, c.pcpu < 0 ? w.pcpu : static_cast<unsigned>(c.pcpu), v.rip(), why, w.start);
+    // kvm_arch_vcpu_put of a thread the host scheduler took the CPU from (kvm_sched_out
+    // with the task still runnable): KVM marks it preempted in its steal-time record. Not
+    // when it had halted (that put happened at the HLT, voluntarily) and not for a pause
+    // (the thread left KVM_RUN for the VMM: "do not set st->preempted when going back to
+    // user space").
+    if (!c.blocked && !c.descheduled) m_hv.on_put(i, !paused, now);
+    c.descheduled = true;
+    // The thread waits for its pCPU; the host model wakes it at the schedule's next window
+    // (host_wake), unless a directed yield does so earlier. Its virtual time (and TSC) still
+    // passes meanwhile.
+    c.out_at = now;
+    c.back_at = w.start;
+    m_events.schedule(c.host_event, w.start, EventPriority::VcpuSchedule);
+    set_state(i, VState::Descheduled);
     return false;
   }
+  // sched_in first: the migration is noticed inside the load (kvm_arch_vcpu_load compares
+  // the CPU it last ran on), and its kvmclock update follows at the entry.
+  if (c.descheduled) m_tracer.pvsim_sched_in(now, i, w.pcpu, v.rip(), c.run_delay_ns);
   if (c.pcpu != static_cast<int>(w.pcpu)) {
     if (c.pcpu >= 0) {
       m_tracer.pvsim_vcpu(now, i, "migrate", fmt::format("pcpu {} -> pcpu {}", c.pcpu, w.pcpu));
-      // kvm_arch_vcpu_load on a different host CPU requests a clock update when the VM is
-      // not in master-clock mode (pvmsr/README.md §4.5, commit 0061d53daf26).
+      // The thread was preempted on one pCPU and loaded on another: a put, then a load
+      // that, without the master clock, requests a kvmclock update (pvmsr/README.md §4.5,
+      // commit 0061d53daf26).
+      if (!c.blocked && !c.descheduled) m_hv.on_put(i, true, now);
       m_hv.on_migrate(i);
+      c.descheduled = true;
     }
     c.pcpu = static_cast<int>(w.pcpu);
   }
+  load_if_put(i);
   return true;
 }
+
+// The run delay of the gap that ends at `at`: the time a runnable thread waited for a pCPU.
+// The part spent paused is not run delay (the vCPU threads wait in the VMM, not on a host
+// run queue).
+void Platform::host_wake(unsigned i, Tick at) {
+  Cpu& c = *m_cpus[i];
+  if (m_state[i] != VState::Descheduled) return;
+  if (c.host_event.scheduled()) m_events.cancel(c.host_event);
+  c.run_delay_ns += (at - c.out_at) - m_host.paused_ns(c.out_at, at);
+  advance_vcpu_to(*m_vcpus[i], at);
+  set_state(i, VState::Runnable);
+}
+
+// kvm_vcpu_yield_to(target) asks the host scheduler to run the target next; it succeeds
+// only for a target whose thread is runnable but waits for a CPU (KVM's `ready`). The host
+// model honours it by giving the target its pCPU from the yield instant until its schedule
+// would have given it back. That time is not taken from whatever the host ran on that pCPU
+// meanwhile (the static schedule does not move): the host is assumed to have the capacity
+// (tools/platform/README.md §5). A paused VM's vCPUs cannot be boosted.
+void Platform::directed_yield(unsigned src, unsigned target, Tick at) {
+  Cpu& c = *m_cpus[target];
+  auto no = [&](const char* why) {
+    m_tracer.pvsim_vcpu(at, src, "yield", fmt::format("to vCPU {}: {}, no yield", target, why));
+  };
+  if (target == src) return no("itself");
+  if (m_host.paused_at(at)) return no("the VM is paused");
+  if (m_state[target] == VState::Descheduled) {
+    const Tick from = at > c.out_at ? at : c.out_at;
+    c.boost_until = c.back_at;
+    m_tracer.pvsim_vcpu(at, src, "yield",
+                        fmt::format("to vCPU {}: it runs on pcpu {} from {} instead of {}", target, c.pcpu,
+                                    Tracer::seconds(from), Tracer::seconds(c.back_at)));
+    host_wake(target, from);
+    return;
+  }
+  // Just made runnable (a kick woke it from HLT) but its schedule gives it no pCPU now: it
+  // waits on a run queue, KVM's `ready`, and the yield lets it run at once.
+  Vcpu& t = *m_vcpus[target];
+  if (m_state[target] == VState::Runnable && !m_host.always_running(target) && t.now() >= at) {
+    const RunWindow w = m_host.window_at(target, t.now());
+    if (w.start > t.now()) {
+      c.boost_until = w.start;
+      m_tracer.pvsim_vcpu(at, src, "yield",
+                          fmt::format("to vCPU {}: it runs from {} instead of {}", target,
+                                      Tracer::seconds(t.now()), Tracer::seconds(w.start)));
+      return;
+    }
+  }
+  no("not waiting for a pCPU");
+}
+
 
 RunReport Platform::run() {
   if (m_ran) throw std::logic_error("Platform::run called twice");
@@ -337,8 +438,13 @@ RunReport Platform::run() {
     Vcpu& v = *m_vcpus[i];
     if (!enter_host_window(i)) continue;
     // Requests raised for this vCPU while it was not running are serviced at entry
-    // (vcpu_enter_guest, pvmsr/hypervisor.h).
-    m_hv.on_entry(v);
+    // (vcpu_enter_guest, pvmsr/hypervisor.h). With host.pv_store_ns the host's stores take
+    // time: the vCPU waits for them while the others run (pvmsr/host_stores.h).
+    if (!m_hv.enter(v)) [[unlikely]] {
+      advance_vcpu_to(v, m_hv.pending_until(i));
+      sched_update(i);
+      continue;
+    }
     Tick until = limit_tick;
     if (next && *next < until) until = *next;
     if (m_cpus[i]->window_end < until) until = m_cpus[i]->window_end;
@@ -362,7 +468,17 @@ RunReport Platform::run() {
       case StopReason::Deadline:
         break;
       case StopReason::Halted:
+        if (m_cpus[i]->pv_unhalted) {
+          // A KICK_CPU arrived before this HLT: kvm_vcpu_block finds the vCPU runnable and
+          // does not sleep; the flag is consumed (KVM clears pv_unhalted there).
+          m_cpus[i]->pv_unhalted = false;
+          v.set_halted(false);
+          m_tracer.pvsim_vcpu(v.now(), i, "kick", "HLT does not block: pv_unhalted was set");
+          break;
+        }
         m_state[i] = VState::Halted;
+        // kvm_vcpu_block: the thread sleeps, a voluntary put (never marked preempted).
+        m_cpus[i]->blocked = true;
         break;
       case StopReason::VcpuFinished:
         m_state[i] = VState::Finished;
@@ -416,7 +532,7 @@ RunReport Platform::run() {
 // LAPIC timer) and a vCPU woken by the event see the right time.
 void Platform::fire_events(Tick t) {
   for (unsigned i = 0; i < vcpu_count(); ++i)
-    if (m_state[i] == VState::Halted || m_state[i] == VState::WaitSipi) {
+    if (m_state[i] == VState::Halted || m_state[i] == VState::WaitSipi || m_state[i] == VState::Descheduled) {
       Vcpu& v = *m_vcpus[i];
       advance_vcpu_to(v, t);
     }
@@ -433,6 +549,9 @@ bool Platform::anything_can_wake() const {
   if (m_ipis_in_flight > 0) return true;
   // A fetch in flight completes an async PF work, which wakes its vCPU (or ends a halt).
   if (!m_fetches.empty()) return true;
+  // A descheduled vCPU gets its pCPU back at its host event.
+  for (unsigned i = 0; i < vcpu_count(); ++i)
+    if (m_state[i] == VState::Descheduled) return true;
   for (unsigned i = 0; i < vcpu_count(); ++i)
     if (m_state[i] == VState::Halted && m_cpus[i]->apic->timer_armed()) return true;
   return false;
@@ -451,6 +570,33 @@ void Platform::report_no_runnable(bool waiting_past_limit) {
     for (unsigned i = 0; i < vcpu_count(); ++i) d += (i ? "; " : " ") + describe(i);
     stop_run(RunStop::Deadlock, 0, d);
   }
+}
+
+// host.pause: the VM stops at a pause's start (every vCPU's run window ends there, see
+// HostModel) and resumes at its end, where the VMM, as QEMU does when it continues a
+// stopped VM, issues KVM_KVMCLOCK_CTRL on every vCPU: the next kvmclock update sets
+// PVCLOCK_GUEST_STOPPED, so the guest's watchdogs do not mistake the pause for a lockup
+// (pvmsr/README.md §4). The event alternates between the starts and ends of the windows.
+void Platform::pause_step() {
+  const Tick at = m_pause_event->when();
+  const auto& list = m_host.pauses();
+  const PauseWindow& w = list[m_next_pause];
+  if (!m_pause_resuming) {
+    m_tracer.pvsim_host(at, 0, "pause", fmt::format("the VMM stops the VM until {}", Tracer::seconds(Tick(w.to_ns))));
+    m_pause_resuming = true;
+    m_events.schedule(*m_pause_event, Tick(w.to_ns), EventPriority::HostCompletion);
+    return;
+  }
+  std::string ctrl;
+  for (unsigned i = 0; i < vcpu_count(); ++i) {
+    // KVM_KVMCLOCK_CTRL fails (-EINVAL) for a vCPU whose kvmclock is off; QEMU ignores that.
+    if (m_hv.kvmclock_ctrl(i) == 0) ctrl += fmt::format("{}{}", ctrl.empty() ? "" : ",", i);
+  }
+  m_tracer.pvsim_host(at, 0, "resume",
+                      fmt::format("KVM_KVMCLOCK_CTRL on vCPUs {}", ctrl.empty() ? "none (no kvmclock)" : ctrl));
+  m_pause_resuming = false;
+  if (++m_next_pause < list.size())
+    m_events.schedule(*m_pause_event, Tick(list[m_next_pause].from_ns), EventPriority::HostCompletion);
 }
 
 RunReport run_scenario(const Scenario& s, const PlatformOptions& opts) {

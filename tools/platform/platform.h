@@ -89,7 +89,7 @@ struct PlatformOptions {
   std::ostream* golden_update = nullptr;
 };
 
-class Platform final : public CpuEnv, public ApfHost {
+class Platform final : public CpuEnv, public ApfHost, public HypercallHost {
  public:
   // Builds the machine, loads the image (LoadError → ScenarioError naming /guest/image)
   // and puts every vCPU in its boot state.
@@ -130,8 +130,16 @@ class Platform final : public CpuEnv, public ApfHost {
   void apf_request_ready(unsigned vcpu) override;
   void apf_kick(unsigned vcpu) override;
 
+  // HypercallHost (platform_apic.cpp): what KVM's hypercalls ask of the platform.
+  int hc_deliver_ipi(unsigned src_vcpu, uint32_t dest_apic_id, uint32_t icr_low) override;
+  void hc_kick(unsigned src_vcpu, uint32_t dest_apic_id) override;
+  void hc_sched_yield(unsigned src_vcpu, uint32_t dest_apic_id) override;
+  bool hc_clock_pairing(unsigned vcpu, int64_t& sec, int64_t& nsec, uint64_t& guest_tsc) override;
+
  private:
-  enum class VState : uint8_t { Runnable, Halted, Finished, AtLimit, WaitSipi };
+  // Descheduled: runnable as far as the guest is concerned, but the host model gives its
+  // thread no pCPU until its wake event (host_wake) fires or a directed yield boosts it.
+  enum class VState : uint8_t { Runnable, Halted, Finished, AtLimit, WaitSipi, Descheduled };
   struct Cpu;
   struct IpiInFlight;
   std::string describe(unsigned i) const;
@@ -152,6 +160,7 @@ class Platform final : public CpuEnv, public ApfHost {
   // LAPIC glue (platform_apic.cpp).
   void attach_lapic(unsigned i);
   void send_ipi(unsigned src, const IpiRequest& req);
+  void post_ipi(unsigned src, const IpiRequest& req, bool kick);
   void deliver_ipi(IpiInFlight& f);
   void wake(unsigned i, Tick at);
   void deliver_nmi(unsigned i);
@@ -183,6 +192,16 @@ class Platform final : public CpuEnv, public ApfHost {
 
   // Scheduler helpers (platform.cpp).
   bool enter_host_window(unsigned i);
+  inline void load_if_put(unsigned i);
+  void host_wake(unsigned i, Tick at);  // a descheduled vCPU's thread gets its pCPU back
+  // KVM_HC_SCHED_YIELD / the yield after KVM_HC_KICK_CPU: kvm_vcpu_yield_to(target).
+  void directed_yield(unsigned src, unsigned target, Tick at);
+  // The vCPU whose LAPIC answers to physical APIC ID `id` (KVM's phys_map), if any.
+  std::optional<unsigned> vcpu_by_apic_id(uint32_t id) const;
+  // KVM_HC_KICK_CPU arrived (APIC_DM_REMRD): pv_unhalted, then the directed yield.
+  void deliver_kick(IpiInFlight& f);
+  void hc_kick_one(unsigned src, unsigned target);
+  void pause_step();  // host.pause: the VMM resumes the VM and issues KVM_KVMCLOCK_CTRL
   void fire_events(Tick t);
   bool anything_can_wake() const;
   void report_no_runnable(bool waiting_past_limit);
@@ -205,6 +224,9 @@ class Platform final : public CpuEnv, public ApfHost {
   std::vector<Fetch*> m_fetch_free;
   size_t m_next_eviction = 0;  // index into m_host_mem.evictions()
   std::unique_ptr<MemberEvent<&Platform::evict_due>> m_evict_event;
+  std::unique_ptr<MemberEvent<&Platform::pause_step>> m_pause_event;
+  size_t m_next_pause = 0;        // index into m_host.pauses()
+  bool m_pause_resuming = false;  // the event's next firing is that pause's end
   LoadedImage m_image;
   std::vector<std::unique_ptr<Vcpu>> m_vcpus;
   std::vector<std::unique_ptr<Cpu>> m_cpus;  // per-vCPU glue: LAPIC, sink, host state

@@ -41,9 +41,17 @@ void Platform::attach_lapic(unsigned i) {
   // The CPU takes an interrupt at a boundary with IF=1 and no shadow (core/cpu): the LAPIC
   // moves the highest deliverable IRR vector to ISR (SDM §11.8.4 "Interrupt Acceptance
   // for Fixed Interrupts").
-  v.set_interrupt_poll([&apic](Vcpu&) {
+  //
+  // PV EOI (pvmsr/README.md §7): in KVM an interrupt reaches a running vCPU through an exit
+  // (the kick), whose sync-from-guest first performs an EOI the guest made by clearing its
+  // PV EOI bit; after the injection KVM arms PV EOI again if it can.
+  PvEoi& pv_eoi = m_hv.pv_eoi();
+  v.set_interrupt_poll([&apic, &pv_eoi](Vcpu& vc) {
+    pv_eoi.on_exit(vc);
     const std::optional<uint8_t> vec = apic.ack();
-    return vec ? static_cast<int>(*vec) : -1;
+    if (!vec) return -1;
+    pv_eoi.after_injection(vc);
+    return static_cast<int>(*vec);
   });
   // Causally monotonic clocks (tools/platform/README.md §4.4).
   v.set_time_gate([this, i](Vcpu&) { return may_observe_time(i); });
@@ -118,6 +126,9 @@ IoStatus Platform::mmio_read(Vcpu& vcpu, Gpa gpa, unsigned size, uint64_t& value
   if (apic.mode() == ApicMode::XApic && gpa.value() >= base && gpa.value() - base < kApicPageSize) {
     const uint32_t off = static_cast<uint32_t>(gpa.value() - base);
     if ((off & ~0xfu) == kRegCurrentCount && !may_observe_time(vcpu.index())) return IoStatus::Retry;
+    // Without APICv every access to the xAPIC page is a VM exit on KVM, and PV EOI's
+    // sync-from-guest runs before it is handled (pvmsr/README.md §7).
+    m_hv.pv_eoi().on_exit(vcpu);
     value = apic.mmio_read(off, size);
     return IoStatus::Ok;
   }
@@ -130,6 +141,7 @@ IoStatus Platform::mmio_write(Vcpu& vcpu, Gpa gpa, unsigned size, uint64_t value
   LocalApic& apic = *m_cpus[vcpu.index()]->apic;
   const uint64_t base = apic.mmio_base();
   if (apic.mode() == ApicMode::XApic && gpa.value() >= base && gpa.value() - base < kApicPageSize) {
+    m_hv.pv_eoi().on_exit(vcpu);  // as in mmio_read: the exit disarms PV EOI first
     const bool was = apf_lapic_enabled(vcpu.index());
     apic.mmio_write(static_cast<uint32_t>(gpa.value() - base), size, static_cast<uint32_t>(value));
     note_lapic_enable(vcpu.index(), was);
@@ -201,7 +213,11 @@ void Platform::deliver_nmi(unsigned i) {
 
 // The ICR was written (from a running vCPU): the IPI travels as an event, so the target
 // takes it at the sender's time plus the bus latency and never earlier in virtual time.
-void Platform::send_ipi(unsigned src, const IpiRequest& req) {
+void Platform::send_ipi(unsigned src, const IpiRequest& req) { post_ipi(src, req, false); }
+
+// One message on the APIC bus: from the free list (a busy guest does not allocate per IPI),
+// arriving at the sender's time plus the bus latency.
+void Platform::post_ipi(unsigned src, const IpiRequest& req, bool kick) {
   IpiInFlight* f;
   if (!m_ipi_free.empty()) {
     f = m_ipi_free.back();
@@ -212,6 +228,7 @@ void Platform::send_ipi(unsigned src, const IpiRequest& req) {
   }
   f->req = req;
   f->source = src;
+  f->kick = kick;
   ++m_ipis_in_flight;
   m_events.schedule(f->event, m_vcpus[src]->now() + m_scenario.machine.ipi_latency_ns,
                     EventPriority::Default);
@@ -256,6 +273,134 @@ void Platform::deliver_ipi(IpiInFlight& f) {
         break;
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// HypercallHost (pvmsr/hypercalls.h, pvmsr/README.md §10)
+
+std::optional<unsigned> Platform::vcpu_by_apic_id(uint32_t id) const {
+  // KVM's phys_map holds the vCPUs whose LAPIC is enabled in IA32_APIC_BASE
+  // (kvm_recalculate_apic_map skips the others), by their current APIC ID.
+  for (unsigned i = 0; i < vcpu_count(); ++i) {
+    const LocalApic& a = *m_cpus[i]->apic;
+    if (a.mode() != ApicMode::Disabled && a.id() == id) return i;
+  }
+  return std::nullopt;
+}
+
+// KVM_HC_SEND_IPI delivers through kvm_apic_set_irq straight into the target's LAPIC and
+// counts what __apic_accept_irq accepted. pvsim decides acceptance the same way at the
+// hypercall, and the IPI itself travels like an ICR write (send_ipi): the target takes it
+// at the sender's time plus the bus latency, never earlier in virtual time.
+int Platform::hc_deliver_ipi(unsigned src, uint32_t dest, uint32_t icr_low) {
+  const std::optional<unsigned> t = vcpu_by_apic_id(dest);
+  if (!t) return -1;
+  const LocalApic& apic = *m_cpus[*t]->apic;
+  const unsigned mode = (icr_low >> 8) & 7;
+  const bool level = (icr_low >> 14) & 1;
+  const bool level_trigger = (icr_low >> 15) & 1;
+  if (mode == 3) {  // APIC_DM_REMRD: what KICK_CPU sends, pv_unhalted (result 1)
+    hc_kick_one(src, *t);
+    return 1;
+  }
+  int accepted = 0;
+  switch (mode) {
+    case 0:  // fixed
+    case 1:  // lowest priority: no arbitration on this path, the named vCPU takes it
+      accepted = !(level_trigger && !level) && apic.software_enabled();
+      break;
+    case 2:  // SMI (pvsim has no SMM: the LAPIC ignores it, KVM still counts it)
+    case 4:  // NMI
+    case 6:  // start-up
+      accepted = 1;
+      break;
+    case 5:  // INIT: a level de-assert is not accepted
+      accepted = !level_trigger || level;
+      break;
+    default:  // ExtINT: only a LINT0 source, never an IPI
+      return 0;
+  }
+  IpiRequest req;
+  req.source = m_cpus[src]->apic->id();
+  req.vector = static_cast<uint8_t>(icr_low & 0xff);
+  req.delivery = static_cast<IpiDelivery>(mode);
+  req.dest_mode = DestMode::Physical;
+  req.shorthand = Shorthand::None;
+  req.trigger = level_trigger ? TriggerMode::Level : TriggerMode::Edge;
+  req.level_assert = level;
+  req.destination = dest;
+  req.x2apic = apic.mode() == ApicMode::X2Apic;
+  send_ipi(src, req);
+  return accepted;
+}
+
+// KVM_HC_KICK_CPU: kvm_pv_kick_cpu_op sends an APIC_DM_REMRD message to physical APIC ID
+// `dest` (0xff in xAPIC mode is the broadcast), then kvm_sched_yield(dest). The message
+// travels like an IPI (deliver_kick); the yield follows at its arrival, once the target
+// is runnable again (KVM's kick makes it `ready`).
+void Platform::hc_kick(unsigned src, uint32_t dest) {
+  IpiRequest req;
+  req.source = m_cpus[src]->apic->id();
+  req.delivery = IpiDelivery::Fixed;  // routing only: deliver_kick applies REMRD itself
+  req.dest_mode = DestMode::Physical;
+  req.destination = dest;
+  req.x2apic = m_cpus[src]->apic->mode() == ApicMode::X2Apic;
+  post_ipi(src, req, true);
+}
+
+void Platform::deliver_kick(IpiInFlight& f) {
+  --m_ipis_in_flight;
+  const IpiRequest req = f.req;
+  const unsigned src = f.source;
+  f.kick = false;
+  m_ipi_free.push_back(&f);
+  std::vector<ApicTarget> targets;
+  targets.reserve(vcpu_count());
+  for (unsigned i = 0; i < vcpu_count(); ++i) targets.push_back(apic_target(*m_cpus[i]->apic));
+  for (unsigned t : route_ipi(req, targets)) {
+    hc_kick_one(src, t);
+    directed_yield(src, t, m_fire_time);
+  }
+}
+
+// __apic_accept_irq, APIC_DM_REMRD: pv_unhalted, and the vCPU is kicked. A halted vCPU
+// becomes runnable whatever its IF (kvm_arch_vcpu_runnable); one that is not halted keeps
+// the flag, and its next HLT does not block.
+void Platform::hc_kick_one(unsigned src, unsigned t) {
+  const Tick at = m_firing ? m_fire_time : m_vcpus[src]->now();
+  Vcpu& v = *m_vcpus[t];
+  if (m_state[t] == VState::Halted) {
+    m_tracer.pvsim_vcpu(at, t, "kick", fmt::format("pv_unhalted by vCPU {}: leaves HLT", src));
+    v.set_halted(false);
+    m_state[t] = VState::Runnable;
+    advance_vcpu_to(v, at);
+    sched_update(t);
+  } else if (m_state[t] != VState::Finished && m_state[t] != VState::WaitSipi) {
+    m_tracer.pvsim_vcpu(at, t, "kick", fmt::format("pv_unhalted by vCPU {}: its next HLT will not block", src));
+    m_cpus[t]->pv_unhalted = true;
+  }
+}
+
+void Platform::hc_sched_yield(unsigned src, uint32_t dest) {
+  const std::optional<unsigned> t = vcpu_by_apic_id(dest);
+  const Tick at = m_vcpus[src]->now();
+  if (!t) {
+    m_tracer.pvsim_vcpu(at, src, "yield", fmt::format("to APIC ID {}: no such vCPU, no yield", dest));
+    return;
+  }
+  directed_yield(src, *t, at);
+}
+
+// KVM_HC_CLOCK_PAIRING: host realtime and the guest TSC at one host instant. The host
+// model's clocksource is the TSC and there is no TSC catch-up, so KVM's conditions for
+// -KVM_EOPNOTSUPP never hold here.
+bool Platform::hc_clock_pairing(unsigned vcpu, int64_t& sec, int64_t& nsec, uint64_t& guest_tsc) {
+  Vcpu& v = *m_vcpus.at(vcpu);
+  const uint64_t realtime = m_host.host_realtime_ns(v.now());
+  sec = static_cast<int64_t>(realtime / 1'000'000'000u);
+  nsec = static_cast<int64_t>(realtime % 1'000'000'000u);
+  guest_tsc = v.tsc();
+  return true;
 }
 
 }  // namespace pvsim

@@ -35,6 +35,29 @@ struct Platform::Cpu final : InterruptSink, ApicClock {
   std::unique_ptr<LocalApic> apic;
   uint64_t run_delay_ns = 0;  // runnable but descheduled by the host model
   int pcpu = -1;              // pCPU it last ran on (-1: not yet)
+  // kvm_arch_vcpu_put happened and the matching load has not: `descheduled` after the host
+  // took the pCPU away (traced sched_out; the load traces sched_in), `blocked` after the
+  // vCPU halted (its thread sleeps in kvm_vcpu_block; the wake-up is a load too).
+  bool descheduled = false;
+  bool blocked = false;
+  // While VState::Descheduled: when it lost its pCPU, when the schedule gives one back
+  // (host_event fires then) and whether that gap began inside a pause.
+  Tick out_at{};
+  Tick back_at{};
+  // A directed yield let it run before its schedule would have: the host model keeps it on
+  // its pCPU until this instant, when its ordinary schedule takes over again.
+  Tick boost_until{};
+  // KVM's vcpu->arch.pv.pv_unhalted: a KICK_CPU arrived while the vCPU was not halted; its
+  // next HLT does not block (kvm_arch_vcpu_runnable), and the flag is consumed then.
+  bool pv_unhalted = false;
+  struct HostEvent final : Event {
+    explicit HostEvent(Cpu& c) : Event(&HostEvent::fire, &c, "host_sched_in") {}
+    static void fire(void* self, Event&) {
+      auto* c = static_cast<Cpu*>(self);
+      c->platform.host_wake(c->index, c->platform.m_fire_time);
+    }
+  };
+  HostEvent host_event{*this};
   Tick window_end{};          // end of its current host run window
   // Time-gate reservation: the vCPU tried to observe time at this Tick while another
   // runnable vCPU was behind it; it does not execute that instruction before every other
@@ -84,12 +107,16 @@ struct Platform::IpiInFlight {
   explicit IpiInFlight(Platform& p) : platform(p), event(&IpiInFlight::fire, this, "ipi") {}
   static void fire(void* self, Event&) {
     auto* f = static_cast<IpiInFlight*>(self);
-    f->platform.deliver_ipi(*f);
+    if (f->kick)
+      f->platform.deliver_kick(*f);
+    else
+      f->platform.deliver_ipi(*f);
   }
   Platform& platform;
   Event event;
   IpiRequest req;
   unsigned source = 0;  // sending vCPU index
+  bool kick = false;    // KVM_HC_KICK_CPU's remote-read message, not an ICR write
 };
 
 // A fetch in flight: one event per page, with every (vCPU, token) waiting for it.

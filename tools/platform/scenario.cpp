@@ -328,6 +328,9 @@ class Checker {
   }
 
   void object(const Json& v, std::string_view path, std::initializer_list<std::string_view> keys) const {
+    object(v, path, std::vector<std::string_view>(keys));
+  }
+  void object(const Json& v, std::string_view path, const std::vector<std::string_view>& keys) const {
     if (!v.is_object()) fail(path, fmt::format("must be an object, got {}", show(v)));
     for (auto it = v.begin(); it != v.end(); ++it) {
       bool known = false;
@@ -446,7 +449,7 @@ void parse_machine(const Checker& c, const Json& m, MachineConfig& out) {
   c.object(m, p,
            {"vcpus", "ram_mib", "tsc_khz", "tsc_start", "quantum", "exact_quantum", "kvm_cpuid",
             "ignore_unhandled_io", "start", "apic_bus_mhz", "ipi_latency_ns", "tsc_skew", "kvm",
-            "irqchip"});
+            "irqchip", "cpu_vendor"});
   if (m.contains("vcpus")) out.vcpus = static_cast<unsigned>(c.integer(m["vcpus"], p + "/vcpus", 1, 64));
   if (m.contains("ram_mib")) out.ram_mib = c.integer(m["ram_mib"], p + "/ram_mib", 2, 65536);
   if (m.contains("tsc_khz")) out.tsc_khz = c.integer(m["tsc_khz"], p + "/tsc_khz", 1000, 10'000'000);
@@ -486,8 +489,15 @@ void parse_machine(const Checker& c, const Json& m, MachineConfig& out) {
     out.start =
         c.choice(m["start"], p + "/start", {"all", "bsp"}) == 0 ? StartMode::All : StartMode::Bsp;
   if (m.contains("irqchip"))
-    out.irqchip = c.choice(m["irqchip"], p + "/irqchip", {"kernel", "userspace"}) == 0 ? IrqChip::Kernel
-                                                                                      : IrqChip::Userspace;
+    // QEMU's kernel_irqchip values name the same two cases: "split" keeps the LAPICs in KVM (only
+    // the IOAPIC moves out), so for KVM's lapic_in_kernel() it is "kernel"; "none" and
+    // "userspace" both mean a VMM that emulates the LAPIC itself (kernel_irqchip=off).
+    out.irqchip = c.choice(m["irqchip"], p + "/irqchip", {"kernel", "split", "none", "userspace"}) < 2
+                      ? IrqChip::Kernel
+                      : IrqChip::Userspace;
+  if (m.contains("cpu_vendor"))
+    out.cpu_vendor =
+        c.choice(m["cpu_vendor"], p + "/cpu_vendor", {"intel", "amd"}) == 0 ? CpuVendor::Intel : CpuVendor::Amd;
   // 10 GHz is far above any real APIC bus; 1 MHz is far below (KVM runs its timer at 1 GHz).
   if (m.contains("apic_bus_mhz"))
     out.apic_bus_mhz = c.integer(m["apic_bus_mhz"], p + "/apic_bus_mhz", 1, 10'000);
@@ -523,7 +533,8 @@ void parse_machine(const Checker& c, const Json& m, MachineConfig& out) {
     const std::string kp = p + "/kvm";
     c.object(
         k, kp,
-        {"abi", "enforce_pv_cpuid", "master_clock", "kvmclock_sync_ms", "clock_update_delay_ms"});
+        {"abi", "enforce_pv_cpuid", "master_clock", "kvmclock_sync_ms", "clock_update_delay_ms",
+         "fix_hypercall_insn", "map_gpa_range_exit", "map_gpa_range_ret", "migration_control"});
     if (k.contains("abi"))
       out.kvm.abi =
           c.choice(k["abi"], kp + "/abi", {"modern", "orig"}) == 0 ? KvmAbi::Modern : KvmAbi::Orig;
@@ -538,6 +549,19 @@ void parse_machine(const Checker& c, const Json& m, MachineConfig& out) {
     if (k.contains("clock_update_delay_ms"))
       out.kvm.clock_update_delay_ms =
           c.integer(k["clock_update_delay_ms"], kp + "/clock_update_delay_ms", 0, kMaxMs);
+    if (k.contains("fix_hypercall_insn"))
+      out.kvm.fix_hypercall_insn = c.boolean(k["fix_hypercall_insn"], kp + "/fix_hypercall_insn");
+    if (k.contains("map_gpa_range_exit"))
+      out.kvm.map_gpa_range_exit = c.boolean(k["map_gpa_range_exit"], kp + "/map_gpa_range_exit");
+    if (k.contains("map_gpa_range_ret")) {
+      if (!out.kvm.map_gpa_range_exit)
+        c.fail(kp + "/map_gpa_range_ret", "only meaningful with \"map_gpa_range_exit\": true");
+      // The VMM writes a u64 into the exit's return field; as a guest RAX it is any value.
+      out.kvm.map_gpa_range_ret =
+          c.signed_integer(k["map_gpa_range_ret"], kp + "/map_gpa_range_ret", INT64_MIN, INT64_MAX);
+    }
+    if (k.contains("migration_control"))
+      out.kvm.migration_control = c.boolean(k["migration_control"], kp + "/migration_control");
   }
 }
 
@@ -697,8 +721,8 @@ void parse_host(const Checker& c, const Json& h, const MachineConfig& machine, H
   const std::string p = "/host";
   const unsigned vcpus = machine.vcpus;
   c.object(h, p,
-           {"pcpus", "policy", "pin", "slice_us", "preempt", "wall_clock_ns", "monotonic_ns",
-            "memory"});
+           {"pcpus", "policy", "pin", "slice_us", "preempt", "noise", "pause", "pv_store_ns",
+            "wall_clock_ns", "monotonic_ns", "memory"});
   out.pcpus = vcpus;
   if (h.contains("pcpus"))
     out.pcpus = static_cast<unsigned>(c.integer(h["pcpus"], p + "/pcpus", 1, 256));
@@ -721,27 +745,53 @@ void parse_host(const Checker& c, const Json& h, const MachineConfig& machine, H
     for (unsigned i = 0; i < vcpus; ++i) out.pin.push_back(i % out.pcpus);
   if (h.contains("slice_us"))
     out.slice_ns = c.integer(h["slice_us"], p + "/slice_us", 1, 1'000'000) * 1000;
-  if (h.contains("preempt")) {
-    const Json& a = h["preempt"];
-    const std::string ap = p + "/preempt";
+  // The three kinds of host window share one shape: an object with `extra` keys and a span
+  // written either as from_us/to_us or, to place a race at an exact instant, as
+  // from_ns/to_ns.
+  auto windows = [&](const char* key, std::initializer_list<const char*> extra, auto&& add) {
+    const Json& a = h[key];
+    const std::string ap = p + "/" + key;
     if (!a.is_array()) c.fail(ap, fmt::format("must be an array, got {}", show(a)));
     for (size_t i = 0; i < a.size(); ++i) {
       const std::string ip = Checker::child(ap, i);
-      c.object(a[i], ip, {"vcpu", "from_us", "to_us"});
-      for (const char* key : {"vcpu", "from_us", "to_us"})
-        if (!a[i].contains(key)) c.fail(ip, fmt::format("missing required key \"{}\"", key));
-      PreemptWindow w;
-      w.vcpu = static_cast<unsigned>(c.integer(a[i]["vcpu"], ip + "/vcpu", 0, vcpus - 1));
+      std::vector<std::string_view> keys(extra.begin(), extra.end());
+      for (const char* k : {"from_us", "to_us", "from_ns", "to_ns"}) keys.push_back(k);
+      c.object(a[i], ip, keys);
+      for (const char* k : extra)
+        if (!a[i].contains(k)) c.fail(ip, fmt::format("missing required key \"{}\"", k));
+      const bool us = a[i].contains("from_us") || a[i].contains("to_us");
+      const bool ns = a[i].contains("from_ns") || a[i].contains("to_ns");
+      if (us && ns) c.fail(ip, "give the window in microseconds (from_us, to_us) or in nanoseconds (from_ns, to_ns), not both");
+      const char* from_key = ns ? "from_ns" : "from_us";
+      const char* to_key = ns ? "to_ns" : "to_us";
+      for (const char* k : {from_key, to_key})
+        if (!a[i].contains(k)) c.fail(ip, fmt::format("missing required key \"{}\"", k));
       // 10^15 us = 10^18 ns, the largest max_virtual_ms (10^12 ms): later windows never matter.
-      const uint64_t from = c.integer(a[i]["from_us"], ip + "/from_us", 0, kMaxUs);
-      const uint64_t to = c.integer(a[i]["to_us"], ip + "/to_us", 0, kMaxUs);
+      const uint64_t max = ns ? kMaxUs * 1000 : kMaxUs;
+      const uint64_t from = c.integer(a[i][from_key], ip + "/" + from_key, 0, max);
+      const uint64_t to = c.integer(a[i][to_key], ip + "/" + to_key, 0, max);
       if (to <= from)
-        c.fail(ip + "/to_us", fmt::format("must be greater than from_us ({}), got {}", from, to));
-      w.from_ns = from * 1000;
-      w.to_ns = to * 1000;
-      out.preempt.push_back(w);
+        c.fail(ip + "/" + to_key, fmt::format("must be greater than {} ({}), got {}", from_key, from, to));
+      add(a[i], ip, ns ? from : from * 1000, ns ? to : to * 1000);
     }
-  }
+  };
+  if (h.contains("preempt"))
+    windows("preempt", {"vcpu"}, [&](const Json& w, const std::string& ip, uint64_t from, uint64_t to) {
+      const auto v = static_cast<unsigned>(c.integer(w["vcpu"], ip + "/vcpu", 0, vcpus - 1));
+      out.preempt.push_back({v, from, to});
+    });
+  if (h.contains("noise"))
+    windows("noise", {"pcpu"}, [&](const Json& w, const std::string& ip, uint64_t from, uint64_t to) {
+      const auto pc = static_cast<unsigned>(c.integer(w["pcpu"], ip + "/pcpu", 0, out.pcpus - 1));
+      out.noise.push_back({pc, from, to});
+    });
+  if (h.contains("pause"))
+    windows("pause", {}, [&](const Json&, const std::string&, uint64_t from, uint64_t to) {
+      out.pause.push_back({from, to});
+    });
+  // A store takes nanoseconds on real hardware; a whole millisecond per store is already far
+  // beyond anything but a deliberately stretched race window.
+  if (h.contains("pv_store_ns")) out.pv_store_ns = c.integer(h["pv_store_ns"], p + "/pv_store_ns", 0, 1'000'000);
   // KVM keeps both host clocks as signed 64-bit nanoseconds (ktime_t; kvmclock_offset is
   // s64), and the host model adds up to 10^18 ns of virtual time to them: cap at 2^63 - 1.
   if (h.contains("wall_clock_ns"))

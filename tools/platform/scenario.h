@@ -113,7 +113,21 @@ struct KvmConfig {
   bool master_clock = true;              // pvclock_gtod master clock; only Modern uses it
   uint64_t kvmclock_sync_ms = 300'000;   // KVM's KVMCLOCK_SYNC_PERIOD (300 s); 0 = off
   uint64_t clock_update_delay_ms = 100;  // KVM's KVMCLOCK_UPDATE_DELAY (100 ms)
+  // KVM_X86_QUIRK_FIX_HYPERCALL_INSN (on by default): the other vendor's hypercall opcode
+  // is rewritten in guest memory; off, it raises #UD.
+  bool fix_hypercall_insn = true;
+  // The VMM enabled KVM_CAP_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE and answers with
+  // `map_gpa_range_ret`; otherwise that hypercall returns -KVM_ENOSYS.
+  bool map_gpa_range_exit = false;
+  int64_t map_gpa_range_ret = 0;
+  // The VMM implements MSR_KVM_MIGRATION_CONTROL through userspace MSR exits; KVM itself
+  // has no handler, so without this the MSR raises #GP.
+  bool migration_control = false;
 };
+
+// `machine.cpu_vendor`: CPUID leaf 0's vendor string, and with it the native hypercall
+// instruction (VMCALL on Intel, VMMCALL on AMD).
+enum class CpuVendor : uint8_t { Intel, Amd };
 
 struct MachineConfig {
   unsigned vcpus = 1;
@@ -130,6 +144,7 @@ struct MachineConfig {
   bool ignore_unhandled_io = false;
   StartMode start = StartMode::All;
   IrqChip irqchip = IrqChip::Kernel;
+  CpuVendor cpu_vendor = CpuVendor::Intel;
   uint64_t apic_bus_mhz = 1000;  // LAPIC timer input clock; 1000 MHz = KVM's 1 ns per count
   uint64_t ipi_latency_ns = 0;
   std::vector<TscSkew> tsc_skew;  // at most one entry per vCPU (the parser enforces it)
@@ -173,6 +188,23 @@ enum class HostPolicy : uint8_t { Pinned, TimeSliced };
 // `host.preempt` entry: vCPU `vcpu` holds no pCPU during [from_ns, to_ns).
 struct PreemptWindow {
   unsigned vcpu = 0;
+  uint64_t from_ns = 0;
+  uint64_t to_ns = 0;
+};
+
+// `host.noise`: a host thread busy on pCPU `pcpu` during [from_ns, to_ns). Whatever vCPU
+// the schedule puts on that pCPU then waits (involuntarily: run delay grows, and KVM marks
+// it preempted in its steal-time record).
+struct NoiseWindow {
+  unsigned pcpu = 0;
+  uint64_t from_ns = 0;
+  uint64_t to_ns = 0;
+};
+
+// `host.pause`: the VMM stops the whole VM during [from_ns, to_ns) (QEMU's `stop`/`cont`)
+// and, at resume, issues KVM_KVMCLOCK_CTRL on every vCPU. Paused time is not run delay:
+// the vCPU threads wait in the VMM, not on a host run queue.
+struct PauseWindow {
   uint64_t from_ns = 0;
   uint64_t to_ns = 0;
 };
@@ -226,6 +258,11 @@ struct HostConfig {
   std::vector<unsigned> pin;  // Pinned: pCPU of each vCPU, one entry per vCPU after parsing
   uint64_t slice_ns = 3'000'000;
   std::vector<PreemptWindow> preempt;  // as written (may overlap; HostModel merges them)
+  std::vector<NoiseWindow> noise;      // as written (may overlap; HostModel merges them)
+  std::vector<PauseWindow> pause;      // as written (may overlap; HostModel merges them)
+  // Spacing of the separate guest-memory stores the host makes when it publishes kvmclock
+  // or steal time at a vCPU's entry (pvmsr/host_stores.h); 0 = all at the entry instant.
+  uint64_t pv_store_ns = 0;
   uint64_t wall_clock_ns = 1'700'000'000'000'000'000ull;  // host realtime at Tick 0
   uint64_t monotonic_ns = 1'000'000'000'000ull;           // host monotonic at Tick 0
   HostMemoryConfig memory;  // host_memory.h turns it into the residency model
