@@ -161,6 +161,7 @@ void Vcpu::set_interrupt_poll(std::function<int(Vcpu&)> poll) {
   m_core->irq_poll = std::move(poll);
   if (m_core->irq_notified) m_core->irq_check = true;
 }
+void Vcpu::set_injection_hook(std::function<void(Vcpu&)> hook) { m_core->injected_hook = std::move(hook); }
 void Vcpu::notify_interrupt() {
   m_core->irq_notified = true;
   m_core->irq_check = true;

@@ -184,6 +184,10 @@ class Vcpu {
   // (acknowledging it) or -1, which clears the notification until the next
   // notify_interrupt() or CR8 write. A delivered vector is traced as kvm_inj_virq.
   void set_interrupt_poll(std::function<int(Vcpu&)> poll);
+  // Called right after an interrupt from the poll was injected (after its kvm_inj_virq line,
+  // before it is delivered through the IDT): where KVM runs kvm_lapic_sync_to_vapic, which
+  // arms PV EOI (pvmsr/README.md §7).
+  void set_injection_hook(std::function<void(Vcpu&)> hook);
   void notify_interrupt();
   // Hypercall hook (pvmsr/hypercalls.h). The vendor's own instruction is a VM exit at every
   // CPL (VMCALL: SDM Vol. 3C §26.1.2); the other vendor's raises #UD, which KVM always

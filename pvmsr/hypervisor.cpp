@@ -27,7 +27,7 @@ Hypervisor::Hypervisor(const HypervisorConfig& cfg, unsigned vcpus, GuestMemory&
       m_mem(mem),
       m_tracer(tracer),
       m_cpuid(cfg.cpuid_features, cfg.cpuid_hints, cfg.signature_eax),
-      m_poll_control(vcpus, cfg.enforce_pv_cpuid, cfg.cpuid_features),
+      m_poll_control(vcpus, cfg.enforce_pv_cpuid, cfg.cpuid_features, cfg.abi == AbiProfile::Modern),
       m_kvmclock(std::make_unique<KvmClock>(with_common(cfg, cfg.kvmclock), mem, tracer, events)),
       m_apf(std::make_unique<AsyncPf>(with_common(cfg, AsyncPfConfig{}), vcpus, mem, tracer, apf_host)),
       m_steal(std::make_unique<StealTime>(with_common(cfg, StealTimeConfig{}), vcpus, mem, tracer)),

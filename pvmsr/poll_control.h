@@ -18,8 +18,12 @@ class PollControl {
   // guest whose CPUID 0x40000001 hides KVM_FEATURE_POLL_CONTROL (bit 12) gets #GP on both
   // RDMSR and WRMSR, as kvm_get_msr_common / kvm_set_msr_common do through guest_pv_has()
   // (commit 66570e966dd9, pvmsr/README.md §2.2).
-  explicit PollControl(unsigned vcpu_count, bool enforce = false, uint32_t cpuid_features = ~0u)
-      : m_value(vcpu_count, 1), m_enabled(!enforce || (cpuid_features & (1u << kFeatureBit))) {}
+  // `exists`: false under the orig profile (pvmsr/README.md §2.1): KVM added the MSR in 5.2
+  // (KVM_FEATURE_POLL_CONTROL), so a seed-era host has no case for it and both RDMSR and
+  // WRMSR raise #GP, as for ASYNC_PF_INT/ACK there.
+  explicit PollControl(unsigned vcpu_count, bool enforce = false, uint32_t cpuid_features = ~0u,
+                       bool exists = true)
+      : m_value(vcpu_count, 1), m_enabled(exists && (!enforce || (cpuid_features & (1u << kFeatureBit)))) {}
   static constexpr unsigned kFeatureBit = 12;
   // Registers the MSR handler in the vCPU's registry; `this` must outlive the vCPU.
   void attach(Vcpu& vcpu);

@@ -435,6 +435,7 @@ bool Core::check_interrupts() {
   }
   // KVM traces kvm_inj_virq when it injects the interrupt on the way into the guest.
   tracer.kvm_inj_virq(now(), cfg.index, static_cast<unsigned>(vec & 0xff), false, false);
+  if (injected_hook) injected_hook(vcpu);
   return deliver_external(static_cast<uint8_t>(vec));
 }
 

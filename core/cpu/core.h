@@ -291,6 +291,7 @@ class Core {
   bool irq_check = false;
   bool irq_notified = false;
   std::function<int(Vcpu&)> irq_poll;
+  std::function<void(Vcpu&)> injected_hook;  // after kvm_inj_virq (Vcpu::set_injection_hook)
   // NMI (SDM Vol. 3A §6.7.1): one latch, and blocking from delivery until the next IRET.
   bool nmi_pending = false;
   bool nmi_blocked = false;

@@ -5,6 +5,8 @@
 // through the platform.
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <cstdio>
+#include <map>
 #include <sstream>
 #include <string>
 
@@ -94,14 +96,17 @@ TEST_CASE("MSR_KVM_MIGRATION_CONTROL: #GP without a VMM that implements it; VM-w
           "[smp][host]") {
   Scenario s = shipped("hello-smp4.json");
   constexpr uint32_t kMsr = 0x4b564d08;
-  {
+  // KVM of every era has no handler: the profile changes nothing.
+  for (const KvmAbi abi : {KvmAbi::Modern, KvmAbi::Orig}) {
+    s.machine.kvm.abi = abi;
     Platform p(s);
     uint64_t v = 0;
     CHECK(p.vcpu(0).msrs().read(p.vcpu(0), kMsr, v) == MsrStatus::Gp);
     CHECK(p.vcpu(0).msrs().write(p.vcpu(0), kMsr, 1) == MsrStatus::Gp);
   }
   s.machine.kvm.migration_control = true;
-  {
+  for (const KvmAbi abi : {KvmAbi::Modern, KvmAbi::Orig}) {
+    s.machine.kvm.abi = abi;
     Platform p(s);
     uint64_t v = 0;
     CHECK(p.vcpu(0).msrs().read(p.vcpu(0), kMsr, v) == MsrStatus::Ok);
@@ -112,6 +117,7 @@ TEST_CASE("MSR_KVM_MIGRATION_CONTROL: #GP without a VMM that implements it; VM-w
     CHECK(p.vcpu(0).msrs().write(p.vcpu(0), kMsr, 2) == MsrStatus::Gp);
   }
   // Under enforcement the guest must have been told (feature 17).
+  s.machine.kvm.abi = KvmAbi::Modern;
   s.machine.kvm.enforce_pv_cpuid = true;
   for (const bool advertised : {false, true}) {
     s.machine.kvm_features = 0x01007efb | (advertised ? 1u << 17 : 0u);
@@ -137,5 +143,43 @@ TEST_CASE("PV-CPUID enforcement through the platform: a hidden feature's MSR rai
       uint64_t v = 0;
       CHECK(p.vcpu(0).msrs().read(p.vcpu(0), row.msr, v) == (visible ? MsrStatus::Ok : MsrStatus::Gp));
     }
+  }
+}
+
+TEST_CASE("pv-steal: at every steal-time update the guest's steal equals the host model's run delay",
+          "[smp][host][steal]") {
+  // The record starts at 0 and modern KVM never re-bases last_steal, so `steal` must equal
+  // the vCPU's cumulative run delay at each update: the last pvsim_sched_in's value, or 0
+  // before the first one. Halted time never appears (a halt adds no sched_in).
+  Scenario s = shipped("pv-steal.json");
+  std::ostringstream trace;
+  PlatformOptions o;
+  o.trace_text = &trace;
+  const RunReport r = run_scenario(s, o);
+  CHECK(r.success());
+  std::map<unsigned, uint64_t> run_delay;
+  std::map<unsigned, unsigned> updates;
+  std::istringstream in(trace.str());
+  std::string line;
+  while (std::getline(in, line)) {
+    unsigned cpu = 0;
+    if (std::sscanf(line.c_str(), "CPU %u/", &cpu) != 1) continue;
+    const size_t sin = line.find("pvsim_sched_in: ");
+    if (sin != std::string::npos) {
+      const size_t at = line.find(" run_delay ", sin);
+      REQUIRE(at != std::string::npos);
+      run_delay[cpu] = std::stoull(line.substr(at + 11));
+      continue;
+    }
+    const size_t up = line.find("pvsim_steal: update: steal ");
+    if (up == std::string::npos) continue;
+    INFO(line);
+    CHECK(std::stoull(line.substr(up + 27)) == run_delay[cpu]);
+    ++updates[cpu];
+  }
+  for (unsigned v = 0; v < 4; ++v) {
+    INFO("vCPU " << v);
+    CHECK(updates[v] >= 5);
+    CHECK(run_delay[v] == r.vcpus.at(v).run_delay_ns);  // the last sched_in had it all
   }
 }

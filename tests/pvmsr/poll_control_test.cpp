@@ -35,3 +35,19 @@ TEST_CASE("POLL_CONTROL: reset 1, only bit 0 writable, #GP under enforcement wit
       CHECK(pc.value(0) == (gated ? 1u : 0u));
     }
 }
+
+TEST_CASE("POLL_CONTROL under the orig profile: no such MSR on a seed-era host, #GP both ways", "[poll_control]") {
+  for (bool enforce : {false, true}) {
+    GuestMemory mem(16 * kPageSize);
+    Tracer tracer;
+    NullEnv env;
+    VcpuConfig vc;
+    Vcpu v(vc, mem, env, tracer);
+    PollControl pc(1, enforce, ~0u, /*exists=*/false);
+    pc.attach(v);
+    uint64_t x = 7;
+    CHECK(v.msrs().read(v, PollControl::kMsr, x) == MsrStatus::Gp);
+    CHECK(v.msrs().write(v, PollControl::kMsr, 0) == MsrStatus::Gp);
+    CHECK(pc.value(0) == 1u);
+  }
+}

@@ -49,10 +49,9 @@ void Platform::attach_lapic(unsigned i) {
   v.set_interrupt_poll([&apic, &pv_eoi](Vcpu& vc) {
     pv_eoi.on_exit(vc);
     const std::optional<uint8_t> vec = apic.ack();
-    if (!vec) return -1;
-    pv_eoi.after_injection(vc);
-    return static_cast<int>(*vec);
+    return vec ? static_cast<int>(*vec) : -1;
   });
+  v.set_injection_hook([&pv_eoi](Vcpu& vc) { pv_eoi.after_injection(vc); });
   // Causally monotonic clocks (tools/platform/README.md §4.4).
   v.set_time_gate([this, i](Vcpu&) { return may_observe_time(i); });
   // CR8 is the TPR's priority class (SDM §11.8.6.1: CR8[3:0] = TPR[7:4]).
