@@ -343,6 +343,81 @@ def group_golden(d):
     one_line_error(run(['run', 's.json', '--update-golden'], d), ['--update-golden: s.json has no expect.golden_trace'],
                    'update without golden')
 
+    trace_diff_cases(os.path.join(d, 'diff'))
+
+
+def first_line(p):
+    return p.stdout.decode('utf-8', 'replace').split('\n', 1)[0]
+
+
+def trace_diff_cases(d):
+    # `pvsim diff A B` (tools/platform/trace_diff.h): exit 0 identical, 1 different, 2 bad
+    # input, as cmp(1); the first stdout line is the verdict, scripts read it.
+    os.mkdir(d)
+    hello(d)
+    p = run(['run', 's.json', '-q', '--trace', 't.txt', '--trace-jsonl', 't.jsonl'], d)
+    n = len(open(os.path.join(d, 't.txt')).read().splitlines())
+    check(p.returncode == 0 and f'({n} events)' in p.stdout.decode(), f'diff: the run: {p.stdout!r}')
+    for a, b in (('t.txt', 't.jsonl'), ('t.jsonl', 't.txt'), ('t.txt', 't.txt')):
+        p = run(['diff', a, b], d)
+        check(p.returncode == 0 and p.stdout.decode() == f'traces are identical: {n} events\n' and not p.stderr,
+              f'diff {a} {b}: {p.returncode} {p.stdout!r} {p.stderr!r}')
+    lines = open(os.path.join(d, 't.txt')).read().splitlines()
+    changed = lines[:]
+    changed[4] = changed[4].replace('kvm_', 'kvm_X', 1)
+    open(os.path.join(d, 'c.txt'), 'w').write('\n'.join(changed) + '\n')
+    p = run(['diff', 't.jsonl', 'c.txt'], d)
+    out = p.stdout.decode()
+    check(p.returncode == 1 and first_line(p) == 'traces differ at event 5: A line 5, B line 5 (- A = t.jsonl, + B = c.txt)',
+          f'diff: a changed line: {p.returncode} {out!r}')
+    check(f'  -        5  {lines[4]}\n' in out and f'  +        5  {changed[4]}\n' in out and
+          f'           4  {lines[3]}\n' in out, f'diff: the block: {out!r}')
+    open(os.path.join(d, 'short.txt'), 'w').write('\n'.join(lines[:3]) + '\n')
+    p = run(['diff', 't.txt', 'short.txt'], d)
+    check(p.returncode == 1 and first_line(p) == 'traces differ at event 4: B ends after 3 events; A continues at line 4 '
+          '(- A = t.txt, + B = short.txt)', f'diff: a prefix: {p.returncode} {p.stdout!r}')
+    # --ignore-time: the same trace 1 us later.
+    shifted = [l.replace('[000] 0.', '[000] 1.', 1) for l in lines]
+    open(os.path.join(d, 'late.txt'), 'w').write('\n'.join(shifted) + '\n')
+    p = run(['diff', 't.txt', 'late.txt'], d)
+    check(p.returncode == 1 and first_line(p).startswith('traces differ at event 1: '), f'diff: shifted: {p.stdout!r}')
+    p = run(['diff', '--ignore-time', 't.txt', 'late.txt'], d)
+    check(p.returncode == 0 and first_line(p) == f'traces are identical: {n} events (timestamps ignored)',
+          f'diff --ignore-time: {p.returncode} {p.stdout!r}')
+    p = run(['diff', '--vcpu', '0', '--context', '1', 't.txt', 'c.txt'], d)
+    check(p.returncode == 1 and first_line(p).startswith('traces differ at event 5 of vCPU 0: ') and
+          len(p.stdout.decode().splitlines()) == 6, f'diff --vcpu --context: {p.stdout!r}')
+    p = run(['diff', '--vcpu', '1', 't.txt', 'c.txt'], d)
+    check(p.returncode == 0 and first_line(p) == 'traces are identical: 0 events of vCPU 1', f'diff --vcpu 1: {p.stdout!r}')
+    # '-' reads one side from standard input, and a pipe streams (process substitution).
+    p = run(['diff', '-', 't.txt'], d, input=open(os.path.join(d, 't.jsonl'), 'rb').read())
+    check(p.returncode == 0 and first_line(p) == f'traces are identical: {n} events', f'diff -: {p.stdout!r} {p.stderr!r}')
+    p = run(['diff', 't.txt', '/dev/stdin'], d, input=open(os.path.join(d, 'c.txt'), 'rb').read())
+    check(p.returncode == 1 and first_line(p).endswith('(- A = t.txt, + B = /dev/stdin)'), f'diff pipe: {p.stdout!r}')
+    p = run(['diff', '--help'], d)
+    check(p.returncode == 0 and '--ignore-time' in p.stdout.decode() and '--vcpu' in p.stdout.decode(), 'diff --help')
+    # Bad input: one line naming the file (and the line), exit 2, nothing on stdout.
+    open(os.path.join(d, 'bad.txt'), 'w').write(lines[0] + '\nhello \x1b[31mworld\n')
+    open(os.path.join(d, 'bad.jsonl'), 'w').write('{"ts_ns": 1, "vcpu": 0, "event": "kvm_entry"}\n')
+    os.mkdir(os.path.join(d, 'dir'))
+    for args, want in (
+            (['t.txt', 'bad.txt'], ['bad.txt: line 2: not a pvsim trace line', '\\u001b[31m']),
+            (['bad.jsonl', 't.txt'], ['bad.jsonl: line 1: kvm_entry has no field "rip"']),
+            (['t.txt', 'nowhere.txt'], ['nowhere.txt: cannot open trace file: No such file or directory']),
+            (['dir', 't.txt'], ['dir: trace file is a directory, not a trace']),
+            (['/dev/zero', 't.txt'], ['/dev/zero: line 1: longer than 1 MiB: not a pvsim trace line']),
+            (['s.json', 't.txt'], ['s.json: line 1: not a pvsim JSON Lines event: a nested object or array']),
+            (['t.txt'], ['pvsim diff: error: two traces expected (A and B), got 1']),
+            (['-', '-'], ['only one of A and B can be standard input']),
+            (['--frobnicate', 't.txt', 't.txt'], ['pvsim diff: error: ', "'--frobnicate'"]),
+            (['--context', 'x', 't.txt', 't.txt'], ['pvsim diff: error: --context: "x" is not a number from 0 to 10000']),
+            (['--context', '10001', 't.txt', 't.txt'], ['--context: "10001" is not a number from 0 to 10000']),
+            (['--vcpu', '-1', 't.txt', 't.txt'], ['pvsim diff: error: --vcpu: "-1" is not a vCPU index']),
+            (['--vcpu', '4294967296', 't.txt', 't.txt'], ['--vcpu: "4294967296" is not a vCPU index'])):
+        p = run(['diff'] + args, d)
+        one_line_error(p, want, f'diff {args}')
+        check(p.stdout == b'', f'diff {args}: stdout {p.stdout!r}')
+
 
 def group_trace_expect(d):
     # Descriptions said things the trace did not show; expect.trace claims are now checked

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "tools/platform/text.h"
+#include "tools/platform/trace_diff.h"
 
 namespace pvsim {
 
@@ -159,8 +160,7 @@ void GoldenChecker::on_trace_line(unsigned, std::string_view line, size_t) {
   if (m_differs) return;
   std::string want = next_golden_line();
   if (want == line) {
-    m_context.emplace_back(strip_newline(line));
-    if (m_context.size() > 3) m_context.erase(m_context.begin());
+    m_context.push(m_line, strip_newline(line));
     return;
   }
   m_differs = true;
@@ -203,18 +203,16 @@ std::optional<std::string> GoldenChecker::failure() const {
 std::string GoldenChecker::report() const {
   if (!failure()) return {};
   std::string out = fmt::format("  first difference from {} (- golden, + this run):\n", m_name);
-  uint64_t n = (m_differs ? m_diff_line : m_line + 1) - m_context.size();
-  for (const std::string& c : m_context) out += fmt::format("    {:>8}  {}\n", n++, escape_display(c, 400));
+  std::vector<NumberedLine> minus, plus;
   if (m_differs) {
-    if (!m_expected.empty()) out += fmt::format("  - {:>8}  {}\n", m_diff_line, escape_display(m_expected, 400));
-    out += fmt::format("  + {:>8}  {}\n", m_diff_line, escape_display(m_got, 400));
+    if (!m_expected.empty()) minus.push_back({m_diff_line, m_expected, false});
+    plus.push_back({m_diff_line, m_got, false});
   } else {
     const size_t nl = m_golden.find('\n', m_pos);
-    out += fmt::format("  - {:>8}  {}\n", m_line + 1,
-                       escape_display(m_golden.substr(m_pos, nl == std::string::npos ? std::string::npos : nl - m_pos), 400));
-    out += fmt::format("  + {:>8}  (end of trace)\n", m_line + 1);
+    minus.push_back({m_line + 1, m_golden.substr(m_pos, nl == std::string::npos ? std::string::npos : nl - m_pos), false});
+    plus.push_back({m_line + 1, {}, true});
   }
-  return out;
+  return out + format_difference(m_context.lines(), minus, plus);
 }
 
 }  // namespace pvsim

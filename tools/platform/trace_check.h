@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/trace.h"
+#include "tools/platform/trace_diff.h"
 #include "tools/platform/scenario.h"
 
 namespace pvsim {
@@ -48,7 +49,8 @@ class TraceExpectChecker final : public TraceObserver {
 };
 
 // Compares the trace, line by line, with a golden trace text; keeps the first difference
-// and the lines before it for a readable report.
+// and the lines before it for a readable report, printed as `pvsim diff` prints its
+// (format_difference, trace_diff.h).
 class GoldenChecker final : public TraceObserver {
  public:
   // `shown_name` is the golden path as the scenario wrote it, for messages.
@@ -70,7 +72,7 @@ class GoldenChecker final : public TraceObserver {
   bool m_differs = false;
   uint64_t m_diff_line = 0;
   std::string m_expected, m_got;  // at the first difference ("" = nothing there)
-  std::vector<std::string> m_context;  // up to 3 equal lines before it
+  RecentLines m_context{3};  // up to 3 equal lines before it
 };
 
 }  // namespace pvsim

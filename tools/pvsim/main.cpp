@@ -1,7 +1,7 @@
-// tools/pvsim/main.cpp — the pvsim command line: run, validate, bench.
+// tools/pvsim/main.cpp — the pvsim command line: run, validate, bench, diff.
 //
-// Exit codes: 0 success; 1 the run ended abnormally or an expectation failed; 2 bad
-// scenario, bad image, bad output path or bad usage; 128 + N when signal N (SIGINT,
+// Exit codes: 0 success; 1 the run ended abnormally or an expectation failed (for diff:
+// the traces differ); 2 bad scenario, bad image, bad output path, bad trace or bad usage; 128 + N when signal N (SIGINT,
 // SIGTERM, SIGHUP) ended it. Output files go through OutputFile (tools/platform/files.h):
 // checked before the run, written to a temporary and renamed when complete, never onto an
 // input, and removed if a signal ends the run.
@@ -25,6 +25,7 @@
 #include "tools/platform/scenario.h"
 #include "tools/platform/files.h"
 #include "tools/platform/text.h"
+#include "tools/platform/trace_diff.h"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -45,6 +46,8 @@ const char* kTopHelp =
     "  bench [SCENARIO...] time the benchmark scenarios (default: the scenarios/bench/*.json\n"
     "                     installed with pvsim or in the source tree it was built from);\n"
     "                     --json FILE for scripts (tools/bench/compare.py adds QEMU/Bochs/native)\n"
+    "  diff A B           the first event where two traces (text or JSON Lines) differ, with\n"
+    "                     context (exit 0 identical, 1 different)\n"
     "\n"
     "options:\n"
     "  -h, --help         this text; `pvsim <command> --help` for a command's options\n"
@@ -464,6 +467,86 @@ int cmd_bench(const std::vector<std::string>& args) {
   return rc;
 }
 
+int cmd_diff(const std::vector<std::string>& args) {
+  po::options_description opts("pvsim diff A B [options]");
+  opts.add_options()("help,h", "this text")
+      ("context,C", po::value<std::string>()->default_value("3")->value_name("N"),
+       "events shown before the first difference (common to both), and after it on each side")
+      ("ignore-time", "compare without the timestamp column (runs that do the same things at other times)")
+      ("vcpu", po::value<std::string>()->value_name("N"),
+       "compare only vCPU N's events (one vCPU's story across two interleavings)");
+  po::options_description hidden;
+  hidden.add_options()("trace", po::value<std::vector<std::string>>());
+  po::options_description all;
+  all.add(opts).add(hidden);
+  po::positional_options_description pos;
+  pos.add("trace", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return usage_error("diff", escape_display(e.what(), 300));
+  }
+  if (vm.count("help")) {
+    std::cout << opts;
+    std::cout << "\nA and B are traces written by `pvsim run --trace FILE` (text) or `--trace-jsonl FILE`\n"
+                 "(JSON Lines), in either combination; '-' reads one of them from standard input. They are\n"
+                 "read in step, event by event, in constant memory, until the first difference:\n"
+                 "\n"
+                 "  traces differ at event 57: A line 57, B line 57 (- A = a.txt, + B = b.jsonl)\n"
+                 "           55  <event 55, the same in both>\n"
+                 "           56  <event 56, the same in both>\n"
+                 "  -        57  <A's event 57>\n"
+                 "  -        58  <A's event 58>\n"
+                 "  +        57  <B's event 57>\n"
+                 "  +        58  (end of trace)\n"
+                 "\n"
+                 "Events are numbered from 1 (with --vcpu, among that vCPU's events) and the line numbers\n"
+                 "are each file's own. A JSON Lines event is compared as the text line pvsim writes for it.\n"
+                 "Exit status: 0 identical (\"traces are identical: N events\"), 1 different, 2 bad usage\n"
+                 "or a file that cannot be read or is not a pvsim trace (one line: file, line, problem).\n";
+    return kExitOk;
+  }
+  const std::vector<std::string> files = vm.count("trace") ? vm["trace"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  if (files.size() != 2) return usage_error("diff", fmt::format("two traces expected (A and B), got {}", files.size()));
+  if (files[0] == "-" && files[1] == "-") return usage_error("diff", "only one of A and B can be standard input ('-')");
+  // Read as text: program_options turns "-1" into 4294967295 for an unsigned option.
+  const auto number = [](const std::string& v, uint64_t max) -> std::optional<uint64_t> {
+    if (v.empty() || v.size() > 10 || v.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    const uint64_t n = std::stoull(v);
+    return n <= max ? std::optional<uint64_t>(n) : std::nullopt;
+  };
+  TraceDiffOptions o;
+  const std::string context = vm["context"].as<std::string>();
+  const auto c = number(context, 10000);
+  if (!c) return usage_error("diff", fmt::format("--context: {} is not a number from 0 to 10000", quote_display(context, 40)));
+  o.context = static_cast<unsigned>(*c);
+  o.ignore_time = vm.count("ignore-time");
+  if (vm.count("vcpu")) {
+    const std::string v = vm["vcpu"].as<std::string>();
+    const auto n = number(v, UINT32_MAX);
+    if (!n) return usage_error("diff", fmt::format("--vcpu: {} is not a vCPU index", quote_display(v, 40)));
+    o.vcpu = static_cast<unsigned>(*n);
+  }
+  try {
+    std::unique_ptr<std::istream> fa, fb;
+    std::ios::sync_with_stdio(false);  // standard input is read in blocks, not through stdio
+    if (files[0] != "-") fa = open_trace_file(files[0]);
+    if (files[1] != "-") fb = open_trace_file(files[1]);
+    TraceReader a(fa ? *fa : std::cin, trace_display_name(files[0]));
+    TraceReader b(fb ? *fb : std::cin, trace_display_name(files[1]));
+    const TraceDiffResult r = diff_traces(a, b, o);
+    std::fwrite(r.report.data(), 1, r.report.size(), stdout);
+    std::fflush(stdout);
+    return r.identical ? kExitOk : kExitFail;
+  } catch (const TraceDiffError& e) {
+    std::fflush(stdout);
+    fmt::print(stderr, "{}\n", e.what());
+    return kExitUsage;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -487,6 +570,7 @@ int main(int argc, char** argv) {
     if (cmd == "run") return cmd_run(args);
     if (cmd == "validate") return cmd_validate(args);
     if (cmd == "bench") return cmd_bench(args);
+    if (cmd == "diff") return cmd_diff(args);
     if (!cmd.empty() && cmd[0] == '-') return usage_error("", fmt::format("unknown option '{}'", escape_display(cmd, 100)));
     return usage_error("", fmt::format("unknown command '{}'", escape_display(cmd, 100)));
   } catch (const std::exception& e) {
