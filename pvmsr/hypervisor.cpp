@@ -35,8 +35,7 @@ Hypervisor::Hypervisor(const HypervisorConfig& cfg, unsigned vcpus, GuestMemory&
       m_hypercalls(std::make_unique<Hypercalls>(with_common(cfg, cfg.hypercalls), mem, tracer, hypercall_host)),
       m_apf_ready(vcpus, 0),
       m_stores(vcpus),
-      m_store_due(vcpus),
-      m_in_progress(vcpus, 0) {}
+      m_store_due(vcpus) {}
 
 Hypervisor::~Hypervisor() = default;
 
@@ -105,31 +104,28 @@ void Hypervisor::attach_migration_control(Vcpu& v) {
   v.msrs().add(std::move(h));
 }
 
-// enter() found stores: either this entry's requests just queued them (the first store
-// lands one spacing from now, or all at once without spacing), or an earlier call left
-// some that are now due.
-bool Hypervisor::enter_with_stores(Vcpu& v) {
+// This entry's requests queued stores: without spacing they all land now; otherwise the
+// first lands one spacing from now and the vCPU waits (apply_due_stores).
+bool Hypervisor::begin_stores(Vcpu& v) {
+  const unsigned i = v.index();
+  if (m_cfg.pv_store_ns == 0) {
+    m_stores[i].apply_all(m_mem);
+    return true;
+  }
+  m_store_due[i] = v.now() + m_cfg.pv_store_ns;
+  return false;
+}
+
+// Called again once the vCPU's time reached m_store_due: the stores due land, and the vCPU
+// enters the guest only after the last one.
+bool Hypervisor::apply_due_stores(Vcpu& v) {
   const unsigned i = v.index();
   HostStores& q = m_stores[i];
-  if (!m_in_progress[i]) {
-    if (m_cfg.pv_store_ns == 0) {
-      q.apply_all(m_mem);
-      return true;
-    }
-    // The entry began now; the first store lands one spacing later.
-    m_store_due[i] = v.now() + m_cfg.pv_store_ns;
-    m_in_progress[i] = 1;
-    return false;
-  }
-  // Called again once the vCPU's time reached m_store_due: that store lands, and the vCPU
-  // enters the guest only after the last one.
   while (!q.empty() && v.now() >= m_store_due[i]) {
     apply_store(i, m_store_due[i]);
     m_store_due[i] = m_store_due[i] + m_cfg.pv_store_ns;
   }
-  if (!q.empty()) return false;
-  m_in_progress[i] = 0;
-  return true;
+  return q.empty();
 }
 
 void Hypervisor::apply_store(unsigned vcpu, Tick at) {

@@ -91,11 +91,10 @@ class Hypervisor {
   // (other vCPUs run meanwhile, and may see a half-written structure).
   bool enter(Vcpu& v) {
     HostStores& q = m_stores[v.index()];
-    if (q.empty()) [[likely]] {
-      on_entry(v);
-      if (q.empty()) [[likely]] return true;
-    }
-    return enter_with_stores(v);
+    if (!q.empty()) return apply_due_stores(v);  // an earlier entry still waits for its stores
+    on_entry(v);
+    if (q.empty()) [[likely]] return true;
+    return begin_stores(v);
   }
   Tick pending_until(unsigned vcpu) const { return m_store_due.at(vcpu); }
   // kvm_arch_vcpu_load / kvm_arch_vcpu_put (the host model scheduled the vCPU's thread in or
@@ -127,7 +126,8 @@ class Hypervisor {
  private:
   void service_apf_ready(Vcpu& v);
   void service_steal(Vcpu& v);
-  bool enter_with_stores(Vcpu& v);
+  bool begin_stores(Vcpu& v);
+  bool apply_due_stores(Vcpu& v);
   void apply_store(unsigned vcpu, Tick at);
   void attach_migration_control(Vcpu& v);
 
@@ -146,7 +146,6 @@ class Hypervisor {
   uint64_t m_migration_control = 1;  // VM-wide; KVM_MIGRATION_READY for a plain guest
   std::vector<HostStores> m_stores;  // per vCPU: host stores not yet in guest memory
   std::vector<Tick> m_store_due;     // per vCPU: when the next of them lands
-  std::vector<uint8_t> m_in_progress;  // per vCPU: an entry waits for its stores
 };
 
 }  // namespace pvsim

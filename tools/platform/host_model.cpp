@@ -100,7 +100,6 @@ HostModel::HostModel(const HostConfig& host, unsigned vcpus)
   }
   for (const PauseWindow& w : host.pause) {
     check(w.from_ns, w.to_ns, "pause");
-    m_pause.push_back({w.from_ns, w.to_ns});
     for (auto& spans : m_preempt) spans.push_back({w.from_ns, w.to_ns});
   }
   m_noise.resize(m_pcpus);
@@ -112,8 +111,12 @@ HostModel::HostModel(const HostConfig& host, unsigned vcpus)
   }
   for (auto& spans : m_preempt) merge(spans);
   for (auto& spans : m_noise) merge(spans);
-  merge(m_pause);
-  for (const Span& sp : m_pause) m_pause_windows.push_back({sp.from, sp.to});
+  {
+    std::vector<Span> pauses;
+    for (const PauseWindow& w : host.pause) pauses.push_back({w.from_ns, w.to_ns});
+    merge(pauses);
+    for (const Span& sp : pauses) m_pause.push_back({sp.from, sp.to});
+  }
   for (unsigned v = 0; v < vcpus; ++v)
     m_always.push_back(m_schedule[v].period == 0 && m_preempt[v].empty() && m_noise[m_schedule[v].pcpu].empty());
 }
@@ -134,15 +137,15 @@ void HostModel::merge(std::vector<Span>& spans) {
 
 bool HostModel::paused_at(Tick t) const {
   auto w = std::upper_bound(m_pause.begin(), m_pause.end(), t.value(),
-                            [](uint64_t a, const Span& s) { return a < s.to; });
-  return w != m_pause.end() && w->from <= t.value();
+                            [](uint64_t a, const PauseWindow& s) { return a < s.to_ns; });
+  return w != m_pause.end() && w->from_ns <= t.value();
 }
 
 uint64_t HostModel::paused_ns(Tick from, Tick to) const {
   uint64_t sum = 0;
-  for (const Span& s : m_pause) {
-    const uint64_t a = std::max(s.from, from.value());
-    const uint64_t b = std::min(s.to, to.value());
+  for (const PauseWindow& s : m_pause) {
+    const uint64_t a = std::max(s.from_ns, from.value());
+    const uint64_t b = std::min(s.to_ns, to.value());
     if (a < b) sum += b - a;
   }
   return sum;

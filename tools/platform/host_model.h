@@ -63,7 +63,7 @@ class HostModel {
   // Nanoseconds of [from, to) that fall in pauses: the part of a gap that is not run delay.
   uint64_t paused_ns(Tick from, Tick to) const;
   bool has_pauses() const { return !m_pause.empty(); }
-  const std::vector<PauseWindow>& pauses() const { return m_pause_windows; }
+  const std::vector<PauseWindow>& pauses() const { return m_pause; }
 
   // One line for reports, e.g. "4 vCPUs on 2 pCPUs, time-sliced 3 ms".
   std::string describe() const;
@@ -108,8 +108,7 @@ class HostModel {
   std::vector<Schedule> m_schedule;          // per vCPU
   std::vector<std::vector<Span>> m_preempt;  // per vCPU, pauses included
   std::vector<std::vector<Span>> m_noise;    // per pCPU
-  std::vector<Span> m_pause;                 // merged
-  std::vector<PauseWindow> m_pause_windows;  // merged, for the platform's resume events
+  std::vector<PauseWindow> m_pause;          // merged, ascending
   size_t m_noise_count = 0;
   std::vector<uint8_t> m_always;             // always_running(), per vCPU (asked every slice)
   std::vector<unsigned> m_pin;               // Pinned: resolved pCPU per vCPU

@@ -161,6 +161,7 @@ class Platform final : public CpuEnv, public ApfHost, public HypercallHost {
   void attach_lapic(unsigned i);
   void send_ipi(unsigned src, const IpiRequest& req);
   void post_ipi(unsigned src, const IpiRequest& req, bool kick);
+  std::vector<unsigned> ipi_receivers(const IpiRequest& req) const;
   void deliver_ipi(IpiInFlight& f);
   void wake(unsigned i, Tick at);
   void deliver_nmi(unsigned i);

@@ -234,15 +234,20 @@ void Platform::post_ipi(unsigned src, const IpiRequest& req, bool kick) {
   reschedule_if_needed();
 }
 
+// Who receives `req` on the APIC bus now, from every LAPIC's current state (route_ipi).
+std::vector<unsigned> Platform::ipi_receivers(const IpiRequest& req) const {
+  std::vector<ApicTarget> targets;
+  targets.reserve(vcpu_count());
+  for (unsigned i = 0; i < vcpu_count(); ++i) targets.push_back(apic_target(*m_cpus[i]->apic));
+  return route_ipi(req, targets);
+}
+
 void Platform::deliver_ipi(IpiInFlight& f) {
   --m_ipis_in_flight;
   const IpiRequest req = f.req;
   m_ipi_free.push_back(&f);
 
-  std::vector<ApicTarget> targets;
-  targets.reserve(vcpu_count());
-  for (unsigned i = 0; i < vcpu_count(); ++i) targets.push_back(apic_target(*m_cpus[i]->apic));
-  for (unsigned t : route_ipi(req, targets)) {
+  for (unsigned t : ipi_receivers(req)) {
     LocalApic& apic = *m_cpus[t]->apic;
     // The APIC applies the delivery mode (fixed and lowest priority into IRR, NMI to the
     // sink, SMI ignored, de-asserts dropped); INIT and SIPI change the vCPU's run state,
@@ -353,10 +358,7 @@ void Platform::deliver_kick(IpiInFlight& f) {
   const unsigned src = f.source;
   f.kick = false;
   m_ipi_free.push_back(&f);
-  std::vector<ApicTarget> targets;
-  targets.reserve(vcpu_count());
-  for (unsigned i = 0; i < vcpu_count(); ++i) targets.push_back(apic_target(*m_cpus[i]->apic));
-  for (unsigned t : route_ipi(req, targets)) {
+  for (unsigned t : ipi_receivers(req)) {
     hc_kick_one(src, t);
     directed_yield(src, t, m_fire_time);
   }
