@@ -57,4 +57,27 @@ uint64_t EventQueue::run_until(Tick t) {
   return fired;
 }
 
+EventQueue::Snapshot EventQueue::save() const {
+  Snapshot s;
+  s.pending.reserve(m_set.size());
+  for (const Event& e : m_set) s.pending.push_back({const_cast<Event*>(&e), e.m_when, e.m_prio, e.m_seq});
+  s.next_seq = m_next_seq;
+  return s;
+}
+
+void EventQueue::restore(const Snapshot& s) {
+  m_set.clear_and_dispose([](Event* e) { e->m_queue = nullptr; });
+  for (const Snapshot::Pending& p : s.pending) {
+    Event& e = *p.event;
+    // An event pending in another queue is moved here, as schedule() would.
+    if (e.m_queue != nullptr) e.m_queue->unlink(e);
+    e.m_when = p.when;
+    e.m_prio = p.prio;
+    e.m_seq = p.seq;
+    m_set.insert(e);
+    e.m_queue = this;
+  }
+  m_next_seq = s.next_seq;
+}
+
 }  // namespace pvsim

@@ -18,6 +18,7 @@
 #include <boost/intrusive/set.hpp>
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "core/types.h"
 
@@ -149,6 +150,25 @@ class EventQueue {
 
   bool empty() const { return m_set.empty(); }
   uint64_t size() const { return m_set.size(); }
+
+  // Snapshots (tools/platform/README.md "Snapshots"): which events are pending, with their
+  // exact keys, and the next seq. restore() unlinks whatever is pending now and re-links
+  // the saved events with their saved keys, so the firing order after a restore is the
+  // order the saved queue had. The Event objects are identified by address: every event a
+  // snapshot names must still exist when it is restored (owners keep their events for the
+  // life of the machine, and pools of events only grow).
+  struct Snapshot {
+    struct Pending {
+      Event* event;
+      Tick when;
+      EventPriority prio;
+      uint64_t seq;
+    };
+    std::vector<Pending> pending;  // in firing order
+    uint64_t next_seq = 0;
+  };
+  Snapshot save() const;
+  void restore(const Snapshot& s);
 
  private:
   using Set = boost::intrusive::set<

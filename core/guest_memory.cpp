@@ -42,6 +42,7 @@ GuestMemory::GuestMemory(uint64_t size_bytes) : m_size(size_bytes) {
 
 GuestMemory::~GuestMemory() {
   if (m_cpu_cache_release) m_cpu_cache_release(m_cpu_cache);
+  if (m_page_serial) munmap(m_page_serial, page_count() * sizeof(uint32_t));
   munmap(m_base, m_size);
   munmap(m_code_gen, page_count() * sizeof(uint32_t));
   munmap(m_ept_seen, ept_bitmap_bytes());
@@ -50,6 +51,7 @@ GuestMemory::~GuestMemory() {
 bool GuestMemory::zero(Gpa gpa, uint64_t len) {
   if (!contains(gpa, len)) return false;
   if (len == 0) return true;
+  prepare_write(gpa, len);
   uint64_t at = gpa.value();
   const uint64_t end = at + len;
   const uint64_t first_full = (at + kPageSize - 1) & ~(kPageSize - 1);
@@ -75,9 +77,100 @@ bool GuestMemory::read(Gpa gpa, void* dst, uint64_t len) const {
 bool GuestMemory::write(Gpa gpa, const void* src, uint64_t len) {
   if (!contains(gpa, len)) return false;
   if (len == 0) return true;
+  prepare_write(gpa, len);
   std::memcpy(m_base + gpa.value(), src, len);
   note_write(gpa, len);
   return true;
+}
+
+unsigned GuestMemory::checkpoint() {
+  if (!m_page_serial) m_page_serial = static_cast<uint32_t*>(reserve(page_count() * sizeof(uint32_t)));
+  m_levels.emplace_back();
+  // A fresh serial: no page counts as saved in the new level. 2^32 levels and rollbacks
+  // would wrap it; the serial array is then cleared once (a NORESERVE remap would do too).
+  if (++m_serial == 0) {
+    std::memset(m_page_serial, 0, page_count() * sizeof(uint32_t));
+    m_serial = 1;
+  }
+  drop_write_mappings();
+  return checkpoint_depth();
+}
+
+void GuestMemory::log_range(uint64_t gpa, uint64_t len) {
+  if (len == 0) return;
+  const uint64_t last = (gpa + len - 1) >> kPageShift;
+  for (uint64_t p = gpa >> kPageShift; p <= last; ++p) prepare_page(p);
+}
+
+void GuestMemory::log_page(uint64_t pfn) {
+  Level& l = m_levels.back();
+  m_page_serial[pfn] = m_serial;
+  l.pfns.push_back(pfn);
+  const size_t at = l.data.size();
+  l.data.resize(at + kPageSize);
+  std::memcpy(l.data.data() + at, m_base + (pfn << kPageShift), kPageSize);
+}
+
+void GuestMemory::rollback(unsigned level) {
+  if (level == 0 || level > m_levels.size()) throw std::out_of_range("GuestMemory::rollback: no such level");
+  // Newest first: a page saved in several levels ends with the contents of the oldest
+  // one, which is what it held when `level` opened.
+  for (size_t k = m_levels.size(); k-- > level - 1;) {
+    Level& l = m_levels[k];
+    for (size_t i = 0; i < l.pfns.size(); ++i) {
+      const uint64_t pfn = l.pfns[i];
+      std::memcpy(m_base + (pfn << kPageShift), l.data.data() + i * kPageSize, kPageSize);
+      // Decoded blocks of this page were made from contents that are gone (the generation
+      // moves on, never back, so no old block can match again).
+      if (m_code_gen[pfn] & 1u) {
+        ++m_code_gen[pfn];
+        ++m_code_writes;
+      }
+    }
+    for (size_t i = l.ept_words.size(); i-- > 0;) m_ept_seen[l.ept_words[i].first] = l.ept_words[i].second;
+    if (!l.ept_words.empty()) ++m_host_unmap_epoch;  // translations to unmapped pages must go
+  }
+  m_levels.resize(level);
+  Level& top = m_levels.back();
+  top.pfns.clear();  // keeps the capacity: the next run from this snapshot does not allocate
+  top.data.clear();
+  top.ept_words.clear();
+  if (++m_serial == 0) {
+    std::memset(m_page_serial, 0, page_count() * sizeof(uint32_t));
+    m_serial = 1;
+  }
+  drop_write_mappings();
+}
+
+void GuestMemory::drop_checkpoints(unsigned above) {
+  if (above >= m_levels.size()) return;
+  if (above == 0) {
+    m_levels.clear();
+    return;
+  }
+  // The levels above merge into `above`: pages it has not saved yet keep their oldest
+  // saved contents from the higher levels (oldest level first, the first save wins). The
+  // merged level is the newest now, so its pages are marked saved under a fresh serial.
+  if (++m_serial == 0) {
+    std::memset(m_page_serial, 0, page_count() * sizeof(uint32_t));
+    m_serial = 1;
+  }
+  Level& keep = m_levels[above - 1];
+  for (uint64_t pfn : keep.pfns) m_page_serial[pfn] = m_serial;
+  for (size_t k = above; k < m_levels.size(); ++k) {
+    Level& l = m_levels[k];
+    for (size_t i = 0; i < l.pfns.size(); ++i) {
+      const uint64_t pfn = l.pfns[i];
+      if (m_page_serial[pfn] == m_serial) continue;
+      m_page_serial[pfn] = m_serial;
+      keep.pfns.push_back(pfn);
+      keep.data.insert(keep.data.end(), l.data.begin() + static_cast<std::ptrdiff_t>(i * kPageSize),
+                       l.data.begin() + static_cast<std::ptrdiff_t>((i + 1) * kPageSize));
+    }
+    keep.ept_words.insert(keep.ept_words.end(), l.ept_words.begin(), l.ept_words.end());
+  }
+  m_levels.resize(above);
+  drop_write_mappings();
 }
 
 namespace {

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "core/types.h"
@@ -50,6 +51,29 @@ class GuestMemory {
     return contains(gpa, len) ? m_base + gpa.value() : nullptr;
   }
   uint8_t* base() { return m_base; }
+
+  // --- snapshots: an undo log of RAM (tools/platform/README.md "Snapshots") ---
+  // checkpoint() opens a new level; from then on the first write to each page saves the
+  // page's old contents in that level (and every change of the EPT bitmap its old word),
+  // so rollback() costs in proportion to the pages written since, not to the size of RAM.
+  // Levels nest: rollback(k) undoes every level above k and k itself, and leaves level k
+  // open and empty (a restored snapshot can be restored again); the levels below stay.
+  // Every path that writes RAM other than write()/zero() calls prepare_write() before it
+  // writes (the CPU does so when it fills a write-TLB entry and on its slow store paths);
+  // checkpoint() and rollback() make every vCPU drop its write-TLB entries (tlb_epoch), so
+  // no host pointer can store into a page that was not saved first.
+  unsigned checkpoint();                 // returns the new level's number (1, 2, ...)
+  void rollback(unsigned level);         // 1 <= level <= checkpoint_depth()
+  void drop_checkpoints(unsigned above); // forgets the levels above `above` (0: all), no rollback
+  unsigned checkpoint_depth() const { return static_cast<unsigned>(m_levels.size()); }
+  // Pages saved in level `level` so far: what rolling it back would copy.
+  uint64_t checkpoint_pages(unsigned level) const { return m_levels.at(level - 1).pfns.size(); }
+  void prepare_write(Gpa gpa, uint64_t len) {
+    if (!m_levels.empty()) [[unlikely]] log_range(gpa.value(), len);
+  }
+  void prepare_page(uint64_t pfn) {
+    if (!m_levels.empty() && m_page_serial[pfn] != m_serial) [[unlikely]] log_page(pfn);
+  }
 
   // Host-side copies; false (and nothing copied) when the range is outside RAM.
   bool read(Gpa gpa, void* dst, uint64_t len) const;
@@ -99,11 +123,16 @@ class GuestMemory {
   // entries at its next run() (host_unmap_epoch), and decoded blocks of a code page die
   // (generation + 2 keeps the page marked as code).
   bool ept_mapped(uint64_t pfn) const { return (m_ept_seen[pfn >> 6] >> (pfn & 63)) & 1u; }
-  void ept_map(uint64_t pfn) { m_ept_seen[pfn >> 6] |= 1ull << (pfn & 63); }
+  void ept_map(uint64_t pfn) {
+    uint64_t& w = m_ept_seen[pfn >> 6];
+    if (!m_levels.empty()) [[unlikely]] m_levels.back().ept_words.emplace_back(pfn >> 6, w);
+    w |= 1ull << (pfn & 63);
+  }
   void ept_unmap(uint64_t pfn) {
     uint64_t& w = m_ept_seen[pfn >> 6];
     const uint64_t bit = 1ull << (pfn & 63);
     if (!(w & bit)) return;
+    if (!m_levels.empty()) [[unlikely]] m_levels.back().ept_words.emplace_back(pfn >> 6, w);
     w &= ~bit;
     if (m_code_gen[pfn] & 1u) m_code_gen[pfn] += 2;
     ++m_host_unmap_epoch;
@@ -139,6 +168,25 @@ class GuestMemory {
 
  private:
   uint64_t ept_bitmap_bytes() const { return ((page_count() + 63) / 64) * sizeof(uint64_t); }
+  void log_range(uint64_t gpa, uint64_t len);
+  void log_page(uint64_t pfn);
+  void drop_write_mappings() {
+    ++m_code_mark_epoch;  // makes every vCPU drop its write-TLB entries at its next run()
+    ++m_tlb_epoch;
+  }
+
+  // One undo level: the pages saved since it opened (their old contents, 4 KiB each, in
+  // `data`) and the EPT-bitmap words changed (old values, in change order).
+  struct Level {
+    std::vector<uint64_t> pfns;
+    std::vector<uint8_t> data;
+    std::vector<std::pair<uint64_t, uint64_t>> ept_words;
+  };
+  std::vector<Level> m_levels;
+  // m_page_serial[pfn] == m_serial: the page is saved in the newest level. Every new level
+  // and every rollback takes a fresh serial, so nothing is ever cleared page by page.
+  uint32_t* m_page_serial = nullptr;  // one per 4 KiB page, NORESERVE mapping (on first use)
+  uint32_t m_serial = 0;
 
   uint8_t* m_base = nullptr;
   uint64_t m_size = 0;

@@ -46,7 +46,7 @@
 //   pvsim_vcpu        "<what>: <detail>" (detail omitted when empty)
 //   pvsim_sched_out   "vcpu %u pcpu %u rip 0x%lx <why> until <seconds>"
 //   pvsim_sched_in    "vcpu %u pcpu %u rip 0x%lx run_delay %lu" (cumulative ns)
-//   pvsim_apf, pvsim_host, pvsim_steal, pvsim_pv_eoi
+//   pvsim_apf, pvsim_host, pvsim_steal, pvsim_pv_eoi, pvsim_action
 //                     "<what>: <detail>" (detail omitted when empty)
 //   pvsim_stop        "reason <word>: <detail>" (detail omitted when empty; its line
 //                      breaks become "; ")
@@ -152,6 +152,22 @@ Tracer::~Tracer() {
 }
 
 uint64_t Tracer::hash() const { return XXH3_64bits_digest(m_hash->state); }
+
+Tracer::Snapshot Tracer::save() const {
+  Snapshot s;
+  std::shared_ptr<XXH3_state_t> h(XXH3_createState(), [](XXH3_state_t* p) { XXH3_freeState(p); });
+  XXH3_copyState(h.get(), m_hash->state);
+  s.hash = std::move(h);
+  s.count = m_count;
+  s.bytes = m_bytes;
+  return s;
+}
+
+void Tracer::restore(const Snapshot& s) {
+  XXH3_copyState(m_hash->state, static_cast<const XXH3_state_t*>(s.hash.get()));
+  m_count = s.count;
+  m_bytes = s.bytes;
+}
 
 std::string Tracer::seconds(Tick t) {
   return fmt::format("{}.{:09}", t.value() / 1'000'000'000u, t.value() % 1'000'000'000u);
@@ -505,6 +521,10 @@ void Tracer::pvsim_steal(Tick ts, unsigned vcpu, std::string_view what, std::str
 
 void Tracer::pvsim_pv_eoi(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail) {
   what_detail(ts, vcpu, "pvsim_pv_eoi", what, detail);
+}
+
+void Tracer::pvsim_action(Tick ts, unsigned vcpu, std::string_view point, std::string_view action) {
+  what_detail(ts, vcpu, "pvsim_action", point, action);
 }
 
 }  // namespace pvsim

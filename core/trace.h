@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <iosfwd>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,6 +85,16 @@ class Tracer {
   uint64_t event_count() const { return m_count; }
   uint64_t text_bytes() const { return m_bytes; }  // canonical text emitted so far
   void add_observer(TraceObserver* o) { m_observers.push_back(o); }
+
+  // Snapshots (tools/platform/README.md "Snapshots"): the hash state and the counters.
+  // Outputs and observers are the owner's: text already written to a stream stays written.
+  struct Snapshot {
+    std::shared_ptr<const void> hash;  // an XXH3 state copy (opaque here)
+    uint64_t count = 0;
+    uint64_t bytes = 0;
+  };
+  Snapshot save() const;
+  void restore(const Snapshot& s);
 
   // Generic form: every typed method below ends here. `text` is the TP_printk part.
   void emit(Tick ts, unsigned vcpu, std::string_view event, std::string_view text,
@@ -165,6 +176,10 @@ class Tracer {
   // PV EOI arming and disarming (KVM does not trace them): "arm", "disarm". Printed like
   // pvsim_vcpu.
   void pvsim_pv_eoi(Tick ts, unsigned vcpu, std::string_view what, std::string_view detail);
+  // A `schedule` entry fired (scenarios/README.md "schedule"): its guest point as written
+  // canonically ("v0.insn=1200") and what the action did ("preempt v1 50us: ..."). Printed
+  // like pvsim_vcpu.
+  void pvsim_action(Tick ts, unsigned vcpu, std::string_view point, std::string_view action);
   // Virtual time as the trace's timestamp column prints it: seconds with 9 decimals.
   static std::string seconds(Tick t);
 

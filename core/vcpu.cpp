@@ -140,6 +140,21 @@ Vcpu::RunResult Vcpu::run(uint64_t max_insns, Cycles deadline, Budget budget) {
   return m_core->run(max_insns, deadline.value(), budget == Budget::Slice);
 }
 
+uint64_t Vcpu::last_run_steps() const {
+  return m_core->run_steps;
+}
+
+void Vcpu::set_breakpoints(std::vector<uint64_t> rips) {
+  m_core->set_breakpoints(std::move(rips));
+}
+
+Vcpu::Snapshot Vcpu::save() const {
+  return Snapshot{std::make_shared<const cpu::CoreSnapshot>(m_core->save())};
+}
+void Vcpu::restore(const Snapshot& s) {
+  m_core->restore(*s.core);
+}
+
 void Vcpu::request_stop(StopReason r) {
   m_core->requested = r;
   m_core->brk = true;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/env.h"
 #include "core/guest_memory.h"
@@ -20,6 +21,7 @@ namespace pvsim {
 
 namespace cpu {
 class Core;
+struct CoreSnapshot;
 }
 
 // Segment registers in SDM encoding order (Vol. 2A §3.1.1.3, Sreg field).
@@ -62,6 +64,7 @@ enum class StopReason : uint8_t {
   VmExitRequested,  // the guest wrote port 0xf4 (the whole VM ends), or the platform asked
   Shutdown,         // triple fault (SDM Vol. 3A §6.15, #DF "Interrupt 8"): stop_detail() says why
   IoError,          // a port/MMIO access nothing claims, or a RAM hole: stop_detail() says which
+  Breakpoint,       // run(): RIP is on an instruction set with Vcpu::set_breakpoints, not run yet
 };
 
 // An exception the hypervisor injects into the guest (kvm_queue_exception and friends):
@@ -163,9 +166,39 @@ class Vcpu {
   // elements with RIP on the REP, which the next run() resumes (core/README.md "REP
   // string instructions").
   RunResult run(uint64_t max_insns, Cycles deadline, Budget budget = Budget::Exact);
+  // Steps of max_insns the last run() used: its `executed` plus the event deliveries. (Not a
+  // RunResult field: 16 bytes come back in two registers, and the platform calls run()
+  // once per quantum.)
+  uint64_t last_run_steps() const;
   // Executes exactly one instruction (one REP element), or delivers one pending
   // exception; for tests.
   RunResult step() { return run(1, Cycles(~0ull)); }
+  // Breakpoints on linear RIPs (core/README.md "Breakpoints"); an empty list removes them.
+  // While any is set, run() returns StopReason::Breakpoint at every instruction boundary
+  // where the instruction at one of them is about to execute — before it is fetched or
+  // runs, after pending events were taken (the first instruction of a handler reached by
+  // delivery counts) — and reports each boundary once: the next run() executes that
+  // instruction without stopping there again. A REP string instruction resumed between
+  // elements is not reached again (also not after an event taken between elements and its
+  // IRET: RFLAGS.RF, SDM Vol. 3B §17.3.1.1). A run() that stops at a breakpoint and is
+  // continued with the rest of its budget (max_insns - last_run_steps()), the same deadline
+  // and mode, does exactly what one run() without the breakpoint would have done, slices
+  // included. Unset, breakpoints cost one predictable branch per decoded block; set, blocks
+  // are not chained. The list is part of the vCPU's snapshot.
+  void set_breakpoints(std::vector<uint64_t> rips);
+
+  // --- snapshots (core/README.md "Snapshots") ---
+  // Everything the vCPU carries from one run() to the next: registers, MSRs, cycles and
+  // instruction count, pending events and exits, halt and shutdown state, breakpoints and
+  // their marks, and the translations its TLB held. Not in it: guest RAM (GuestMemory's
+  // undo log: roll memory back first, then restore the vCPU), the MSR registry (handlers
+  // only) and the hooks. A snapshot is restored into the vCPU it was taken from, any
+  // number of times; the next run() then does exactly what the vCPU did after the save.
+  struct Snapshot {
+    std::shared_ptr<const cpu::CoreSnapshot> core;  // immutable, so copies share it
+  };
+  Snapshot save() const;
+  void restore(const Snapshot& s);
   // Devices call this from an I/O callback (exit ports); takes effect after the
   // current instruction completes.
   void request_stop(StopReason r);

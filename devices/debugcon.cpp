@@ -1,8 +1,19 @@
 #include "devices/debugcon.h"
 
 #include <ostream>
+#include <stdexcept>
 
 namespace pvsim {
+
+void DebugCon::restore(const Snapshot& s) {
+  // The text kept since the snapshot is cut off; what came before it is unchanged because
+  // the text is only ever appended to. A snapshot longer than the text was taken on a
+  // history that an older restore has since discarded.
+  if (s.kept > m_out.size())
+    throw std::logic_error("DebugCon::restore: the snapshot is newer than the kept text");
+  m_out.resize(s.kept);
+  static_cast<DebugConState&>(*this) = s.state;
+}
 
 void DebugCon::pio_read(Vcpu&, uint16_t, unsigned, uint32_t& value) {
   // Every byte lane reads 0xe9 (QEMU's isa-debugcon returns its readback value, 0xe9).

@@ -17,7 +17,17 @@
 
 namespace pvsim {
 
-class DebugCon final : public PioDevice {
+// What a DebugCon counts as it runs, apart from the kept text (see DebugCon::Snapshot).
+// DebugCon inherits it privately; a snapshot copies it whole, so a member added here is
+// saved and restored without further code (tools/platform/README.md "Snapshots").
+struct DebugConState {
+  uint64_t m_bytes = 0;      // bytes accepted so far
+  char m_last = '\n';        // the last byte accepted (ends_with_newline)
+  bool m_limit_hit = false;  // the byte cap was reached and on_limit called
+  bool operator==(const DebugConState&) const = default;
+};
+
+class DebugCon final : public PioDevice, private DebugConState {
  public:
   static constexpr uint16_t kPort = 0xe9;
 
@@ -32,17 +42,29 @@ class DebugCon final : public PioDevice {
   uint64_t bytes() const { return m_bytes; }            // accepted so far
   bool ends_with_newline() const { return m_last == '\n'; }
 
+  // Snapshots (tools/platform/README.md "Snapshots"). The kept text only ever grows, so a
+  // snapshot records its length and restore() truncates it back: a snapshot is valid as
+  // long as no earlier one has been restored since it was taken (the nesting of
+  // GuestMemory's checkpoints). Restoring one whose length exceeds the text is a
+  // std::logic_error (a shorter text proves it stale; a longer one cannot be checked).
+  // The live stream is not touched: bytes already written there stay written, and bytes
+  // accepted again after a restore are written again. The stream, set_keep and the limit
+  // are configuration and are kept.
+  struct Snapshot {
+    DebugConState state;
+    uint64_t kept = 0;  // output().size() when saved
+  };
+  Snapshot save() const { return Snapshot{static_cast<const DebugConState&>(*this), m_out.size()}; }
+  void restore(const Snapshot& s);
+
   void pio_read(Vcpu& vcpu, uint16_t offset, unsigned size, uint32_t& value) override;
   void pio_write(Vcpu& vcpu, uint16_t offset, unsigned size, uint32_t value) override;
 
  private:
-  std::string m_out;
+  std::string m_out;  // kept text (set_keep); saved by length, see Snapshot
   std::ostream* m_live = nullptr;
   bool m_keep = true;
   uint64_t m_max = 0;
-  uint64_t m_bytes = 0;
-  char m_last = '\n';
-  bool m_limit_hit = false;
   std::function<void()> m_on_limit;
 };
 

@@ -674,7 +674,12 @@ void LocalApic::timer_start_counting(uint64_t first_counts) {
   m_timer_base_divisor = timer_divisor();
   m_timer_target = first_counts;
   m_timer_counting = true;
-  m_events.schedule(m_timer_event, tick_for_counts(m_timer_target), EventPriority::DeviceTimer);
+  arm_timer(tick_for_counts(m_timer_target));
+}
+
+void LocalApic::arm_timer(Tick when) {
+  m_timer_expiry = when;
+  m_events.schedule(m_timer_event, when, EventPriority::DeviceTimer);
 }
 
 void LocalApic::timer_stop() {
@@ -706,7 +711,7 @@ void LocalApic::set_tsc_deadline(uint64_t tsc) {
   // TSC(t) = floor(t * tsc_hz / 1e9) >= tsc  <=>  t >= ceil(tsc * 1e9 / tsc_hz).
   const Tick due(ceil_div128(static_cast<unsigned __int128>(tsc) * 1'000'000'000u, m_cfg.tsc_hz));
   const Tick now = m_clock.now();
-  m_events.schedule(m_timer_event, due < now ? now : due, EventPriority::DeviceTimer);
+  arm_timer(due < now ? now : due);
 }
 
 void LocalApic::timer_expired() {
@@ -715,7 +720,7 @@ void LocalApic::timer_expired() {
   } else if (timer_mode() == TimerMode::Periodic && m_timer_initial != 0) {
     // Reload at an exact multiple of the period counted from the original base.
     m_timer_target += m_timer_initial;
-    m_events.schedule(m_timer_event, tick_for_counts(m_timer_target), EventPriority::DeviceTimer);
+    arm_timer(tick_for_counts(m_timer_target));
   } else {
     m_timer_counting = false;  // one-shot: current count stays 0
   }

@@ -116,7 +116,51 @@ struct LapicConfig {
 // change the vCPU's run state, which only the platform can do (see receive_ipi()).
 enum class IpiEffect : uint8_t { None, Init, StartUp };
 
-class LocalApic {
+// Everything in a LocalApic that changes while it runs: the register file, the timer's
+// counting state and the PV EOI notification flag. LocalApic inherits it privately, so its
+// methods use the members directly, and a snapshot is a copy of this struct: a member added
+// here is saved and restored without further code (tools/platform/README.md "Snapshots").
+// Configuration, the outward references and the timer Event stay in LocalApic.
+struct LocalApicState {
+  using Bank = std::array<uint32_t, 8>;
+
+  ApicMode m_mode = ApicMode::XApic;
+  uint64_t m_apic_base = 0;
+  uint32_t m_xapic_id = 0;  // xAPIC ID register (ID in bits 31:24)
+  uint32_t m_tpr = 0;
+  uint32_t m_ldr = 0;
+  uint32_t m_dfr = ~0u;
+  uint32_t m_svr = 0xff;
+  Bank m_isr{}, m_tmr{}, m_irr{};
+  uint32_t m_esr = 0;          // visible ESR, latched by the last ESR write
+  uint32_t m_esr_pending = 0;  // errors detected since that write (SDM §11.5.3)
+  uint32_t m_icr_low = 0, m_icr_high = 0;
+  std::array<uint32_t, 6> m_lvt{};  // index = (offset - 0x320) >> 4: timer..error; CMCI apart
+  uint32_t m_lvt_cmci = 0;
+  uint32_t m_timer_initial = 0;
+  uint32_t m_timer_divide = 0;
+  uint64_t m_tsc_deadline = 0;
+  int m_highest_isr_cache = -1;       // KVM highest_isr_cache (see highest_isr_cache())
+  bool m_notify_every_accept = false;  // see set_notify_every_accept()
+
+  // Timer counting state: counts are measured from m_timer_base at the divisor that was
+  // current then; the next expiry is when m_timer_target counts have elapsed. Periodic
+  // reload adds the initial count to the target, so expiries land on exact multiples
+  // (no accumulated rounding drift).
+  Tick m_timer_base{};
+  unsigned m_timer_base_divisor = 2;
+  uint64_t m_timer_target = 0;
+  bool m_timer_counting = false;  // count-down mode running (current count > 0)
+  // The Tick the timer Event was last scheduled for (timer_expiry()). The Event keeps its
+  // key only while it is pending: an EventQueue restore re-links the pending events with
+  // their saved keys but leaves a fired or cancelled one with whatever key it had last, so
+  // the value must live here to read the same after a restore.
+  Tick m_timer_expiry{};
+
+  bool operator==(const LocalApicState&) const = default;
+};
+
+class LocalApic : private LocalApicState {
  public:
   LocalApic(const LapicConfig& cfg, EventQueue& events, InterruptSink& sink,
             const ApicClock& clock);
@@ -202,7 +246,8 @@ class LocalApic {
   bool isr_bit(uint8_t v) const { return test(m_isr, v); }
   bool tmr_bit(uint8_t v) const { return test(m_tmr, v); }
   bool timer_armed() const { return m_timer_event.scheduled(); }
-  Tick timer_expiry() const { return m_timer_event.when(); }
+  // The expiry the timer was last armed for; the pending one while timer_armed().
+  Tick timer_expiry() const { return m_timer_expiry; }
   // The APIC ID the VMM assigned at creation (LapicConfig::apic_id), which KVM prints as
   // `apicid` in kvm_eoi / kvm_pv_eoi (its vcpu_id), whatever the guest wrote to the ID register.
   uint32_t vcpu_id() const { return m_cfg.apic_id; }
@@ -232,8 +277,19 @@ class LocalApic {
   void set_notify_every_accept(bool on) { m_notify_every_accept = on; }
   bool notify_every_accept() const { return m_notify_every_accept; }
 
+  // ---- snapshots (tools/platform/README.md "Snapshots") ----
+  // The whole LocalApicState. restore() assigns it and nothing else: it schedules and
+  // cancels no event and notifies no sink. The timer Event is the EventQueue's to restore
+  // (its snapshot re-links the Event with its exact key), so a platform restores the queue
+  // together with the APICs; timer_armed() follows the queue, every register value and
+  // timer_expiry() follow the snapshot. The tracer (set_tracer) is configuration and is kept.
+  struct Snapshot {
+    LocalApicState state;
+  };
+  Snapshot save() const { return Snapshot{static_cast<const LocalApicState&>(*this)}; }
+  void restore(const Snapshot& s) { static_cast<LocalApicState&>(*this) = s.state; }
+
  private:
-  using Bank = std::array<uint32_t, 8>;
   static bool test(const Bank& b, unsigned v) { return (b[v >> 5] >> (v & 31)) & 1; }
   static void set(Bank& b, unsigned v) { b[v >> 5] |= 1u << (v & 31); }
   static void clear(Bank& b, unsigned v) { b[v >> 5] &= ~(1u << (v & 31)); }
@@ -267,6 +323,8 @@ class LocalApic {
   uint64_t counts_elapsed(Tick now) const;
   Tick tick_for_counts(uint64_t counts) const;
   void timer_start_counting(uint64_t first_counts);
+  // Every schedule of m_timer_event goes through here, which records m_timer_expiry.
+  void arm_timer(Tick when);
   void timer_stop();
   uint32_t timer_current_count() const;
   void timer_expired();
@@ -277,33 +335,6 @@ class LocalApic {
   const ApicClock& m_clock;
   unsigned m_phys_bits;
 
-  ApicMode m_mode = ApicMode::XApic;
-  uint64_t m_apic_base = 0;
-  uint32_t m_xapic_id = 0;  // xAPIC ID register (ID in bits 31:24)
-  uint32_t m_tpr = 0;
-  uint32_t m_ldr = 0;
-  uint32_t m_dfr = ~0u;
-  uint32_t m_svr = 0xff;
-  Bank m_isr{}, m_tmr{}, m_irr{};
-  uint32_t m_esr = 0;          // visible ESR, latched by the last ESR write
-  uint32_t m_esr_pending = 0;  // errors detected since that write (SDM §11.5.3)
-  uint32_t m_icr_low = 0, m_icr_high = 0;
-  std::array<uint32_t, 6> m_lvt{};  // index = (offset - 0x320) >> 4: timer..error; CMCI apart
-  uint32_t m_lvt_cmci = 0;
-  uint32_t m_timer_initial = 0;
-  uint32_t m_timer_divide = 0;
-  uint64_t m_tsc_deadline = 0;
-  int m_highest_isr_cache = -1;       // KVM highest_isr_cache (see highest_isr_cache())
-  bool m_notify_every_accept = false;  // see set_notify_every_accept()
-
-  // Timer counting state: counts are measured from m_timer_base at the divisor that was
-  // current then; the next expiry is when m_timer_target counts have elapsed. Periodic
-  // reload adds the initial count to the target, so expiries land on exact multiples
-  // (no accumulated rounding drift).
-  Tick m_timer_base{};
-  unsigned m_timer_base_divisor = 2;
-  uint64_t m_timer_target = 0;
-  bool m_timer_counting = false;  // count-down mode running (current count > 0)
   MemberEvent<&LocalApic::timer_expired> m_timer_event{*this, "lapic_timer"};
 };
 

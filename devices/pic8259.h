@@ -38,12 +38,32 @@
 
 namespace pvsim {
 
-class Pic8259 final : public PioDevice {
+// What the next data-port write of an 8259A is (Pic8259::InitStep).
+enum class Pic8259InitStep : uint8_t { Ready, Icw2, Icw3, Icw4 };
+
+// Everything one chip records. Pic8259 inherits it privately; a snapshot copies it whole,
+// so a member added here is saved and restored without further code
+// (tools/platform/README.md "Snapshots").
+struct Pic8259State {
+  uint8_t m_imr = 0;
+  uint8_t m_irr = 0;
+  uint8_t m_isr = 0;
+  Pic8259InitStep m_step = Pic8259InitStep::Ready;
+  uint8_t m_icw1 = 0, m_icw2 = 0, m_icw3 = 0, m_icw4 = 0;
+  bool m_special_mask = false;
+  bool m_read_isr = false;
+  bool m_poll = false;
+  bool m_rotate_aeoi = false;
+  uint8_t m_lowest = 7;
+  std::optional<uint8_t> m_last_ocw2, m_last_ocw3;
+  bool operator==(const Pic8259State&) const = default;
+};
+
+class Pic8259 final : public PioDevice, private Pic8259State {
  public:
   static constexpr uint32_t kPorts = 2;  // command (A0 = 0) and data (A0 = 1)
 
-  // What the next data-port write is.
-  enum class InitStep : uint8_t { Ready, Icw2, Icw3, Icw4 };
+  using InitStep = Pic8259InitStep;
 
   // Accesses at `offset` (0 = command, 1 = data) of `size` 1, 2 or 4 bytes; what the port
   // bus calls through pio_read/pio_write, usable without a vCPU.
@@ -74,6 +94,13 @@ class Pic8259 final : public PioDevice {
   std::optional<uint8_t> last_ocw2() const { return m_last_ocw2; }
   std::optional<uint8_t> last_ocw3() const { return m_last_ocw3; }
 
+  // Snapshots (tools/platform/README.md "Snapshots").
+  struct Snapshot {
+    Pic8259State state;
+  };
+  Snapshot save() const { return Snapshot{static_cast<const Pic8259State&>(*this)}; }
+  void restore(const Snapshot& s) { static_cast<Pic8259State&>(*this) = s.state; }
+
  private:
   uint8_t read_byte(uint16_t offset);
   void write_byte(uint16_t offset, uint8_t value);
@@ -83,18 +110,6 @@ class Pic8259 final : public PioDevice {
   void write_data(uint8_t value);
   void end_of_interrupt(int level);
   InitStep step_after(InitStep done) const;
-
-  uint8_t m_imr = 0;
-  uint8_t m_irr = 0;
-  uint8_t m_isr = 0;
-  InitStep m_step = InitStep::Ready;
-  uint8_t m_icw1 = 0, m_icw2 = 0, m_icw3 = 0, m_icw4 = 0;
-  bool m_special_mask = false;
-  bool m_read_isr = false;
-  bool m_poll = false;
-  bool m_rotate_aeoi = false;
-  uint8_t m_lowest = 7;
-  std::optional<uint8_t> m_last_ocw2, m_last_ocw3;
 };
 
 // The two chips of a PC. They are separate port-bus devices because the bus hands a device
@@ -108,6 +123,16 @@ class Pic8259Pair {
   Pic8259& slave() { return m_slave; }
   const Pic8259& master() const { return m_master; }
   const Pic8259& slave() const { return m_slave; }
+
+  // Snapshots (tools/platform/README.md "Snapshots"): both chips.
+  struct Snapshot {
+    Pic8259::Snapshot master, slave;
+  };
+  Snapshot save() const { return {m_master.save(), m_slave.save()}; }
+  void restore(const Snapshot& s) {
+    m_master.restore(s.master);
+    m_slave.restore(s.slave);
+  }
 
  private:
   Pic8259 m_master, m_slave;

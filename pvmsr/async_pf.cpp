@@ -81,8 +81,9 @@ uint32_t apf_next_token(uint32_t& id, unsigned vcpu_id, AbiProfile abi) {
 
 AsyncPf::AsyncPf(const AsyncPfConfig& cfg, unsigned vcpus, GuestMemory& mem, Tracer& tracer,
                  ApfHost& host)
-    : m_cfg(cfg), m_mem(mem), m_tracer(tracer), m_host(host), m_vcpus(vcpus) {
+    : m_cfg(cfg), m_mem(mem), m_tracer(tracer), m_host(host), m_attached(vcpus, nullptr) {
   // kvm_arch_vcpu_create -> kvm_async_pf_hash_reset: every table starts empty.
+  m_vcpus.resize(vcpus);
   for (VcpuApf& s : m_vcpus) s.gfns = ApfGfnTable(cfg.abi);
 }
 
@@ -93,7 +94,7 @@ bool AsyncPf::feature_visible(unsigned bit) const {
 }
 
 Tick AsyncPf::vcpu_now(unsigned v) const {
-  const Vcpu* vc = st(v).vcpu;
+  const Vcpu* vc = m_attached.at(v);
   return vc ? vc->now() : Tick(0);
 }
 
@@ -119,7 +120,7 @@ bool AsyncPf::read_area_u32(const VcpuApf& s, uint64_t offset, uint32_t& value) 
 
 void AsyncPf::attach(Vcpu& v) {
   const unsigned i = v.index();
-  st(i).vcpu = &v;
+  m_attached.at(i) = &v;
 
   // 0x4b564d02 exists in both profiles; reads return the raw stored value, gated by
   // feature 4 (kvm_get_msr_common).

@@ -8,6 +8,7 @@
 //   AsyncPfConfig .... what the scenario decides
 //   ApfVcpuState ..... what the fault path knows of the faulting vCPU
 //   ApfHost .......... what the component asks of the platform (injection, LAPIC, wake-up)
+//   AsyncPfState ..... everything AsyncPf changes after construction (what a snapshot holds)
 //   AsyncPf .......... the MSRs and the state machine; queries for tests and reports
 //
 // The component is self-contained: it owns no vCPU, no LAPIC and no scheduler. The
@@ -139,7 +140,59 @@ class ApfHost {
   ~ApfHost() = default;
 };
 
-class AsyncPf {
+// What AsyncPf changes after construction, kept apart so that a snapshot copies all of it
+// (pvmsr/README.md §1.3): per vCPU the MSR values, the area cache, the token counter, the
+// gfn table, the outstanding and completed works (values: a work is its token, gfn and
+// address) and the counters. The bound vCPUs are links, not state: they stay in AsyncPf.
+struct AsyncPfState {
+  struct Counters {
+    uint64_t sync = 0;            // on_fault -> Sync (both reasons)
+    uint64_t sync_limit = 0;      //   of which because 64 were outstanding
+    uint64_t repeated = 0;        // on_fault -> RepeatedHalt
+    uint64_t injected = 0;        // on_fault -> Injected
+    uint64_t halted = 0;          // on_fault -> Halt
+    uint64_t completed = 0;       // complete() of an outstanding token
+    uint64_t ignored = 0;         // complete() of a token no longer outstanding
+    uint64_t ready_delivered = 0; // page-ready injected (interrupt or #PF), wake-alls included
+    uint64_t ready_silent = 0;    // works dequeued without an injection
+    uint64_t wake_alls = 0;       // wake-all works queued
+    uint64_t dropped = 0;         // works dropped by disable, reset or (orig) a CR0.PG toggle
+  };
+  struct Work {
+    uint32_t token = 0;
+    uint64_t gfn = 0;
+    uint64_t gpa = 0;                  // cr2_or_gpa (0 for a wake-all)
+    bool wakeup_all = false;
+    bool notpresent_injected = false;
+  };
+  // Why a page-ready waits; pvsim_apf "held" is traced when this changes.
+  enum class Held : uint8_t { None, LapicDisabled, SlotBusy, SlotUnreadable, AwaitAck, IrqBlocked };
+  struct VcpuApf {
+    uint64_t msr_en = 0;               // msr_en_val (orig: msr_val)
+    uint64_t msr_int = 0;              // msr_int_val
+    uint8_t vec = 0;                   // apf.vec (not cleared by reset, as in kvm_vcpu_reset)
+    bool send_always = false;          // modern apf.send_always
+    bool send_user_only = false;       // orig apf.send_user_only (zero until an enable latches it)
+    bool delivery_as_pf_vmexit = false;
+    bool pageready_pending = false;
+    bool halted = false;
+    uint32_t id = 0;                   // token counter
+    // The gfn_to_hva_cache of the shared area: set by every enable that reaches the
+    // cache init, usable only when that init succeeded.
+    uint64_t area = 0;
+    bool area_ok = false;
+    ApfGfnTable gfns;
+    std::deque<Work> queue;            // outstanding (async_pf.queue minus completed ones)
+    std::deque<Work> done;             // completed, not yet dequeued (async_pf.done)
+    unsigned queued = 0;               // async_pf.queued: outstanding + done
+    Held held = Held::None;
+    uint32_t held_value = 0;
+    Counters counters;
+  };
+  std::vector<VcpuApf> m_vcpus;
+};
+
+class AsyncPf : private AsyncPfState {
  public:
   static constexpr uint32_t kMsrEn = 0x4b564d02, kMsrInt = 0x4b564d06, kMsrAck = 0x4b564d07;
   static constexpr unsigned kMaxOutstanding = 64;      // ASYNC_PF_PER_VCPU
@@ -195,19 +248,7 @@ class AsyncPf {
   void reset(unsigned vcpu);               // INIT/RESET (kvm_vcpu_reset): MSR values 0, queue and gfn table cleared, halted cleared, silently
 
   // --- queries for tests and reports ---
-  struct Counters {
-    uint64_t sync = 0;            // on_fault -> Sync (both reasons)
-    uint64_t sync_limit = 0;      //   of which because 64 were outstanding
-    uint64_t repeated = 0;        // on_fault -> RepeatedHalt
-    uint64_t injected = 0;        // on_fault -> Injected
-    uint64_t halted = 0;          // on_fault -> Halt
-    uint64_t completed = 0;       // complete() of an outstanding token
-    uint64_t ignored = 0;         // complete() of a token no longer outstanding
-    uint64_t ready_delivered = 0; // page-ready injected (interrupt or #PF), wake-alls included
-    uint64_t ready_silent = 0;    // works dequeued without an injection
-    uint64_t wake_alls = 0;       // wake-all works queued
-    uint64_t dropped = 0;         // works dropped by disable, reset or (orig) a CR0.PG toggle
-  };
+  using Counters = AsyncPfState::Counters;
   uint64_t msr_en(unsigned v) const { return st(v).msr_en; }
   uint64_t msr_int(unsigned v) const { return st(v).msr_int; }
   uint8_t vector(unsigned v) const { return st(v).vec; }
@@ -221,40 +262,15 @@ class AsyncPf {
   const Counters& counters(unsigned v) const { return st(v).counters; }
   const AsyncPfConfig& config() const { return m_cfg; }
 
- private:
-  struct Work {
-    uint32_t token = 0;
-    uint64_t gfn = 0;
-    uint64_t gpa = 0;                  // cr2_or_gpa (0 for a wake-all)
-    bool wakeup_all = false;
-    bool notpresent_injected = false;
+  // Snapshots (pvmsr/README.md §1.3). The fetches in flight are the platform's: it restores
+  // them with this, so that each calls complete() for a token this snapshot has outstanding.
+  struct Snapshot {
+    AsyncPfState state;
   };
-  // Why a page-ready waits; pvsim_apf "held" is traced when this changes.
-  enum class Held : uint8_t { None, LapicDisabled, SlotBusy, SlotUnreadable, AwaitAck, IrqBlocked };
-  struct VcpuApf {
-    Vcpu* vcpu = nullptr;
-    uint64_t msr_en = 0;               // msr_en_val (orig: msr_val)
-    uint64_t msr_int = 0;              // msr_int_val
-    uint8_t vec = 0;                   // apf.vec (not cleared by reset, as in kvm_vcpu_reset)
-    bool send_always = false;          // modern apf.send_always
-    bool send_user_only = false;       // orig apf.send_user_only (zero until an enable latches it)
-    bool delivery_as_pf_vmexit = false;
-    bool pageready_pending = false;
-    bool halted = false;
-    uint32_t id = 0;                   // token counter
-    // The gfn_to_hva_cache of the shared area: set by every enable that reaches the
-    // cache init, usable only when that init succeeded.
-    uint64_t area = 0;
-    bool area_ok = false;
-    ApfGfnTable gfns;
-    std::deque<Work> queue;            // outstanding (async_pf.queue minus completed ones)
-    std::deque<Work> done;             // completed, not yet dequeued (async_pf.done)
-    unsigned queued = 0;               // async_pf.queued: outstanding + done
-    Held held = Held::None;
-    uint32_t held_value = 0;
-    Counters counters;
-  };
+  Snapshot save() const { return {static_cast<const AsyncPfState&>(*this)}; }
+  void restore(const Snapshot& s) { static_cast<AsyncPfState&>(*this) = s.state; }
 
+ private:
   const VcpuApf& st(unsigned v) const { return m_vcpus.at(v); }
   VcpuApf& st(unsigned v) { return m_vcpus.at(v); }
   bool feature_visible(unsigned bit) const;
@@ -277,7 +293,7 @@ class AsyncPf {
   GuestMemory& m_mem;
   Tracer& m_tracer;
   ApfHost& m_host;
-  std::vector<VcpuApf> m_vcpus;
+  std::vector<Vcpu*> m_attached;  // per vCPU, bound by attach()
 };
 
 }  // namespace pvsim

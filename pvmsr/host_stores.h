@@ -33,7 +33,7 @@ struct HostStore {
   uint64_t gpa = 0;
   uint8_t len = 0;                 // 1..64 bytes
   std::array<uint8_t, 64> bytes{};  // the first `len` are stored
-  const char* what = "";           // for the trace: "version", "steal", "body", ...
+  const char* what = "";           // for the trace: a string literal ("version", "steal", ...)
 };
 
 // The stores of the updates started at one vCPU's entry, oldest first.
@@ -67,6 +67,15 @@ class HostStores {
     while (!m_q.empty()) apply_front(mem);
   }
   void clear() { m_q.clear(); }
+
+  // Snapshots (pvmsr/README.md §1.3): the stores not yet applied, by value. A store's
+  // bytes were read from guest memory when its update was computed, so a restored queue
+  // goes with guest memory rolled back to the same instant.
+  struct Snapshot {
+    std::deque<HostStore> stores;
+  };
+  Snapshot save() const { return {m_q}; }
+  void restore(const Snapshot& s) { m_q = s.stores; }
 
  private:
   std::deque<HostStore> m_q;

@@ -146,7 +146,16 @@ HypercallRegs hypercall_truncate(const HypercallRegs& r, bool op_64_bit);
 // mode (so -KVM_EPERM is 0xffffffff there).
 uint64_t hypercall_ret(int64_t ret, bool op_64_bit);
 
-class Hypercalls {
+// What Hypercalls changes after construction (its counters), kept apart so that a snapshot
+// copies all of it (pvmsr/README.md §1.3).
+struct HypercallsState {
+  std::array<uint64_t, kvm_hc::kMax + 1> m_calls{};
+  uint64_t m_calls_other = 0;
+  uint64_t m_rewrites = 0;
+  uint64_t m_refused = 0;
+};
+
+class Hypercalls : private HypercallsState {
  public:
   static constexpr unsigned kFeatureKickCpu = 7;     // KVM_FEATURE_PV_UNHALT
   static constexpr unsigned kFeatureSendIpi = 11;    // KVM_FEATURE_PV_SEND_IPI
@@ -177,6 +186,13 @@ class Hypercalls {
   uint64_t rewrites() const { return m_rewrites; }
   uint64_t refused() const { return m_refused; }
 
+  // Snapshots (pvmsr/README.md §1.3): the counters; a rewrite is in guest memory.
+  struct Snapshot {
+    HypercallsState state;
+  };
+  Snapshot save() const { return {static_cast<const HypercallsState&>(*this)}; }
+  void restore(const Snapshot& s) { static_cast<HypercallsState&>(*this) = s.state; }
+
  private:
   bool pv_has(unsigned bit) const {
     return !m_cfg.enforce_pv_cpuid || (m_cfg.cpuid_features & (1u << bit));
@@ -194,10 +210,6 @@ class Hypercalls {
   Tracer& m_tracer;
   HypercallHost& m_host;
   HypercallInsn m_native;
-  std::array<uint64_t, kvm_hc::kMax + 1> m_calls{};
-  uint64_t m_calls_other = 0;
-  uint64_t m_rewrites = 0;
-  uint64_t m_refused = 0;
 };
 
 }  // namespace pvsim

@@ -32,10 +32,11 @@ Hypervisor::Hypervisor(const HypervisorConfig& cfg, unsigned vcpus, GuestMemory&
       m_apf(std::make_unique<AsyncPf>(with_common(cfg, AsyncPfConfig{}), vcpus, mem, tracer, apf_host)),
       m_steal(std::make_unique<StealTime>(with_common(cfg, StealTimeConfig{}), vcpus, mem, tracer)),
       m_pv_eoi(std::make_unique<PvEoi>(with_common(cfg, PvEoiConfig{}), vcpus, mem, tracer)),
-      m_hypercalls(std::make_unique<Hypercalls>(with_common(cfg, cfg.hypercalls), mem, tracer, hypercall_host)),
-      m_apf_ready(vcpus, 0),
-      m_stores(vcpus),
-      m_store_due(vcpus) {}
+      m_hypercalls(std::make_unique<Hypercalls>(with_common(cfg, cfg.hypercalls), mem, tracer, hypercall_host)) {
+  m_apf_ready.assign(vcpus, 0);
+  m_stores.resize(vcpus);
+  m_store_due.assign(vcpus, Tick(0));
+}
 
 Hypervisor::~Hypervisor() = default;
 
@@ -137,6 +138,13 @@ void Hypervisor::apply_store(unsigned vcpu, Tick at) {
   q.apply_front(m_mem);
 }
 
+bool Hypervisor::host_apply_store(unsigned vcpu, Tick at) {
+  if (m_stores.at(vcpu).empty()) return false;
+  apply_store(vcpu, at);
+  m_store_due[vcpu] = m_store_due[vcpu] + m_cfg.pv_store_ns;  // the next keeps its own time
+  return true;
+}
+
 int Hypervisor::kvmclock_ctrl(unsigned vcpu) { return m_kvmclock->kvmclock_ctrl(vcpu); }
 
 void Hypervisor::set_run_delay_source(std::function<uint64_t(unsigned)> f) {
@@ -162,6 +170,28 @@ void Hypervisor::service_steal(Vcpu& v) {
   const unsigned i = v.index();
   const uint64_t delay = m_run_delay ? m_run_delay(i) : 0;
   if (m_steal->record(v, delay, m_stores[i])) v.flush_tlb();
+}
+
+Hypervisor::Snapshot Hypervisor::save() const {
+  Snapshot s;
+  s.own = static_cast<const HypervisorState&>(*this);
+  s.poll_control = m_poll_control.save();
+  s.kvmclock = m_kvmclock->save();
+  s.async_pf = m_apf->save();
+  s.steal_time = m_steal->save();
+  s.pv_eoi = m_pv_eoi->save();
+  s.hypercalls = m_hypercalls->save();
+  return s;
+}
+
+void Hypervisor::restore(const Snapshot& s) {
+  static_cast<HypervisorState&>(*this) = s.own;
+  m_poll_control.restore(s.poll_control);
+  m_kvmclock->restore(s.kvmclock);
+  m_apf->restore(s.async_pf);
+  m_steal->restore(s.steal_time);
+  m_pv_eoi->restore(s.pv_eoi);
+  m_hypercalls->restore(s.hypercalls);
 }
 
 void Hypervisor::on_migrate(unsigned vcpu) { m_kvmclock->on_migrate(vcpu); }

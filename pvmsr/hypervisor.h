@@ -20,6 +20,7 @@
 //     on_migrate ....... kvm_arch_vcpu_load on another host CPU
 //     on_reset ......... INIT/RESET (kvm_vcpu_reset)
 //     features ......... the CPUID leaves, kvmclock, poll control, async PF
+//     save/restore ..... snapshots of all of the above
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -58,7 +59,16 @@ struct HypervisorConfig {
   bool migration_control = false;
 };
 
-class Hypervisor {
+// What the Hypervisor itself changes after construction (its components keep their own),
+// kept apart so that a snapshot copies all of it (pvmsr/README.md §1.3).
+struct HypervisorState {
+  std::vector<uint8_t> m_apf_ready;  // KVM_REQ_APF_READY per vCPU
+  uint64_t m_migration_control = 1;  // VM-wide; KVM_MIGRATION_READY for a plain guest
+  std::vector<HostStores> m_stores;  // per vCPU: host stores not yet in guest memory
+  std::vector<Tick> m_store_due;     // per vCPU: when the next of them lands
+};
+
+class Hypervisor : private HypervisorState {
  public:
   static constexpr uint32_t kMsrMigrationControl = 0x4b564d08;
   // `apf_host` is the platform side of async PF (injection, the LAPIC, waking vCPUs).
@@ -111,6 +121,13 @@ class Hypervisor {
   void on_reset(unsigned vcpu);
   // KVM_REQ_APF_READY for `vcpu` (ApfHost::apf_request_ready): serviced at its next entry.
   void request_apf_ready(unsigned vcpu) { m_apf_ready.at(vcpu) = 1; }
+  // Host actions of a scenario's `schedule` (scenarios/README.md "schedule"):
+  // KVM_REQ_CLOCK_UPDATE and KVM_REQ_STEAL_UPDATE raised from outside, serviced at the
+  // vCPU's next entry; and the next pending host store of `vcpu` landing now, ahead of its
+  // spacing (the stores after it keep their times). False when none is pending.
+  void host_clock_update(unsigned vcpu, Tick at) { m_kvmclock->request_update(vcpu, at); }
+  void host_steal_update(unsigned vcpu) { m_steal->on_load(vcpu); }
+  bool host_apply_store(unsigned vcpu, Tick at);
   bool apf_ready_requested(unsigned vcpu) const { return m_apf_ready.at(vcpu) != 0; }
 
   const HypervisorConfig& config() const { return m_cfg; }
@@ -122,6 +139,23 @@ class Hypervisor {
   Hypercalls& hypercalls() { return *m_hypercalls; }
   AsyncPf& async_pf() { return *m_apf; }
   const AsyncPf& async_pf() const { return *m_apf; }
+
+  // Snapshots (pvmsr/README.md §1.3): every PV component's state and the hypervisor's own
+  // (page-ready requests, MIGRATION_CONTROL, the host stores still due and their times).
+  // Configuration, the CPUID leaves and the hooks are not state. restore() touches no
+  // event, no vCPU and no guest memory: the platform restores those (the EventQueue
+  // re-links kvmclock's events) from the same instant, in any order relative to this.
+  struct Snapshot {
+    HypervisorState own;
+    PollControl::Snapshot poll_control;
+    KvmClock::Snapshot kvmclock;
+    AsyncPf::Snapshot async_pf;
+    StealTime::Snapshot steal_time;
+    PvEoi::Snapshot pv_eoi;
+    Hypercalls::Snapshot hypercalls;
+  };
+  Snapshot save() const;
+  void restore(const Snapshot& s);
 
  private:
   void service_apf_ready(Vcpu& v);
@@ -142,10 +176,6 @@ class Hypervisor {
   std::unique_ptr<PvEoi> m_pv_eoi;
   std::unique_ptr<Hypercalls> m_hypercalls;
   std::function<uint64_t(unsigned)> m_run_delay;
-  std::vector<uint8_t> m_apf_ready;  // KVM_REQ_APF_READY per vCPU
-  uint64_t m_migration_control = 1;  // VM-wide; KVM_MIGRATION_READY for a plain guest
-  std::vector<HostStores> m_stores;  // per vCPU: host stores not yet in guest memory
-  std::vector<Tick> m_store_due;     // per vCPU: when the next of them lands
 };
 
 }  // namespace pvsim

@@ -34,7 +34,7 @@ KvmClock::KvmClock(const KvmClockConfig& cfg, GuestMemory& mem, Tracer& tracer,
                                           : kvm_get_time_scale(kNsecPerSec / 1000, cfg.tsc_khz);
   // kvm_arch_init_vm -> pvclock_update_vm_gtod_copy: the VM starts with a snapshot taken
   // at creation (Tick 0).
-  m_snapshots.push_back(Snapshot{Tick(0), compute_master_clock()});
+  m_masters.push_back(MasterClock{Tick(0), compute_master_clock()});
   // kvm_arch_vcpu_postcreate (vCPU 0) schedules kvmclock_sync_work one period after
   // creation; the work arrived in the 3.1x era (periodic global clock updates), so never for orig.
   if (cfg.abi == AbiProfile::Modern && cfg.periodic_sync_ns > 0)
@@ -52,7 +52,8 @@ void KvmClock::attach(Vcpu& v) {
   const unsigned i = v.index();
   const size_t need = std::max<size_t>(i + 1, v.config().count);
   if (m_vcpus.size() < need) m_vcpus.resize(need);
-  m_vcpus[i].vcpu = &v;
+  if (m_attached.size() < need) m_attached.resize(need, nullptr);
+  m_attached[i] = &v;
 
   struct Def {
     uint32_t index;
@@ -220,24 +221,24 @@ bool KvmClock::compute_master_clock() const {
 // kvm_update_masterclock: re-snapshot (pvclock_update_vm_gtod_copy), recompute the mode,
 // then KVM_REQ_CLOCK_UPDATE for every vCPU (kvm_end_pvclock_update).
 void KvmClock::master_clock_update(Tick at) {
-  if (m_snapshots.back().at == at)
-    m_snapshots.back().active = compute_master_clock();
+  if (m_masters.back().at == at)
+    m_masters.back().active = compute_master_clock();
   else
-    m_snapshots.push_back(Snapshot{at, compute_master_clock()});
-  // Forget snapshots no attached vCPU can still be behind.
+    m_masters.push_back(MasterClock{at, compute_master_clock()});
+  // Forget master-clock decisions no attached vCPU can still be behind.
   Tick oldest(UINT64_MAX);
-  for (const VcpuClock& c : m_vcpus)
-    if (c.vcpu) oldest = std::min(oldest, c.vcpu->now());
+  for (const Vcpu* a : m_attached)
+    if (a) oldest = std::min(oldest, a->now());
   size_t drop = 0;
-  while (drop + 1 < m_snapshots.size() && m_snapshots[drop + 1].at <= oldest) ++drop;
-  m_snapshots.erase(m_snapshots.begin(), m_snapshots.begin() + static_cast<std::ptrdiff_t>(drop));
+  while (drop + 1 < m_masters.size() && m_masters[drop + 1].at <= oldest) ++drop;
+  m_masters.erase(m_masters.begin(), m_masters.begin() + static_cast<std::ptrdiff_t>(drop));
   for (unsigned j = 0; j < m_vcpus.size(); ++j) request_clock_update(j, at);
 }
 
-const KvmClock::Snapshot& KvmClock::snapshot_at(Tick t) const {
-  for (size_t k = m_snapshots.size(); k-- > 1;)
-    if (m_snapshots[k].at <= t) return m_snapshots[k];
-  return m_snapshots.front();
+const KvmClock::MasterClock& KvmClock::master_at(Tick t) const {
+  for (size_t k = m_masters.size(); k-- > 1;)
+    if (m_masters[k].at <= t) return m_masters[k];
+  return m_masters.front();
 }
 
 // Virtual-time causality. On KVM the host TSC is global: a master-clock update blocks
@@ -250,8 +251,9 @@ const KvmClock::Snapshot& KvmClock::snapshot_at(Tick t) const {
 // and a no-op event at `at` ends its run slice there, so the update lands at `at` exactly.
 void KvmClock::request_clock_update(unsigned vcpu, Tick at) {
   VcpuClock& c = m_vcpus.at(vcpu);
-  if (!c.vcpu) return;
-  if (c.vcpu->now() >= at) {
+  const Vcpu* attached = vcpu < m_attached.size() ? m_attached[vcpu] : nullptr;
+  if (!attached) return;
+  if (attached->now() >= at) {
     c.requests |= kReqClockUpdate;
     return;
   }
@@ -279,7 +281,7 @@ void KvmClock::guest_time_update(VcpuClock& c, Vcpu& v, HostStores& out) {
     // the vCPU's own, to the cycle, not rounded to the nanosecond of system_time:
     // system_time = kernel_ns + kvmclock_offset = (host_monotonic_ns + t) -
     // host_monotonic_ns = t.
-    const Snapshot& s = snapshot_at(now);
+    const MasterClock& s = master_at(now);
     if (s.active) {
       hv.tsc_timestamp = tsc_at(v, s.at);
       hv.system_time = s.at.value();
@@ -357,7 +359,7 @@ uint64_t KvmClock::wall_clock_epoch_ns(Vcpu& v) const {
   uint64_t kvmclock = now.value();  // host monotonic now + kvmclock_offset
   if ((c.msr & 1u) != 0 && c.published) {
     kvmclock = pvclock_read_ns(c.hv, v.tsc());
-  } else if (const Snapshot& s = snapshot_at(now); s.active) {
+  } else if (const MasterClock& s = master_at(now); s.active) {
     PvclockVcpuTimeInfo ref;
     ref.system_time = s.at.value();
     ref.tsc_timestamp = tsc_at(v, s.at);

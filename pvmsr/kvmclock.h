@@ -12,6 +12,7 @@
 //     kvmclock_ctrl .... KVM_KVMCLOCK_CTRL (kvm_set_guest_paused): PVCLOCK_GUEST_STOPPED
 //     on_migrate ....... kvm_arch_vcpu_load on another host CPU
 //     queries .......... raw MSR values, the per-vCPU host copy, master-clock state
+//     save/restore ..... snapshots (KvmClockState)
 //
 // Time model (tools/platform/README.md §5, pvmsr/README.md §4.4): host monotonic at Tick t is
 // host_monotonic_ns + t and kvmclock_offset = -host_monotonic_ns, so a struct sampled at t
@@ -53,7 +54,35 @@ struct KvmClockConfig {
   uint64_t update_delay_ns = 100'000'000;       // KVMCLOCK_UPDATE_DELAY fan-out
 };
 
-class KvmClock {
+// What KvmClock changes after construction, kept apart so that a snapshot copies all of it
+// (pvmsr/README.md §1.3). Its three events are not here: the platform's EventQueue snapshot
+// holds whether each is pending and its key, and every handler reads only the `when()` it
+// was scheduled for while it fires.
+struct KvmClockState {
+  struct VcpuClock {
+    uint64_t msr = 0;            // vcpu->arch.time: the raw system-time MSR value
+    PvclockVcpuTimeInfo hv{};    // host copy (vcpu->arch.hv_clock) as last published
+    bool published = false;      // the last update was queued for msr & ~1 (all in RAM)
+    uint8_t requests = 0;        // KvmClock::kReq* bits
+    bool stop_request = false;   // vcpu->arch.pvclock_set_guest_stopped_request
+    std::vector<Tick> deferred;  // clock updates due once local time reaches these (sorted)
+    // Orig backwards-warp clamp state (3.0 vcpu->arch.last_guest_tsc / last_kernel_ns).
+    uint64_t last_guest_tsc = 0;
+    int64_t last_kernel_ns = 0;
+  };
+  // One master-clock decision (pvclock_update_vm_gtod_copy): from `at` on, every struct
+  // carries (system_time = at, tsc_timestamp = TSC at `at`) when `active`.
+  struct MasterClock {
+    Tick at;
+    bool active = false;
+  };
+  uint64_t m_wall_clock = 0;         // kvm->arch.wall_clock (VM-wide)
+  bool m_boot_vcpu_old_msr = false;  // ka->boot_vcpu_runs_old_kvmclock
+  std::vector<MasterClock> m_masters;  // ascending `at`; never empty
+  std::vector<VcpuClock> m_vcpus;      // per attached vCPU index
+};
+
+class KvmClock : private KvmClockState {
  public:
   static constexpr uint32_t kMsrWallClock = 0x11;            // MSR_KVM_WALL_CLOCK
   static constexpr uint32_t kMsrSystemTime = 0x12;           // MSR_KVM_SYSTEM_TIME
@@ -94,7 +123,7 @@ class KvmClock {
   // GLOBAL update unless the master clock is in use (0061d53daf26); orig updates this
   // vCPU only.
   void on_migrate(unsigned vcpu);
-  bool master_clock_active() const { return m_snapshots.back().active; }
+  bool master_clock_active() const { return m_masters.back().active; }
   // INIT/RESET (kvm_vcpu_reset -> kvmclock_reset, pvmsr/README.md §2.3): the system-time MSR reads 0
   // again and updates stop; guest memory and the VM-wide wall clock are left alone.
   void on_reset(unsigned vcpu);
@@ -107,6 +136,8 @@ class KvmClock {
   // (1c0b28c2a46d), and 3.0's kvm_arch_vcpu_ioctl answers an unknown ioctl so.
   int kvmclock_ctrl(unsigned vcpu);
   bool guest_stopped_requested(unsigned vcpu) const { return m_vcpus.at(vcpu).stop_request; }
+  // KVM_REQ_CLOCK_UPDATE for `vcpu` raised by the host at `at` (a `schedule` action).
+  void request_update(unsigned vcpu, Tick at) { request_clock_update(vcpu, at); }
 
   // Raw MSR values (RDMSR returns them verbatim) and the per-vCPU host copy as last
   // published (version/flags as the guest sees them once that update's stores landed).
@@ -119,34 +150,24 @@ class KvmClock {
   TimeScale scale() const { return m_scale; }
   bool boot_vcpu_runs_old_kvmclock() const { return m_boot_vcpu_old_msr; }
   // Tick of the newest master-clock snapshot (KVM master_kernel_ns - host_monotonic_ns).
-  Tick master_snapshot_tick() const { return m_snapshots.back().at; }
+  Tick master_snapshot_tick() const { return m_masters.back().at; }
   // Guest epoch (ns since 1970) a wall-clock write by `v` would publish right now.
   uint64_t wall_clock_epoch_ns(Vcpu& v) const;
+
+  // Snapshots (pvmsr/README.md §1.3): the MSR values, requests, deferred updates, host
+  // copies, clamp state and master-clock decisions. Restore with the EventQueue (which
+  // re-links this object's events) and guest memory of the same instant.
+  struct Snapshot {
+    KvmClockState state;
+  };
+  Snapshot save() const { return {static_cast<const KvmClockState&>(*this)}; }
+  void restore(const Snapshot& s) { static_cast<KvmClockState&>(*this) = s.state; }
 
  private:
   // KVM_REQ_* bits this model needs (values are ours, not KVM's).
   static constexpr uint8_t kReqClockUpdate = 1u << 0;
   static constexpr uint8_t kReqGlobalClockUpdate = 1u << 1;
   static constexpr uint8_t kReqMasterclockUpdate = 1u << 2;
-
-  struct VcpuClock {
-    Vcpu* vcpu = nullptr;
-    uint64_t msr = 0;            // vcpu->arch.time: the raw system-time MSR value
-    PvclockVcpuTimeInfo hv{};    // host copy (vcpu->arch.hv_clock) as last published
-    bool published = false;      // the last update was queued for msr & ~1 (all in RAM)
-    uint8_t requests = 0;        // kReq* bits
-    bool stop_request = false;   // vcpu->arch.pvclock_set_guest_stopped_request
-    std::vector<Tick> deferred;  // clock updates due once local time reaches these (sorted)
-    // Orig backwards-warp clamp state (3.0 vcpu->arch.last_guest_tsc / last_kernel_ns).
-    uint64_t last_guest_tsc = 0;
-    int64_t last_kernel_ns = 0;
-  };
-  // One master-clock decision (pvclock_update_vm_gtod_copy): from `at` on, every struct
-  // carries (system_time = at, tsc_timestamp = TSC at `at`) when `active`.
-  struct Snapshot {
-    Tick at;
-    bool active = false;
-  };
 
   void service_requests(Vcpu& v, HostStores& out);
   bool feature_visible(unsigned bit) const;
@@ -155,7 +176,7 @@ class KvmClock {
   void write_system_time_msr(Vcpu& v, uint64_t value, bool old_msr);
   void master_clock_update(Tick at);
   void guest_time_update(VcpuClock& c, Vcpu& v, HostStores& out);
-  const Snapshot& snapshot_at(Tick t) const;
+  const MasterClock& master_at(Tick t) const;
   // Raises KVM_REQ_CLOCK_UPDATE for `vcpu` as of virtual time `at` (see kvmclock.cpp).
   void request_clock_update(unsigned vcpu, Tick at);
   void schedule_boundary();
@@ -171,10 +192,7 @@ class KvmClock {
   Tracer& m_tracer;
   EventQueue& m_events;
   TimeScale m_scale;
-  uint64_t m_wall_clock = 0;         // kvm->arch.wall_clock (VM-wide)
-  bool m_boot_vcpu_old_msr = false;  // ka->boot_vcpu_runs_old_kvmclock
-  std::vector<Snapshot> m_snapshots;  // ascending `at`; never empty
-  std::vector<VcpuClock> m_vcpus;
+  std::vector<Vcpu*> m_attached;  // per vCPU index, bound by attach() (null: not attached)
   MemberEvent<&KvmClock::fan_out> m_fan_out_event{*this, "kvmclock_update_work"};
   MemberEvent<&KvmClock::periodic_sync> m_sync_event{*this, "kvmclock_sync_work"};
   MemberEvent<&KvmClock::boundary> m_boundary_event{*this, "kvmclock_boundary"};

@@ -11,7 +11,13 @@ namespace pvsim {
 
 class Vcpu;
 
-class PollControl {
+// What PollControl changes after construction, kept apart so that a snapshot copies all
+// of it (pvmsr/README.md §1.3).
+struct PollControlState {
+  std::vector<uint64_t> m_value;  // per vCPU
+};
+
+class PollControl : private PollControlState {
  public:
   static constexpr uint32_t kMsr = 0x4b564d05;
   // `enforce`: KVM_CAP_ENFORCE_PV_FEATURE_CPUID (machine.kvm.enforce_pv_cpuid); then a
@@ -23,14 +29,22 @@ class PollControl {
   // WRMSR raise #GP, as for ASYNC_PF_INT/ACK there.
   explicit PollControl(unsigned vcpu_count, bool enforce = false, uint32_t cpuid_features = ~0u,
                        bool exists = true)
-      : m_value(vcpu_count, 1), m_enabled(exists && (!enforce || (cpuid_features & (1u << kFeatureBit)))) {}
+      : m_enabled(exists && (!enforce || (cpuid_features & (1u << kFeatureBit)))) {
+    m_value.assign(vcpu_count, 1);
+  }
   static constexpr unsigned kFeatureBit = 12;
   // Registers the MSR handler in the vCPU's registry; `this` must outlive the vCPU.
   void attach(Vcpu& vcpu);
   uint64_t value(unsigned vcpu) const { return m_value.at(vcpu); }
 
+  // Snapshots (pvmsr/README.md §1.3): every vCPU's MSR value.
+  struct Snapshot {
+    PollControlState state;
+  };
+  Snapshot save() const { return {static_cast<const PollControlState&>(*this)}; }
+  void restore(const Snapshot& s) { static_cast<PollControlState&>(*this) = s.state; }
+
  private:
-  std::vector<uint64_t> m_value;
   bool m_enabled;
 };
 

@@ -10,7 +10,10 @@
 namespace pvsim {
 
 PvEoi::PvEoi(const PvEoiConfig& cfg, unsigned vcpus, GuestMemory& mem, Tracer& tracer)
-    : m_cfg(cfg), m_mem(mem), m_tracer(tracer), m_st(vcpus), m_pending(vcpus, 0) {}
+    : m_cfg(cfg), m_mem(mem), m_tracer(tracer), m_apic(vcpus, nullptr) {
+  m_st.resize(vcpus);
+  m_pending.assign(vcpus, 0);
+}
 
 bool PvEoi::feature_visible() const {
   // guest_pv_has (pvmsr/README.md §2.2): without enforcement every feature is "present";
@@ -20,9 +23,7 @@ bool PvEoi::feature_visible() const {
 
 void PvEoi::attach(Vcpu& v, LocalApic& apic) {
   const unsigned i = v.index();
-  State& s = m_st.at(i);
-  s.vcpu = &v;
-  s.apic = &apic;
+  m_apic.at(i) = &apic;
   MsrHandler h;
   h.index = kMsr;
   h.name = "MSR_KVM_PV_EOI_EN";
@@ -40,7 +41,7 @@ void PvEoi::attach(Vcpu& v, LocalApic& apic) {
 
 // kvm_lapic_set_pv_eoi (modern) / kvm_lapic_enable_pv_eoi (orig), after the feature gate.
 MsrStatus PvEoi::write_msr(unsigned vcpu, uint64_t value) {
-  State& s = m_st[vcpu];
+  VcpuPvEoi& s = m_st[vcpu];
   const uint64_t gpa = value & ~kEnable;
   // IS_ALIGNED(addr, 4): bit 1 is the only bit that can break it once bit 0 is masked off.
   // Checked before anything else, so it faults even when the write disables PV EOI.
@@ -64,11 +65,11 @@ MsrStatus PvEoi::write_msr(unsigned vcpu, uint64_t value) {
   return MsrStatus::Ok;
 }
 
-bool PvEoi::put_byte(const State& s, uint8_t value) {
+bool PvEoi::put_byte(const VcpuPvEoi& s, uint8_t value) {
   return s.area_ok && m_mem.write(s.area, &value, 1);
 }
 
-bool PvEoi::get_byte(const State& s, uint8_t& value) const {
+bool PvEoi::get_byte(const VcpuPvEoi& s, uint8_t& value) const {
   return s.area_ok && m_mem.read(s.area, &value, 1);
 }
 
@@ -79,9 +80,10 @@ void PvEoi::after_injection(Vcpu& v) {
   // KVM cannot get here armed: the exit before this entry disarmed. Keep that invariant
   // even if a caller skipped on_exit, rather than arm twice.
   if (m_pending[i]) [[unlikely]] sync_from_guest(v);
-  State& s = m_st[i];
-  if (!(s.msr & kEnable) || !s.apic) return;
-  const LocalApic& apic = *s.apic;
+  VcpuPvEoi& s = m_st[i];
+  LocalApic* const lapic = m_apic[i];
+  if (!(s.msr & kEnable) || !lapic) return;
+  const LocalApic& apic = *lapic;
   if (apic.mode() == ApicMode::Disabled || !apic.software_enabled()) return;
   // Another interrupt waiting in IRR could nest: its EOI would need the real register.
   if (apic.irr_pending()) return;
@@ -96,7 +98,7 @@ void PvEoi::after_injection(Vcpu& v) {
   s.armed_vector = vector;
   ++s.arms;
   // KVM kicks the vCPU for every accepted interrupt; while armed, that exit matters.
-  s.apic->set_notify_every_accept(true);
+  lapic->set_notify_every_accept(true);
   m_tracer.pvsim_pv_eoi(v.now(), i, "arm", fmt::format("vector {}", vector));
 }
 
@@ -104,12 +106,13 @@ void PvEoi::after_injection(Vcpu& v) {
 // pv_eoi_get_pending + pv_eoi_clr_pending (orig).
 void PvEoi::sync_from_guest(Vcpu& v) {
   const unsigned i = v.index();
-  State& s = m_st[i];
-  if (!(s.msr & kEnable) || !s.apic) {
+  VcpuPvEoi& s = m_st[i];
+  LocalApic* const apic = m_apic[i];
+  if (!(s.msr & kEnable) || !apic) {
     // KVM's BUG_ON: the flag is cleared at every exit, before a WRMSR could disable PV EOI.
     // Unreachable when the platform calls on_exit as documented; drop the flag quietly.
     m_pending[i] = 0;
-    if (s.apic) s.apic->set_notify_every_accept(false);
+    if (apic) apic->set_notify_every_accept(false);
     return;
   }
   uint8_t byte = 0;
@@ -119,7 +122,7 @@ void PvEoi::sync_from_guest(Vcpu& v) {
   if (ok && (still_set || m_cfg.abi == AbiProfile::Orig)) ok = put_byte(s, 0);
   if (ok) {
     m_pending[i] = 0;  // cleared "in any case" once the guest memory was dealt with
-    s.apic->set_notify_every_accept(false);
+    apic->set_notify_every_accept(false);
     if (still_set) {
       m_tracer.pvsim_pv_eoi(v.now(), i, "disarm",
                             fmt::format("vector {} not EOI'd by the guest", s.armed_vector));
@@ -129,17 +132,17 @@ void PvEoi::sync_from_guest(Vcpu& v) {
   // The guest cleared the bit (or the area could not be accessed, which KVM's code treats
   // the same way while leaving the flag set): EOI through the register path (apic_set_eoi,
   // traced kvm_eoi), then kvm_pv_eoi.
-  const int vector = s.apic->eoi();
+  const int vector = apic->eoi();
   ++s.eois;
-  m_tracer.kvm_pv_eoi(v.now(), i, s.apic->vcpu_id(), vector);
+  m_tracer.kvm_pv_eoi(v.now(), i, apic->vcpu_id(), vector);
 }
 
 void PvEoi::reset(unsigned vcpu) {
-  State& s = m_st.at(vcpu);
+  VcpuPvEoi& s = m_st.at(vcpu);
   s.msr = 0;
   s.armed_vector = -1;
   m_pending[vcpu] = 0;  // kvm_lapic_reset: apic_attention = 0
-  if (s.apic) s.apic->set_notify_every_accept(false);
+  if (m_apic[vcpu]) m_apic[vcpu]->set_notify_every_accept(false);
 }
 
 }  // namespace pvsim

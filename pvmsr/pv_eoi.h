@@ -90,7 +90,22 @@ struct PvEoiConfig {
   uint32_t cpuid_features = ~0u;        // leaf 0x40000001 EAX as the guest sees it
 };
 
-class PvEoi {
+// What PvEoi changes after construction, kept apart so that a snapshot copies all of it
+// (pvmsr/README.md §1.3). The bound vCPU and LocalApic are links, not state: they stay in
+// PvEoi.
+struct PvEoiState {
+  struct VcpuPvEoi {
+    uint64_t msr = 0;
+    Gpa area{};            // GPA of the byte (MSR value & ~1) the cache was last set up for
+    bool area_ok = false;  // that set-up succeeded (the gfn_to_hva_cache is usable)
+    int armed_vector = -1; // highest_isr_cache when armed (trace detail only)
+    uint64_t arms = 0, eois = 0;
+  };
+  std::vector<VcpuPvEoi> m_st;
+  std::vector<uint8_t> m_pending;  // KVM_APIC_PV_EOI_PENDING per vCPU (read at every exit)
+};
+
+class PvEoi : private PvEoiState {
  public:
   static constexpr uint32_t kMsr = 0x4b564d04;  // MSR_KVM_PV_EOI_EN
   static constexpr unsigned kFeatureBit = 6;    // KVM_FEATURE_PV_EOI
@@ -125,29 +140,27 @@ class PvEoi {
   uint64_t arm_count(unsigned vcpu) const { return m_st.at(vcpu).arms; }
   uint64_t eoi_on_behalf_count(unsigned vcpu) const { return m_st.at(vcpu).eois; }
 
- private:
-  struct State {
-    Vcpu* vcpu = nullptr;
-    LocalApic* apic = nullptr;
-    uint64_t msr = 0;
-    Gpa area{};            // GPA of the byte (MSR value & ~1) the cache was last set up for
-    bool area_ok = false;  // that set-up succeeded (the gfn_to_hva_cache is usable)
-    int armed_vector = -1; // highest_isr_cache when armed (trace detail only)
-    uint64_t arms = 0, eois = 0;
+  // Snapshots (pvmsr/README.md §1.3): every vCPU's MSR, area cache, counters and host flag.
+  // The LocalApic's "notify every accept" flag, which arming and disarming set, is the
+  // LocalApic's own state and is restored with it.
+  struct Snapshot {
+    PvEoiState state;
   };
+  Snapshot save() const { return {static_cast<const PvEoiState&>(*this)}; }
+  void restore(const Snapshot& s) { static_cast<PvEoiState&>(*this) = s.state; }
 
+ private:
   bool feature_visible() const;
   MsrStatus write_msr(unsigned vcpu, uint64_t value);
   void sync_from_guest(Vcpu& v);
   // pv_eoi_put_user / pv_eoi_get_user through the cache: false when it is unusable.
-  bool put_byte(const State& s, uint8_t value);
-  bool get_byte(const State& s, uint8_t& value) const;
+  bool put_byte(const VcpuPvEoi& s, uint8_t value);
+  bool get_byte(const VcpuPvEoi& s, uint8_t& value) const;
 
   PvEoiConfig m_cfg;
   GuestMemory& m_mem;
   Tracer& m_tracer;
-  std::vector<State> m_st;
-  std::vector<uint8_t> m_pending;  // KVM_APIC_PV_EOI_PENDING per vCPU (read at every exit)
+  std::vector<LocalApic*> m_apic;  // per vCPU, bound by attach()
 };
 
 }  // namespace pvsim

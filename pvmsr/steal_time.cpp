@@ -12,7 +12,9 @@
 namespace pvsim {
 
 StealTime::StealTime(const StealTimeConfig& cfg, unsigned vcpus, GuestMemory& mem, Tracer& tracer)
-    : m_cfg(cfg), m_mem(mem), m_tracer(tracer), m_vcpus(vcpus) {}
+    : m_cfg(cfg), m_mem(mem), m_tracer(tracer) {
+  m_vcpus.resize(vcpus);
+}
 
 void StealTime::set_run_delay_source(std::function<uint64_t(unsigned)> source) {
   m_run_delay = std::move(source);

@@ -118,7 +118,29 @@ struct StealTimeConfig {
   bool host_sched_info = true;          // sched_info_on(): false -> WRMSR #GPs
 };
 
-class StealTime {
+// What StealTime changes after construction, kept apart so that a snapshot copies all of
+// it (pvmsr/README.md §1.3).
+struct StealTimeState {
+  struct Counters {
+    uint64_t updates = 0;            // records that stored an update
+    uint64_t skipped = 0;            // requests serviced while enabled but with no usable record
+    uint64_t flushes = 0;            // record() returned true
+    uint64_t preempted_set = 0;      // on_put stored PREEMPTED
+    uint64_t preempted_skipped = 0;  // on_put while enabled that stored nothing
+  };
+  struct VcpuSteal {
+    uint64_t msr = 0;         // vcpu->arch.st.msr_val
+    uint64_t last_steal = 0;  // run delay already published
+    uint8_t preempted = 0;    // modern host copy of `preempted`
+    bool requested = false;   // KVM_REQ_STEAL_UPDATE
+    uint64_t cache_gpa = 0;   // gfn_to_hva_cache: GPA it was built for
+    bool cache_ok = false;    //   ... and whether that worked (a new vCPU's cache is unusable)
+    Counters counters;
+  };
+  std::vector<VcpuSteal> m_vcpus;
+};
+
+class StealTime : private StealTimeState {
  public:
   static constexpr uint32_t kMsr = 0x4b564d03;
   static constexpr unsigned kFeatureBit = 5;          // KVM_FEATURE_STEAL_TIME
@@ -163,13 +185,7 @@ class StealTime {
   void reset(unsigned vcpu);  // INIT/RESET (kvm_vcpu_reset): the MSR value only
 
   // --- queries for tests and reports ---
-  struct Counters {
-    uint64_t updates = 0;            // records that stored an update
-    uint64_t skipped = 0;            // requests serviced while enabled but with no usable record
-    uint64_t flushes = 0;            // record() returned true
-    uint64_t preempted_set = 0;      // on_put stored PREEMPTED
-    uint64_t preempted_skipped = 0;  // on_put while enabled that stored nothing
-  };
+  using Counters = StealTimeState::Counters;
   uint64_t msr(unsigned vcpu) const { return st(vcpu).msr; }
   bool enabled(unsigned vcpu) const { return (st(vcpu).msr & kEnabled) != 0; }
   uint64_t gpa(unsigned vcpu) const { return st(vcpu).msr & kGpaMask; }
@@ -182,17 +198,16 @@ class StealTime {
   const Counters& counters(unsigned vcpu) const { return st(vcpu).counters; }
   const StealTimeConfig& config() const { return m_cfg; }
 
- private:
-  struct VcpuSteal {
-    uint64_t msr = 0;         // vcpu->arch.st.msr_val
-    uint64_t last_steal = 0;  // run delay already published
-    uint8_t preempted = 0;    // modern host copy of `preempted`
-    bool requested = false;   // KVM_REQ_STEAL_UPDATE
-    uint64_t cache_gpa = 0;   // gfn_to_hva_cache: GPA it was built for
-    bool cache_ok = false;    //   ... and whether that worked (a new vCPU's cache is unusable)
-    Counters counters;
+  // Snapshots (pvmsr/README.md §1.3): every vCPU's MSR value, pending request, the run
+  // delay already published, the host copy of `preempted`, the record's cache and the
+  // counters. The run-delay source is the host model's, which restores its own clock.
+  struct Snapshot {
+    StealTimeState state;
   };
+  Snapshot save() const { return {static_cast<const StealTimeState&>(*this)}; }
+  void restore(const Snapshot& s) { static_cast<StealTimeState&>(*this) = s.state; }
 
+ private:
   const VcpuSteal& st(unsigned v) const { return m_vcpus.at(v); }
   VcpuSteal& st(unsigned v) { return m_vcpus.at(v); }
   bool feature_visible(unsigned bit) const;
@@ -205,7 +220,6 @@ class StealTime {
   GuestMemory& m_mem;
   Tracer& m_tracer;
   std::function<uint64_t(unsigned)> m_run_delay;
-  std::vector<VcpuSteal> m_vcpus;
 };
 
 }  // namespace pvsim

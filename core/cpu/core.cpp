@@ -15,15 +15,6 @@ namespace pvsim::cpu {
 
 namespace {
 constexpr unsigned kBlockCacheSize = 1u << kBlockCacheBits;
-// Instructions one fast-path entry may run through chained blocks (fast.cpp, chain()):
-// bounds the recursion depth in builds that may not turn the threaded handlers' calls into
-// jumps (no optimisation, or sanitizers, which can keep frames alive); optimised builds
-// chain much further.
-#if !defined(__OPTIMIZE__) || defined(__SANITIZE_ADDRESS__)
-constexpr uint64_t kChainInsns = 64;
-#else
-constexpr uint64_t kChainInsns = 1u << 16;
-#endif
 }  // namespace
 
 namespace {
@@ -73,6 +64,7 @@ bool Core::stop_with(StopReason r, std::string detail) {
 
 Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
   Vcpu::RunResult res;
+  run_steps = 0;  // for the returns before the loop
   if (dead) {
     res.reason = StopReason::Shutdown;
     return res;
@@ -136,7 +128,34 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
         continue;
       }
     }
-    Block* b = fetch_block();
+    // Declared here so that the breakpoint path can enter per-instruction execution below.
+    Block* b;
+    const Insn* in;
+    const Insn* end;
+    uint64_t b0;
+    uint64_t insns_at;
+    bool failed;
+    uint64_t done;
+    if (!bp_check) [[likely]] {
+      b = fetch_block();
+    } else {
+      // Breakpoints, or RFLAGS.RF to clear (core/README.md "Breakpoints"): the one test per
+      // block that costs anything when none are set.
+      const BpAt at = bp_boundary(b, max_insns - steps, slice, steps > 0, in, end, b0);
+      if (at == BpAt::Stop) {
+        res.reason = StopReason::Breakpoint;
+        break;
+      }
+      if (at == BpAt::SliceEnd) {
+        res.reason = StopReason::InsnLimit;
+        break;
+      }
+      if (at == BpAt::Range) {
+        insns_at = insns;
+        run_insn_end = insns + ((irq_check && insns == inhibit_at) ? 1 : max_insns - steps);
+        goto per_instruction;
+      }
+    }
     if (!b) [[unlikely]] {
       if (stop != StopReason::None) {
         res.reason = stop;
@@ -150,46 +169,46 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
       }
       continue;
     }
-    // In an STI / MOV SS shadow with an event pending, only the one shadowed instruction
-    // runs before the next look (SDM Vol. 3A §6.8.3: recognised after the instruction that
-    // follows STI), not the rest of its block.
-    const bool shadow = irq_check && insns == inhibit_at;
-    const uint64_t room = shadow ? 1 : max_insns - steps;
-    const Insn* const first = b->insns;
-    const uint64_t insns_at = insns;
-    const Insn* in;
-    bool failed;
-    uint64_t done;
-    // The budget binds REP elements too: each counts as one instruction (rep_next).
-    run_insn_end = insns + room;
-    if (b->count <= room && cycles + b->total <= deadline) [[likely]] {
-      // Whole-block execution (direct-threaded, fast.cpp): the block fits in the budget
-      // and cannot pass the deadline by its static costs, so no per-instruction checks
-      // are needed. Handlers that add cycles or set brk mid-block leave through
-      // Core::sync_to() and re-check (fast.cpp, t_generic), which keeps the stop at exactly
-      // the first boundary where cycles >= deadline.
-      blk_rip = rip;
-      blk_cyc0 = cycles;
-      blk_insns0 = insns;
-      blk = b;
-      blk_gpa_page = (b->tag - 1) & ~0xfffull;
-      // No chaining while an event check is pending (the loop must look at it at the next
-      // boundary) and never past the budget.
-      run_insn_limit = irq_check ? 0 : insns + (room < kChainInsns ? room : kChainInsns);
-      xfail = false;
-      in = first->tfn(*this, first, 0);  // a block's first Insn::lr is "none"
-      failed = xfail;
-      if (!failed) {
-        cycles = blk_cyc0 + in[-1].cum;
-        rip = next_rip;
-        // Blocks may have been chained (fast.cpp): count from the last one's start.
-        done = (blk_insns0 - insns_at) + static_cast<uint64_t>(in - blk->insns);
-      } else {
-        // sync_to() made `insns` exact for the failed instruction, and a REP that failed
-        // after some elements counted them (rep_next).
-        done = insns - insns_at;
+    {
+      // In an STI / MOV SS shadow with an event pending, only the one shadowed instruction
+      // runs before the next look (SDM Vol. 3A §6.8.3: recognised after the instruction that
+      // follows STI), not the rest of its block.
+      const bool shadow = irq_check && insns == inhibit_at;
+      const uint64_t room = shadow ? 1 : max_insns - steps;
+      const Insn* const first = b->insns;
+      insns_at = insns;
+      // The budget binds REP elements too: each counts as one instruction (rep_next).
+      run_insn_end = insns + room;
+      if (b->count <= room && cycles + b->total <= deadline) [[likely]] {
+        // Whole-block execution (direct-threaded, fast.cpp): the block fits in the budget
+        // and cannot pass the deadline by its static costs, so no per-instruction checks
+        // are needed. Handlers that add cycles or set brk mid-block leave through
+        // Core::sync_to() and re-check (fast.cpp, t_generic), which keeps the stop at exactly
+        // the first boundary where cycles >= deadline.
+        blk_rip = rip;
+        blk_cyc0 = cycles;
+        blk_insns0 = insns;
+        blk = b;
+        blk_gpa_page = (b->tag - 1) & ~0xfffull;
+        // No chaining while an event check is pending (the loop must look at it at the next
+        // boundary), never past the budget, and not at all while breakpoints are set
+        // (chain_max = 0: each block start must pass bp_boundary).
+        run_insn_limit = irq_check ? 0 : insns + (room < chain_max ? room : chain_max);
+        xfail = false;
+        in = first->tfn(*this, first, 0);  // a block's first Insn::lr is "none"
+        failed = xfail;
+        if (!failed) {
+          cycles = blk_cyc0 + in[-1].cum;
+          rip = next_rip;
+          // Blocks may have been chained (fast.cpp): count from the last one's start.
+          done = (blk_insns0 - insns_at) + static_cast<uint64_t>(in - blk->insns);
+        } else {
+          // sync_to() made `insns` exact for the failed instruction, and a REP that failed
+          // after some elements counted them (rep_next).
+          done = insns - insns_at;
+        }
+        goto executed;
       }
-    } else {
       // A scheduler slice ends before a block that does not fit in what is left of it,
       // instead of running that block's head instruction by instruction: ending inside a
       // block costs the per-instruction path now and a block decoded from a mid-block
@@ -200,34 +219,36 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
         res.reason = StopReason::InsnLimit;
         break;
       }
-      // Per-instruction execution: at most the remaining instruction budget, leaving early
-      // at the first boundary past the deadline or when a handler asked for a re-check
-      // (brk). Each instruction's address comes from the block start and Insn::end (a
-      // followed JMP, decode_block, makes them non-contiguous); rip/next_rip are only
-      // stored here (handlers read them), never reloaded per instruction. Only block
-      // terminators (A_TERM), followed JMPs (whose target is the next instruction) and
-      // handlers that set brk change next_rip, and the others end the block. `insns` is
-      // kept exact here, so a REP instruction can count its elements (rep_next).
       in = first;
-      const Insn* const end = in + b->count;
-      failed = false;
-      const uint64_t b0 = rip;
-      while (in != end) {
-        next_rip = in->end_from(b0);
-        rip = next_rip - in->len;
-        cycles += in->cost;
-        if (!in->fn(*this, *in)) [[unlikely]] {
-          failed = true;  // rip is the faulting instruction
-          break;
-        }
-        ++in;
-        ++insns;
-        if (insns >= run_insn_end || cycles >= deadline || brk) [[unlikely]]
-          break;
-      }
-      if (!failed) rip = next_rip;
-      done = insns - insns_at;
+      end = in + b->count;
+      b0 = rip;
     }
+  per_instruction:
+    // Per-instruction execution of [in, end): at most the remaining instruction budget,
+    // leaving early at the first boundary past the deadline or when a handler asked for a
+    // re-check (brk). Each instruction's address comes from the block start b0 and
+    // Insn::end (a followed JMP, decode_block, makes them non-contiguous); rip/next_rip are
+    // only stored here (handlers read them), never reloaded per instruction. Only block
+    // terminators (A_TERM), followed JMPs (whose target is the next instruction) and
+    // handlers that set brk change next_rip, and the others end the block. `insns` is kept
+    // exact here, so a REP instruction can count its elements (rep_next).
+    failed = false;
+    while (in != end) {
+      next_rip = in->end_from(b0);
+      rip = next_rip - in->len;
+      cycles += in->cost;
+      if (!in->fn(*this, *in)) [[unlikely]] {
+        failed = true;  // rip is the faulting instruction
+        break;
+      }
+      ++in;
+      ++insns;
+      if (insns >= run_insn_end || cycles >= deadline || brk) [[unlikely]]
+        break;
+    }
+    if (!failed) rip = next_rip;
+    done = insns - insns_at;
+  executed:
     insns = insns_at + done;  // the threaded path's sync_to() may have moved it
     // (done counts REP elements: each one retires as an instruction, Core::rep_next)
     if (shadow_next) [[unlikely]] {
@@ -280,6 +301,7 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
   if (res.reason != StopReason::Shutdown && res.reason != StopReason::IoError &&
       requested != StopReason::None)
     res.reason = requested;
+  run_steps = steps;
   return res;
 }
 

@@ -12,6 +12,8 @@
 //   exec_system.cpp        CR/descriptor-table/MSR/CPUID/TSC/port I/O/HLT/SWAPGS ...
 //   msrs.cpp               architectural MSRs registered in the vCPU's MsrRegistry
 //   dump.cpp               QEMU `-d cpu` style register dump
+//   breakpoints.cpp        host-side breakpoints on linear RIPs (the run loop's slow path)
+//   snapshot.cpp           Vcpu::save / Vcpu::restore (CoreState, TLB translations)
 //
 // Faults are values: a helper that faults records it (raise()) and returns false; the
 // handler returns false; the run loop delivers it through the IDT. No longjmp.
@@ -21,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/cpu/flags.h"
 #include "core/cpu/insn.h"
@@ -176,20 +179,23 @@ PVSIM_ALWAYS_INLINE bool is_canonical(uint64_t la) {
   return static_cast<uint64_t>(static_cast<int64_t>(la << 16) >> 16) == la;
 }
 
-class Core {
- public:
-  Core(Vcpu& v, GuestMemory& mem, CpuEnv& env, Tracer& tracer, const VcpuConfig& cfg);
-  ~Core();
-  Core(const Core&) = delete;
-  Core& operator=(const Core&) = delete;
-  static Core& of(Vcpu& v) { return *v.m_core; }
+// Instructions one fast-path entry may run through chained blocks (fast.cpp, chain()):
+// bounds the recursion depth in builds that may not turn the threaded handlers' calls into
+// jumps (no optimisation, or sanitizers, which can keep frames alive); optimised builds
+// chain much further. With breakpoints set nothing chains (Core::chain_max).
+#if !defined(__OPTIMIZE__) || defined(__SANITIZE_ADDRESS__)
+constexpr uint64_t kChainInsns = 64;
+#else
+constexpr uint64_t kChainInsns = 1u << 16;
+#endif
 
-  Vcpu& vcpu;
-  GuestMemory& mem;
-  CpuEnv& env;
-  Tracer& tracer;
-  const VcpuConfig cfg;
-
+// Everything a vCPU snapshot holds (Vcpu::save / Vcpu::restore): the architectural state and
+// the run-control state that carries from one run() to the next. Core inherits it, so the
+// handlers name these members directly and a member added here is saved and restored
+// without further code. What stays in Core is configuration, references, hooks, the
+// software TLB and block-cache pointers (rebuilt or re-derived by restore()) and the
+// scratch state of one run() call.
+struct CoreState {
   // ---- architectural state ----
   // gpr[16] is not a register: it always holds 0, so the threaded memory forms can add
   // "base" and "index" without testing for their absence (Insn::fb / Insn::fi).
@@ -213,62 +219,12 @@ class Core {
   uint64_t star = 0, lstar = 0, cstar = 0, sfmask = 0, kernel_gs_base = 0, tsc_aux = 0;
   uint64_t mtrr_def_type = 0;
   uint64_t tsc_offset = 0;  // IA32_TSC writes adjust this (added modulo 2^64)
+  // Alignment checking (CR0.AM, RFLAGS.AC, CPL 3) is on: Core::update_ac.
+  bool ac_check = false;
 
   // ---- time and run control ----
   uint64_t cycles = 0;
   uint64_t insns = 0;
-  // Whole-block (threaded) execution, core.cpp "Execution model": while a block runs,
-  // `cycles`, `insns`, `rip` and `next_rip` are not updated per instruction; they are
-  // blk_cyc0 + Insn::cum, blk_insns0 + index, blk_rip + Insn::end - len and
-  // blk_rip + Insn::end. sync_to() makes them current for a complete-semantics handler.
-  uint64_t blk_rip = 0;
-  uint64_t blk_cyc0 = 0;    // cycles at block entry plus dynamic extras so far
-  uint64_t blk_insns0 = 0;  // insns at block entry plus REP elements beyond one per execution
-  uint64_t run_deadline = 0;    // the deadline of the current run() (REP elements check it)
-  uint64_t run_insn_limit = 0;  // chaining may not take `insns` past this (Core::run)
-  // `insns` may not pass this before the run loop looks again: the end of the current
-  // run()'s instruction budget (one instruction on in an STI / MOV SS shadow with an event
-  // pending). The per-instruction path stops at it, whole-block execution only enters
-  // blocks that fit in it, and REP elements count against it (rep_next).
-  uint64_t run_insn_end = 0;
-  uint64_t blk_gpa_page = 0;    // guest-physical page of the running block
-  const Block* blk = nullptr;  // the running block
-  bool xfail = false;       // the instruction the threaded run stopped at failed
-  // REP string instructions (core/README.md "REP string instructions"). Called between two
-  // elements of a REP instruction with elements left: the element just done retires as one
-  // instruction, and the boundary between elements is an instruction boundary as on
-  // hardware, where interrupts are taken with RCX/RSI/RDI updated for the finished
-  // iterations and RIP on the instruction (SDM Vol. 2B "REP/REPE/REPZ/REPNE/REPNZ").
-  // Returns true when the next element may run: the finished one is counted in `insns`
-  // (exact while a handler runs) and in blk_insns0, brk is set so that whole-block
-  // execution leaves the block after this instruction (the rest of the block may no longer
-  // fit the budget; the run loop decides), and the next element is charged `next_cost`
-  // (the instruction's own cost again for memory string instructions; 0 for INS/OUTS,
-  // whose one VM exit covers all elements). Returns false, with RIP left on the
-  // instruction (next_rip = rip) and brk set, when the run must stop here: the budget is
-  // used up, the deadline is reached, an event waits to be looked at, or a device asked
-  // the vCPU to stop. The handler then returns success: the execution retires its
-  // finished elements and the next run() resumes the REP.
-  bool rep_next(uint64_t next_cost) {
-    brk = true;
-    if (insns + 1 >= run_insn_end || cycles >= run_deadline || irq_check ||
-        requested != StopReason::None) [[unlikely]] {
-      next_rip = rip;
-      return false;
-    }
-    ++insns;
-    ++blk_insns0;  // whole-block execution counts from it (unused on the per-instruction path)
-    cycles += next_cost;
-    return true;
-  }
-  // Where the instruction after i starts (Insn::end is signed: see Insn).
-  __attribute__((always_inline)) uint64_t end_la(const Insn* i) const { return i->end_from(blk_rip); }
-  __attribute__((always_inline)) void sync_to(const Insn* i) {
-    next_rip = end_la(i);
-    rip = next_rip - i->len;
-    cycles = blk_cyc0 + i->cum;
-    insns = blk_insns0 + static_cast<uint64_t>(i - blk->insns);
-  }
   bool halted = false;
   bool dead = false;           // after a triple fault
   bool brk = false;            // leave the current block at the next boundary
@@ -290,11 +246,144 @@ class Core {
   // path check_interrupts() sorts out which, and clears it when nothing can be delivered.
   bool irq_check = false;
   bool irq_notified = false;
-  std::function<int(Vcpu&)> irq_poll;
-  std::function<void(Vcpu&)> injected_hook;  // after kvm_inj_virq (Vcpu::set_injection_hook)
   // NMI (SDM Vol. 3A §6.7.1): one latch, and blocking from delivery until the next IRET.
   bool nmi_pending = false;
   bool nmi_blocked = false;
+  bool entry_hook_ran = false;  // the hook ran for the entry that ends the current exit
+  bool inject_pending = false;  // inject_fault waits for the next boundary
+  Fault inject_fault;
+
+  // ---- breakpoints (core/README.md "Breakpoints"; Core::bp_boundary) ----
+  // The linear RIPs, sorted and unique (Vcpu::set_breakpoints).
+  std::vector<uint64_t> bp_rips;
+  // The run loop's one test per block: breakpoints are set, or RFLAGS.RF must be cleared
+  // as the next instruction starts (an IRET loaded it).
+  bool bp_check = false;
+  uint64_t chain_max = kChainInsns;  // 0 while breakpoints are set: no block chaining
+  // Boundaries are named by (instruction count, RIP): the count grows at every retired
+  // instruction, so a boundary never repeats except when nothing retired in between.
+  // The boundary where a breakpoint was reported (or RF suppressed it): not reported again.
+  uint64_t bp_seen_insns = ~0ull, bp_seen_rip = ~0ull;
+  // The boundary that resumes a REP between two elements (Core::rep_resume_at).
+  uint64_t rep_insns = ~0ull, rep_rip = ~0ull;
+  // The boundary at index mid_k of the decoded block that starts at linear mid_base, where
+  // the run loop cut that block for a breakpoint. Execution goes on inside that block when
+  // the breakpoint there is reported in the run that cut it (mid_continue: the run after
+  // that stop resumes the block); a run that ended there for another reason is followed,
+  // as without breakpoints, by one that decodes a block from there.
+  uint64_t mid_insns = ~0ull, mid_rip = ~0ull, mid_base = 0;
+  uint32_t mid_k = 0;
+  bool mid_continue = false;
+  // A breakpoint stopped a Budget::Slice run at a block boundary after instructions had run:
+  // the run that continues there applies the slice rule it skipped (Core::bp_boundary).
+  bool bp_slice_defer = false;
+};
+
+// What Vcpu::Snapshot holds (Vcpu::save): the CoreState and the translations the software
+// TLB held for reads and fetches. Those are not a pure cache: like a hardware TLB, an entry
+// keeps a translation the guest has since changed in its page tables until something
+// flushes it (pv-tlb-orig reads through one), so a restored vCPU gets them back. Write
+// entries are not kept: GuestMemory's checkpoint and rollback drop every write mapping
+// (a store through one would bypass the undo log), so the vCPU that went on from the save
+// had none either at its next run().
+struct CoreSnapshot {
+  CoreState state;
+  struct Translation {
+    uint64_t vpn;       // linear page number
+    uint64_t gpa_page;  // guest-physical address of the 4 KiB page
+    uint8_t table;      // 0 read, 2 fetch
+    bool global;
+  };
+  std::vector<Translation> tlb;
+  // The TLB was to be flushed at the next run() (GuestMemory::host_unmap_epoch moved since
+  // this vCPU last looked): nothing to keep.
+  bool tlb_flush_pending = false;
+};
+
+class Core : public CoreState {
+ public:
+  Core(Vcpu& v, GuestMemory& mem, CpuEnv& env, Tracer& tracer, const VcpuConfig& cfg);
+  ~Core();
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+  static Core& of(Vcpu& v) { return *v.m_core; }
+
+  // Snapshots (Vcpu::save / Vcpu::restore; core/README.md "Snapshots").
+  CoreSnapshot save() const;
+  void restore(const CoreSnapshot& s);
+
+  Vcpu& vcpu;
+  GuestMemory& mem;
+  CpuEnv& env;
+  Tracer& tracer;
+  const VcpuConfig cfg;
+
+  // ---- run-loop state of one run() call (not part of a snapshot) ----
+  // Whole-block (threaded) execution, core.cpp "Execution model": while a block runs,
+  // `cycles`, `insns`, `rip` and `next_rip` are not updated per instruction; they are
+  // blk_cyc0 + Insn::cum, blk_insns0 + index, blk_rip + Insn::end - len and
+  // blk_rip + Insn::end. sync_to() makes them current for a complete-semantics handler.
+  uint64_t blk_rip = 0;
+  uint64_t blk_cyc0 = 0;    // cycles at block entry plus dynamic extras so far
+  uint64_t blk_insns0 = 0;  // insns at block entry plus REP elements beyond one per execution
+  uint64_t run_deadline = 0;    // the deadline of the current run() (REP elements check it)
+  uint64_t run_insn_limit = 0;  // chaining may not take `insns` past this (Core::run)
+  // `insns` may not pass this before the run loop looks again: the end of the current
+  // run()'s instruction budget (one instruction on in an STI / MOV SS shadow with an event
+  // pending). The per-instruction path stops at it, whole-block execution only enters
+  // blocks that fit in it, and REP elements count against it (rep_next).
+  uint64_t run_insn_end = 0;
+  uint64_t run_steps = 0;       // steps the last run() used (Vcpu::last_run_steps)
+  uint64_t blk_gpa_page = 0;    // guest-physical page of the running block
+  const Block* blk = nullptr;  // the running block
+  bool xfail = false;       // the instruction the threaded run stopped at failed
+  // REP string instructions (core/README.md "REP string instructions"). Called between two
+  // elements of a REP instruction with elements left: the element just done retires as one
+  // instruction, and the boundary between elements is an instruction boundary as on
+  // hardware, where interrupts are taken with RCX/RSI/RDI updated for the finished
+  // iterations and RIP on the instruction (SDM Vol. 2B "REP/REPE/REPZ/REPNE/REPNZ").
+  // Returns true when the next element may run: the finished one is counted in `insns`
+  // (exact while a handler runs) and in blk_insns0, brk is set so that whole-block
+  // execution leaves the block after this instruction (the rest of the block may no longer
+  // fit the budget; the run loop decides), and the next element is charged `next_cost`
+  // (the instruction's own cost again for memory string instructions; 0 for INS/OUTS,
+  // whose one VM exit covers all elements). Returns false, with RIP left on the
+  // instruction (next_rip = rip) and brk set, when the run must stop here: the budget is
+  // used up, the deadline is reached, an event waits to be looked at, or a device asked
+  // the vCPU to stop. The handler then returns success: the execution retires its
+  // finished elements and the next run() resumes the REP (the boundary after them is
+  // marked as a resumption, rep_resume_at, so a breakpoint does not fire there again).
+  bool rep_next(uint64_t next_cost) {
+    brk = true;
+    if (insns + 1 >= run_insn_end || cycles >= run_deadline || irq_check ||
+        requested != StopReason::None) [[unlikely]] {
+      next_rip = rip;
+      rep_resume_at(insns + 1);
+      return false;
+    }
+    ++insns;
+    ++blk_insns0;  // whole-block execution counts from it (unused on the per-instruction path)
+    cycles += next_cost;
+    return true;
+  }
+  // The boundary (RIP here, instruction count n) resumes the REP instruction at RIP between
+  // two elements: breakpoints do not fire there, and an event delivered there pushes RF = 1
+  // (Core::deliver), as hardware does for an interrupt between iterations (SDM Vol. 3B
+  // §17.3.1.1), so the handler's IRET resumes it without a breakpoint either.
+  void rep_resume_at(uint64_t n) {
+    rep_rip = rip;
+    rep_insns = n;
+  }
+  // Where the instruction after i starts (Insn::end is signed: see Insn).
+  __attribute__((always_inline)) uint64_t end_la(const Insn* i) const { return i->end_from(blk_rip); }
+  __attribute__((always_inline)) void sync_to(const Insn* i) {
+    next_rip = end_la(i);
+    rip = next_rip - i->len;
+    cycles = blk_cyc0 + i->cum;
+    insns = blk_insns0 + static_cast<uint64_t>(i - blk->insns);
+  }
+  std::function<int(Vcpu&)> irq_poll;
+  std::function<void(Vcpu&)> injected_hook;  // after kvm_inj_virq (Vcpu::set_injection_hook)
   std::function<HypercallResult(Vcpu&, HypercallInsn)> hypercall;
   HypercallInsn hypercall_native = HypercallInsn::Vmcall;  // exits as VMCALL, the other as #UD
   std::function<bool(Vcpu&)> time_gate;
@@ -305,10 +394,7 @@ class Core {
   // through its own mappings, so a page the modelled EPT does not map is no VM exit.
   bool host_walk = false;
   std::function<Vcpu::EptResult(Vcpu&, const Vcpu::EptFault&)> ept_hook;
-  bool entry_hook_ran = false;  // the hook ran for the entry that ends the current exit
   bool in_delivery = false;     // deliver() is running (implicit accesses of event delivery)
-  bool inject_pending = false;  // inject_fault waits for the next boundary
-  Fault inject_fault;
   uint64_t unmap_epoch_seen = 0;  // GuestMemory::host_unmap_epoch() this vCPU's TLB reflects
   uint64_t tlb_epoch_seen = ~0ull;  // GuestMemory::tlb_epoch() at the last look (run())
   // Runs the entry hook once per entry (before the injection and kvm_entry of that entry).
@@ -435,6 +521,9 @@ class Core {
     lz.op = kLazyNone;
     rf = (v & fl::kDefined) | fl::Reserved1;
     if (rf & fl::IF) rearm_irq_check();
+    // RF (set by IRET from a frame that holds it) lasts until the next instruction starts
+    // (SDM Vol. 3B §17.3.1.1): the run loop's breakpoint path clears it there.
+    if (rf & fl::RF) bp_check = true;
     update_ac();
   }
   // A maskable notification that arrived while IF = 0 is parked (check_interrupts clears
@@ -444,9 +533,9 @@ class Core {
     if (irq_notified) irq_check = true;
   }
   // Alignment checking (SDM Vol. 3A §6.15 "Interrupt 17"): CR0.AM, RFLAGS.AC and CPL 3.
-  // While it is on, user data accesses bypass the TLB fast path so access_slow can check
-  // alignment; it is re-evaluated whenever one of the three inputs changes.
-  bool ac_check = false;
+  // While it is on (CoreState::ac_check), user data accesses bypass the TLB fast path so
+  // access_slow can check alignment; it is re-evaluated whenever one of the three inputs
+  // changes.
   void update_ac() {
     const bool want = (cr0 & cr0::AM) && (rf & fl::AC) && cpl == 3;
     if (want != ac_check) {
@@ -614,6 +703,19 @@ class Core {
   // Run loop (core.cpp).
   // slice: Budget::Slice (vcpu.h), stop at the last block boundary within max_insns.
   Vcpu::RunResult run(uint64_t max_insns, uint64_t deadline, bool slice);
+  // Breakpoints (core.cpp; core/README.md "Breakpoints").
+  void set_breakpoints(std::vector<uint64_t> rips);
+  bool bp_has(uint64_t la) const;
+  // What the run loop does at a boundary while bp_check is set.
+  enum class BpAt : uint8_t {
+    Run,       // go on as usual with block b (fetched here; nullptr: the fetch failed)
+    Range,     // run [from, to) of block b per instruction, its instructions' addresses
+               // counted from linear `base`
+    Stop,      // report a breakpoint (RIP on the instruction, nothing fetched)
+    SliceEnd,  // end the Budget::Slice run before this block (StopReason::InsnLimit)
+  };
+  BpAt bp_boundary(Block*& b, uint64_t left, bool slice, bool ran, const Insn*& from,
+                   const Insn*& to, uint64_t& base);
   // Fetch: RIP -> fetch TLB -> GPA -> decoded block (valid for the page's code generation).
   __attribute__((always_inline)) Block* fetch_block() {
     const TlbEntry& e = tlb[2][(rip >> 12) & kTlbMask];

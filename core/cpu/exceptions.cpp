@@ -123,7 +123,14 @@ bool Core::deliver(uint8_t vector, EventKind kind, bool has_err, uint32_t err, u
   unsigned n = 0;
   frame[n++] = seg[2].selector;  // SS
   frame[n++] = gpr[4];           // RSP
-  frame[n++] = (flags() & fl::kDefined) | fl::Reserved1;
+  // RF in the image (SDM Vol. 3B §17.3.1.1): 1 for an event taken between two elements of a
+  // REP string instruction (Core::rep_resume_at), so that the IRET resuming it does not
+  // stop at a breakpoint on it again (core/README.md "Breakpoints"); otherwise the current
+  // RF. Hardware also pushes RF = 1 for every other fault-class exception; pvsim does not
+  // (it has no guest instruction breakpoints, the only thing RF suppresses, and a fault's
+  // instruction that runs again counts as reached again).
+  const bool mid_rep = ret_rip == rip && insns == rep_insns && rip == rep_rip;
+  frame[n++] = (flags() & fl::kDefined) | fl::Reserved1 | (mid_rep ? fl::RF : 0);
   frame[n++] = seg[1].selector;  // CS
   frame[n++] = ret_rip;
   if (has_err) frame[n++] = err;
@@ -158,6 +165,9 @@ bool Core::deliver(uint8_t vector, EventKind kind, bool has_err, uint32_t err, u
   if (type == 0xe) rf &= ~fl::IF;  // interrupt gate; trap gates leave IF alone
   next_rip = target;
   brk = true;
+  // The handler's first instruction is a new boundary for breakpoints even at the same
+  // instruction count (nothing retired): forget the marks of the interrupted one.
+  bp_seen_insns = rep_insns = mid_insns = ~0ull;
   return true;
 }
 

@@ -355,30 +355,37 @@ inline bool string_op(Core& c, const Insn& i, unsigned sz) {
   const bool rep = i.pfx & (P_REP | P_REPNE);
   uint64_t n = rep ? aval(c, i, 1) : 1;
   if (n == 0) return true;
+  const uint64_t n0 = n;
+  // An element fails (a fault, or an abandoned access) after others ran: RIP stays on the
+  // REP, which resumes between elements when it runs again (Core::rep_resume_at).
+  auto fail = [&]() {
+    if (n != n0) c.rep_resume_at(c.insns);
+    return false;
+  };
   for (;;) {
     uint64_t v = 0;
     const uint64_t si = aval(c, i, 6), di = aval(c, i, 7);
     if constexpr (K == Str::Movs) {
-      if (!c.read(src_base(c, i) + si, sz, v) || !c.write(di, sz, v)) return false;
+      if (!c.read(src_base(c, i) + si, sz, v) || !c.write(di, sz, v)) return fail();
       aset(c, i, 6, si + step);
       aset(c, i, 7, di + step);
     } else if constexpr (K == Str::Stos) {
-      if (!c.write(di, sz, c.gpr[0])) return false;
+      if (!c.write(di, sz, c.gpr[0])) return fail();
       aset(c, i, 7, di + step);
     } else if constexpr (K == Str::Lods) {
-      if (!c.read(src_base(c, i) + si, sz, v)) return false;
+      if (!c.read(src_base(c, i) + si, sz, v)) return fail();
       c.setr(0, sz, i, v);
       aset(c, i, 6, si + step);
     } else if constexpr (K == Str::Cmps) {
       uint64_t d;
-      if (!c.read(src_base(c, i) + si, sz, v) || !c.read(di, sz, d)) return false;
+      if (!c.read(src_base(c, i) + si, sz, v) || !c.read(di, sz, d)) return fail();
       uint64_t r;
       c.set_arith(flags_sub(v, d, 0, sz, r));
       aset(c, i, 6, si + step);
       aset(c, i, 7, di + step);
     } else {
       uint64_t d;
-      if (!c.read(di, sz, d)) return false;
+      if (!c.read(di, sz, d)) return fail();
       uint64_t r;
       c.set_arith(flags_sub(c.getr(0, sz, i), d, 0, sz, r));
       aset(c, i, 7, di + step);

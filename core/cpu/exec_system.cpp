@@ -490,18 +490,25 @@ bool do_string_io(Core& c, const Insn& i, bool in) {
   auto av = [&](unsigned r) { return i.asz == 4 ? c.gpr[r] & 0xffffffff : c.gpr[r]; };
   auto as = [&](unsigned r, uint64_t v) { c.gpr[r] = i.asz == 4 ? v & 0xffffffff : v; };
   uint64_t n = rep ? av(1) : 1;
+  const uint64_t n0 = n;
+  // A failure after elements ran leaves RIP on a REP that resumes between elements
+  // (Core::rep_resume_at), as in exec_move.cpp's string_op.
+  auto fail = [&](bool r) {
+    if (n != n0) c.rep_resume_at(c.insns);
+    return r;
+  };
   const int64_t step = (c.rf & fl::DF) ? -static_cast<int64_t>(s) : static_cast<int64_t>(s);
   const uint64_t qual = io_qual(port, s, in, true, rep, false);
   while (n != 0) {
     if (in) {
       uint32_t v;
-      if (!c.port_in(i, port, s, v, qual)) return false;
-      if (!c.write(av(7), s, v)) return element_failed();
+      if (!c.port_in(i, port, s, v, qual)) return fail(false);
+      if (!c.write(av(7), s, v)) return fail(element_failed());
       as(7, av(7) + step);
     } else {
       uint64_t v;
-      if (!c.read(av(6) + (i.seg ? c.seg[i.seg].base : 0), s, v)) return element_failed();
-      if (!c.port_out(i, port, s, static_cast<uint32_t>(v), qual)) return false;
+      if (!c.read(av(6) + (i.seg ? c.seg[i.seg].base : 0), s, v)) return fail(element_failed());
+      if (!c.port_out(i, port, s, static_cast<uint32_t>(v), qual)) return fail(false);
       as(6, av(6) + step);
     }
     c.cycles += kStringElementCycles;

@@ -92,6 +92,7 @@ bool Core::translate(uint64_t la, Acc acc, bool user, uint64_t& gpa, TlbEntry* f
     if (k == levels - 1 && acc == Acc::Write) want |= kPteD;
     if (want != ent[k]) {
       const bool code = mem.is_code_page(ent_gpa[k] >> 12);
+      mem.prepare_page(ent_gpa[k] >> 12);  // snapshots: save the page before it changes
       store_le(ent_host[k], 8, want);
       mem.note_write(Gpa(ent_gpa[k]), 8);
       if (code) brk = true;
@@ -105,6 +106,9 @@ bool Core::translate(uint64_t la, Acc acc, bool user, uint64_t& gpa, TlbEntry* f
     if (fill && !(acc == Acc::Write && mem.is_code_page(phys >> 12))) {
       const uint64_t page = phys & ~0xfffull;
       const bool write_tlb = fill >= tlb[1] && fill < tlb[2];
+      // A write-TLB entry lets stores bypass GuestMemory: save the page for an open
+      // snapshot first (GuestMemory::prepare_page; checkpoints drop these entries).
+      if (write_tlb) mem.prepare_page(phys >> 12);
       fill->tag = write_tlb ? tlb_wkey(la) : tlb_key(la);
       fill->host = mem.base() + page;
       const bool global = (ent[levels - 1] & kPteG) && (cr4 & cr4::PGE);
@@ -212,6 +216,7 @@ bool Core::access_slow(uint64_t la, unsigned size, uint64_t* v, Acc acc, bool su
     if (uint8_t* h = mem.host_ptr(Gpa(gpa[0]), size)) {
       if (acc == Acc::Write) {
         const bool code = mem.is_code_page(gpa[0] >> 12);
+        mem.prepare_write(Gpa(gpa[0]), size);
         store_le(h, size, *v);
         mem.note_write(Gpa(gpa[0]), size);
         if (code) brk = true;  // the current block may hold stale decodes of this page
@@ -230,6 +235,7 @@ bool Core::access_slow(uint64_t la, unsigned size, uint64_t* v, Acc acc, bool su
     if (uint8_t* h = mem.host_ptr(Gpa(g), n)) {
       if (acc == Acc::Write) {
         const bool code = mem.is_code_page(g >> 12);
+        mem.prepare_write(Gpa(g), n);
         std::memcpy(h, bytes + done, n);
         mem.note_write(Gpa(g), n);
         if (code) brk = true;  // the current block may hold stale decodes of this page
@@ -310,6 +316,7 @@ LinearAccess Core::write_linear(uint64_t la, const uint8_t* src, size_t len, Gue
                             n, gpa, cur, rip));
       return LinearAccess::Stopped;
     }
+    mem.prepare_write(Gpa(gpa), n);
     std::memcpy(h, src + done, n);
     mem.note_write(Gpa(gpa), n);  // decoded blocks of a code page die
     brk = true;

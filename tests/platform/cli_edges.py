@@ -457,7 +457,51 @@ def group_ram(d):
         one_line_error(p, ['big.json: /machine/ram_mib: 65536 MiB of guest RAM: cannot reserve'], f'{cmd} ram_mib')
 
 
-GROUPS = {'input': group_input, 'ram': group_ram, 'golden': group_golden, 'trace_expect': group_trace_expect, 'output': group_output, 'signals': group_signals, 'caps': group_caps,
+def group_schedule(d):
+    # --schedule and pvsim explore (scenarios/README.md "schedule", tools/platform/explore.h):
+    # bad input is one line and exit 2; a fired entry is traced; explore's replay command
+    # reproduces its variant's trace hash; shards merge to the single run.
+    s = hello(d, body='"expect": {"stop": "exit"}')
+    one_line_error(run(['run', 's.json', '--schedule', 'v0.insn=5: preemt v0 1us'], d),
+                   ["--schedule: position 12: unknown action 'preemt'"], 'schedule typo')
+    one_line_error(run(['run', 's.json', '--schedule', 'v3.insn=5: stop'], d),
+                   ['--schedule: entry 1: vCPU 3 does not exist (machine.vcpus is 1)'], 'schedule vCPU')
+    one_line_error(run(['run', 's.json', '--schedule', 'v0.rip=main: stop'], d),
+                   ['--schedule: entry 1: the guest image has no symbol "main" (it has no symbol table at all)'],
+                   'schedule symbol in a flat image')
+    one_line_error(run(['run', 's.json', '--schedule', 'v0.insn=1: stop', '--update-golden'], d),
+                   ['--update-golden and --schedule exclude each other'], 'schedule + update-golden')
+    t = os.path.join(d, 't.txt')
+    p = run(['run', 's.json', '-q', '--schedule', 'v0.insn=2: stop', '--trace', t], d)
+    out = p.stdout.decode()
+    check(p.returncode == 1 and 'stop: point (schedule: v0.insn=2: stop)' in out, f'schedule stop: {out!r}')
+    check('pvsim_action: v0.insn=2: stop' in open(t).read(), 'schedule stop is traced')
+    # explore: bad windows and shards, then a real exploration, its JSON Lines and a merge.
+    one_line_error(run(['explore', 's.json', '--window', 'v0.insn=9..3', '--place', 'stop'], d),
+                   ['--window: the window ends before it starts'], 'explore window')
+    one_line_error(run(['explore', 's.json', '--window', 'v0.insn=1..3', '--place', 'stop', '--shard', '3/2'], d),
+                   ['--shard: "3/2" is not i/N'], 'explore shard')
+    one_line_error(run(['explore', 's.json', '--window', 'v0.insn=1..3', '--place', 'stop', '--outcome', 'reg:v0.xyz'], d),
+                   ['--outcome: "reg:v0.xyz" is not an outcome field'], 'explore outcome')
+    one_line_error(run(['explore', 's.json', '--window', 'v0.insn=100000..100001', '--place', 'stop'], d),
+                   ['the run ends before vCPU 0 retires 100000 instructions'], 'explore window past the end')
+    p = run(['explore', 's.json', '-q', '--window', 'v0.insn=1..6', '--place', 'stop', '--jsonl', 'all.jsonl'], d)
+    out = p.stdout.decode()
+    check(p.returncode == 1 and '6 variants in 1 group; 6 failing' in out, f'explore: {out!r}')
+    check("replay variant 0: pvsim run s.json --schedule 'v0.insn=1: stop'" in out, f'explore replay: {out!r}')
+    lines = open(os.path.join(d, 'all.jsonl')).read().splitlines()
+    check(len(lines) == 6 and all(json.loads(l)['pass'] is False for l in lines), f'explore jsonl: {lines!r}')
+    for i in (1, 2):
+        run(['explore', 's.json', '-q', '--window', 'v0.insn=1..6', '--place', 'stop', '--shard', f'{i}/2',
+             '--jsonl', f'part{i}.jsonl'], d)
+    merged = run(['explore', '--merge', 'part1.jsonl', 'part2.jsonl'], d).stdout.decode()
+    check(merged == out.split('\n', 1)[1], f'merge differs: {merged!r} vs {out!r}')
+    one_line_error(run(['explore', '--merge', 'part1.jsonl'], d), ['variant 1 is in none of the files'], 'merge gap')
+    one_line_error(run(['explore', '--merge', 'part1.jsonl', 'part1.jsonl'], d), ['(a shard given twice?)'],
+                   'merge twice')
+
+
+GROUPS = {'schedule': group_schedule, 'input': group_input, 'ram': group_ram, 'golden': group_golden, 'trace_expect': group_trace_expect, 'output': group_output, 'signals': group_signals, 'caps': group_caps,
           'bench': group_bench}
 for name, fn in GROUPS.items():
     if GROUP in ('all', name):

@@ -9,24 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "tests/platform/shipped_scenarios.h"
 #include "tools/platform/platform.h"
 
 using namespace pvsim;
 namespace fs = std::filesystem;
 
-namespace {
-std::vector<fs::path> shipped_scenarios() {
-  std::vector<fs::path> files;
-  for (const auto& e : fs::recursive_directory_iterator(PVSIM_SCENARIO_DIR)) {
-    const fs::path& p = e.path();
-    if (p.extension() != ".json" || p.filename() == "scenario.schema.json") continue;
-    if (p.string().find("/bench/") != std::string::npos || p.string().find("/guest/") != std::string::npos) continue;
-    files.push_back(p);
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-}  // namespace
 
 TEST_CASE("every scenario is deterministic", "[determinism]") {
   const std::vector<fs::path> files = shipped_scenarios();

@@ -83,7 +83,7 @@ TEST_CASE("bad scenarios: one exact line with file and JSON pointer", "[scenario
         f + "invalid JSON: line 1, column 21: syntax error while parsing object key - unexpected ','; expected string literal");
   CHECK(error_of(d, "[1]") == f + "/: must be an object, got [1]");
   CHECK(error_of(d, with("\"descripton\": \"typo\"")) ==
-        f + "/descripton: unknown key (allowed here: name, description, seed, machine, host, guest, limits, expect)");
+        f + "/descripton: unknown key (allowed here: name, description, seed, machine, host, guest, limits, expect, schedule)");
   CHECK(error_of(d, "{" + kGuest + "}") == f + "/: missing required key \"description\"");
   CHECK(error_of(d, with("\"machine\": {\"vcpus\": 0}")) == f + "/machine/vcpus: must be an integer from 1 to 64, got 0");
   CHECK(error_of(d, with("\"machine\": {\"vcpus\": \"4\"}")) == f + "/machine/vcpus: must be an integer from 1 to 64, got \"4\"");
@@ -113,7 +113,7 @@ TEST_CASE("bad scenarios: one exact line with file and JSON pointer", "[scenario
   CHECK(error_of(d, with("\"limits\": {\"max_instructions\": 0}")) ==
         f + "/limits/max_instructions: must be an integer from 1 to 9007199254740992, got 0");
   CHECK(error_of(d, with("\"expect\": {\"stop\": \"crashed\"}")) ==
-        f + "/expect/stop: must be one of \"exit\", \"finished\", \"shutdown\", \"deadlock\", \"limit\", \"unhandled_io\", \"unsupported\", got \"crashed\"");
+        f + "/expect/stop: must be one of \"exit\", \"finished\", \"shutdown\", \"deadlock\", \"limit\", \"unhandled_io\", \"unsupported\", \"point\", got \"crashed\"");
   CHECK(error_of(d, with("\"expect\": {\"exit_status\": 256}")) ==
         f + "/expect/exit_status: must be an integer from 0 to 255, got 256");
   CHECK(error_of(d, with("\"expect\": {\"console_contains\": [\"a\", 3]}")) ==
@@ -132,7 +132,7 @@ TEST_CASE("bad scenarios: one exact line with file and JSON pointer", "[scenario
         f + "/expect/trace_hash: must be a hex string like \"0x0123456789abcdef\", got 5");
   // JSON Pointer escaping of odd key names (RFC 6901).
   CHECK(error_of(d, with("\"a/b~c\": 1")) ==
-        f + "/a~1b~0c: unknown key (allowed here: name, description, seed, machine, host, guest, limits, expect)");
+        f + "/a~1b~0c: unknown key (allowed here: name, description, seed, machine, host, guest, limits, expect, schedule)");
 }
 
 TEST_CASE("load_scenario reads files and names unreadable ones", "[scenario]") {

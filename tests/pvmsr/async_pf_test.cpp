@@ -5,6 +5,7 @@
 #include "pvmsr/async_pf.h"
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <iterator>
@@ -20,6 +21,7 @@
 #include "core/trace.h"
 #include "core/vcpu.h"
 #include "tests/cpu_envs.h"
+#include "tests/pvmsr/snapshot_check.h"
 
 using namespace pvsim;
 using pvsim::test::NullEnv;
@@ -153,6 +155,22 @@ struct Rig {
     return out;
   }
   size_t line_count() const { return lines().size(); }
+  // Local time of every vCPU becomes at least t ns (the trace time of MSR-driven events).
+  void advance_all(uint64_t t) {
+    for (auto& x : vcpus) x->advance_to(Cycles(ns_to_cycles(t, x->config().tsc_hz)));
+  }
+  // Snapshots (tests/pvmsr/snapshot_check.h): the component and guest RAM (async PF has
+  // no events of its own; the fetches in flight are the caller's).
+  struct Snap {
+    AsyncPf::Snapshot apf;
+    unsigned level;
+  };
+  Snap save() { return Snap{apf->save(), mem.checkpoint()}; }
+  void restore(const Snap& s) {
+    apf->restore(s.apf);
+    mem.rollback(s.level);
+  }
+  std::vector<uint8_t> ram() const { return pvsim::test::ram_image(mem); }
 };
 
 // A gfn whose home slot is `slot`, searching upwards from `from` (for crafted collisions).
@@ -1042,4 +1060,141 @@ TEST_CASE("per-vCPU state: one vCPU's work and MSRs do not leak into another's",
   CHECK(r.apf->outstanding(0) == 1);
   r.apf->complete(0, f.token, Tick(3));
   CHECK(r.host.take() == std::vector<FakeHost::Call>{{"ready", 0, 0}, {"kick", 0, 0}, {"kick", 0, 0}});
+}
+
+// ---------------------------------------------------------------------------------------
+// Snapshots (pvmsr/README.md §1.3)
+
+namespace {
+
+// Everything AsyncPf lets a test see of vCPU i, one line.
+std::string apf_state(Rig& r, unsigned i) {
+  std::ostringstream os;
+  const AsyncPf& a = *r.apf;
+  const AsyncPf::Counters& c = a.counters(i);
+  os << "vcpu " << i << std::hex << " en 0x" << a.msr_en(i) << " int 0x" << a.msr_int(i) << " vec 0x"
+     << int(a.vector(i)) << std::dec << " enabled " << a.enabled(i) << " queued " << a.queued(i)
+     << " outstanding " << a.outstanding(i) << " done " << a.done_count(i) << " pageready "
+     << a.pageready_pending(i) << " halted " << a.halted(i) << " id " << a.token_counter(i)
+     << " counters " << c.sync << "/" << c.sync_limit << "/" << c.repeated << "/" << c.injected << "/"
+     << c.halted << "/" << c.completed << "/" << c.ignored << "/" << c.ready_delivered << "/"
+     << c.ready_silent << "/" << c.wake_alls << "/" << c.dropped << " gfns";
+  for (unsigned k = 0; k < ApfGfnTable::kSlots; ++k)
+    if (a.gfn_table(i).slot(k) != ApfGfnTable::kEmpty) os << " " << k << ":" << a.gfn_table(i).slot(k);
+  return os.str() + "\n";
+}
+
+std::string apf_calls(FakeHost& host) {
+  std::ostringstream os;
+  for (const FakeHost::Call& c : host.take()) os << c << " ";
+  return os.str() + "\n";
+}
+
+std::string fault_str(const AsyncPf::FaultResult& f) {
+  return fmt::format("fault {} token 0x{:x}\n", static_cast<int>(f.kind), f.token);
+}
+
+}  // namespace
+
+TEST_CASE("async PF snapshot: restore, then everything goes as in an untouched copy",
+          "[async_pf][snapshot]") {
+  constexpr uint64_t kArea2 = 0x2040, kArea3 = 0x3000, kOutsideRam = kRam + 0x1000;
+  for (AbiProfile abi : {AbiProfile::Modern, AbiProfile::Orig}) {
+    INFO(name(abi));
+    const bool modern_abi = abi == AbiProfile::Modern;
+    const AsyncPfConfig cfg = modern_abi ? modern() : orig();
+    // The slot or word the guest zeroes once it has read a page-ready.
+    const uint64_t ready_word = modern_abi ? kArea + 4 : kArea;
+    uint32_t t1 = 0, t2 = 0;
+    // Saved with: vCPU 0 halted on a second fault, one work outstanding and one completed
+    // whose page-ready is held (modern: the token slot busy with 0x77; orig: interrupts
+    // blocked); vCPU 1 enabled with its wake-all not yet delivered.
+    auto make = [&] {
+      auto r = std::make_unique<Rig>(cfg, 2);
+      if (modern_abi) {
+        r->enable_modern(0);
+        r->consume_wake_all_modern(0);
+        r->enable_modern(1, kArea2);
+      } else {
+        REQUIRE(r->wr(0, kEn, kArea | 1) == MsrStatus::Ok);  // user-only
+        r->apf->check_completion(0, Tick(0));
+        r->set_u32(kArea, 0);
+        REQUIRE(r->wr(1, kEn, kArea2 | 1 | AsyncPf::kSendAlways) == MsrStatus::Ok);
+      }
+      const AsyncPf::FaultResult f1 = r->apf->on_fault(0, Tick(1000), 0x5123, user());
+      REQUIRE(f1.kind == AsyncPf::FaultKind::Injected);
+      r->set_u32(kArea, 0);
+      const AsyncPf::FaultResult f2 = r->apf->on_fault(0, Tick(2000), 0x6123, kernel());
+      REQUIRE(f2.kind == AsyncPf::FaultKind::Halt);
+      t1 = f1.token;
+      t2 = f2.token;
+      r->apf->complete(0, t1, Tick(3000));
+      if (modern_abi)
+        r->set_u32(kArea + 4, 0x77);
+      else
+        r->host.can_inject[0] = false;
+      r->apf->check_completion(0, Tick(4000));
+      r->host.take();
+      return r;
+    };
+    // Every field moves: both page-readies delivered and acknowledged, new faults, a new
+    // vector (modern), a re-enable elsewhere with SEND_ALWAYS, orig's CR0.PG toggle, and
+    // last an enable whose area is outside RAM (the cache is unusable, the value stays).
+    auto mutate = [&](Rig& r) {
+      r.advance_all(10'000);
+      r.host.can_inject[0] = true;
+      r.set_u32(ready_word, 0);
+      r.apf->check_completion(0, Tick(10'000));
+      r.set_u32(ready_word, 0);
+      r.apf->complete(0, t2, Tick(11'000));
+      if (modern_abi) {
+        REQUIRE(r.wr(0, kAck, 1) == MsrStatus::Ok);
+        REQUIRE(r.wr(0, kInt, 0xed) == MsrStatus::Ok);
+      } else {
+        r.apf->check_completion(0, Tick(11'500));
+        r.apf->on_paging_changed(0, false);
+      }
+      r.apf->on_fault(0, Tick(12'000), 0x7123, user());
+      REQUIRE(r.wr(0, kEn, kArea3 | (modern_abi ? kOn : 1) | AsyncPf::kSendAlways) == MsrStatus::Ok);
+      r.apf->check_completion(0, Tick(13'000));
+      r.apf->on_fault(0, Tick(14'000), 0x8123, kernel());
+      r.apf->check_completion(1, Tick(15'000));
+      CHECK(r.wr(0, kEn, kOutsideRam | (modern_abi ? kOn : 1)) == MsrStatus::Gp);
+    };
+    // The held page-ready is checked again (no new "held" line), then released; the halted
+    // work completes; CPL-0 faults, a repeat, a user fault and its page-ready; vCPU 1's
+    // wake-all; orig's CR0.PG toggle.
+    auto branch = [&](Rig& r, uint64_t base) {
+      const size_t mark = r.text.str().size();
+      r.host.take();  // the stand-in platform's record of the calls before the branch
+      std::ostringstream log;
+      log << apf_state(r, 0) << apf_state(r, 1);
+      r.advance_all(base);
+      const Tick t(base);
+      r.host.can_inject[0] = false;
+      r.apf->check_completion(0, t);
+      r.host.can_inject[0] = true;
+      r.set_u32(kArea + 4, 0);
+      r.apf->check_completion(0, t + 1);
+      log << "word 0x" << std::hex << r.u32(ready_word) << std::dec << "\n";
+      r.set_u32(ready_word, 0);
+      if (modern_abi) log << int(r.wr(0, kAck, 1)) << "\n";
+      r.apf->complete(0, t2, t + 2);
+      r.apf->check_completion(0, t + 3);
+      log << fault_str(r.apf->on_fault(0, t + 4, 0x9123, kernel()));
+      log << fault_str(r.apf->on_fault(0, t + 5, 0x9123, kernel()));
+      const AsyncPf::FaultResult u = r.apf->on_fault(0, t + 6, 0xa123, user());
+      log << fault_str(u);
+      r.set_u32(kArea, 0);
+      r.apf->complete(0, u.token, t + 7);
+      r.set_u32(kArea + 4, 0);
+      r.apf->check_completion(0, t + 8);
+      r.apf->check_completion(1, t + 9);
+      r.apf->on_paging_changed(0, true);
+      log << apf_state(r, 0) << apf_state(r, 1) << apf_calls(r.host);
+      log << std::hex << r.rd_ok(0, kEn) << " " << r.rd_ok(1, kEn) << std::dec << "\n";
+      return log.str() + r.text.str().substr(mark);
+    };
+    pvsim::test::check_snapshot(make, mutate, branch, {20'000, 50'000});
+  }
 }

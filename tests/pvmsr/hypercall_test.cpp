@@ -23,6 +23,7 @@
 #include "core/env.h"
 #include "core/vcpu.h"
 #include "tests/cpu_envs.h"
+#include "tests/pvmsr/snapshot_check.h"
 
 using namespace pvsim;
 using pvsim::test::NullEnv;
@@ -205,6 +206,18 @@ struct Rig {
     CHECK(res.action == HypercallAction::Done);
     return x.gpr(RAX);
   }
+  // Snapshots (tests/pvmsr/snapshot_check.h): the component and guest RAM (a rewritten
+  // instruction is in RAM).
+  struct Snap {
+    Hypercalls::Snapshot hc;
+    unsigned level;
+  };
+  Snap save() { return Snap{hc->save(), mem.checkpoint()}; }
+  void restore(const Snap& s) {
+    hc->restore(s.hc);
+    mem.rollback(s.level);
+  }
+  std::vector<uint8_t> ram() const { return pvsim::test::ram_image(mem); }
 };
 
 bool has(const std::string& t, const std::string& s) { return t.find(s) != std::string::npos; }
@@ -669,4 +682,65 @@ TEST_CASE("exit hook runs after kvm_exit and before the hypercall's own events",
   // The VMCALL exit's next line is its kvm_hypercall: the hook ran in between.
   const size_t next = t.find('\n', t.find("reason VMCALL")) + 1;
   CHECK(has(t.substr(next, t.find('\n', next) - next), "kvm_hypercall: nr 0x1 "));
+}
+
+// ---------------------------------------------------------------------------------------
+// Snapshots (pvmsr/README.md §1.3)
+
+namespace {
+
+std::string hypercall_counters(const Hypercalls& hc) {
+  std::ostringstream os;
+  os << "calls";
+  for (uint64_t nr = 0; nr <= kvm_hc::kMax; ++nr) os << " " << hc.calls(nr);
+  os << " other " << hc.calls_other() << " total " << hc.calls_total() << " rewrites " << hc.rewrites()
+     << " refused " << hc.refused() << "\n";
+  return os.str();
+}
+
+}  // namespace
+
+TEST_CASE("hypercall snapshot: restore, then the counters go as in an untouched copy",
+          "[hypercall][snapshot]") {
+  // Intel with the rewrite quirk (the wrong instruction is rewritten), and AMD without it
+  // (refused with #UD).
+  HypercallConfig amd_no_fix;
+  amd_no_fix.amd = true;
+  amd_no_fix.fix_hypercall_insn = false;
+  for (const HypercallConfig& cfg : {HypercallConfig{}, amd_no_fix}) {
+    INFO((cfg.amd ? "AMD" : "Intel"));
+    const std::vector<uint8_t>& wrong = cfg.amd ? kVmcall : kVmmcall;
+    auto make = [&cfg] {
+      auto r = std::make_unique<Rig>(cfg, 2);
+      r->call({kvm_hc::kSendIpi, 0x6, 0, 0, 0x30});
+      r->call({kvm_hc::kVapicPollIrq, 0, 0, 0, 0}, 1);
+      return r;
+    };
+    auto mutate = [&wrong](Rig& r) {
+      r.call({kvm_hc::kKickCpu, 0, 1, 0, 0});
+      r.call({1000, 0, 0, 0, 0});
+      r.run(0, {kvm_hc::kSchedYield, 1, 0, 0, 0}, wrong);
+      r.call({kvm_hc::kSendIpi, 0x1, 0, 0, 0x31}, 1);
+      // The vCPUs' own state is not this snapshot's: leave vCPU 0 as make() did, its last
+      // instruction a completed hypercall (the branch resets the stack pointers).
+      r.call({kvm_hc::kVapicPollIrq, 0, 0, 0, 0}, 0);
+    };
+    auto branch = [&wrong](Rig& r, uint64_t base) {
+      const size_t mark = r.trace().size();
+      r.host.calls.clear();  // the stand-in platform's record of the calls before the branch
+      std::ostringstream log;
+      log << hypercall_counters(*r.hc);
+      for (auto& x : r.vcpus) {
+        x->advance_to(Cycles(ns_to_cycles(base, x->config().tsc_hz)));
+        x->set_gpr(RSP, kStack);  // an exception delivered before the branch pushed a frame
+      }
+      log << r.call({kvm_hc::kSendIpi, 0x3, 0, 1, 0x32}) << "\n";
+      log << r.run(1, {kvm_hc::kVapicPollIrq, 0, 0, 0, 0}, wrong) << "\n";
+      log << r.call({77, 0, 0, 0, 0}, 1) << "\n";
+      log << hypercall_counters(*r.hc);
+      for (const Call& c : r.host.calls) log << c << "\n";
+      return log.str() + r.trace().substr(mark);
+    };
+    pvsim::test::check_snapshot(make, mutate, branch, {100'000'000, 200'000'000});
+  }
 }

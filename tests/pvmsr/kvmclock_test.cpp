@@ -14,6 +14,7 @@
 #include "core/event_queue.h"
 #include "core/vcpu.h"
 #include "tests/cpu_envs.h"
+#include "tests/pvmsr/snapshot_check.h"
 
 using namespace pvsim;
 using pvsim::test::NullEnv;
@@ -107,6 +108,23 @@ struct Rig {
       if (x != byte) return false;
     return true;
   }
+  // Snapshots (tests/pvmsr/snapshot_check.h): the component, guest RAM and the queue that
+  // holds kvmclock's events.
+  struct Snap {
+    KvmClock::Snapshot clock;
+    unsigned level;
+    EventQueue::Snapshot events;
+  };
+  Snap save() {
+    REQUIRE(stores.empty());
+    return Snap{clock->save(), mem.checkpoint(), events.save()};
+  }
+  void restore(const Snap& s) {
+    clock->restore(s.clock);
+    mem.rollback(s.level);
+    events.restore(s.events);
+  }
+  std::vector<uint8_t> ram() const { return pvsim::test::ram_image(mem); }
 };
 
 KvmClockConfig modern() { return KvmClockConfig{}; }
@@ -844,5 +862,124 @@ TEST_CASE("boot vCPU MSR switches: a master-clock update only on a change; never
     REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
     CHECK_FALSE(r.clock->master_clock_active());
     CHECK(r.vti(0x2000).flags == 0);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Snapshots (pvmsr/README.md §1.3)
+
+namespace {
+
+// Everything KvmClock lets a test see, one line.
+std::string kvmclock_state(Rig& r) {
+  std::ostringstream os;
+  os << "wall 0x" << std::hex << r.clock->wall_clock_msr() << " master "
+     << r.clock->master_clock_active() << "@" << std::dec << r.clock->master_snapshot_tick().value()
+     << " boot_old " << r.clock->boot_vcpu_runs_old_kvmclock();
+  for (unsigned i = 0; i < r.vcpus.size(); ++i) {
+    const PvclockVcpuTimeInfo hv = r.clock->hv_clock(i);
+    os << " | vcpu " << i << " msr 0x" << std::hex << r.clock->system_time_msr(i) << std::dec
+       << " pending " << r.clock->update_pending(i) << " stop " << r.clock->guest_stopped_requested(i)
+       << " hv " << hv.version << "/" << hv.tsc_timestamp << "/" << hv.system_time << "/"
+       << hv.tsc_to_system_mul << "/" << int(hv.tsc_shift) << "/" << int(hv.flags);
+  }
+  return os.str() + "\n";
+}
+
+// Every vCPU's time becomes t, the events due by then fire, and every vCPU enters the guest
+// and exits again (the orig clamp samples the TSC at exits).
+void kvmclock_round(Rig& r, uint64_t t) {
+  r.advance_all(t);
+  r.events.run_until(Tick(t));
+  for (unsigned i = 0; i < r.vcpus.size(); ++i) {
+    r.enter(i);
+    r.clock->on_exit(r.v(i));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("kvmclock snapshot: restore, then everything goes as in an untouched copy",
+          "[kvmclock][snapshot]") {
+  // vCPU 1's TSC runs 4% fast (the orig clamp engages, and the struct's extrapolation
+  // differs from the host clock, which is what makes `published` visible to a wall-clock
+  // write), from a non-zero start.
+  const std::vector<VcpuSpec> specs{VcpuSpec{}, VcpuSpec{2'600'000'000, 12'345}};
+  struct Profile {
+    const char* name;
+    KvmClockConfig cfg;
+  };
+  std::vector<Profile> profiles;
+  for (bool matched : {true, false}) {
+    KvmClockConfig c = modern();
+    c.tsc_matched = matched;
+    c.periodic_sync_ns = 400 * kMs;
+    profiles.push_back({matched ? "modern, master clock" : "modern, no master clock", c});
+  }
+  profiles.push_back({"orig", orig()});
+  for (const Profile& p : profiles) {
+    INFO(p.name);
+    // Saved with: a fan-out pending (modern) and one already fired that left vCPU 1, which
+    // is behind it, with a deferred update; KVM_KVMCLOCK_CTRL's request and a migration
+    // request on vCPU 0; the orig clamp's TSC sampled well after vCPU 1's last update.
+    auto make = [&] {
+      auto r = std::make_unique<Rig>(p.cfg, specs);
+      REQUIRE(r->wr(0, kWallNew, 0x1000) == MsrStatus::Ok);
+      REQUIRE(r->wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+      r->advance(1, 5 * kMs);
+      REQUIRE(r->wr(1, kSysNew, 0x2041) == MsrStatus::Ok);
+      r->advance(0, 120 * kMs);
+      r->clock->on_exit(r->v(0));
+      r->advance(1, 50 * kMs);
+      r->clock->on_exit(r->v(1));
+      r->events.run_until(Tick(120 * kMs));
+      REQUIRE(r->wr(0, kSysNew, 0x2001) == MsrStatus::Ok);  // a second fan-out, pending
+      r->clock->kvmclock_ctrl(0);
+      r->clock->on_migrate(0);
+      // vCPU 1's only pending update under modern is the deferred one; orig has no
+      // fan-out, so it gets a request that the branch services close to the clamp's TSC.
+      if (p.cfg.abi == AbiProfile::Orig) r->clock->on_migrate(1);
+      return r;
+    };
+    // Every kind of state moves: updates land, both MSR pairs are rewritten (vCPU 0 on the
+    // old one: a master-clock update), the periodic sync runs, vCPU 0 is stopped, vCPU 1
+    // is reset, and the clamp's TSC and kernel time are taken close to the branch.
+    auto mutate = [](Rig& r) {
+      kvmclock_round(r, 200 * kMs);
+      REQUIRE(r.wr(0, kWallOld, 0x1800) == MsrStatus::Ok);
+      REQUIRE(r.wr(0, kSysOld, 0x2081) == MsrStatus::Ok);
+      kvmclock_round(r, 650 * kMs);
+      r.clock->kvmclock_ctrl(0);
+      r.clock->on_migrate(0);
+      r.clock->on_migrate(1);
+      kvmclock_round(r, 700 * kMs);
+      r.clock->on_reset(1);
+      r.advance(0, 705 * kMs);
+      REQUIRE(r.wr(0, kSysOld, 0x20c1) == MsrStatus::Ok);  // a fan-out pending at 805 ms
+    };
+    // First a wall-clock write by vCPU 1 before its pending update (the epoch comes from
+    // its published struct, or the host clock), then rounds of entries with events in
+    // between, and the boot vCPU back on the new MSR.
+    auto branch = [](Rig& r, uint64_t base) {
+      const size_t mark = r.text.str().size();
+      std::ostringstream log;
+      log << kvmclock_state(r);
+      r.advance_all(base);
+      REQUIRE(r.wr(1, kWallNew, 0x1c00) == MsrStatus::Ok);
+      const PvclockWallClock w = r.wc(0x1c00);
+      log << "wall clock " << w.version << " " << w.sec << "." << w.nsec << "\n";
+      kvmclock_round(r, base);
+      log << kvmclock_state(r);
+      REQUIRE(r.wr(0, kSysNew, 0x2001) == MsrStatus::Ok);
+      log << kvmclock_state(r);
+      kvmclock_round(r, base + 150 * kMs);
+      log << kvmclock_state(r);
+      kvmclock_round(r, base + 900 * kMs);
+      log << kvmclock_state(r);
+      for (uint32_t msr : {kWallOld, kSysOld, kWallNew, kSysNew})
+        log << std::hex << msr << "=" << r.rd_ok(0, msr) << "," << r.rd_ok(1, msr) << std::dec << "\n";
+      return log.str() + r.text.str().substr(mark);
+    };
+    pvsim::test::check_snapshot(make, mutate, branch, {710 * kMs, 2000 * kMs});
   }
 }

@@ -2,12 +2,17 @@
 #include "pvmsr/poll_control.h"
 
 #include <catch2/catch.hpp>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "core/env.h"
 #include "core/guest_memory.h"
 #include "core/trace.h"
 #include "core/vcpu.h"
 #include "tests/cpu_envs.h"
+#include "tests/pvmsr/snapshot_check.h"
 
 using namespace pvsim;
 
@@ -50,4 +55,62 @@ TEST_CASE("POLL_CONTROL under the orig profile: no such MSR on a seed-era host, 
     CHECK(v.msrs().write(v, PollControl::kMsr, 0) == MsrStatus::Gp);
     CHECK(pc.value(0) == 1u);
   }
+}
+
+namespace {
+
+// Two vCPUs with the MSR, for the snapshot test (tests/pvmsr/snapshot_check.h).
+struct PollRig {
+  GuestMemory mem{16 * kPageSize};
+  Tracer tracer;
+  NullEnv env;
+  std::vector<std::unique_ptr<Vcpu>> vcpus;
+  PollControl pc{2};
+  PollRig() {
+    for (unsigned i = 0; i < 2; ++i) {
+      VcpuConfig vc;
+      vc.index = i;
+      vc.count = 2;
+      vcpus.push_back(std::make_unique<Vcpu>(vc, mem, env, tracer));
+      pc.attach(*vcpus.back());
+    }
+  }
+  MsrStatus wr(unsigned i, uint64_t value) { return vcpus[i]->msrs().write(*vcpus[i], PollControl::kMsr, value); }
+  uint64_t rd(unsigned i) {
+    uint64_t x = 7;
+    REQUIRE(vcpus[i]->msrs().read(*vcpus[i], PollControl::kMsr, x) == MsrStatus::Ok);
+    return x;
+  }
+  struct Snap {
+    PollControl::Snapshot pc;
+    unsigned level;
+  };
+  Snap save() { return Snap{pc.save(), mem.checkpoint()}; }
+  void restore(const Snap& s) {
+    pc.restore(s.pc);
+    mem.rollback(s.level);
+  }
+  std::vector<uint8_t> ram() const { return pvsim::test::ram_image(mem); }
+};
+
+}  // namespace
+
+TEST_CASE("POLL_CONTROL snapshot: restore brings back every vCPU's value", "[poll_control][snapshot]") {
+  auto make = [] {
+    auto r = std::make_unique<PollRig>();
+    REQUIRE(r->wr(0, 0) == MsrStatus::Ok);
+    return r;
+  };
+  auto mutate = [](PollRig& r) {
+    REQUIRE(r.wr(0, 1) == MsrStatus::Ok);
+    REQUIRE(r.wr(1, 0) == MsrStatus::Ok);
+  };
+  auto branch = [](PollRig& r, uint64_t) {
+    std::ostringstream log;
+    log << r.rd(0) << r.rd(1) << r.pc.value(0) << r.pc.value(1);
+    REQUIRE(r.wr(1, 1) == MsrStatus::Ok);
+    log << r.rd(0) << r.rd(1);
+    return log.str();
+  };
+  pvsim::test::check_snapshot(make, mutate, branch, {0, 1});
 }

@@ -17,6 +17,7 @@
 #include "devices/lapic.h"
 #include "tests/cpu_envs.h"
 #include "tests/lapic/lapic_harness.h"
+#include "tests/pvmsr/snapshot_check.h"
 
 using namespace pvsim;
 using pvsim::test::Harness;
@@ -116,6 +117,36 @@ struct Rig {
     }
     os.str("");
     return out;
+  }
+
+  // Snapshots (tests/pvmsr/snapshot_check.h): the component, guest RAM, and each LocalApic
+  // with its queue (the APIC is the platform's to restore; PV EOI changes its ISR through
+  // EOIs and its "notify every accept" flag).
+  struct Snap {
+    PvEoi::Snapshot pv;
+    unsigned level;
+    std::vector<LocalApic::Snapshot> apics;
+    std::vector<EventQueue::Snapshot> events;
+  };
+  Snap save() {
+    Snap s{pv.save(), mem.checkpoint(), {}, {}};
+    for (auto& h : apics) {
+      s.apics.push_back(h->apic.save());
+      s.events.push_back(h->events.save());
+    }
+    return s;
+  }
+  void restore(const Snap& s) {
+    pv.restore(s.pv);
+    mem.rollback(s.level);
+    for (size_t i = 0; i < apics.size(); ++i) {
+      apics[i]->apic.restore(s.apics[i]);
+      apics[i]->events.restore(s.events[i]);
+    }
+  }
+  std::vector<uint8_t> ram() const { return pvsim::test::ram_image(mem); }
+  void advance_all(uint64_t t) {
+    for (auto& x : vcpus) x->advance_to(Cycles(ns_to_cycles(t, x->config().tsc_hz)));
   }
 
   GuestMemory mem;
@@ -523,5 +554,80 @@ TEST_CASE("reset: MSR 0, flag dropped, guest byte untouched", "[pv_eoi][reset]")
     REQUIRE(r.wrmsr(kArea | 1) == MsrStatus::Ok);
     CHECK(r.deliver(kVecB) == kVecB);
     CHECK(r.pv.armed(0));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Snapshots (pvmsr/README.md §1.3)
+
+namespace {
+
+// Everything PvEoi lets a test see of vCPU i (through RDMSR and its queries), and the
+// LocalApic bits it acts on, one line.
+std::string pv_eoi_state(Rig& r, unsigned i) {
+  std::ostringstream os;
+  os << "vcpu " << i << " msr 0x" << std::hex << r.msr_value(i) << std::dec << " armed "
+     << r.pv.armed(i) << " arms " << r.pv.arm_count(i) << " eois " << r.pv.eoi_on_behalf_count(i)
+     << " isr " << r.apic(i).isr_bit(kVecA) << r.apic(i).isr_bit(kVecB) << " notify "
+     << r.apic(i).notify_every_accept() << "\n";
+  return os.str();
+}
+
+}  // namespace
+
+TEST_CASE("PV EOI snapshot: restore, then everything goes as in an untouched copy",
+          "[pv_eoi][snapshot]") {
+  constexpr uint64_t kArea1 = 0x1040, kArea3 = 0x1080, kOutside = kRamSize;
+  for (AbiProfile abi : {AbiProfile::Modern, AbiProfile::Orig}) {
+    INFO(name(abi));
+    // Saved with vCPU 0 armed for vector A (not EOI'd), vCPU 1 armed for vector B and the
+    // guest's EOI already done in memory (noticed at its next exit).
+    auto make = [abi] {
+      auto r = std::make_unique<Rig>(config(abi), 2);
+      REQUIRE(r->wrmsr(kArea | 1, 0) == MsrStatus::Ok);
+      REQUIRE(r->wrmsr(kArea1 | 1, 1) == MsrStatus::Ok);
+      REQUIRE(r->deliver(kVecA, TriggerMode::Edge, 0) == kVecA);
+      REQUIRE(r->deliver(kVecB, TriggerMode::Edge, 1) == kVecB);
+      r->guest_eoi(1, kArea1);
+      REQUIRE(r->pv.armed(0));
+      REQUIRE(r->pv.armed(1));
+      return r;
+    };
+    // vCPU 0: disarmed, the area moves, the vector EOI'd through the register, re-armed for
+    // vector B and EOI'd in memory, last an enable outside RAM (#GP; orig keeps the value).
+    // vCPU 1: its EOI is noticed, then INIT.
+    auto mutate = [](Rig& r) {
+      r.advance_all(10'000);
+      r.pv.on_exit(r.v(0));
+      REQUIRE(r.wrmsr(kArea3 | 1, 0) == MsrStatus::Ok);
+      r.eoi_register(0);
+      REQUIRE(r.deliver(kVecB, TriggerMode::Edge, 0) == kVecB);
+      r.guest_eoi(0, kArea3);
+      r.pv.on_exit(r.v(0));
+      REQUIRE(r.wrmsr(kOutside | 1, 0) == MsrStatus::Gp);
+      r.pv.on_exit(r.v(1));
+      r.pv.reset(1);
+    };
+    // Exits notice what the guest did or did not do; then a nested interrupt is armed and
+    // EOI'd in memory, the outer one through the register, and vCPU 1 arms again.
+    auto branch = [](Rig& r, uint64_t base) {
+      const size_t mark = r.os.str().size();
+      std::ostringstream log;
+      log << pv_eoi_state(r, 0) << pv_eoi_state(r, 1);
+      r.advance_all(base);
+      r.pv.on_exit(r.v(0));
+      r.pv.on_exit(r.v(1));
+      log << pv_eoi_state(r, 0) << pv_eoi_state(r, 1);
+      log << "deliver " << r.deliver(kVecB, TriggerMode::Edge, 0) << "\n";
+      log << pv_eoi_state(r, 0);
+      r.guest_eoi(0);
+      r.pv.on_exit(r.v(0));
+      r.eoi_register(0);
+      log << "deliver " << r.deliver(kVecA, TriggerMode::Edge, 1) << "\n";
+      r.eoi_register(1);
+      log << pv_eoi_state(r, 0) << pv_eoi_state(r, 1);
+      return log.str() + r.os.str().substr(mark);
+    };
+    pvsim::test::check_snapshot(make, mutate, branch, {20'000, 50'000});
   }
 }

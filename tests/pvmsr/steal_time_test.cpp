@@ -18,6 +18,7 @@
 #include "core/trace.h"
 #include "core/vcpu.h"
 #include "tests/cpu_envs.h"
+#include "tests/pvmsr/snapshot_check.h"
 
 using namespace pvsim;
 using pvsim::test::NullEnv;
@@ -139,6 +140,21 @@ struct Rig {
     for (const std::string& b : bodies()) n += b.rfind(prefix, 0) == 0;
     return n;
   }
+  // Local time of every vCPU becomes at least t ns (the trace time of MSR-driven events).
+  void advance_all(uint64_t t) {
+    for (auto& x : vcpus) x->advance_to(Cycles(ns_to_cycles(t, x->config().tsc_hz)));
+  }
+  // Snapshots (tests/pvmsr/snapshot_check.h): the component and guest RAM.
+  struct Snap {
+    StealTime::Snapshot steal;
+    unsigned level;
+  };
+  Snap save() { return Snap{steal->save(), mem.checkpoint()}; }
+  void restore(const Snap& s) {
+    steal->restore(s.steal);
+    mem.rollback(s.level);
+  }
+  std::vector<uint8_t> ram() const { return pvsim::test::ram_image(mem); }
 };
 
 // The `what` labels of the queued stores, oldest first (walks a copy, applies nothing).
@@ -663,5 +679,81 @@ TEST_CASE("steal time: reset zeroes the MSR only", "[steal_time]") {
     rig.update(2);
     rig.steal->on_put(0, Tick(7));
     CHECK(rig.preempted_at() == StealTime::kPreempted);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Snapshots (pvmsr/README.md §1.3)
+
+namespace {
+
+// Everything StealTime lets a test see of vCPU i, one line.
+std::string steal_state(Rig& r, unsigned i) {
+  std::ostringstream os;
+  const StealTime& st = *r.steal;
+  const StealTime::Counters& c = st.counters(i);
+  os << "vcpu " << i << std::hex << " msr 0x" << st.msr(i) << " cache 0x" << st.cache_gpa(i) << std::dec
+     << " ok " << st.cache_valid(i) << " last_steal " << st.last_steal(i) << " preempted "
+     << int(st.preempted_copy(i)) << " requested " << st.update_requested(i) << " counters "
+     << c.updates << "/" << c.skipped << "/" << c.flushes << "/" << c.preempted_set << "/"
+     << c.preempted_skipped << "\n";
+  return os.str();
+}
+
+}  // namespace
+
+TEST_CASE("steal time snapshot: restore, then everything goes as in an untouched copy",
+          "[steal_time][snapshot]") {
+  constexpr uint64_t kArea1 = 0x3080;  // vCPU 1's record
+  for (AbiProfile abi : {AbiProfile::Modern, AbiProfile::Orig}) {
+    INFO(name(abi));
+    // Saved with: both records enabled and updated once, the host's cache built for vCPU 0's
+    // record and its copy of `preempted` clear, and a KVM_REQ_STEAL_UPDATE pending on vCPU 0.
+    // The run-delay source re-bases last_steal at an orig enable.
+    auto make = [abi] {
+      auto r = std::make_unique<Rig>(config(abi), 2);
+      r->steal->set_run_delay_source([](unsigned i) { return 500 * (i + 1); });
+      r->enable(kArea, 0);
+      r->update(1000, 0);
+      r->enable(kArea1, 1);
+      r->update(2000, 1);
+      r->steal->on_load(0);
+      return r;
+    };
+    // The request is serviced, `preempted` set by a put and FLUSH_TLB added by the guest,
+    // the record moves to another GPA and then outside RAM (the cache becomes unusable),
+    // vCPU 1 updates again.
+    auto mutate = [](Rig& r) {
+      r.advance_all(10'000);
+      r.update(5000, 0);
+      r.steal->on_put(0, Tick(10'000));
+      r.set_preempted(StealTime::kPreempted | StealTime::kFlushTlb);
+      REQUIRE(r.wr(kArea2 | StealTime::kEnabled) == MsrStatus::Ok);
+      r.load_and_update(7000, 0);
+      r.steal->on_put(0, Tick(11'000));
+      r.wr(kOutside | StealTime::kEnabled);  // #GP under orig, accepted under modern
+      r.load_and_update(8000, 0);
+      r.load_and_update(9000, 1);
+    };
+    // A put first (it needs the host's copy of `preempted` clear and a cache for the MSR's
+    // GPA), the guest's FLUSH_TLB, the pending update, a disable and re-enable, vCPU 1.
+    auto branch = [](Rig& r, uint64_t base) {
+      const size_t mark = r.text.str().size();
+      std::ostringstream log;
+      log << steal_state(r, 0) << steal_state(r, 1);
+      r.advance_all(base);
+      r.steal->on_put(0, Tick(base));
+      r.set_preempted(r.preempted_at() | StealTime::kFlushTlb);
+      log << "flush " << r.update(12'000, 0) << "\n";
+      REQUIRE(r.wr(0) == MsrStatus::Ok);
+      REQUIRE(r.wr(kArea | StealTime::kEnabled) == MsrStatus::Ok);
+      log << "flush " << r.update(15'000, 0) << "\n";
+      r.steal->on_put(1, Tick(base + 1));
+      log << "flush " << r.load_and_update(16'000, 1) << "\n";
+      log << steal_state(r, 0) << steal_state(r, 1);
+      log << "rdmsr " << std::hex << r.rd_ok(0) << " " << r.rd_ok(1) << std::dec << "\n";
+      return log.str() + r.text.str().substr(mark);
+    };
+    pvsim::test::check_snapshot(make, mutate, branch, {20'000, 50'000});
   }
 }

@@ -164,6 +164,7 @@ const char* reason_name(StopReason r) {
     case StopReason::None: return "None";
     case StopReason::InsnLimit: return "InsnLimit";
     case StopReason::Deadline: return "Deadline";
+    case StopReason::Breakpoint: return "Breakpoint";
     case StopReason::Halted: return "Halted";
     case StopReason::VcpuFinished: return "VcpuFinished";
     case StopReason::VmExitRequested: return "VmExitRequested";

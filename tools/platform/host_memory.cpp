@@ -118,6 +118,21 @@ void HostMemory::set_bits(std::vector<uint64_t>& bits, uint64_t first, uint64_t 
   }
 }
 
+void HostMemory::set_done(uint64_t pfn, Tick done) {
+  auto it = m_in_flight.find(pfn);
+  if (it == m_in_flight.end()) throw std::invalid_argument("HostMemory::set_done: not in flight");
+  it->second.done = done;
+}
+
+void HostMemory::activate() {
+  if (m_active) return;
+  m_active = true;
+  m_resident.assign((m_pages + 63) / 64, 0);
+  set_bits(m_resident, 0, m_pages, true);
+  if (m_limit != 0) m_initial = m_resident;
+  m_free_at.assign(m_workers, 0);
+}
+
 Tick HostMemory::worker_free_at(unsigned w) const {
   if (w >= m_workers) throw std::invalid_argument("HostMemory: no such I/O worker");
   return Tick(m_free_at.empty() ? 0 : m_free_at[w]);

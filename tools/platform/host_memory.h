@@ -107,6 +107,12 @@ class HostMemory {
   // limit evicted to make room (at most one, see above), in eviction order. A pfn not in
   // flight throws std::invalid_argument.
   std::vector<uint64_t> complete(uint64_t pfn);
+  // A `complete`/`delay` schedule action moved the end of the fetch of `pfn` (in flight):
+  // later faults joining it wait until `done`. The I/O worker's own timeline is unchanged.
+  void set_done(uint64_t pfn, Tick done);
+  // A `schedule` evict action needs the residency model even when the scenario's
+  // host.memory leaves every page resident: from now on pages can be non-resident.
+  void activate();
 
   // host.memory.evict as page ranges, sorted by time (entries with equal times keep their
   // order in the scenario). The platform calls evict() for each at its time.

@@ -119,6 +119,50 @@ HostModel::HostModel(const HostConfig& host, unsigned vcpus)
   }
   for (unsigned v = 0; v < vcpus; ++v)
     m_always.push_back(m_schedule[v].period == 0 && m_preempt[v].empty() && m_noise[m_schedule[v].pcpu].empty());
+  m_moves.resize(vcpus);
+}
+
+const PauseWindow* HostModel::pause_containing(Tick t) const {
+  auto w = std::upper_bound(m_pause.begin(), m_pause.end(), t.value(),
+                            [](uint64_t a, const PauseWindow& s) { return a < s.to_ns; });
+  return w != m_pause.end() && w->from_ns <= t.value() ? &*w : nullptr;
+}
+
+const PauseWindow* HostModel::next_pause_after(Tick t) const {
+  auto w = std::upper_bound(m_pause.begin(), m_pause.end(), t.value(),
+                            [](uint64_t a, const PauseWindow& s) { return a < s.from_ns; });
+  return w != m_pause.end() ? &*w : nullptr;
+}
+
+void HostModel::add_preempt(unsigned v, uint64_t from_ns, uint64_t to_ns) {
+  if (v >= m_vcpus || from_ns >= to_ns || to_ns == kMax) throw std::invalid_argument("HostModel::add_preempt");
+  m_preempt[v].push_back({from_ns, to_ns});
+  merge(m_preempt[v]);
+  m_always[v] = 0;
+}
+
+void HostModel::add_pause(uint64_t from_ns, uint64_t to_ns) {
+  if (from_ns >= to_ns || to_ns == kMax) throw std::invalid_argument("HostModel::add_pause");
+  std::vector<Span> pauses;
+  for (const PauseWindow& w : m_pause) pauses.push_back({w.from_ns, w.to_ns});
+  pauses.push_back({from_ns, to_ns});
+  merge(pauses);
+  m_pause.clear();
+  for (const Span& sp : pauses) m_pause.push_back({sp.from, sp.to});
+  for (unsigned v = 0; v < m_vcpus; ++v) {
+    m_preempt[v].push_back({from_ns, to_ns});
+    merge(m_preempt[v]);
+    m_always[v] = 0;
+  }
+}
+
+void HostModel::migrate(unsigned v, unsigned pcpu, uint64_t from_ns) {
+  if (v >= m_vcpus || pcpu >= m_pcpus) throw std::invalid_argument("HostModel::migrate");
+  auto& moves = m_moves[v];
+  // A later move replaces what an earlier one said from its instant on.
+  while (!moves.empty() && moves.back().first >= from_ns) moves.pop_back();
+  moves.emplace_back(from_ns, pcpu);
+  m_always[v] = 0;  // the platform's fast path assumes vCPU v stays on pCPU v
 }
 
 void HostModel::merge(std::vector<Span>& spans) {
@@ -152,6 +196,24 @@ uint64_t HostModel::paused_ns(Tick from, Tick to) const {
 }
 
 RunWindow HostModel::base_window(unsigned v, uint64_t t) const {
+  RunWindow w = slot_window(v, t);
+  const auto& moves = m_moves[v];
+  if (moves.empty()) [[likely]] return w;
+  // A migration instant inside a window splits it there (the two halves touch on different
+  // pCPUs: a migration, see RunWindow).
+  const uint64_t x = std::max(t, w.start.value());
+  auto after = std::upper_bound(moves.begin(), moves.end(), x,
+                                [](uint64_t a, const std::pair<uint64_t, unsigned>& m) { return a < m.first; });
+  if (after != moves.begin()) {
+    const uint64_t from = std::prev(after)->first;
+    if (from > w.start.value()) w.start = Tick(from);
+    w.pcpu = std::prev(after)->second;
+  }
+  if (after != moves.end() && after->first < w.end.value()) w.end = Tick(after->first);
+  return w;
+}
+
+RunWindow HostModel::slot_window(unsigned v, uint64_t t) const {
   const Schedule& s = m_schedule[v];
   if (s.period == 0) return {Tick(0), kForever, s.pcpu};
   const uint64_t slot = t / m_slice_ns;

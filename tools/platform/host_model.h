@@ -65,6 +65,19 @@ class HostModel {
   bool has_pauses() const { return !m_pause.empty(); }
   const std::vector<PauseWindow>& pauses() const { return m_pause; }
 
+  // The merged pause containing t, if any; the first one starting after t, if any.
+  const PauseWindow* pause_containing(Tick t) const;
+  const PauseWindow* next_pause_after(Tick t) const;
+
+  // Changes made during a run by `schedule` actions (scenarios/README.md "schedule"): the
+  // schedule stays a pure function of time, now with these cut in. Each takes effect from
+  // `from` on; what lies before it is unchanged, so windows the platform already used stay
+  // true.
+  void add_preempt(unsigned v, uint64_t from_ns, uint64_t to_ns);
+  void add_pause(uint64_t from_ns, uint64_t to_ns);
+  // vCPU v's thread runs on pCPU `pcpu` from `from_ns` on (its slots keep their times).
+  void migrate(unsigned v, unsigned pcpu, uint64_t from_ns);
+
   // One line for reports, e.g. "4 vCPUs on 2 pCPUs, time-sliced 3 ms".
   std::string describe() const;
 
@@ -96,6 +109,7 @@ class HostModel {
   };
 
   RunWindow base_window(unsigned v, uint64_t t) const;
+  RunWindow slot_window(unsigned v, uint64_t t) const;  // base_window before migrations
   static void merge(std::vector<Span>& spans);
 
   unsigned m_vcpus;
@@ -111,6 +125,8 @@ class HostModel {
   std::vector<PauseWindow> m_pause;          // merged, ascending
   size_t m_noise_count = 0;
   std::vector<uint8_t> m_always;             // always_running(), per vCPU (asked every slice)
+  // migrate(): per vCPU, (from_ns, pcpu) in ascending from_ns.
+  std::vector<std::vector<std::pair<uint64_t, unsigned>>> m_moves;
   std::vector<unsigned> m_pin;               // Pinned: resolved pCPU per vCPU
 };
 

@@ -101,6 +101,7 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
       m_cpuid(s.machine.vcpus, m_hv.cpuid(), s.machine.cpu_vendor == CpuVendor::Amd),
       m_host(s.host, s.machine.vcpus),
       m_host_mem(s.host.memory, s.machine.ram_bytes(), s.seed) {
+  m_trace_pins = opts.trace_pins;
   m_tracer.set_text_output(opts.trace_text);
   m_tracer.set_jsonl_output(opts.trace_jsonl);
   m_console.set_live_output(opts.console_live);
@@ -124,7 +125,7 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
   if (opts.golden_update) {
     m_golden_copy = std::make_unique<TraceCopy>(*opts.golden_update);
     m_tracer.add_observer(m_golden_copy.get());
-  } else if (s.expect.golden_trace) {
+  } else if (s.expect.golden_trace && opts.trace_pins) {
     std::string text;
     try {
       text = read_regular_file(*s.expect.golden_trace, kMaxGoldenBytes, "golden trace");
@@ -169,10 +170,9 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
     m_evict_event = std::make_unique<MemberEvent<&Platform::evict_due>>(*this, "host_evict");
     m_events.schedule(*m_evict_event, m_host_mem.evictions().front().at, EventPriority::HostCompletion);
   }
-  if (m_host.has_pauses()) {
-    m_pause_event = std::make_unique<MemberEvent<&Platform::pause_step>>(*this, "host_pause");
+  m_pause_event = std::make_unique<MemberEvent<&Platform::pause_step>>(*this, "host_pause");
+  if (m_host.has_pauses())
     m_events.schedule(*m_pause_event, Tick(m_host.pauses().front().from_ns), EventPriority::HostCompletion);
-  }
   m_state.assign(n, VState::Runnable);
   // machine.start = "bsp": the application processors sit in wait-for-SIPI from time 0,
   // as after the INIT IPI that firmware sends them (SDM Vol. 3A §9.4 "Multiple-Processor
@@ -182,6 +182,7 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
   while (m_sched_leaves < n) m_sched_leaves *= 2;
   m_sched.assign(2 * m_sched_leaves, kNotRunnable);
   for (unsigned i = 0; i < n; ++i) sched_update(i);
+  arm_schedule();
 } catch (const GuestMemory::ReserveError& e) {
   throw ScenarioError(ram_reserve_message(s, e));
 }
@@ -407,35 +408,95 @@ void Platform::directed_yield(unsigned src, unsigned target, Tick at) {
 
 
 RunReport Platform::run() {
-  if (m_ran) throw std::logic_error("Platform::run called twice");
+  if (m_ran) throw std::logic_error("Platform::run called twice (restore a snapshot to run again)");
+  m_stop_point.reset();
+  drive();
   m_ran = true;
-  const Scenario& s = m_scenario;
-  const unsigned n = vcpu_count();
-  const Tick limit_tick(s.limits.max_virtual_ms * 1'000'000ull);
+  return finish();
+}
 
-  RunReport& r = m_report;
-  uint64_t total = 0;
+bool Platform::run_to(const StopPoint& p) {
+  if (m_ran) throw std::logic_error("Platform::run_to after the run was reported");
+  if (p.kind == StopPoint::Kind::Insn && p.vcpu >= vcpu_count())
+    throw std::invalid_argument("Platform::run_to: no such vCPU");
+  m_stop_point = p;
+  const bool reached = drive();
+  m_stop_point.reset();
+  return reached;
+}
+
+// Is the machine, standing between two scheduling steps, at the stop point? The next step
+// runs vCPU `pick` (-1: none) with `budget` instructions, or fires events first. A point
+// is reached at the last step boundary before anything could pass it, so stopping there
+// changes nothing about the steps that follow (tools/platform/README.md "Snapshots").
+bool Platform::at_stop_point(int pick, uint64_t budget, Tick g) const {
+  const StopPoint& p = *m_stop_point;
+  if (p.kind == StopPoint::Kind::Insn) {
+    if (pick != static_cast<int>(p.vcpu)) return false;
+    // The step about to run could retire instruction `at` (or is already there).
+    return m_vcpus[p.vcpu]->instructions() + budget >= p.at;
+  }
+  // Time: every vCPU that can run has reached it, and no event before it is left.
+  return pick >= 0 && g.value() >= p.at;
+}
+
+bool Platform::drive() {
+  const Scenario& s = m_scenario;
+  const Tick limit_tick(s.limits.max_virtual_ms * 1'000'000ull);
 
   while (!m_stopped) {
     // Smallest local time among runnable vCPUs, ties to the lowest index. A vCPU waiting
     // at the time gate counts at its reservation (may_observe_time). The tree's root.
     sched_check();
     const SchedKey top = m_sched[1];
-    const int pick = top.index == kNotRunnable.index ? -1 : static_cast<int>(top.index);
+    int pick = top.index == kNotRunnable.index ? -1 : static_cast<int>(top.index);
     const Tick g(top.time);
     const std::optional<Tick> next = m_events.next_time();
+    // A `run vN` schedule action: vN runs whenever it can — runnable, not waiting at the
+    // time gate, and short of the next event (which needs every vCPU to have reached it).
+    bool forced = false;
+    if (m_run_first >= 0) [[unlikely]] {
+      const unsigned f = static_cast<unsigned>(m_run_first);
+      const Tick tf = m_cpus[f]->local_time();
+      if (m_state[f] == VState::Runnable && m_cpus[f]->observe_at <= tf && tf < limit_tick && (!next || *next > tf)) {
+        forced = true;
+        pick = static_cast<int>(f);
+      }
+    }
     // Events fire once every runnable vCPU has reached their time; with nobody runnable,
     // idle time jumps to the next event — if that event can wake anybody at all.
-    if (next && *next < limit_tick && (pick >= 0 ? *next <= g : anything_can_wake())) {
+    if (!forced && next && *next < limit_tick && (pick >= 0 ? *next <= g : anything_can_wake())) {
       fire_events(*next);
       continue;
     }
+    // A quantum is a slice that ends at the last decoded-block boundary inside it (vcpu.h
+    // Budget::Slice), unless the scenario asks for exact quanta; what is left of
+    // max_instructions is always exact, so the limit stops at its instruction.
+    const uint64_t left = s.limits.max_instructions - m_total;
+    const bool slice = s.machine.quantum < left && !s.machine.exact_quantum;
+    uint64_t budget = std::min(s.machine.quantum, left);
+    if (m_stop_point && at_stop_point(pick, budget, g)) return true;
     if (pick < 0) {
       report_no_runnable(next.has_value() && anything_can_wake());
       break;
     }
     const unsigned i = static_cast<unsigned>(pick);
     Vcpu& v = *m_vcpus[i];
+    // Schedule entries at this vCPU's current instruction count fire before it runs on
+    // (an action may change what runs next, so the scheduler looks again).
+    Budget mode = slice ? Budget::Slice : Budget::Exact;
+    if (m_has_insn_points) [[unlikely]] {
+      if (fire_insn_points(i)) {
+        sched_update(i);
+        continue;
+      }
+      // The step ends exactly at the next one.
+      const uint64_t room = insn_point_room(i);
+      if (room <= budget) {
+        budget = room;
+        mode = Budget::Exact;
+      }
+    }
     if (!enter_host_window(i)) continue;
     // Requests raised for this vCPU while it was not running are serviced at entry
     // (vcpu_enter_guest, pvmsr/hypervisor.h). With host.pv_store_ns the host's stores take
@@ -449,23 +510,32 @@ RunReport Platform::run() {
     if (next && *next < until) until = *next;
     if (m_cpus[i]->window_end < until) until = m_cpus[i]->window_end;
     const Cycles deadline = m_cpus[i]->deadline_for(until);
-    // A quantum is a slice that ends at the last decoded-block boundary inside it (vcpu.h
-    // Budget::Slice), unless the scenario asks for exact quanta; what is left of
-    // max_instructions is always exact, so the limit stops at its instruction.
-    const uint64_t left = s.limits.max_instructions - total;
-    const bool slice = s.machine.quantum < left && !s.machine.exact_quantum;
-    const uint64_t budget = std::min(s.machine.quantum, left);
     m_running = static_cast<int>(i);
     m_run_deadline = until;
-    const Vcpu::RunResult res = v.run(budget, deadline, slice ? Budget::Slice : Budget::Exact);
+    Vcpu::RunResult res = v.run(budget, deadline, mode);
+    // A RIP point's earlier hits do not end the step: it goes on with what is left of its
+    // budget, counted in steps (instructions and event deliveries, as the core counts
+    // them), so the step ends where it would have without the breakpoint. The hit that
+    // fires an entry ends it.
+    if (res.reason == StopReason::Breakpoint) [[unlikely]] {
+      uint64_t used = v.last_run_steps();
+      while (res.reason == StopReason::Breakpoint && !fire_rip_points(i) && !m_stopped && used < budget) {
+        m_running = static_cast<int>(i);
+        const Vcpu::RunResult more = v.run(budget - used, deadline, mode);
+        res.executed += more.executed;
+        used += v.last_run_steps();
+        res.reason = more.reason;
+      }
+    }
     m_running = -1;
     m_hv.on_exit(v);  // the orig profile's clamp tracks the TSC the guest has seen
-    total += res.executed;
+    m_total += res.executed;
     if (m_stopped) break;  // a device ended the run (a SIPI) during this slice
     switch (res.reason) {
       case StopReason::None:
       case StopReason::InsnLimit:
       case StopReason::Deadline:
+      case StopReason::Breakpoint:
         break;
       case StopReason::Halted:
         if (m_cpus[i]->pv_unhalted) {
@@ -486,25 +556,31 @@ RunReport Platform::run() {
       case StopReason::VmExitRequested:
         stop_run(RunStop::Exit, m_exit.exit_vcpu(),
                  fmt::format("vCPU {} wrote port 0xf4", m_exit.exit_vcpu()));
-        r.exit_status = m_exit.exit_status();
+        m_report.exit_status = m_exit.exit_status();
         break;
       case StopReason::Shutdown:
         stop_run(RunStop::Shutdown, i, fmt::format("vCPU {} shut down: {}", i, v.stop_detail()));
-        r.stop_dump = v.dump_state();
+        m_report.stop_dump = v.dump_state();
         break;
       case StopReason::IoError:
         stop_run(RunStop::UnhandledIo, i, fmt::format("vCPU {}: {}", i, v.stop_detail()));
-        r.stop_dump = v.dump_state();
+        m_report.stop_dump = v.dump_state();
         break;
     }
+    if (m_has_insn_points) [[unlikely]] fire_insn_points(i);
     if (m_stopped) break;
     if (m_state[i] == VState::Runnable && m_cpus[i]->local_time() >= limit_tick) m_state[i] = VState::AtLimit;
     sched_update(i);  // its time moved and maybe its state
-    if (total >= s.limits.max_instructions)
+    if (m_total >= s.limits.max_instructions)
       stop_run(RunStop::Limit, i, fmt::format("max_instructions ({}) reached", s.limits.max_instructions));
   }
+  return false;
+}
 
-  r.instructions = total;
+RunReport Platform::finish() {
+  RunReport& r = m_report;
+  const unsigned n = vcpu_count();
+  r.instructions = m_total;
   for (unsigned i = 0; i < n; ++i) {
     const Vcpu& v = *m_vcpus[i];
     VcpuReport vr{i, v.instructions(), v.cycles().value(), v.now().value(),
@@ -579,12 +655,12 @@ void Platform::report_no_runnable(bool waiting_past_limit) {
 // (pvmsr/README.md §4). The event alternates between the starts and ends of the windows.
 void Platform::pause_step() {
   const Tick at = m_pause_event->when();
-  const auto& list = m_host.pauses();
-  const PauseWindow& w = list[m_next_pause];
   if (!m_pause_resuming) {
-    m_tracer.pvsim_host(at, 0, "pause", fmt::format("the VMM stops the VM until {}", Tracer::seconds(Tick(w.to_ns))));
+    const PauseWindow* w = m_host.pause_containing(at);
+    if (!w) return;  // cannot happen: the event is only scheduled at a pause's start
+    m_tracer.pvsim_host(at, 0, "pause", fmt::format("the VMM stops the VM until {}", Tracer::seconds(Tick(w->to_ns))));
     m_pause_resuming = true;
-    m_events.schedule(*m_pause_event, Tick(w.to_ns), EventPriority::HostCompletion);
+    m_events.schedule(*m_pause_event, Tick(w->to_ns), EventPriority::HostCompletion);
     return;
   }
   std::string ctrl;
@@ -595,8 +671,21 @@ void Platform::pause_step() {
   m_tracer.pvsim_host(at, 0, "resume",
                       fmt::format("KVM_KVMCLOCK_CTRL on vCPUs {}", ctrl.empty() ? "none (no kvmclock)" : ctrl));
   m_pause_resuming = false;
-  if (++m_next_pause < list.size())
-    m_events.schedule(*m_pause_event, Tick(list[m_next_pause].from_ns), EventPriority::HostCompletion);
+  if (const PauseWindow* next = m_host.next_pause_after(at))
+    m_events.schedule(*m_pause_event, Tick(next->from_ns), EventPriority::HostCompletion);
+}
+
+// A `pause` action (platform_schedule.cpp): the host model cuts [from, to) out of every
+// vCPU's schedule, and the pause event moves to whichever boundary now comes first.
+void Platform::add_pause(Tick from, Tick to) {
+  m_host.add_pause(from.value(), to.value());
+  if (m_pause_resuming) {
+    // Inside a pause already: the merged pause may end later now.
+    const PauseWindow* w = m_host.pause_containing(from);
+    m_events.schedule(*m_pause_event, Tick(w->to_ns), EventPriority::HostCompletion);
+  } else if (!m_pause_event->scheduled() || m_pause_event->when() > from) {
+    m_events.schedule(*m_pause_event, from, EventPriority::HostCompletion);
+  }
 }
 
 RunReport run_scenario(const Scenario& s, const PlatformOptions& opts) {

@@ -87,6 +87,9 @@ struct PlatformOptions {
   // When set, the canonical text also goes here (to rewrite the golden trace) and the
   // golden comparison is skipped.
   std::ostream* golden_update = nullptr;
+  // Check expect.trace_hash and expect.golden_trace. They pin the scenario's own run; a run
+  // with more schedule entries (pvsim run --schedule, pvsim explore) is another run.
+  bool trace_pins = true;
 };
 
 class Platform final : public CpuEnv, public ApfHost, public HypercallHost {
@@ -98,7 +101,45 @@ class Platform final : public CpuEnv, public ApfHost, public HypercallHost {
   Platform(const Platform&) = delete;
   Platform& operator=(const Platform&) = delete;
 
-  RunReport run();  // once
+  // Runs to the end and reports (once; a restored snapshot may run again).
+  RunReport run();
+
+  // ---- stepping and snapshots (tools/platform/README.md "Snapshots") ----
+  // A place to stop at without disturbing the run: the machine stops at the last boundary
+  // between two scheduling steps before the point could be passed, so running on from
+  // there (or from a snapshot taken there) does exactly what a run that never stopped does.
+  //   Insn: before the step of vCPU `vcpu` that could retire its `at`-th instruction;
+  //   Time: at the first step boundary where every runnable vCPU has reached `at` ns.
+  struct StopPoint {
+    enum class Kind : uint8_t { Insn, Time };
+    Kind kind = Kind::Time;
+    unsigned vcpu = 0;
+    uint64_t at = 0;
+  };
+  // Runs until the point (true) or until the run ends first (false; run() then reports).
+  bool run_to(const StopPoint& p);
+  bool stopped() const { return m_stopped; }
+  uint64_t instructions() const { return m_total; }
+
+  // The whole machine in memory: CPU state, LAPICs, hypervisor, host model, event queue,
+  // console, trace hash and checkers, and guest RAM through GuestMemory's undo log (a
+  // restore copies back only the pages written since). Snapshots nest: restoring one
+  // invalidates those taken after it; restore() of an invalid one throws logic_error.
+  // Text already written to the trace or console streams stays written: point them
+  // elsewhere (tracer().set_text_output) before running again if that matters.
+  struct Snapshot;
+  std::shared_ptr<const Snapshot> save();
+  void restore(const Snapshot& s);
+  // Pages guest RAM would copy back to restore `s` (what a restore costs).
+  uint64_t restore_cost_pages(const Snapshot& s) const;
+
+  // Arms one more schedule entry on a live machine (pvsim explore: after a restore);
+  // `where` names it in messages. A restore drops entries armed after its snapshot.
+  void arm(const ScheduleEntry& e, std::string where);
+
+  // A register by its expect.registers name (rax..r15, rip, rflags, cr0..cr8, efer).
+  uint64_t register_value(unsigned vcpu, const std::string& name) const;
+  static bool is_register_name(std::string_view name);
 
   GuestMemory& memory() { return m_mem; }
   Tracer& tracer() { return m_tracer; }
@@ -203,9 +244,32 @@ class Platform final : public CpuEnv, public ApfHost, public HypercallHost {
   void deliver_kick(IpiInFlight& f);
   void hc_kick_one(unsigned src, unsigned target);
   void pause_step();  // host.pause: the VMM resumes the VM and issues KVM_KVMCLOCK_CTRL
+  void add_pause(Tick from, Tick to);
   void fire_events(Tick t);
   bool anything_can_wake() const;
   void report_no_runnable(bool waiting_past_limit);
+  bool drive();  // the scheduler loop: true when m_stop_point is reached, false at the end
+
+  // Schedule: host actions at guest points (platform_schedule.cpp, scenarios/README.md
+  // "schedule"). Each entry is armed once and fires once.
+  struct Armed {
+    ScheduleEntry entry;
+    uint64_t rip = 0;       // Rip points: the address, symbols resolved
+    std::string text;       // "v0.insn=1200: preempt v1 50us", for the trace
+    uint64_t hits = 0;      // Rip points: times the vCPU reached it so far
+    bool done = false;
+  };
+  void arm_schedule();
+  bool fire_insn_points(unsigned i);  // points of vCPU i at its current instruction count
+  bool fire_rip_points(unsigned i);   // after a breakpoint stop of vCPU i
+  uint64_t insn_point_room(unsigned i) const;  // instructions before its next insn point
+  void schedule_time_points();
+  void time_points_due();
+  void fire(Armed& a, unsigned vcpu, Tick at);
+  void update_breakpoints(unsigned i);
+  Fetch* fetch_for(const HostAction& a);
+  bool at_stop_point(int pick, uint64_t budget, Tick g) const;
+  RunReport finish();
   void stop_run(RunStop why, unsigned who, std::string detail);
 
   const Scenario m_scenario;
@@ -226,8 +290,7 @@ class Platform final : public CpuEnv, public ApfHost, public HypercallHost {
   size_t m_next_eviction = 0;  // index into m_host_mem.evictions()
   std::unique_ptr<MemberEvent<&Platform::evict_due>> m_evict_event;
   std::unique_ptr<MemberEvent<&Platform::pause_step>> m_pause_event;
-  size_t m_next_pause = 0;        // index into m_host.pauses()
-  bool m_pause_resuming = false;  // the event's next firing is that pause's end
+  bool m_pause_resuming = false;  // the pause event's next firing is a pause's end
   LoadedImage m_image;
   std::vector<std::unique_ptr<Vcpu>> m_vcpus;
   std::vector<std::unique_ptr<Cpu>> m_cpus;  // per-vCPU glue: LAPIC, sink, host state
@@ -244,6 +307,17 @@ class Platform final : public CpuEnv, public ApfHost, public HypercallHost {
   Tick m_fire_time{};
   RunReport m_report;
   bool m_ran = false;
+  uint64_t m_total = 0;  // instructions retired by all vCPUs
+  bool m_trace_pins = true;  // PlatformOptions::trace_pins
+  std::optional<StopPoint> m_stop_point;  // run_to's target while it runs
+  std::vector<Armed> m_armed;
+  bool m_has_insn_points = false;
+  std::vector<uint8_t> m_has_rip_points;  // per vCPU
+  int m_run_first = -1;  // `run vN`: the vCPU that runs whenever it can (-1: default order)
+  std::unique_ptr<MemberEvent<&Platform::time_points_due>> m_point_event;
+  // Snapshot bookkeeping: m_snap_ids[k] is the snapshot that owns GuestMemory level k + 1.
+  std::vector<uint64_t> m_snap_ids;
+  uint64_t m_next_snap_id = 1;
 
   // Trace observers (trace_check.h and the caps, platform.cpp).
   struct TraceCap;

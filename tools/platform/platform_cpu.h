@@ -27,12 +27,9 @@ inline void advance_vcpu_to(Vcpu& v, Tick t) {
 
 // Per-vCPU glue: the LAPIC's view of the world (its clock is the vCPU's local time, its
 // sink is the platform) plus the host-model state of the vCPU thread.
-struct Platform::Cpu final : InterruptSink, ApicClock {
-  Cpu(Platform& p, unsigned i, Vcpu& vc) : platform(p), index(i), vcpu(vc) {}
-  Platform& platform;
-  unsigned index;
-  Vcpu& vcpu;
-  std::unique_ptr<LocalApic> apic;
+// The plain, copyable part of a Cpu: everything a snapshot saves (tools/platform/README.md
+// "Snapshots"). A field added here is saved and restored without further code.
+struct CpuState {
   uint64_t run_delay_ns = 0;  // runnable but descheduled by the host model
   int pcpu = -1;              // pCPU it last ran on (-1: not yet)
   // kvm_arch_vcpu_put happened and the matching load has not: `descheduled` after the host
@@ -50,15 +47,7 @@ struct Platform::Cpu final : InterruptSink, ApicClock {
   // KVM's vcpu->arch.pv.pv_unhalted: a KICK_CPU arrived while the vCPU was not halted; its
   // next HLT does not block (kvm_arch_vcpu_runnable), and the flag is consumed then.
   bool pv_unhalted = false;
-  struct HostEvent final : Event {
-    explicit HostEvent(Cpu& c) : Event(&HostEvent::fire, &c, "host_sched_in") {}
-    static void fire(void* self, Event&) {
-      auto* c = static_cast<Cpu*>(self);
-      c->platform.host_wake(c->index, c->platform.m_fire_time);
-    }
-  };
-  HostEvent host_event{*this};
-  Tick window_end{};          // end of its current host run window
+  Tick window_end{};  // end of its current host run window
   // Time-gate reservation: the vCPU tried to observe time at this Tick while another
   // runnable vCPU was behind it; it does not execute that instruction before every other
   // vCPU has caught up (0 = none). See Platform::may_observe_time.
@@ -68,6 +57,30 @@ struct Platform::Cpu final : InterruptSink, ApicClock {
   // count it came from changed (UINT64_MAX: never computed).
   uint64_t time_cycles = UINT64_MAX;
   Tick time{};
+  // cycles_at(deadline_tick, tsc_hz), kept because most slices end at the same Tick (the
+  // next event or the time limit) as the previous one.
+  Tick deadline_tick{UINT64_MAX};
+  uint64_t deadline_cycles = 0;  // set by Cpu's constructor
+};
+
+// Per-vCPU glue: the LAPIC's view of the world (its clock is the vCPU's local time, its
+// sink is the platform) plus the host-model state of the vCPU thread (CpuState).
+struct Platform::Cpu final : CpuState, InterruptSink, ApicClock {
+  Cpu(Platform& p, unsigned i, Vcpu& vc) : platform(p), index(i), vcpu(vc) {
+    deadline_cycles = cycles_at(Tick(UINT64_MAX), vcpu.config().tsc_hz);
+  }
+  Platform& platform;
+  unsigned index;
+  Vcpu& vcpu;
+  std::unique_ptr<LocalApic> apic;
+  struct HostEvent final : Event {
+    explicit HostEvent(Cpu& c) : Event(&HostEvent::fire, &c, "host_sched_in") {}
+    static void fire(void* self, Event&) {
+      auto* c = static_cast<Cpu*>(self);
+      c->platform.host_wake(c->index, c->platform.m_fire_time);
+    }
+  };
+  HostEvent host_event{*this};
   Tick local_time() {
     const uint64_t c = vcpu.cycles().value();
     if (c != time_cycles) {
@@ -81,10 +94,6 @@ struct Platform::Cpu final : InterruptSink, ApicClock {
     const Tick t = local_time();
     return observe_at > t ? observe_at : t;
   }
-  // cycles_at(deadline_tick, tsc_hz), kept because most slices end at the same Tick (the
-  // next event or the time limit) as the previous one.
-  Tick deadline_tick{UINT64_MAX};
-  uint64_t deadline_cycles = cycles_at(Tick(UINT64_MAX), vcpu.config().tsc_hz);
   Cycles deadline_for(Tick t) {
     if (t != deadline_tick) {
       deadline_tick = t;

@@ -13,6 +13,7 @@
 #include "core/types.h"
 #include "pvmsr/kvm_cpuid.h"
 #include "tools/platform/files.h"
+#include "tools/platform/json_text.h"
 #include "tools/platform/text.h"
 
 namespace pvsim {
@@ -28,6 +29,7 @@ const char* run_stop_name(RunStop s) {
     case RunStop::Limit: return "limit";
     case RunStop::UnhandledIo: return "unhandled_io";
     case RunStop::Unsupported: return "unsupported";
+    case RunStop::Point: return "point";
   }
   return "?";
 }
@@ -62,55 +64,6 @@ namespace {
 constexpr uint64_t kMaxExactJsonInt = 1ull << 53;  // README: JSON integers only up to 53 bits
 constexpr uint64_t kMaxMs = 1'000'000'000'000ull;  // 10^12 ms: times 10^6 still fits in 64 bits
 constexpr uint64_t kMaxUs = 1'000'000'000'000'000ull;  // 10^15 us = 10^18 ns
-
-// JSON Pointer token (RFC 6901 §3: "~" → "~0", "/" → "~1"), escaped for display so that
-// a key holding a line break or an escape sequence cannot break the one-line message.
-std::string pointer_token(std::string_view key) {
-  std::string out;
-  for (char c : key) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
-  }
-  return escape_display(out, 80);
-}
-
-// Short rendering of a JSON value for "got ...", compact as nlohmann's dump() writes it: at
-// most about 60 characters, strings
-// escaped (quote_display), and never deeper than the characters it may still print, so
-// even a value nested without limit costs a bounded amount of stack and text.
-void render(const Json& v, std::string& out, size_t budget) {
-  if (out.size() >= budget) return;
-  switch (v.type()) {
-    case Json::value_t::object:
-    case Json::value_t::array: {
-      const bool obj = v.is_object();
-      out += obj ? '{' : '[';
-      bool first = true;
-      for (auto it = v.begin(); it != v.end() && out.size() < budget; ++it) {
-        if (!first) out += ',';
-        first = false;
-        if (obj) {
-          out += quote_display(it.key(), budget);
-          out += ':';
-        }
-        render(it.value(), out, budget);
-      }
-      out += obj ? '}' : ']';
-      break;
-    }
-    case Json::value_t::string: out += quote_display(v.get_ref<const std::string&>(), budget); break;
-    default: out += v.dump(); break;  // numbers, booleans, null: short and plain ASCII
-  }
-}
-
-std::string show(const Json& v) {
-  constexpr size_t kShow = 60;
-  std::string s;
-  render(v, s, kShow);
-  if (s.size() > kShow) s = s.substr(0, kShow - 3) + "...";
-  return s;
-}
 
 // ---- reading the JSON text -----------------------------------------------------------------
 // nlohmann's DOM parser would take the text as it is. A scenario is input from anybody, so
@@ -905,12 +858,12 @@ void parse_expect(const Checker& c, const Json& e, const MachineConfig& machine,
   if (e.contains("stop")) {
     const std::string s = c.string(e["stop"], p + "/stop");
     for (RunStop r : {RunStop::Exit, RunStop::Finished, RunStop::Shutdown, RunStop::Deadlock,
-                      RunStop::Limit, RunStop::UnhandledIo, RunStop::Unsupported})
+                      RunStop::Limit, RunStop::UnhandledIo, RunStop::Unsupported, RunStop::Point})
       if (s == run_stop_name(r)) out.stop = r;
     if (!out.stop)
       c.fail(p + "/stop",
              fmt::format("must be one of \"exit\", \"finished\", \"shutdown\", \"deadlock\", "
-                         "\"limit\", \"unhandled_io\", \"unsupported\", got {}",
+                         "\"limit\", \"unhandled_io\", \"unsupported\", \"point\", got {}",
                          show(e["stop"])));
   }
   if (e.contains("exit_status")) out.exit_status = static_cast<unsigned>(c.integer(e["exit_status"], p + "/exit_status", 0, 255));
@@ -993,6 +946,38 @@ bool MachineConfig::tsc_matched() const {
   return true;
 }
 
+namespace {
+// What the schedule parser cannot know: the machine's vCPUs, pCPUs and RAM. `bad(point,
+// problem)` reports a problem in the entry's point (true) or action (false).
+template <class Bad>
+void check_schedule_entry(const Scenario& s, const ScheduleEntry& e, Bad&& bad) {
+  const unsigned vcpus = s.machine.vcpus;
+  if (e.at.kind != GuestPoint::Kind::Time && e.at.vcpu >= vcpus)
+    bad(true, fmt::format("vCPU {} does not exist (machine.vcpus is {})", e.at.vcpu, vcpus));
+  const HostAction& a = e.action;
+  switch (a.kind) {
+    case ActionKind::Preempt:
+    case ActionKind::Migrate:
+    case ActionKind::Ipi:
+    case ActionKind::KvmclockUpdate:
+    case ActionKind::StealUpdate:
+    case ActionKind::Store:
+    case ActionKind::Run:
+      if (a.vcpu >= vcpus) bad(false, fmt::format("vCPU {} does not exist (machine.vcpus is {})", a.vcpu, vcpus));
+      break;
+    default:
+      break;
+  }
+  if (a.kind == ActionKind::Migrate && a.pcpu >= s.host.pcpus)
+    bad(false, fmt::format("pCPU {} does not exist (host.pcpus is {})", a.pcpu, s.host.pcpus));
+  const uint64_t ram = s.machine.ram_bytes();
+  if (a.kind == ActionKind::Evict && (a.gpa >= ram || a.size > ram - a.gpa))
+    bad(false, fmt::format("the range {:#x}+{:#x} is not inside guest RAM ({} MiB)", a.gpa, a.size, s.machine.ram_mib));
+  if ((a.kind == ActionKind::Complete || a.kind == ActionKind::Delay) && !a.by_token && a.gpa >= ram)
+    bad(false, fmt::format("{:#x} is not inside guest RAM ({} MiB)", a.gpa, s.machine.ram_mib));
+}
+}  // namespace
+
 Scenario parse_scenario(std::string_view text, const std::filesystem::path& file) {
   const std::string fname = escape_display(file.string(), 400);
   const Checker c(fname);
@@ -1013,7 +998,7 @@ Scenario parse_scenario(std::string_view text, const std::filesystem::path& file
   Scenario s;
   s.file = file;
   c.object(root, "",
-           {"name", "description", "seed", "machine", "host", "guest", "limits", "expect"});
+           {"name", "description", "seed", "machine", "host", "guest", "limits", "expect", "schedule"});
   s.name = file.stem().string();
   if (root.contains("name")) s.name = c.string(root["name"], "/name", true);
   if (!root.contains("description")) c.fail("", "missing required key \"description\"");
@@ -1059,6 +1044,24 @@ Scenario parse_scenario(std::string_view text, const std::filesystem::path& file
       s.limits.max_virtual_ms = c.integer(l["max_virtual_ms"], "/limits/max_virtual_ms", 1, 1'000'000'000'000ull);
   }
   if (root.contains("expect")) parse_expect(c, root["expect"], s.machine, s.expect);
+  if (root.contains("schedule")) {
+    const Json& j = root["schedule"];
+    Schedule sch;
+    try {
+      sch = parse_schedule_json(j, fname);
+    } catch (const ScheduleError& e) {
+      throw ScenarioError(e.what());
+    }
+    for (size_t k = 0; k < sch.entries.size(); ++k) {
+      const std::string at = fmt::format("/schedule/{}", k);
+      const bool obj = j[k].is_object();
+      check_schedule_entry(s, sch.entries[k], [&](bool point, std::string_view problem) {
+        c.fail(obj ? at + (point ? "/at" : "/do") : at, problem);
+      });
+      s.schedule.entries.push_back(sch.entries[k]);
+      s.schedule_where.push_back(fmt::format("{}: {}", fname, at));
+    }
+  }
   if (!s.expect.golden_trace_as_written.empty())
     s.expect.golden_trace = file.parent_path() / s.expect.golden_trace_as_written;
   check_description_references(c, s);
@@ -1069,6 +1072,19 @@ Scenario parse_scenario(std::string_view text, const std::filesystem::path& file
     c.fail("/guest/image", fmt::format("{} is {}, not an image file", escape_display(s.guest.image.string(), 400), *kind));
   }
   return s;
+}
+
+void add_schedule(Scenario& s, const Schedule& extra, std::string_view origin) {
+  if (s.schedule.entries.size() + extra.entries.size() > kMaxScheduleEntries)
+    throw ScenarioError(fmt::format("{}: the scenario's schedule and this one together have more than {} entries",
+                                    origin, kMaxScheduleEntries));
+  for (size_t k = 0; k < extra.entries.size(); ++k) {
+    check_schedule_entry(s, extra.entries[k], [&](bool, std::string_view problem) {
+      throw ScenarioError(fmt::format("{}: entry {}: {}", origin, k + 1, problem));
+    });
+    s.schedule.entries.push_back(extra.entries[k]);
+    s.schedule_where.push_back(fmt::format("{}: entry {}", origin, k + 1));
+  }
 }
 
 Scenario load_scenario(const std::filesystem::path& file) {

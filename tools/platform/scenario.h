@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tools/platform/schedule.h"
+
 namespace pvsim {
 
 class ScenarioError : public std::runtime_error {
@@ -30,7 +32,8 @@ enum class RunStop : uint8_t {
   Deadlock,
   Limit,
   UnhandledIo,
-  Unsupported
+  Unsupported,
+  Point  // a `schedule` entry's `stop` action
 };
 const char* run_stop_name(RunStop s);  // "exit", "finished", ..., "unsupported"
 
@@ -278,7 +281,17 @@ struct Scenario {
   GuestConfig guest;
   Limits limits;
   Expectations expect;
+  // `schedule` (scenarios/README.md "schedule"): host actions at guest points, the
+  // scenario's own entries first, then those of `--schedule` (add_schedule). For messages
+  // about an entry, schedule_where[k] names it ("FILE: /schedule/2", "--schedule: entry 3").
+  Schedule schedule;
+  std::vector<std::string> schedule_where;
 };
+
+// Appends `extra` to s.schedule after checking it against the machine (vCPU and pCPU
+// indices, evicted ranges inside RAM); `origin` starts each message ("--schedule"), entries
+// are counted from 1. Throws ScenarioError. Symbols are resolved when the image is loaded.
+void add_schedule(Scenario& s, const Schedule& extra, std::string_view origin);
 
 // Scenario files are small (the largest shipped one is a few KiB); anything beyond this is
 // refused before it is read (a path like /dev/zero is refused as a device anyway).

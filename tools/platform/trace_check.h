@@ -26,6 +26,11 @@ class TraceExpectChecker final : public TraceObserver {
   // One line per expectation that does not hold, for RunReport::expectation_failures.
   void failures(std::vector<std::string>& out) const;
 
+  // Snapshots (tools/platform/README.md "Snapshots"): how far every claim has got.
+  struct Snapshot;
+  Snapshot save() const;
+  void restore(const Snapshot& s);
+
  private:
   struct State {
     const TraceExpect* x;
@@ -46,7 +51,19 @@ class TraceExpectChecker final : public TraceObserver {
   };
   std::vector<State> m_states;
   uint64_t m_line = 0;
+
+ public:
+  struct Snapshot {
+    std::vector<State> states;
+    uint64_t line = 0;
+  };
 };
+
+inline TraceExpectChecker::Snapshot TraceExpectChecker::save() const { return {m_states, m_line}; }
+inline void TraceExpectChecker::restore(const Snapshot& s) {
+  m_states = s.states;
+  m_line = s.line;
+}
 
 // Compares the trace, line by line, with a golden trace text; keeps the first difference
 // and the lines before it for a readable report, printed as `pvsim diff` prints its
@@ -62,6 +79,26 @@ class GoldenChecker final : public TraceObserver {
   // The first difference with up to three lines of context before it, "  " indented,
   // '-' golden, '+' this run; empty when equal.
   std::string report() const;
+
+  // Snapshots: the position in the golden text and what has been found so far.
+  struct Snapshot {
+    size_t pos = 0;
+    uint64_t line = 0;
+    bool differs = false;
+    uint64_t diff_line = 0;
+    std::string expected, got;
+    RecentLines context{3};
+  };
+  Snapshot save() const { return {m_pos, m_line, m_differs, m_diff_line, m_expected, m_got, m_context}; }
+  void restore(const Snapshot& s) {
+    m_pos = s.pos;
+    m_line = s.line;
+    m_differs = s.differs;
+    m_diff_line = s.diff_line;
+    m_expected = s.expected;
+    m_got = s.got;
+    m_context = s.context;
+  }
 
  private:
   std::string next_golden_line();

@@ -467,6 +467,7 @@ const std::map<std::string_view, Rebuild>& rebuilders() {
       {"pvsim_apf", what_detail(&Tracer::pvsim_apf)},
       {"pvsim_host", what_detail(&Tracer::pvsim_host)},
       {"pvsim_steal", what_detail(&Tracer::pvsim_steal)},
+      {"pvsim_action", what_detail(&Tracer::pvsim_action)},
       {"pvsim_pv_eoi", what_detail(&Tracer::pvsim_pv_eoi)},
       {"pvsim_sched_out",
        [](Tracer& t, Tick ts, unsigned v, const Fields& f) {

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "tools/platform/explore.h"
 #include "tools/platform/loader.h"
 #include "tools/platform/platform.h"
 #include "tools/platform/scenario.h"
@@ -48,10 +49,21 @@ const char* kTopHelp =
     "                     --json FILE for scripts (tools/bench/compare.py adds QEMU/Bochs/native)\n"
     "  diff A B           the first event where two traces (text or JSON Lines) differ, with\n"
     "                     context (exit 0 identical, 1 different)\n"
+    "  explore SCENARIO   run every placement of a host action in a window of guest\n"
+    "                     instructions from one snapshot; group the variants by outcome,\n"
+    "                     with a replay command for each group (exit 1 when any failed)\n"
     "\n"
     "options:\n"
     "  -h, --help         this text; `pvsim <command> --help` for a command's options\n"
     "  --version          print the version\n";
+
+// A decimal option value up to `max`. Read as text: program_options turns "-1" into
+// 4294967295 for an unsigned option.
+std::optional<uint64_t> decimal(const std::string& v, uint64_t max) {
+  if (v.empty() || v.size() > 10 || v.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  const uint64_t n = std::stoull(v);
+  return n <= max ? std::optional<uint64_t>(n) : std::nullopt;
+}
 
 int usage_error(std::string_view cmd, std::string_view msg) {
   // One line, the hint included, so scripts and CI logs get the whole story in one place.
@@ -145,7 +157,10 @@ int cmd_run(const std::vector<std::string>& args) {
       ("max-trace", po::value<std::string>()->value_name("SIZE"),
        "end the run when the canonical trace passes SIZE bytes (0 = no cap; default: limits.max_trace_bytes, "
        "else 1G)")
-      ("update-golden", "rewrite the scenario's expect.golden_trace file with this run's trace instead of comparing");
+      ("update-golden", "rewrite the scenario's expect.golden_trace file with this run's trace instead of comparing")
+      ("schedule", po::value<std::vector<std::string>>()->value_name("ENTRIES"),
+       "host actions at guest points, e.g. 'v0.insn=1200: preempt v1 50us; t=2ms: pause 100us' (scenarios/README.md "
+       "\"schedule\"); they come after the scenario's own entries; may be repeated");
   po::options_description hidden;
   hidden.add_options()("scenario", po::value<std::vector<std::string>>());
   po::options_description all;
@@ -178,6 +193,19 @@ int cmd_run(const std::vector<std::string>& args) {
     if (!size_option(vm, "max-console", s.limits.max_console_bytes, err) ||
         !size_option(vm, "max-trace", s.limits.max_trace_bytes, err))
       return usage_error("run", err);
+    const bool extra_schedule = vm.count("schedule") != 0;
+    if (extra_schedule) {
+      for (const std::string& text : vm["schedule"].as<std::vector<std::string>>()) {
+        try {
+          add_schedule(s, parse_schedule(text, "--schedule"), "--schedule");
+        } catch (const ScheduleError& e) {
+          return usage_error("run", e.what());
+        }
+      }
+    }
+    if (update_golden && extra_schedule)
+      return usage_error("run", "--update-golden and --schedule exclude each other (the golden trace is the "
+                                "scenario's own run)");
     if (update_golden && !s.expect.golden_trace)
       return usage_error("run", fmt::format("--update-golden: {} has no expect.golden_trace",
                                             escape_display(files[0], 300)));
@@ -206,6 +234,8 @@ int cmd_run(const std::vector<std::string>& args) {
     po_.trace_jsonl = jsonl.stream();
     po_.keep_console = s.expect.needs_console();
     po_.golden_update = golden.stream();
+    // A --schedule run is not the scenario's own run: its trace pins do not apply.
+    po_.trace_pins = !extra_schedule;
     const RunReport r = run_scenario(s, po_);
     human.flush();
     try {
@@ -217,6 +247,8 @@ int cmd_run(const std::vector<std::string>& args) {
     if (!console_only) {
       if (!quiet && !r.console_ends_with_newline) fmt::print(human_c, "\n");
       print_summary(human_c, r);
+      if (extra_schedule && (s.expect.trace_hash || s.expect.golden_trace))
+        fmt::print(human_c, "(expect.trace_hash and expect.golden_trace were not checked: --schedule changes the run)\n");
       if (update_golden)
         fmt::print(human_c, "golden trace written: {} ({} lines)\n", escape_display(golden.path(), 300), r.trace_events);
     }
@@ -547,6 +579,191 @@ int cmd_diff(const std::vector<std::string>& args) {
   }
 }
 
+
+// `pvsim explore`: tools/platform/explore.h; the README's "Exploring races" shows it with
+// GNU parallel and a Slurm job array.
+int cmd_explore(const std::vector<std::string>& args) {
+  po::options_description opts("pvsim explore SCENARIO --window vN.insn=FROM..TO --place ACTION [options]\n"
+                               "pvsim explore --merge FILE... ");
+  opts.add_options()("help,h", "this text")
+      ("window", po::value<std::string>()->value_name("vN.insn=FROM..TO"),
+       "the instruction boundaries of vCPU N where the action goes, both ends included")
+      ("place", po::value<std::string>()->value_name("ACTION"),
+       "the host action to place at each boundary, as in --schedule ('preempt v1 50us', 'steal v0', ...)")
+      ("outcome", po::value<std::string>()->value_name("FIELDS")->default_value("stop,exit"),
+       "what tells outcomes apart besides pass/fail: stop, exit, console, failures, reg:vN.NAME (comma-separated)")
+      ("schedule", po::value<std::vector<std::string>>()->value_name("ENTRIES"),
+       "more schedule entries for every variant, as for pvsim run (e.g. a 'stop' just after the window)")
+      ("jsonl", po::value<std::string>()->value_name("FILE"), "write one JSON line per variant to FILE ('-': stdout)")
+      ("shard", po::value<std::string>()->value_name("i/N"), "run only the variants k with k mod N = i-1")
+      ("jobs,j", po::value<std::string>()->value_name("J")->default_value("1"), "threads (each with its own machine)")
+      ("merge", "read the --jsonl files of every shard (as operands) and print the combined groups")
+      ("quiet,q", "no progress on stderr");
+  po::options_description hidden;
+  hidden.add_options()("operand", po::value<std::vector<std::string>>());
+  po::options_description all;
+  all.add(opts).add(hidden);
+  po::positional_options_description pos;
+  pos.add("operand", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return usage_error("explore", escape_display(e.what(), 300));
+  }
+  if (vm.count("help")) {
+    std::cout << opts;
+    std::cout << "\nEach variant is the scenario plus one schedule entry 'vN.insn=K: ACTION', run from a\n"
+                 "snapshot taken before the window; `pvsim run SCENARIO --schedule 'vN.insn=K: ACTION'`\n"
+                 "replays it with the same trace. A variant passes when the scenario's expectations hold\n"
+                 "(expect.trace_hash and expect.golden_trace excepted: they pin the scenario's own run).\n"
+                 "Exit status: 0 no failing variant, 1 some failed, 2 bad input.\n";
+    return kExitOk;
+  }
+  const std::vector<std::string> operands =
+      vm.count("operand") ? vm["operand"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  if (vm.count("merge")) {
+    if (operands.empty()) return usage_error("explore", "--merge needs the shards' JSON Lines files");
+    std::vector<VariantResult> all_results;
+    std::map<uint64_t, std::string> seen;  // variant -> file, to catch a shard given twice
+    try {
+      for (const std::string& f : operands) {
+        std::string text;
+        try {
+          text = read_regular_file(f, 1ull << 32, "JSON Lines file");
+        } catch (const FileError& e) {
+          return usage_error("explore", e.what());
+        }
+        uint64_t line_no = 0;
+        size_t at = 0;
+        while (at < text.size()) {
+          size_t nl = text.find('\n', at);
+          if (nl == std::string::npos) nl = text.size();
+          ++line_no;
+          const std::string_view line(text.data() + at, nl - at);
+          at = nl + 1;
+          if (line.empty()) continue;
+          VariantResult r = parse_variant_json(line, escape_display(f, 300), line_no);
+          if (!all_results.empty() && r.scenario != all_results.front().scenario)
+            return usage_error("explore", fmt::format("{}: line {}: scenario {} differs from {} of the first line",
+                                                      escape_display(f, 300), line_no, quote_display(r.scenario, 200),
+                                                      quote_display(all_results.front().scenario, 200)));
+          if (auto [it, fresh] = seen.emplace(r.index, f); !fresh)
+            return usage_error("explore", fmt::format("{}: line {}: variant {} is also in {} (a shard given twice?)",
+                                                      escape_display(f, 300), line_no, r.index,
+                                                      escape_display(it->second, 300)));
+          all_results.push_back(std::move(r));
+        }
+      }
+    } catch (const ExploreError& e) {
+      return usage_error("explore", e.what());
+    }
+    // The variants must be 0..N-1 with none missing: a lost shard would change the counts.
+    uint64_t expect_next = 0;
+    for (const auto& [k, f] : seen) {
+      if (k != expect_next)
+        return usage_error("explore", fmt::format("variant {} is in none of the files (a shard missing?)", expect_next));
+      ++expect_next;
+    }
+    ExploreResult r;
+    r.variants = r.ran = all_results.size();
+    r.groups = group_results(all_results);
+    print_groups(stdout, all_results.empty() ? std::string("SCENARIO") : all_results.front().scenario, r);
+    return r.failing() ? kExitFail : kExitOk;
+  }
+  if (operands.size() != 1) return usage_error("explore", "exactly one SCENARIO expected");
+  if (!vm.count("window")) return usage_error("explore", "missing --window vN.insn=FROM..TO");
+  if (!vm.count("place")) return usage_error("explore", "missing --place ACTION");
+  ExploreSpec spec;
+  try {
+    parse_window(vm["window"].as<std::string>(), spec);
+    spec.action = parse_action(vm["place"].as<std::string>(), "--place");
+  } catch (const ExploreError& e) {
+    return usage_error("explore", e.what());
+  } catch (const ScheduleError& e) {
+    return usage_error("explore", e.what());
+  }
+  spec.outcome.clear();
+  {
+    const std::string f = vm["outcome"].as<std::string>();
+    size_t at = 0;
+    while (at <= f.size()) {
+      size_t c = f.find(',', at);
+      if (c == std::string::npos) c = f.size();
+      if (c > at) spec.outcome.push_back(f.substr(at, c - at));
+      at = c + 1;
+    }
+  }
+  if (vm.count("shard")) {
+    const std::string sh = vm["shard"].as<std::string>();
+    const size_t slash = sh.find('/');
+    const auto i = slash == std::string::npos ? std::nullopt : decimal(sh.substr(0, slash), 1u << 20);
+    const auto n = slash == std::string::npos ? std::nullopt : decimal(sh.substr(slash + 1), 1u << 20);
+    if (!i || !n || *i == 0 || *n == 0 || *i > *n)
+      return usage_error("explore", fmt::format("--shard: {} is not i/N with 1 <= i <= N", quote_display(sh, 40)));
+    spec.shard = *i;
+    spec.shards = *n;
+  }
+  const auto jobs = decimal(vm["jobs"].as<std::string>(), 256);
+  if (!jobs || *jobs == 0) return usage_error("explore", "--jobs must be from 1 to 256");
+  spec.jobs = static_cast<unsigned>(*jobs);
+  const bool quiet = vm.count("quiet");
+  try {
+    Scenario s = load_scenario(operands[0]);
+    if (vm.count("schedule")) {
+      for (const std::string& text : vm["schedule"].as<std::vector<std::string>>()) {
+        try {
+          add_schedule(s, parse_schedule(text, "--schedule"), "--schedule");
+        } catch (const ScheduleError& e) {
+          return usage_error("explore", e.what());
+        }
+      }
+    }
+    std::vector<OutputFile::Input> inputs{{s.file, "the scenario file"}, {s.guest.image, "the guest image"}};
+    OutputFile jsonl;
+    try {
+      if (vm.count("jsonl")) jsonl.open(vm["jsonl"].as<std::string>(), "--jsonl", inputs, {});
+    } catch (const FileError& e) {
+      return usage_error("explore", e.what());
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    auto last = t0;
+    const auto progress = [&](uint64_t done, uint64_t total) {
+      if (quiet) return;
+      // Host time paces the progress lines only; no variant sees it.
+      const auto now = std::chrono::steady_clock::now();
+      if (done != total && now - last < std::chrono::seconds(1)) return;
+      last = now;
+      const double secs = std::chrono::duration<double>(now - t0).count();
+      fmt::print(stderr, "pvsim explore: {}/{} variants ({:.0f}%), {:.1f} s, {:.0f} variants/s\n", done, total,
+                 total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0, secs,
+                 secs > 0 ? static_cast<double>(done) / secs : 0.0);
+    };
+    std::ostream* out = jsonl.stream();
+    const ExploreResult r = explore(
+        s, spec, [&](const VariantResult& v) { if (out) *out << variant_json(v) << '\n'; }, progress);
+    try {
+      jsonl.commit();
+    } catch (const FileError& e) {
+      fmt::print(stderr, "pvsim explore: error: {}\n", e.what());
+      return kExitFail;
+    }
+    if (!jsonl.is_stdout()) {
+      fmt::print("explore {}: {} of {} variants (window v{}.insn={}..{}, shard {}/{}): {}\n",
+                 escape_display(operands[0], 300), r.ran, r.variants, spec.vcpu, spec.from, spec.to, spec.shard,
+                 spec.shards, format_action(spec.action));
+      print_groups(stdout, operands[0], r);
+    }
+    return r.failing() ? kExitFail : kExitOk;
+  } catch (const ExploreError& e) {
+    return usage_error("explore", e.what());
+  } catch (const ScenarioError& e) {
+    fmt::print(stderr, "{}\n", e.what());
+    return kExitUsage;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -571,6 +788,7 @@ int main(int argc, char** argv) {
     if (cmd == "validate") return cmd_validate(args);
     if (cmd == "bench") return cmd_bench(args);
     if (cmd == "diff") return cmd_diff(args);
+    if (cmd == "explore") return cmd_explore(args);
     if (!cmd.empty() && cmd[0] == '-') return usage_error("", fmt::format("unknown option '{}'", escape_display(cmd, 100)));
     return usage_error("", fmt::format("unknown command '{}'", escape_display(cmd, 100)));
   } catch (const std::exception& e) {
