@@ -136,7 +136,8 @@ void Vcpu::advance_to(Cycles c) {
   if (c.value() > m_core->cycles) m_core->cycles = c.value();
 }
 
-Vcpu::RunResult Vcpu::run(uint64_t max_insns, Cycles deadline, Budget budget) {
+Vcpu::RunResult Vcpu::run(uint64_t max_insns, Cycles deadline, Budget budget, uint64_t stop_at) {
+  m_core->stop_at_insns = stop_at;
   return m_core->run(max_insns, deadline.value(), budget == Budget::Slice);
 }
 

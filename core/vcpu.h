@@ -165,7 +165,12 @@ class Vcpu {
   // of a REP string instruction is one instruction, and the run may stop between two
   // elements with RIP on the REP, which the next run() resumes (core/README.md "REP
   // string instructions").
-  RunResult run(uint64_t max_insns, Cycles deadline, Budget budget = Budget::Exact);
+  // `stop_at`: the run also stops (InsnLimit) at the boundary where instructions() reaches
+  // it, without changing anything else: slice ends are still decided by max_insns and the
+  // budget, so a run that would have ended before the point ends where it would have
+  // (the platform's instruction points, scenarios/README.md "schedule").
+  RunResult run(uint64_t max_insns, Cycles deadline, Budget budget = Budget::Exact,
+                uint64_t stop_at = UINT64_MAX);
   // Steps of max_insns the last run() used: its `executed` plus the event deliveries. (Not a
   // RunResult field: 16 bytes come back in two registers, and the platform calls run()
   // once per quantum.)

@@ -109,7 +109,7 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
   run_deadline = deadline;
   uint64_t steps = 0;
   for (;;) {
-    if (steps >= max_insns) {
+    if (steps >= max_insns || insns >= stop_at_insns) [[unlikely]] {
       res.reason = StopReason::InsnLimit;
       break;
     }
@@ -153,6 +153,7 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
       if (at == BpAt::Range) {
         insns_at = insns;
         run_insn_end = insns + ((irq_check && insns == inhibit_at) ? 1 : max_insns - steps);
+        if (run_insn_end > stop_at_insns) run_insn_end = stop_at_insns;
         goto per_instruction;
       }
     }
@@ -179,7 +180,11 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
       insns_at = insns;
       // The budget binds REP elements too: each counts as one instruction (rep_next).
       run_insn_end = insns + room;
-      if (b->count <= room && cycles + b->total <= deadline) [[likely]] {
+      // A stop point (Vcpu::run's stop_at) only cuts: the slice rules below still decide by
+      // `room`, so the step is the one it would have been, ended at the point if it gets there.
+      if (run_insn_end > stop_at_insns) [[unlikely]] run_insn_end = stop_at_insns;
+      const uint64_t fit = run_insn_end - insns;
+      if (b->count <= fit && cycles + b->total <= deadline) [[likely]] {
         // Whole-block execution (direct-threaded, fast.cpp): the block fits in the budget
         // and cannot pass the deadline by its static costs, so no per-instruction checks
         // are needed. Handlers that add cycles or set brk mid-block leave through
@@ -193,7 +198,7 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
         // No chaining while an event check is pending (the loop must look at it at the next
         // boundary), never past the budget, and not at all while breakpoints are set
         // (chain_max = 0: each block start must pass bp_boundary).
-        run_insn_limit = irq_check ? 0 : insns + (room < chain_max ? room : chain_max);
+        run_insn_limit = irq_check ? 0 : insns + (fit < chain_max ? fit : chain_max);
         xfail = false;
         in = first->tfn(*this, first, 0);  // a block's first Insn::lr is "none"
         failed = xfail;

@@ -334,6 +334,7 @@ class Core : public CoreState {
   // blocks that fit in it, and REP elements count against it (rep_next).
   uint64_t run_insn_end = 0;
   uint64_t run_steps = 0;       // steps the last run() used (Vcpu::last_run_steps)
+  uint64_t stop_at_insns = UINT64_MAX;  // Vcpu::run's stop_at for the current run()
   uint64_t blk_gpa_page = 0;    // guest-physical page of the running block
   const Block* blk = nullptr;  // the running block
   bool xfail = false;       // the instruction the threaded run stopped at failed

@@ -469,6 +469,11 @@ def group_schedule(d):
     one_line_error(run(['run', 's.json', '--schedule', 'v0.rip=main: stop'], d),
                    ['--schedule: entry 1: the guest image has no symbol "main" (it has no symbol table at all)'],
                    'schedule symbol in a flat image')
+    raw = open(s).read().replace('"expect"', '"schedule": ["v0.rip=main#2: stop"], "expect"')
+    open(os.path.join(d, 'sym.json'), 'w').write(raw)
+    one_line_error(run(['validate', 'sym.json'], d),
+                   ['sym.json: /schedule/0: the guest image has no symbol "main" (it has no symbol table at all)'],
+                   'validate resolves schedule symbols')
     one_line_error(run(['run', 's.json', '--schedule', 'v0.insn=1: stop', '--update-golden'], d),
                    ['--update-golden and --schedule exclude each other'], 'schedule + update-golden')
     t = os.path.join(d, 't.txt')

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -12,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/prng.h"
 #include "tools/platform/platform.h"
 #include "tools/platform/text.h"
 
@@ -79,7 +81,154 @@ GuestPoint insn_point(unsigned vcpu, uint64_t n) {
   return p;
 }
 
+ScheduleEntry entry_at(GuestPoint p, HostAction a) { return ScheduleEntry{std::move(p), a, ""}; }
+
+HostAction run_action(unsigned vcpu) {
+  HostAction a;
+  a.kind = ActionKind::Run;
+  a.vcpu = vcpu;
+  return a;
+}
+
+constexpr uint64_t kMaxVariants = 1ull << 62;
+
+// C(n, r), or kMaxVariants + 1 when it is larger.
+uint64_t choose(uint64_t n, uint64_t r) {
+  if (r > n) return 0;
+  unsigned __int128 c = 1;
+  for (uint64_t i = 0; i < r; ++i) {
+    c = c * (n - i) / (i + 1);
+    if (c > kMaxVariants) return kMaxVariants + 1;
+  }
+  return static_cast<uint64_t>(c);
+}
+
+// A turn order: the first vCPU, then (offset, next vCPU) per switch, offsets increasing.
+struct Turns {
+  unsigned first = 0;
+  std::vector<std::pair<uint64_t, unsigned>> switches;
+};
+
+// The schedule entries of a turn order, given every vCPU's instruction count at the
+// window's start: "vW.insn=FROM: run vF", then per switch "vCUR.insn=START+k+1: run vNEXT",
+// and "run auto" when any of them has run the window's length.
+std::vector<ScheduleEntry> turn_entries(const ExploreSpec& spec, const Turns& t, const std::vector<uint64_t>& start) {
+  std::vector<ScheduleEntry> out;
+  out.push_back(entry_at(insn_point(spec.vcpu, spec.from), run_action(t.first)));
+  unsigned cur = t.first;
+  for (const auto& [k, next] : t.switches) {
+    // k + 1: a switch comes after at least one instruction of the window, so no point lies
+    // at a count a vCPU may already have reached before the snapshot (explore.h).
+    out.push_back(entry_at(insn_point(cur, start[cur] + k + 1), run_action(next)));
+    cur = next;
+  }
+  // The window ends for everybody once any of them has run its length: a vCPU that spins
+  // waiting for a starved one would otherwise hold the turn until a limit.
+  HostAction a;
+  a.kind = ActionKind::RunAuto;
+  // (Switch points lie at most the window's length after a vCPU's start; these one after.)
+  const uint64_t len = spec.to - spec.from + 1;
+  for (unsigned v : spec.vcpus) out.push_back(entry_at(insn_point(v, start[v] + len + 1), a));
+  return out;
+}
+
+// Interleave variant `idx`: first vCPU (idx mod n), then the bound offsets as the
+// combination of that rank (combinatorial number system), then each switch's target among
+// the other n - 1 vCPUs (mixed radix).
+Turns interleave_turns(const ExploreSpec& spec, uint64_t idx) {
+  const uint64_t n = spec.vcpus.size();
+  const uint64_t w = spec.to - spec.from + 1;
+  Turns t;
+  t.first = spec.vcpus[idx % n];
+  idx /= n;
+  const uint64_t combos = choose(w, spec.bound);
+  uint64_t rank = idx % combos;
+  idx /= combos;
+  std::vector<uint64_t> offs;
+  uint64_t lo = 0;
+  for (unsigned i = 0; i < spec.bound; ++i) {
+    // The smallest offset whose remaining combinations cover `rank`.
+    for (uint64_t x = lo;; ++x) {
+      const uint64_t rest = choose(w - x - 1, spec.bound - i - 1);
+      if (rank < rest) {
+        offs.push_back(x);
+        lo = x + 1;
+        break;
+      }
+      rank -= rest;
+    }
+  }
+  unsigned cur = t.first;
+  for (uint64_t k : offs) {
+    const uint64_t pick = idx % (n - 1);
+    idx /= n - 1;
+    std::vector<unsigned> others;
+    for (unsigned v : spec.vcpus)
+      if (v != cur) others.push_back(v);
+    cur = others[pick];
+    t.switches.emplace_back(k, cur);
+  }
+  return t;
+}
+
+// PCT schedule `idx`: a random priority order of the vCPUs and d - 1 distinct change
+// points among the window's steps; at each, the running vCPU drops to the lowest priority
+// and the highest of the others runs (Burckhardt et al., ASPLOS 2010). Drawn from the
+// project's PRNG, seeded from the seed and the schedule's number.
+Turns pct_turns(const ExploreSpec& spec, uint64_t idx) {
+  SplitMix64 rng(spec.seed ^ (idx * 0x9e3779b97f4a7c15ull) ^ 0x5043545f73636865ull);
+  std::vector<unsigned> order = spec.vcpus;  // highest priority first
+  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
+  const uint64_t w = spec.to - spec.from + 1;
+  std::vector<uint64_t> points;
+  while (points.size() + 1 < spec.depth && points.size() < w) {
+    const uint64_t x = rng.below(w);
+    if (std::find(points.begin(), points.end(), x) == points.end()) points.push_back(x);
+  }
+  std::sort(points.begin(), points.end());
+  Turns t;
+  t.first = order.front();
+  for (uint64_t k : points) {
+    // The running one (the front) goes to the back: lowest priority from now on.
+    std::rotate(order.begin(), order.begin() + 1, order.end());
+    t.switches.emplace_back(k, order.front());
+  }
+  return t;
+}
+
 }  // namespace
+
+uint64_t variant_count(const ExploreSpec& spec) {
+  const uint64_t w = spec.to - spec.from + 1;
+  switch (spec.vary) {
+    case ExploreSpec::Vary::Placement:
+      return w;
+    case ExploreSpec::Vary::Pct:
+      return spec.schedules;
+    case ExploreSpec::Vary::Interleave: {
+      const uint64_t n = spec.vcpus.size();
+      unsigned __int128 c = choose(w, spec.bound);
+      c *= n;
+      for (unsigned i = 0; i < spec.bound; ++i) c *= n - 1;
+      if (c > kMaxVariants)
+        throw ExploreError(fmt::format("--interleave: more than 2^62 variants; a shorter window or a lower --bound"));
+      return static_cast<uint64_t>(c);
+    }
+  }
+  return 0;
+}
+
+double pct_bound_one(const ExploreSpec& spec) {
+  const double k = static_cast<double>(spec.to - spec.from + 1);
+  double p = 1.0 / static_cast<double>(spec.vcpus.size());
+  for (unsigned i = 1; i < spec.depth; ++i) p /= k;
+  return p;
+}
+
+double pct_bound_all(const ExploreSpec& spec) {
+  const double p = pct_bound_one(spec);
+  return 1.0 - std::pow(1.0 - p, static_cast<double>(spec.schedules));
+}
 
 uint64_t ExploreResult::failing() const {
   uint64_t n = 0;
@@ -131,7 +280,24 @@ ExploreResult explore(const Scenario& s, const ExploreSpec& spec,
   if (spec.shards == 0 || spec.shard == 0 || spec.shard > spec.shards)
     throw ExploreError(fmt::format("--shard: {}/{} is not a shard (i/N with 1 <= i <= N)", spec.shard, spec.shards));
   check_outcome_fields(s, spec.outcome);
-  {
+  if (spec.vary != ExploreSpec::Vary::Placement) {
+    const char* opt = spec.vary == ExploreSpec::Vary::Pct ? "--pct" : "--interleave";
+    if (spec.vcpus.size() < 2) throw ExploreError(fmt::format("{}: at least two vCPUs take turns", opt));
+    for (size_t i = 0; i < spec.vcpus.size(); ++i) {
+      if (spec.vcpus[i] >= s.machine.vcpus)
+        throw ExploreError(fmt::format("{}: vCPU {} does not exist (machine.vcpus is {})", opt, spec.vcpus[i],
+                                       s.machine.vcpus));
+      for (size_t j = 0; j < i; ++j)
+        if (spec.vcpus[j] == spec.vcpus[i]) throw ExploreError(fmt::format("{}: vCPU {} is named twice", opt, spec.vcpus[i]));
+    }
+    if (spec.vary == ExploreSpec::Vary::Interleave && (spec.bound == 0 || spec.bound > 8))
+      throw ExploreError("--bound must be from 1 to 8");
+    if (spec.vary == ExploreSpec::Vary::Pct && (spec.depth == 0 || spec.depth > 9))
+      throw ExploreError("--depth must be from 1 to 9");
+    if (spec.vary == ExploreSpec::Vary::Pct && (spec.schedules == 0 || spec.schedules > kMaxVariants))
+      throw ExploreError("--pct: the number of schedules must be from 1 to 2^62");
+  }
+  if (spec.vary == ExploreSpec::Vary::Placement) {
     // The action is checked against the machine like any --schedule entry.
     Scenario probe = s;
     Schedule one;
@@ -148,8 +314,11 @@ ExploreResult explore(const Scenario& s, const ExploreSpec& spec,
     if (k < s.schedule_where.size() && s.schedule_where[k].rfind("--schedule", 0) == 0)
       replay_prefix += format_point(s.schedule.entries[k].at) + ": " + format_action(s.schedule.entries[k].action) + "; ";
   ExploreResult res;
-  res.variants = spec.to - spec.from + 1;
+  res.variants = variant_count(spec);
   // This shard's variants, in index order.
+  if (res.variants / spec.shards > 100'000'000)
+    throw ExploreError(fmt::format("{} variants, more than 10^8 per process: split them with --shard i/N",
+                                   res.variants));
   std::vector<uint64_t> mine;
   for (uint64_t k = spec.shard - 1; k < res.variants; k += spec.shards) mine.push_back(k);
   res.ran = mine.size();
@@ -169,16 +338,39 @@ ExploreResult explore(const Scenario& s, const ExploreSpec& spec,
         throw ExploreError(fmt::format("--window: the run ends before vCPU {} retires {} instructions", spec.vcpu,
                                        spec.from));
       const auto snap = p.save();
+      // Every vCPU's instruction count at the window's start (turn orders count from it):
+      // one probe run from the snapshot to that boundary.
+      std::vector<uint64_t> start;
+      if (spec.vary != ExploreSpec::Vary::Placement) {
+        HostAction stop;
+        stop.kind = ActionKind::Stop;
+        p.arm(entry_at(insn_point(spec.vcpu, spec.from), stop), "explore");
+        p.run();
+        for (unsigned i = 0; i < p.vcpu_count(); ++i) start.push_back(p.vcpu(i).instructions());
+        if (start[spec.vcpu] != spec.from)
+          throw ExploreError(fmt::format("--window: the run ends before vCPU {} retires {} instructions", spec.vcpu,
+                                         spec.from));
+      }
       for (size_t j = t; j < mine.size(); j += jobs) {
         const uint64_t k = mine[j];
         p.restore(*snap);
-        ScheduleEntry e{insn_point(spec.vcpu, spec.from + k), spec.action, ""};
-        p.arm(e, "explore");
+        std::vector<ScheduleEntry> entries;
+        if (spec.vary == ExploreSpec::Vary::Placement)
+          entries.push_back(entry_at(insn_point(spec.vcpu, spec.from + k), spec.action));
+        else
+          entries = turn_entries(spec, spec.vary == ExploreSpec::Vary::Pct ? pct_turns(spec, k) : interleave_turns(spec, k),
+                                 start);
+        std::string text = replay_prefix;
+        for (const ScheduleEntry& e : entries) {
+          p.arm(e, "explore");
+          text += format_point(e.at) + ": " + format_action(e.action) + "; ";
+        }
+        text.resize(text.size() - 2);
         const RunReport r = p.run();
         VariantResult& v = results[j];
         v.scenario = s.file.string();
         v.index = k;
-        v.entry = replay_prefix + format_point(e.at) + ": " + format_action(e.action);
+        v.entry = std::move(text);
         v.pass = r.success();
         v.outcome = outcome_key(p, r, spec.outcome);
         v.trace_hash = r.trace_hash;

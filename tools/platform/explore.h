@@ -27,12 +27,28 @@ class ExploreError : public std::runtime_error {
 };
 
 struct ExploreSpec {
-  // Placement: the window is vCPU `vcpu`'s instruction boundaries from..to (both included);
-  // variant k puts `action` at boundary from + k.
+  // What varies (tools/platform/README.md §10.3):
+  //   Placement  — variant k puts `action` at boundary from + k of vCPU `vcpu`;
+  //   Interleave — every way for `vcpus` to take turns with at most `bound` switches in the
+  //                window: a first vCPU runs whenever it can (`run vN` at the window's
+  //                start), and at each switch the running one hands over to another once it
+  //                has retired k more instructions than at the window's start (1 <= k <=
+  //                window length, increasing); `run auto` once any of them has run one more
+  //                than the window's length;
+  //   Pct        — `schedules` such turn orders drawn from `seed` as PCT does (random
+  //                priorities, depth-1 change points at random steps of the window).
+  enum class Vary : uint8_t { Placement, Interleave, Pct };
+  Vary vary = Vary::Placement;
+  // The window: vCPU `vcpu`'s instruction boundaries from..to (both included).
   unsigned vcpu = 0;
   uint64_t from = 0;
   uint64_t to = 0;
-  HostAction action;
+  HostAction action;            // Placement
+  std::vector<unsigned> vcpus;  // Interleave, Pct: at least two, distinct
+  unsigned bound = 1;           // Interleave: switches
+  uint64_t schedules = 0;       // Pct
+  unsigned depth = 2;           // Pct: d (d - 1 change points)
+  uint64_t seed = 0;            // Pct
   // What tells outcomes apart besides pass/fail under the scenario's expectations:
   // "stop", "exit", "console", "failures", "reg:vN.NAME" (a register at the end).
   std::vector<std::string> outcome{"stop", "exit", "failures"};
@@ -70,6 +86,15 @@ struct ExploreResult {
 
 // Parses "v1.insn=1000..2000" into spec.vcpu/from/to; throws ExploreError.
 void parse_window(std::string_view text, ExploreSpec& spec);
+
+// Number of variants the spec describes (ExploreError when it exceeds 2^62).
+uint64_t variant_count(const ExploreSpec& spec);
+
+// PCT's guarantee (Burckhardt et al., ASPLOS 2010): one random schedule finds a given bug of
+// depth d with probability at least 1 / (n k^(d-1)), n threads, k steps; `runs` schedules
+// at least 1 - (1 - p)^runs. Here n = vCPUs taking part, k = the window's length.
+double pct_bound_one(const ExploreSpec& spec);
+double pct_bound_all(const ExploreSpec& spec);
 
 // Runs the exploration. `on_result` sees every variant in index order (for JSON Lines);
 // `progress(done, total)` is called now and then. Throws ExploreError for a window the

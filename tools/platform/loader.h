@@ -32,6 +32,12 @@ struct Symbol {
 struct LoadedImage {
   uint64_t entry = 0;
   std::vector<Symbol> symbols;  // functions and objects, sorted by address
+  // The symbol called `name` (the first in address order), or nullptr.
+  const Symbol* find(std::string_view name) const {
+    for (const Symbol& s : symbols)
+      if (s.name == name) return &s;
+    return nullptr;
+  }
   // "<main+0x14>" for an address inside (or at) a known symbol, "" otherwise.
   std::string symbolize(uint64_t addr) const;
 };

@@ -410,6 +410,7 @@ void Platform::directed_yield(unsigned src, unsigned target, Tick at) {
 RunReport Platform::run() {
   if (m_ran) throw std::logic_error("Platform::run called twice (restore a snapshot to run again)");
   m_stop_point.reset();
+  update_extras();
   drive();
   m_ran = true;
   return finish();
@@ -420,8 +421,10 @@ bool Platform::run_to(const StopPoint& p) {
   if (p.kind == StopPoint::Kind::Insn && p.vcpu >= vcpu_count())
     throw std::invalid_argument("Platform::run_to: no such vCPU");
   m_stop_point = p;
+  update_extras();
   const bool reached = drive();
   m_stop_point.reset();
+  update_extras();
   return reached;
 }
 
@@ -454,8 +457,11 @@ bool Platform::drive() {
     const std::optional<Tick> next = m_events.next_time();
     // A `run vN` schedule action: vN runs whenever it can — runnable, not waiting at the
     // time gate, and short of the next event (which needs every vCPU to have reached it).
+    // One flag for everything rare (a stop point, instruction points, `run vN`): at quantum 1
+    // this loop runs once per instruction.
+    const bool extras = m_extras;
     bool forced = false;
-    if (m_run_first >= 0) [[unlikely]] {
+    if (extras && m_run_first >= 0) [[unlikely]] {
       const unsigned f = static_cast<unsigned>(m_run_first);
       const Tick tf = m_cpus[f]->local_time();
       if (m_state[f] == VState::Runnable && m_cpus[f]->observe_at <= tf && tf < limit_tick && (!next || *next > tf)) {
@@ -474,8 +480,8 @@ bool Platform::drive() {
     // max_instructions is always exact, so the limit stops at its instruction.
     const uint64_t left = s.limits.max_instructions - m_total;
     const bool slice = s.machine.quantum < left && !s.machine.exact_quantum;
-    uint64_t budget = std::min(s.machine.quantum, left);
-    if (m_stop_point && at_stop_point(pick, budget, g)) return true;
+    const uint64_t budget = std::min(s.machine.quantum, left);
+    if (extras && m_stop_point && at_stop_point(pick, budget, g)) [[unlikely]] return true;
     if (pick < 0) {
       report_no_runnable(next.has_value() && anything_can_wake());
       break;
@@ -484,18 +490,17 @@ bool Platform::drive() {
     Vcpu& v = *m_vcpus[i];
     // Schedule entries at this vCPU's current instruction count fire before it runs on
     // (an action may change what runs next, so the scheduler looks again).
-    Budget mode = slice ? Budget::Slice : Budget::Exact;
-    if (m_has_insn_points) [[unlikely]] {
+    const Budget mode = slice ? Budget::Slice : Budget::Exact;
+    uint64_t stop_at = UINT64_MAX;
+    if (extras && m_has_insn_points) [[unlikely]] {
       if (fire_insn_points(i)) {
         sched_update(i);
         continue;
       }
-      // The step ends exactly at the next one.
+      // The step ends exactly at the next one if it gets there, and is otherwise the step
+      // it would have been (Vcpu::run's stop_at): arming a point changes nothing before it.
       const uint64_t room = insn_point_room(i);
-      if (room <= budget) {
-        budget = room;
-        mode = Budget::Exact;
-      }
+      if (room != UINT64_MAX) stop_at = v.instructions() + room;
     }
     if (!enter_host_window(i)) continue;
     // Requests raised for this vCPU while it was not running are serviced at entry
@@ -512,7 +517,7 @@ bool Platform::drive() {
     const Cycles deadline = m_cpus[i]->deadline_for(until);
     m_running = static_cast<int>(i);
     m_run_deadline = until;
-    Vcpu::RunResult res = v.run(budget, deadline, mode);
+    Vcpu::RunResult res = v.run(budget, deadline, mode, stop_at);
     // A RIP point's earlier hits do not end the step: it goes on with what is left of its
     // budget, counted in steps (instructions and event deliveries, as the core counts
     // them), so the step ends where it would have without the breakpoint. The hit that
@@ -521,7 +526,7 @@ bool Platform::drive() {
       uint64_t used = v.last_run_steps();
       while (res.reason == StopReason::Breakpoint && !fire_rip_points(i) && !m_stopped && used < budget) {
         m_running = static_cast<int>(i);
-        const Vcpu::RunResult more = v.run(budget - used, deadline, mode);
+        const Vcpu::RunResult more = v.run(budget - used, deadline, mode, stop_at);
         res.executed += more.executed;
         used += v.last_run_steps();
         res.reason = more.reason;
@@ -567,7 +572,7 @@ bool Platform::drive() {
         m_report.stop_dump = v.dump_state();
         break;
     }
-    if (m_has_insn_points) [[unlikely]] fire_insn_points(i);
+    if (extras && m_has_insn_points) [[unlikely]] fire_insn_points(i);
     if (m_stopped) break;
     if (m_state[i] == VState::Runnable && m_cpus[i]->local_time() >= limit_tick) m_state[i] = VState::AtLimit;
     sched_update(i);  // its time moved and maybe its state

@@ -314,6 +314,10 @@ class Platform final : public CpuEnv, public ApfHost, public HypercallHost {
   bool m_has_insn_points = false;
   std::vector<uint8_t> m_has_rip_points;  // per vCPU
   int m_run_first = -1;  // `run vN`: the vCPU that runs whenever it can (-1: default order)
+  // Anything rare in effect (a stop point, instruction points, `run vN`): drive() looks at
+  // them only then, since at quantum 1 its loop runs once per instruction.
+  bool m_extras = false;
+  void update_extras() { m_extras = m_stop_point.has_value() || m_has_insn_points || m_run_first >= 0; }
   std::unique_ptr<MemberEvent<&Platform::time_points_due>> m_point_event;
   // Snapshot bookkeeping: m_snap_ids[k] is the snapshot that owns GuestMemory level k + 1.
   std::vector<uint64_t> m_snap_ids;

@@ -32,12 +32,7 @@ void Platform::arm(const ScheduleEntry& e, std::string where) {
   a.entry = e;
   a.rip = e.at.rip;
   if (e.at.kind == GuestPoint::Kind::Rip && !e.at.symbol.empty()) {
-    const Symbol* found = nullptr;
-    for (const Symbol& sym : m_image.symbols)
-      if (sym.name == e.at.symbol) {
-        found = &sym;
-        break;
-      }
+    const Symbol* found = m_image.find(e.at.symbol);
     if (!found)
       throw ScenarioError(fmt::format("{}: the guest image has no symbol {}{}", where, quote_display(e.at.symbol, 80),
                                       m_image.symbols.empty() ? " (it has no symbol table at all)" : ""));
@@ -51,6 +46,7 @@ void Platform::arm(const ScheduleEntry& e, std::string where) {
       m_vcpus[i]->set_ept_hook([this, i](Vcpu&, const Vcpu::EptFault& f) { return on_ept_violation(i, f); });
   }
   if (e.at.kind == GuestPoint::Kind::Insn) m_has_insn_points = true;
+  update_extras();
   if (e.at.kind == GuestPoint::Kind::Rip) m_has_rip_points[e.at.vcpu] = 1;
   m_armed.push_back(std::move(a));
   if (e.at.kind == GuestPoint::Kind::Rip) update_breakpoints(e.at.vcpu);
@@ -194,10 +190,12 @@ void Platform::fire(Armed& a, unsigned vcpu, Tick at) {
     case ActionKind::Run:
       trace("");
       m_run_first = static_cast<int>(x.vcpu);
+      update_extras();
       break;
     case ActionKind::RunAuto:
       trace("");
       m_run_first = -1;
+      update_extras();
       break;
     case ActionKind::Stop:
       trace("");

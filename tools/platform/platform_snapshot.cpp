@@ -166,6 +166,7 @@ void Platform::restore(const Snapshot& s) {
     if (at.kind == GuestPoint::Kind::Rip) m_has_rip_points[at.vcpu] = 1;
   }
   m_run_first = s.run_first;
+  update_extras();
   for (unsigned i = 0; i < vcpu_count(); ++i) update_breakpoints(i);
   if (m_trace_check) m_trace_check->restore(*s.trace_check);
   if (m_golden) m_golden->restore(*s.golden);

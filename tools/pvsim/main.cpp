@@ -272,10 +272,19 @@ std::optional<std::string> validate_one(const std::string& file) {
     } catch (const GuestMemory::ReserveError& e) {
       return ram_reserve_message(s, e);
     }
+    LoadedImage image;
     try {
-      (void)load_image_file(*mem, s.guest.image, s.guest.format);
+      image = load_image_file(*mem, s.guest.image, s.guest.format);
     } catch (const LoadError& e) {
       return fmt::format("{}: /guest/image: {}", escape_display(file, 400), e.what());
+    }
+    // RIP points given as symbols resolve against the image, as `run` resolves them.
+    for (size_t k = 0; k < s.schedule.entries.size(); ++k) {
+      const GuestPoint& p = s.schedule.entries[k].at;
+      if (p.kind != GuestPoint::Kind::Rip || p.symbol.empty()) continue;
+      if (!image.find(p.symbol))
+        return fmt::format("{}: the guest image has no symbol {}{}", s.schedule_where[k], quote_display(p.symbol, 80),
+                           image.symbols.empty() ? " (it has no symbol table at all)" : "");
     }
     if (s.expect.golden_trace)
       if (auto kind = non_regular_kind(*s.expect.golden_trace))
@@ -589,7 +598,15 @@ int cmd_explore(const std::vector<std::string>& args) {
       ("window", po::value<std::string>()->value_name("vN.insn=FROM..TO"),
        "the instruction boundaries of vCPU N where the action goes, both ends included")
       ("place", po::value<std::string>()->value_name("ACTION"),
-       "the host action to place at each boundary, as in --schedule ('preempt v1 50us', 'steal v0', ...)")
+       "vary where one host action happens: at each boundary of the window ('preempt v1 50us', 'steal v0', ...)")
+      ("interleave", po::value<std::string>()->value_name("vA,vB,..."),
+       "vary how these vCPUs take turns: every order with at most --bound switches inside the window")
+      ("bound", po::value<std::string>()->value_name("C")->default_value("1"), "switches for --interleave (1..8)")
+      ("pct", po::value<std::string>()->value_name("N"),
+       "vary turns as PCT does: N random-priority schedules with --depth D (--pct-vcpus picks the vCPUs)")
+      ("pct-vcpus", po::value<std::string>()->value_name("vA,vB,..."), "the vCPUs of --pct (default: all)")
+      ("depth", po::value<std::string>()->value_name("D")->default_value("2"), "PCT depth: D - 1 priority change points")
+      ("seed", po::value<std::string>()->value_name("S"), "PCT's seed (default: the scenario's seed)")
       ("outcome", po::value<std::string>()->value_name("FIELDS")->default_value("stop,exit"),
        "what tells outcomes apart besides pass/fail: stop, exit, console, failures, reg:vN.NAME (comma-separated)")
       ("schedule", po::value<std::vector<std::string>>()->value_name("ENTRIES"),
@@ -674,11 +691,50 @@ int cmd_explore(const std::vector<std::string>& args) {
   }
   if (operands.size() != 1) return usage_error("explore", "exactly one SCENARIO expected");
   if (!vm.count("window")) return usage_error("explore", "missing --window vN.insn=FROM..TO");
-  if (!vm.count("place")) return usage_error("explore", "missing --place ACTION");
+  const int modes = static_cast<int>(vm.count("place") + vm.count("interleave") + vm.count("pct"));
+  if (modes != 1) return usage_error("explore", "give exactly one of --place ACTION, --interleave vA,vB or --pct N");
   ExploreSpec spec;
+  // "v0,v1,v3" -> {0, 1, 3}
+  const auto vcpu_list = [](const std::string& opt, const std::string& text) {
+    std::vector<unsigned> out;
+    size_t at = 0;
+    while (at <= text.size()) {
+      size_t c = text.find(',', at);
+      if (c == std::string::npos) c = text.size();
+      const std::string item = text.substr(at, c - at);
+      const auto n = item.size() > 1 && item[0] == 'v' ? decimal(item.substr(1), kMaxScheduleCpuIndex) : std::nullopt;
+      if (!n)
+        throw ExploreError(fmt::format("{}: {} is not a vCPU (vN, e.g. v0,v1)", opt, quote_display(item, 40)));
+      out.push_back(static_cast<unsigned>(*n));
+      at = c + 1;
+    }
+    return out;
+  };
   try {
     parse_window(vm["window"].as<std::string>(), spec);
-    spec.action = parse_action(vm["place"].as<std::string>(), "--place");
+    if (vm.count("place")) spec.action = parse_action(vm["place"].as<std::string>(), "--place");
+    if (vm.count("interleave")) {
+      spec.vary = ExploreSpec::Vary::Interleave;
+      spec.vcpus = vcpu_list("--interleave", vm["interleave"].as<std::string>());
+      const auto b = decimal(vm["bound"].as<std::string>(), 8);
+      if (!b || *b == 0) throw ExploreError("--bound must be from 1 to 8");
+      spec.bound = static_cast<unsigned>(*b);
+    }
+    if (vm.count("pct")) {
+      spec.vary = ExploreSpec::Vary::Pct;
+      const auto n = decimal(vm["pct"].as<std::string>(), 1'000'000'000);
+      if (!n || *n == 0) throw ExploreError("--pct must be a number of schedules from 1 to 10^9");
+      spec.schedules = *n;
+      const auto d = decimal(vm["depth"].as<std::string>(), 9);
+      if (!d || *d == 0) throw ExploreError("--depth must be from 1 to 9");
+      spec.depth = static_cast<unsigned>(*d);
+      if (vm.count("pct-vcpus")) spec.vcpus = vcpu_list("--pct-vcpus", vm["pct-vcpus"].as<std::string>());
+      if (vm.count("seed")) {
+        const auto sd = parse_u64_string(vm["seed"].as<std::string>());
+        if (!sd) throw ExploreError("--seed must be a 64-bit number (decimal or 0x hex)");
+        spec.seed = *sd;
+      }
+    }
   } catch (const ExploreError& e) {
     return usage_error("explore", e.what());
   } catch (const ScheduleError& e) {
@@ -720,6 +776,11 @@ int cmd_explore(const std::vector<std::string>& args) {
         }
       }
     }
+    if (spec.vary == ExploreSpec::Vary::Pct) {
+      if (!vm.count("seed")) spec.seed = s.seed;
+      if (spec.vcpus.empty())
+        for (unsigned v = 0; v < s.machine.vcpus; ++v) spec.vcpus.push_back(v);
+    }
     std::vector<OutputFile::Input> inputs{{s.file, "the scenario file"}, {s.guest.image, "the guest image"}};
     OutputFile jsonl;
     try {
@@ -750,9 +811,20 @@ int cmd_explore(const std::vector<std::string>& args) {
       return kExitFail;
     }
     if (!jsonl.is_stdout()) {
+      std::string what;
+      std::string vl;
+      for (unsigned v : spec.vcpus) vl += fmt::format("{}v{}", vl.empty() ? "" : ",", v);
+      if (spec.vary == ExploreSpec::Vary::Placement) what = format_action(spec.action);
+      else if (spec.vary == ExploreSpec::Vary::Interleave) what = fmt::format("turns of {}, at most {} switch{}", vl, spec.bound, spec.bound == 1 ? "" : "es");
+      else what = fmt::format("{} PCT schedules of {}, depth {}, seed {:#x}", spec.schedules, vl, spec.depth, spec.seed);
       fmt::print("explore {}: {} of {} variants (window v{}.insn={}..{}, shard {}/{}): {}\n",
                  escape_display(operands[0], 300), r.ran, r.variants, spec.vcpu, spec.from, spec.to, spec.shard,
-                 spec.shards, format_action(spec.action));
+                 spec.shards, what);
+      if (spec.vary == ExploreSpec::Vary::Pct)
+        fmt::print("PCT bound: each schedule finds a given depth-{} race with probability >= 1/(n k^(d-1)) = {:.3g} "
+                   "(n = {} vCPUs, k = {} steps); all {}: >= {:.3g}\n",
+                   spec.depth, pct_bound_one(spec), spec.vcpus.size(), spec.to - spec.from + 1, spec.schedules,
+                   pct_bound_all(spec));
       print_groups(stdout, operands[0], r);
     }
     return r.failing() ? kExitFail : kExitOk;
