@@ -86,14 +86,18 @@ bool GuestMemory::write(Gpa gpa, const void* src, uint64_t len) {
 unsigned GuestMemory::checkpoint() {
   if (!m_page_serial) m_page_serial = static_cast<uint32_t*>(reserve(page_count() * sizeof(uint32_t)));
   m_levels.emplace_back();
-  // A fresh serial: no page counts as saved in the new level. 2^32 levels and rollbacks
-  // would wrap it; the serial array is then cleared once (a NORESERVE remap would do too).
+  next_serial();  // no page counts as saved in the new level
+  drop_write_mappings();
+  return checkpoint_depth();
+}
+
+// A fresh serial: no page counts as saved under it. 2^32 levels and rollbacks would wrap
+// it; the serial array is then cleared once.
+void GuestMemory::next_serial() {
   if (++m_serial == 0) {
     std::memset(m_page_serial, 0, page_count() * sizeof(uint32_t));
     m_serial = 1;
   }
-  drop_write_mappings();
-  return checkpoint_depth();
 }
 
 void GuestMemory::log_range(uint64_t gpa, uint64_t len) {
@@ -135,10 +139,7 @@ void GuestMemory::rollback(unsigned level) {
   top.pfns.clear();  // keeps the capacity: the next run from this snapshot does not allocate
   top.data.clear();
   top.ept_words.clear();
-  if (++m_serial == 0) {
-    std::memset(m_page_serial, 0, page_count() * sizeof(uint32_t));
-    m_serial = 1;
-  }
+  next_serial();
   drop_write_mappings();
 }
 
@@ -151,10 +152,7 @@ void GuestMemory::drop_checkpoints(unsigned above) {
   // The levels above merge into `above`: pages it has not saved yet keep their oldest
   // saved contents from the higher levels (oldest level first, the first save wins). The
   // merged level is the newest now, so its pages are marked saved under a fresh serial.
-  if (++m_serial == 0) {
-    std::memset(m_page_serial, 0, page_count() * sizeof(uint32_t));
-    m_serial = 1;
-  }
+  next_serial();
   Level& keep = m_levels[above - 1];
   for (uint64_t pfn : keep.pfns) m_page_serial[pfn] = m_serial;
   for (size_t k = above; k < m_levels.size(); ++k) {

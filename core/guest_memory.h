@@ -169,6 +169,7 @@ class GuestMemory {
  private:
   uint64_t ept_bitmap_bytes() const { return ((page_count() + 63) / 64) * sizeof(uint64_t); }
   void log_range(uint64_t gpa, uint64_t len);
+  void next_serial();
   void log_page(uint64_t pfn);
   void drop_write_mappings() {
     ++m_code_mark_epoch;  // makes every vCPU drop its write-TLB entries at its next run()

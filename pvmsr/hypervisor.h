@@ -125,7 +125,7 @@ class Hypervisor : private HypervisorState {
   // KVM_REQ_CLOCK_UPDATE and KVM_REQ_STEAL_UPDATE raised from outside, serviced at the
   // vCPU's next entry; and the next pending host store of `vcpu` landing now, ahead of its
   // spacing (the stores after it keep their times). False when none is pending.
-  void host_clock_update(unsigned vcpu, Tick at) { m_kvmclock->request_update(vcpu, at); }
+  void host_clock_update(unsigned vcpu, Tick at) { m_kvmclock->request_clock_update(vcpu, at); }
   void host_steal_update(unsigned vcpu) { m_steal->on_load(vcpu); }
   bool host_apply_store(unsigned vcpu, Tick at);
   bool apf_ready_requested(unsigned vcpu) const { return m_apf_ready.at(vcpu) != 0; }

@@ -136,8 +136,9 @@ class KvmClock : private KvmClockState {
   // (1c0b28c2a46d), and 3.0's kvm_arch_vcpu_ioctl answers an unknown ioctl so.
   int kvmclock_ctrl(unsigned vcpu);
   bool guest_stopped_requested(unsigned vcpu) const { return m_vcpus.at(vcpu).stop_request; }
-  // KVM_REQ_CLOCK_UPDATE for `vcpu` raised by the host at `at` (a `schedule` action).
-  void request_update(unsigned vcpu, Tick at) { request_clock_update(vcpu, at); }
+  // Raises KVM_REQ_CLOCK_UPDATE for `vcpu` as of virtual time `at` (see kvmclock.cpp); also
+  // what a `schedule` kvmclock action does.
+  void request_clock_update(unsigned vcpu, Tick at);
 
   // Raw MSR values (RDMSR returns them verbatim) and the per-vCPU host copy as last
   // published (version/flags as the guest sees them once that update's stores landed).
@@ -177,8 +178,6 @@ class KvmClock : private KvmClockState {
   void master_clock_update(Tick at);
   void guest_time_update(VcpuClock& c, Vcpu& v, HostStores& out);
   const MasterClock& master_at(Tick t) const;
-  // Raises KVM_REQ_CLOCK_UPDATE for `vcpu` as of virtual time `at` (see kvmclock.cpp).
-  void request_clock_update(unsigned vcpu, Tick at);
   void schedule_boundary();
   bool compute_master_clock() const;
 

@@ -65,6 +65,21 @@ std::optional<uint64_t> decimal(const std::string& v, uint64_t max) {
   return n <= max ? std::optional<uint64_t>(n) : std::nullopt;
 }
 
+// The entries of every --schedule option, after the scenario's own (run and explore). A
+// syntax error comes back as the message; one that does not fit the machine is a
+// ScenarioError, as for the scenario's own entries.
+std::optional<std::string> add_schedule_option(const po::variables_map& vm, Scenario& s) {
+  if (!vm.count("schedule")) return std::nullopt;
+  for (const std::string& text : vm["schedule"].as<std::vector<std::string>>()) {
+    try {
+      add_schedule(s, parse_schedule(text, "--schedule"), "--schedule");
+    } catch (const ScheduleError& e) {
+      return std::string(e.what());
+    }
+  }
+  return std::nullopt;
+}
+
 int usage_error(std::string_view cmd, std::string_view msg) {
   // One line, the hint included, so scripts and CI logs get the whole story in one place.
   fmt::print(stderr, "pvsim{}{}: error: {} (see 'pvsim {}--help')\n", cmd.empty() ? "" : " ", cmd, msg,
@@ -194,15 +209,7 @@ int cmd_run(const std::vector<std::string>& args) {
         !size_option(vm, "max-trace", s.limits.max_trace_bytes, err))
       return usage_error("run", err);
     const bool extra_schedule = vm.count("schedule") != 0;
-    if (extra_schedule) {
-      for (const std::string& text : vm["schedule"].as<std::vector<std::string>>()) {
-        try {
-          add_schedule(s, parse_schedule(text, "--schedule"), "--schedule");
-        } catch (const ScheduleError& e) {
-          return usage_error("run", e.what());
-        }
-      }
-    }
+    if (auto err = add_schedule_option(vm, s)) return usage_error("run", *err);
     if (update_golden && extra_schedule)
       return usage_error("run", "--update-golden and --schedule exclude each other (the golden trace is the "
                                 "scenario's own run)");
@@ -767,15 +774,7 @@ int cmd_explore(const std::vector<std::string>& args) {
   const bool quiet = vm.count("quiet");
   try {
     Scenario s = load_scenario(operands[0]);
-    if (vm.count("schedule")) {
-      for (const std::string& text : vm["schedule"].as<std::vector<std::string>>()) {
-        try {
-          add_schedule(s, parse_schedule(text, "--schedule"), "--schedule");
-        } catch (const ScheduleError& e) {
-          return usage_error("explore", e.what());
-        }
-      }
-    }
+    if (auto err = add_schedule_option(vm, s)) return usage_error("explore", *err);
     if (spec.vary == ExploreSpec::Vary::Pct) {
       if (!vm.count("seed")) spec.seed = s.seed;
       if (spec.vcpus.empty())
