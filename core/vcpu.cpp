@@ -1,6 +1,8 @@
 // core/vcpu.cpp — the public Vcpu API, forwarding to the CPU core (core/cpu/core.h).
 #include "core/vcpu.h"
 
+#include <fmt/format.h>
+
 #include "core/cpu/core.h"
 
 namespace pvsim {
@@ -221,6 +223,35 @@ void Vcpu::set_ept_hook(std::function<EptResult(Vcpu&, const EptFault&)> hook) {
 }
 void Vcpu::inject_exception(uint8_t vector, bool has_error, uint32_t error, uint64_t cr2) {
   Core& c = *m_core;
+  if (c.inject_pending || c.np_queued) {
+    // A second exception queued before the first was delivered: KVM's
+    // kvm_multiple_exception merges them as the CPU would (SDM Vol. 3A Table 6-5): #PF then
+    // #PF or contributory, or contributory then contributory, is #DF with error code 0;
+    // anything after a #DF is a triple fault; otherwise the new one replaces the old (the
+    // re-executed instruction raises the lost one again). Only a hypervisor that queues
+    // twice gets here (the async-PF bug of pvmsr/README.md §2.5 apf_ready_on_pending_pf).
+    // The async PF's "page not present" #PF the core is about to deliver counts as pending
+    // (Core::np_queued): a #PF queued now meets it.
+    const uint8_t prev = c.np_queued ? uint8_t(cpu::kPF) : c.inject_fault.vector;
+    const bool serious = cpu::contributory(vector) || vector == cpu::kPF;
+    if (prev == cpu::kDF && serious) {
+      c.inject_pending = false;
+      c.exit_event(c.now(), VmxExitReason::TripleFault, 0, 0);
+      c.dead = true;
+      c.stop_with(StopReason::Shutdown,
+                  fmt::format("triple fault: vector {} queued while a #DF was pending", vector));
+      return;
+    }
+    if ((cpu::contributory(prev) && cpu::contributory(vector)) || (prev == cpu::kPF && serious)) {
+      vector = cpu::kDF;
+      has_error = true;
+      error = 0;
+      cr2 = 0;
+      if (c.np_queued) c.np_merged = true;
+    }
+    // A benign exception after the not-present #PF (no entry hook queues one) would be
+    // delivered after the #PF, where KVM lets it replace the #PF.
+  }
   c.tracer.kvm_inj_exception(c.now(), c.cfg.index, vector, has_error, error, false);
   c.inject_fault = cpu::Fault{vector, has_error, error, cr2, true};
   c.inject_pending = true;
@@ -229,7 +260,7 @@ void Vcpu::inject_exception(uint8_t vector, bool has_error, uint32_t error, uint
 }
 void Vcpu::flush_tlb() { m_core->tlb_flush_all(); }
 bool Vcpu::exception_pending() const {
-  return m_core->inject_pending || m_core->fault_pending;
+  return m_core->inject_pending || m_core->fault_pending || m_core->np_queued;
 }
 bool Vcpu::interrupt_shadow() const {
   return m_core->insns == m_core->inhibit_at;

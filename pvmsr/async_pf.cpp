@@ -67,13 +67,17 @@ void ApfGfnTable::del(uint64_t gfn) {
   }
 }
 
-uint32_t apf_next_token(uint32_t& id, unsigned vcpu_id, AbiProfile abi) {
+uint32_t apf_next_token(uint32_t& id, unsigned vcpu_id, bool never_zero) {
   // u32 arithmetic throughout, as vcpu->arch.apf.id is a u32: id << 12 loses the top 12
   // bits, so the counter part of the token repeats every 2^20 allocations.
-  if (abi == AbiProfile::Modern && (id << 12) == 0) id = 1;  // alloc_apf_token, 6f3c1fc53d86
+  if (never_zero && (id << 12) == 0) id = 1;  // alloc_apf_token, 6f3c1fc53d86
   const uint32_t token = (id << 12) | static_cast<uint32_t>(vcpu_id);
   ++id;
   return token;
+}
+
+uint32_t apf_next_token(uint32_t& id, unsigned vcpu_id, AbiProfile abi) {
+  return apf_next_token(id, vcpu_id, abi == AbiProfile::Modern);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -81,7 +85,12 @@ uint32_t apf_next_token(uint32_t& id, unsigned vcpu_id, AbiProfile abi) {
 
 AsyncPf::AsyncPf(const AsyncPfConfig& cfg, unsigned vcpus, GuestMemory& mem, Tracer& tracer,
                  ApfHost& host)
-    : m_cfg(cfg), m_mem(mem), m_tracer(tracer), m_host(host), m_attached(vcpus, nullptr) {
+    : m_cfg(cfg),
+      m_bugs(cfg.bugs.value_or(kvm_bug_defaults(cfg.abi))),
+      m_mem(mem),
+      m_tracer(tracer),
+      m_host(host),
+      m_attached(vcpus, nullptr) {
   // kvm_arch_vcpu_create -> kvm_async_pf_hash_reset: every table starts empty.
   m_vcpus.resize(vcpus);
   for (VcpuApf& s : m_vcpus) s.gfns = ApfGfnTable(cfg.abi);
@@ -265,7 +274,10 @@ AsyncPf::FaultResult AsyncPf::on_fault(unsigned v, Tick now, uint64_t gpa, const
   }
   // kvm_arch_setup_async_pf allocates the token before kvm_setup_async_pf checks the
   // limit, so a fault refused for the limit still consumes one.
-  const uint32_t token = apf_next_token(s.id, v, m_cfg.abi);
+  // machine.kvm.bugs.apf_token_zero (5.8-5.16, pvmsr/README.md §2.5): the modern protocol
+  // without alloc_apf_token's skip, so vCPU 0's first token is 0, the "slot free" value.
+  const uint32_t token =
+      apf_next_token(s.id, v, m_cfg.abi == AbiProfile::Modern && !m_bugs.apf_token_zero);
   if (s.queued >= kMaxOutstanding) {
     ++c.sync;
     ++c.sync_limit;
@@ -377,10 +389,14 @@ void AsyncPf::check_completion(unsigned v, Tick now) {
   if (m_cfg.abi == AbiProfile::Modern) {
     // kvm_check_async_pf_completion with kvm_arch_can_dequeue_async_page_present: with
     // async PF off, drain silently; on, only while the LAPIC is enabled (2f15d027c05f) and
-    // the guest's token slot reads 0.
+    // the guest's token slot reads 0. With apf_ready_lost_lapic_disabled (5.8-5.12,
+    // pvmsr/README.md §2.5) the LAPIC is not asked: the page-ready is dequeued, its token
+    // written and its interrupt handed to a LAPIC that drops it (__apic_accept_irq ignores
+    // a software-disabled APIC), and the slot stays busy.
     while (!s.done.empty()) {
       if (enabled(v)) {
-        if (!m_host.apf_lapic_enabled(v)) return set_held(v, now, Held::LapicDisabled, 0);
+        if (!m_bugs.apf_ready_lost_lapic_disabled && !m_host.apf_lapic_enabled(v))
+          return set_held(v, now, Held::LapicDisabled, 0);
         uint32_t slot = 0;
         if (!read_area_u32(s, kTokenOffset, slot)) return set_held(v, now, Held::SlotUnreadable, 0);
         if (slot != 0) return set_held(v, now, Held::SlotBusy, slot);
@@ -420,9 +436,12 @@ bool AsyncPf::present(unsigned v, const Work& w, Tick now) {
     const uint32_t token = w.wakeup_all ? kWakeAllToken : w.token;
     if (!w.wakeup_all) s.gfns.del(w.gfn);
     m_tracer.kvm_async_pf_ready(now, v, token, w.gpa);
-    // Only works whose not-present reached the guest, and wake-alls, are announced (the
-    // fix for page-ready after a halt-path fault, Linux 5.8). The token goes to offset 4.
-    if ((w.wakeup_all || w.notpresent_injected) && enabled(v) &&
+    // Only works whose not-present reached the guest, and wake-alls, are announced
+    // (2a18b7e7cd88, 5.8-rc1); apf_ready_without_not_present (pvmsr/README.md §2.5) brings
+    // back the 5.8 merge window, which announced every work. The token goes to offset 4.
+    const bool announce =
+        w.wakeup_all || w.notpresent_injected || m_bugs.apf_ready_without_not_present;
+    if (announce && enabled(v) &&
         write_area_u32(s, kTokenOffset, token)) {
       s.pageready_pending = true;
       m_host.apf_inject_interrupt(v, s.vec);  // kvm_apic_set_irq: fixed, edge
@@ -506,15 +525,20 @@ bool AsyncPf::has_done(unsigned v) const { return !st(v).done.empty(); }
 // apic_set_spiv requests KVM_REQ_APF_READY on every SVR write with the enable bit set
 // (and kvm_lapic_set_base on a hardware enable). 3.0 had no such request: it did not
 // look at the LAPIC, and polled at every entry anyway.
+// The request is part of 2f15d027c05f: under apf_ready_lost_lapic_disabled (5.8-5.12) an
+// SVR enable re-checks nothing.
 void AsyncPf::on_lapic_sw_enable(unsigned v) {
-  if (m_cfg.abi == AbiProfile::Modern) m_host.apf_request_ready(v);
+  if (m_cfg.abi == AbiProfile::Modern && !m_bugs.apf_ready_lost_lapic_disabled)
+    m_host.apf_request_ready(v);
 }
 
 void AsyncPf::on_paging_enabled(unsigned v) { on_paging_changed(v, true); }
 
 void AsyncPf::on_paging_changed(unsigned v, bool paging_now) {
-  if (m_cfg.abi == AbiProfile::Orig) {
-    // 3.0 kvm_set_cr0: any CR0.PG change flushes the queue and the gfn table.
+  if (m_cfg.abi == AbiProfile::Orig || m_bugs.apf_pg_toggle_drops_work) {
+    // 3.0 kvm_set_cr0, and kvm_post_set_cr0 until ab4e41eb9fab (6.19-rc1; modern with
+    // apf_pg_toggle_drops_work, pvmsr/README.md §2.5): any CR0.PG change flushes the queue
+    // and the gfn table, and turning paging back on re-checks nothing.
     clear_queue(v, vcpu_now(v), "CR0.PG");
     st(v).gfns.reset();
     return;

@@ -28,6 +28,11 @@
 //           virt/kvm/async_pf.c (async_pf_execute, kvm_check_async_pf_completion,
 //           kvm_setup_async_pf, kvm_async_pf_wakeup_all, kvm_clear_async_pf_completion_queue),
 //           include/trace/events/kvm.h, lapic.c apic_set_spiv (KVM_REQ_APF_READY).
+//   bugs:   machine.kvm.bugs (pvmsr/README.md §2.5) brings back four 5.8-6.18 behaviours in
+//           the modern profile: page-ready for works that only halted (before
+//           2a18b7e7cd88), dequeueing into a disabled LAPIC with no re-check at SVR enable
+//           (before 2f15d027c05f), token 0 (before 6f3c1fc53d86) and the CR0.PG flush
+//           (before ab4e41eb9fab).
 //   orig:   arch/x86/kvm/x86.c of the 3.0/3.1 era (the same functions under their old
 //           names: kvm_arch_can_inject_async_page_present, apf_put_user, __vcpu_run,
 //           kvm_arch_vcpu_reset, kvm_set_cr0), mmu.c try_async_pf / can_do_async_pf,
@@ -36,12 +41,14 @@
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/guest_memory.h"
 #include "core/trace.h"
 #include "core/types.h"
+#include "pvmsr/kvm_bugs.h"
 #include "pvmsr/kvm_cpuid.h"
 #include "pvmsr/pvclock.h"
 
@@ -98,8 +105,10 @@ class ApfGfnTable {
 // token = (id << 12) | vcpu_id, id post-incremented. Modern (alloc_apf_token, commit
 // 6f3c1fc53d86, Linux 5.17): when (id << 12) is 0 as a u32 (the first token, and again
 // after every 2^20) id becomes 1 first, so a token is never 0. Orig: no such step, so
-// vCPU 0's first token is 0 and the counter wraps silently.
+// vCPU 0's first token is 0 and the counter wraps silently. The bool form says directly
+// whether the skip applies (modern without machine.kvm.bugs.apf_token_zero, README §2.5).
 uint32_t apf_next_token(uint32_t& id, unsigned vcpu_id, AbiProfile abi);
+uint32_t apf_next_token(uint32_t& id, unsigned vcpu_id, bool never_zero);
 
 // ---------------------------------------------------------------------------------------
 
@@ -109,6 +118,8 @@ struct AsyncPfConfig {
   uint32_t cpuid_features = KvmCpuid::kDefaultFeatures;  // leaf 0x40000001 EAX as the guest sees it
   bool irqchip_in_kernel = true;         // scenario machine.irqchip "kernel" (default) | "none"
   uint64_t hva_base = 0x7f0000000000ull; // modelled host virtual address of GPA 0 (for kvm_async_pf_completed's "address")
+  // Historic bugs (pvmsr/README.md §2.5); empty: the profile's defaults (kvm_bug_defaults).
+  std::optional<KvmBugs> bugs;
 };
 
 // What the fault path knows of the faulting vCPU (inputs of kvm_can_do_async_pf /
@@ -237,13 +248,14 @@ class AsyncPf : private AsyncPfState {
   bool halted(unsigned vcpu) const;        // synthetic halt in effect (vcpu->arch.apf.halted)
   void clear_halt(unsigned vcpu);          // the vCPU woke for another reason (vcpu_block: apf.halted = false)
   bool has_done(unsigned vcpu) const;      // done list non-empty (a wake-up condition, kvm_vcpu_has_events)
-  void on_lapic_sw_enable(unsigned vcpu);  // SVR software enable -> KVM_REQ_APF_READY (commit 2f15d027c05f)
+  void on_lapic_sw_enable(unsigned vcpu);  // SVR software enable -> KVM_REQ_APF_READY (commit 2f15d027c05f; not under apf_ready_lost_lapic_disabled)
   // CR0.PG 0->1 -> KVM_REQ_APF_READY (commit ab4e41eb9fab, modern only). In the orig
   // profile this is the toggle of on_paging_changed() below.
   void on_paging_enabled(unsigned vcpu);
   // Any CR0.PG change (the platform may call this instead of on_paging_enabled). Orig
-  // (3.0 kvm_set_cr0): a toggle either way drops every work and resets the gfn table, as
-  // KVM did until ab4e41eb9fab. Modern: 0->1 is on_paging_enabled(), 1->0 does nothing.
+  // (3.0 kvm_set_cr0), and modern with apf_pg_toggle_drops_work (pvmsr/README.md §2.5): a
+  // toggle either way drops every work and resets the gfn table, as KVM did until
+  // ab4e41eb9fab. Modern: 0->1 is on_paging_enabled(), 1->0 does nothing.
   void on_paging_changed(unsigned vcpu, bool paging_now);
   void reset(unsigned vcpu);               // INIT/RESET (kvm_vcpu_reset): MSR values 0, queue and gfn table cleared, halted cleared, silently
 
@@ -261,6 +273,7 @@ class AsyncPf : private AsyncPfState {
   uint32_t token_counter(unsigned v) const { return st(v).id; }
   const Counters& counters(unsigned v) const { return st(v).counters; }
   const AsyncPfConfig& config() const { return m_cfg; }
+  const KvmBugs& bugs() const { return m_bugs; }
 
   // Snapshots (pvmsr/README.md §1.3). The fetches in flight are the platform's: it restores
   // them with this, so that each calls complete() for a token this snapshot has outstanding.
@@ -290,6 +303,7 @@ class AsyncPf : private AsyncPfState {
   void apf_trace(unsigned v, Tick now, std::string_view what, const std::string& detail);
 
   AsyncPfConfig m_cfg;
+  KvmBugs m_bugs;  // m_cfg.bugs, or the profile's defaults
   GuestMemory& m_mem;
   Tracer& m_tracer;
   ApfHost& m_host;

@@ -16,6 +16,7 @@ C with_common(const HypervisorConfig& cfg, C c) {
   c.enforce_pv_cpuid = cfg.enforce_pv_cpuid;
   c.cpuid_features = cfg.cpuid_features;
   if constexpr (requires { c.irqchip_in_kernel; }) c.irqchip_in_kernel = cfg.irqchip_in_kernel;
+  if constexpr (requires { c.bugs; }) c.bugs = cfg.bugs.value_or(kvm_bug_defaults(cfg.abi));
   return c;
 }
 

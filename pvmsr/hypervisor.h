@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/event_queue.h"
@@ -34,6 +35,7 @@
 #include "pvmsr/async_pf.h"
 #include "pvmsr/host_stores.h"
 #include "pvmsr/hypercalls.h"
+#include "pvmsr/kvm_bugs.h"
 #include "pvmsr/pv_eoi.h"
 #include "pvmsr/kvm_cpuid.h"
 #include "pvmsr/kvmclock.h"
@@ -57,6 +59,9 @@ struct HypervisorConfig {
   // MSR_KVM_MIGRATION_CONTROL (0x4b564d08) has no handler in KVM; a VMM may implement it
   // through userspace MSR exits (machine.kvm.migration_control). pvmsr/README.md §9.
   bool migration_control = false;
+  // machine.kvm.bugs (pvmsr/README.md §2.5): the profile's defaults with the scenario's
+  // overrides applied. Empty: kvm_bug_defaults(abi). Every component gets the same set.
+  std::optional<KvmBugs> bugs;
 };
 
 // What the Hypervisor itself changes after construction (its components keep their own),
@@ -131,6 +136,8 @@ class Hypervisor : private HypervisorState {
   bool apf_ready_requested(unsigned vcpu) const { return m_apf_ready.at(vcpu) != 0; }
 
   const HypervisorConfig& config() const { return m_cfg; }
+  // The historic-bug flags in effect (the config's, or the profile's defaults).
+  KvmBugs bugs() const { return m_cfg.bugs.value_or(kvm_bug_defaults(m_cfg.abi)); }
   const KvmCpuid& cpuid() const { return m_cpuid; }
   KvmClock& kvmclock() { return *m_kvmclock; }
   const PollControl& poll_control() const { return m_poll_control; }

@@ -25,7 +25,11 @@ uint64_t tsc_at(const Vcpu& v, Tick t) {
 
 KvmClock::KvmClock(const KvmClockConfig& cfg, GuestMemory& mem, Tracer& tracer,
                    EventQueue& events)
-    : m_cfg(cfg), m_mem(mem), m_tracer(tracer), m_events(events) {
+    : m_cfg(cfg),
+      m_bugs(cfg.bugs.value_or(kvm_bug_defaults(cfg.abi))),
+      m_mem(mem),
+      m_tracer(tracer),
+      m_events(events) {
   // Modern kvm_guest_time_update: kvm_get_time_scale(NSEC_PER_SEC, tsc_khz * 1000). The
   // 3.0 code called it as (NSEC_PER_SEC / 1000, tsc_khz): the same ratio, but the
   // truncating shifts of step 2 act on different magnitudes, so an odd kHz value can give
@@ -309,8 +313,10 @@ void KvmClock::guest_time_update(VcpuClock& c, Vcpu& v, HostStores& out) {
     // new base must not lie below that value. Computed, as in 3.0, from the previous host
     // copy's scale and last_kernel_ns, and only when both TSC values are non-zero. Unsigned
     // sums then a signed compare, as the kernel (built with -fno-strict-overflow) does.
+    // machine.kvm.bugs.kvmclock_no_backwards_clamp (pvmsr/README.md §2.5) takes the host
+    // back to before that commit: the new pair is published as sampled.
     int64_t max_kernel_ns = 0;
-    if (c.hv.tsc_timestamp != 0 && c.last_guest_tsc != 0) {
+    if (!m_bugs.kvmclock_no_backwards_clamp && c.hv.tsc_timestamp != 0 && c.last_guest_tsc != 0) {
       const uint64_t extrapolated = pvclock_scale_delta(
           c.last_guest_tsc - c.hv.tsc_timestamp, c.hv.tsc_to_system_mul, c.hv.tsc_shift);
       max_kernel_ns = static_cast<int64_t>(extrapolated + static_cast<uint64_t>(c.last_kernel_ns));
@@ -327,8 +333,13 @@ void KvmClock::guest_time_update(VcpuClock& c, Vcpu& v, HostStores& out) {
   // The profile's publisher (pvmsr/README.md §4.6): reads the guest copy now, queues the
   // stores. A struct not wholly inside RAM is silently not written (pvmsr/README.md §4.1);
   // then nothing is traced either (modern kvm_setup_guest_pvclock returns before
-  // trace_kvm_pvclock_update).
-  c.published = pvclock_publish_vcpu_time_info(m_mem, gpa, hv, m_cfg.abi, out);
+  // trace_kvm_pvclock_update). Under "orig" the seed era's one-copy store is the bug
+  // kvmclock_even_version_copy (pvmsr/README.md §2.5); without it the fixed odd/even
+  // protocol publishes the same values.
+  const PvclockProtocol protocol = m_cfg.abi == AbiProfile::Modern ? PvclockProtocol::OddEvenStop
+                                   : m_bugs.kvmclock_even_version_copy ? PvclockProtocol::SeedCopy
+                                                                       : PvclockProtocol::OddEven;
+  c.published = pvclock_publish_vcpu_time_info(m_mem, gpa, hv, protocol, out);
   if (!c.published) return;
   c.stop_request = false;
   c.hv = hv;

@@ -27,6 +27,7 @@
 // which the caller applies. The wall-clock structure is written at once by the WRMSR.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "core/event_queue.h"
@@ -35,6 +36,7 @@
 #include "core/types.h"
 #include "core/vcpu.h"
 #include "pvmsr/host_stores.h"
+#include "pvmsr/kvm_bugs.h"
 #include "pvmsr/pvclock.h"
 
 namespace pvsim {
@@ -52,6 +54,8 @@ struct KvmClockConfig {
   uint64_t host_wall_clock_ns = 1'700'000'000'000'000'000;  // host CLOCK_REALTIME at Tick 0
   uint64_t periodic_sync_ns = 300'000'000'000;  // 0 = off (kvmclock_periodic_sync)
   uint64_t update_delay_ns = 100'000'000;       // KVMCLOCK_UPDATE_DELAY fan-out
+  // Historic bugs (pvmsr/README.md §2.5); empty: the profile's defaults (kvm_bug_defaults).
+  std::optional<KvmBugs> bugs;
 };
 
 // What KvmClock changes after construction, kept apart so that a snapshot copies all of it
@@ -148,6 +152,7 @@ class KvmClock : private KvmClockState {
 
   // --- extras for tests and reports ---
   const KvmClockConfig& config() const { return m_cfg; }
+  const KvmBugs& bugs() const { return m_bugs; }
   TimeScale scale() const { return m_scale; }
   bool boot_vcpu_runs_old_kvmclock() const { return m_boot_vcpu_old_msr; }
   // Tick of the newest master-clock snapshot (KVM master_kernel_ns - host_monotonic_ns).
@@ -187,6 +192,7 @@ class KvmClock : private KvmClockState {
   void boundary();       // no-op slice boundary at a deferred update time
 
   KvmClockConfig m_cfg;
+  KvmBugs m_bugs;  // m_cfg.bugs, or the profile's defaults
   GuestMemory& m_mem;
   Tracer& m_tracer;
   EventQueue& m_events;

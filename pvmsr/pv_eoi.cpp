@@ -10,7 +10,11 @@
 namespace pvsim {
 
 PvEoi::PvEoi(const PvEoiConfig& cfg, unsigned vcpus, GuestMemory& mem, Tracer& tracer)
-    : m_cfg(cfg), m_mem(mem), m_tracer(tracer), m_apic(vcpus, nullptr) {
+    : m_cfg(cfg),
+      m_bugs(cfg.bugs.value_or(kvm_bug_defaults(cfg.abi))),
+      m_mem(mem),
+      m_tracer(tracer),
+      m_apic(vcpus, nullptr) {
   m_st.resize(vcpus);
   m_pending.assign(vcpus, 0);
 }
@@ -56,9 +60,11 @@ MsrStatus PvEoi::write_msr(unsigned vcpu, uint64_t value) {
   s.area = Gpa(gpa);
   s.area_ok = m_mem.contains(s.area, 1);
   if (!s.area_ok) {
-    // Orig stored the value before the set-up, so the bad value stays although the guest
-    // gets #GP (pvmsr/README.md §7.4); modern keeps the old one (commit afd67ee3cbbd).
-    if (m_cfg.abi == AbiProfile::Orig) s.msr = value;
+    // Before commit afd67ee3cbbd (5.16) the value was stored before the set-up, so the bad
+    // value stays although the guest gets #GP (pvmsr/README.md §7.4); since then the old
+    // one is kept. machine.kvm.bugs.pv_eoi_keeps_bad_value chooses (§2.5): on by default
+    // under "orig", off under "modern", and either profile may turn it the other way.
+    if (m_bugs.pv_eoi_keeps_bad_value) s.msr = value;
     return MsrStatus::Gp;
   }
   s.msr = value;

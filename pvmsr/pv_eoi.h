@@ -38,7 +38,9 @@
 //   2. GPA = value & ~1; bit 1 set (GPA not 4-byte aligned): #GP, even when disabling;
 //   3. enabling: the 1-byte area must be in RAM, else #GP. Modern: the old value is kept
 //      (commit afd67ee3cbbd, Vitaly Kuznetsov, Linux 5.16). Orig: the bad value is stored
-//      although #GP is raised (the value was stored before the cache set-up). Either way the
+//      although #GP is raised (the value was stored before the cache set-up). The flag
+//      machine.kvm.bugs.pv_eoi_keeps_bad_value decides (README §2.5; default on under orig,
+//      off under modern; either profile may set it). Either way the
 //      area is unusable afterwards (the cache was re-aimed at the bad GPA), so PV EOI never
 //      arms until a successful enable;
 //   4. store the value; disabling does not touch the area. RDMSR returns the stored value.
@@ -71,6 +73,7 @@
 // guest byte is left as it is.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "core/guest_memory.h"
@@ -78,6 +81,7 @@
 #include "core/trace.h"
 #include "core/types.h"
 #include "core/vcpu.h"
+#include "pvmsr/kvm_bugs.h"
 #include "pvmsr/pvclock.h"
 
 namespace pvsim {
@@ -88,6 +92,8 @@ struct PvEoiConfig {
   AbiProfile abi = AbiProfile::Modern;  // pvmsr/README.md §2.1
   bool enforce_pv_cpuid = false;        // KVM_CAP_ENFORCE_PV_FEATURE_CPUID (§2.2)
   uint32_t cpuid_features = ~0u;        // leaf 0x40000001 EAX as the guest sees it
+  // Historic bugs (pvmsr/README.md §2.5); empty: the profile's defaults (kvm_bug_defaults).
+  std::optional<KvmBugs> bugs;
 };
 
 // What PvEoi changes after construction, kept apart so that a snapshot copies all of it
@@ -139,6 +145,7 @@ class PvEoi : private PvEoiState {
   // Times PV EOI was armed, and EOIs done on the guest's behalf (kvm_pv_eoi), per vCPU.
   uint64_t arm_count(unsigned vcpu) const { return m_st.at(vcpu).arms; }
   uint64_t eoi_on_behalf_count(unsigned vcpu) const { return m_st.at(vcpu).eois; }
+  const KvmBugs& bugs() const { return m_bugs; }
 
   // Snapshots (pvmsr/README.md §1.3): every vCPU's MSR, area cache, counters and host flag.
   // The LocalApic's "notify every accept" flag, which arming and disarming set, is the
@@ -158,6 +165,7 @@ class PvEoi : private PvEoiState {
   bool get_byte(const VcpuPvEoi& s, uint8_t& value) const;
 
   PvEoiConfig m_cfg;
+  KvmBugs m_bugs;  // m_cfg.bugs, or the profile's defaults
   GuestMemory& m_mem;
   Tracer& m_tracer;
   std::vector<LocalApic*> m_apic;  // per vCPU, bound by attach()

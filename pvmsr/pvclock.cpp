@@ -42,17 +42,29 @@ TimeScale kvm_get_time_scale(uint64_t scaled_hz, uint64_t base_hz) {
 }
 
 bool pvclock_publish_vcpu_time_info(const GuestMemory& mem, Gpa gpa,
+                                    PvclockVcpuTimeInfo& hv_clock, PvclockProtocol protocol,
+                                    HostStores& out) {
+  return pvclock_publish_vcpu_time_info<GuestMemory>(mem, gpa, hv_clock, protocol, out);
+}
+
+bool pvclock_publish_vcpu_time_info(const GuestMemory& mem, Gpa gpa,
                                     PvclockVcpuTimeInfo& hv_clock, AbiProfile profile,
                                     HostStores& out) {
-  return pvclock_publish_vcpu_time_info<GuestMemory>(mem, gpa, hv_clock, profile, out);
+  return pvclock_publish_vcpu_time_info<GuestMemory>(mem, gpa, hv_clock,
+                                                     pvclock_protocol(profile), out);
+}
+
+bool pvclock_write_vcpu_time_info(GuestMemory& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
+                                  PvclockProtocol protocol) {
+  HostStores stores;
+  if (!pvclock_publish_vcpu_time_info(mem, gpa, hv_clock, protocol, stores)) return false;
+  stores.apply_all(mem);
+  return true;
 }
 
 bool pvclock_write_vcpu_time_info(GuestMemory& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
                                   AbiProfile profile) {
-  HostStores stores;
-  if (!pvclock_publish_vcpu_time_info(mem, gpa, hv_clock, profile, stores)) return false;
-  stores.apply_all(mem);
-  return true;
+  return pvclock_write_vcpu_time_info(mem, gpa, hv_clock, pvclock_protocol(profile));
 }
 
 bool pvclock_write_wall_clock(GuestMemory& mem, Gpa gpa, uint64_t epoch_ns) {

@@ -124,6 +124,19 @@ enum class AbiProfile {
   Modern,  // 4.x+/6.x: version odd -> body -> version even, read from the guest copy
 };
 
+// Which sequence of guest-memory stores one vCPU structure update is (pvmsr/README.md §4.6).
+// The profile picks it, and under "orig" machine.kvm.bugs.kvmclock_even_version_copy
+// (pvmsr/README.md §2.5) chooses between the seed era's copy and the fixed protocol.
+enum class PvclockProtocol : uint8_t {
+  SeedCopy,     // orig with the bug: one 32-byte copy, version = host's own counter + 2
+  OddEven,      // orig with the fix: odd version, body, even version, from the guest copy
+  OddEvenStop,  // modern: OddEven, plus the guest copy's GUEST_STOPPED kept in flags
+};
+// The protocol a profile uses when no bug flag says otherwise (its historic default).
+constexpr PvclockProtocol pvclock_protocol(AbiProfile p) {
+  return p == AbiProfile::Orig ? PvclockProtocol::SeedCopy : PvclockProtocol::OddEvenStop;
+}
+
 // What the publishers read from guest RAM. GuestMemory is the production model; the
 // template form lets tests interpose and count the reads.
 template <class M>
@@ -141,12 +154,18 @@ concept PvclockMemory = PvclockReadable<M> && requires(M& m, Gpa g, const void* 
 // separate guest-memory stores KVM's code makes, appended to `out` in program order
 // (pvmsr/host_stores.h). The guest copy is read now, when the update is computed; the
 // stores land whenever the caller applies them, so another vCPU can run in between.
-//   Modern (`kvm_setup_guest_pvclock`): v = (guest version + 1) | 1 — so an odd, junk
-//     start is rounded up; the guest copy's GUEST_STOPPED bit is ORed into flags (an
-//     unconsumed stop stays visible, README §4.2); then 3 stores: `version` = v alone
+//   OddEvenStop (modern, `kvm_setup_guest_pvclock`): v = (guest version + 1) | 1 — so an
+//     odd, junk start is rounded up; the guest copy's GUEST_STOPPED bit is ORed into flags
+//     (an unconsumed stop stays visible, README §4.2); then 3 stores: `version` = v alone
 //     (4 bytes), the whole 32-byte body with version v, `version` = v + 1 alone. Net +2
 //     from even, +3 from odd. Every partial state a reader can see has an odd version.
-//   Orig (3.0 `kvm_guest_time_update`): the host copy's own version += 2, flags are the
+//   OddEven (orig with kvmclock_even_version_copy off, README §2.5): the same version
+//     arithmetic and the same three stores, with the host's flags alone (the seed era had
+//     no GUEST_STOPPED). The version continues from the guest copy, not from the host's
+//     counter, because that is what the fix itself did (4.x kvm_setup_pvclock_page read
+//     the guest's version first): a guest that scribbled on `version` still sees odd
+//     during the update and even after it.
+//   SeedCopy (orig, 3.0 `kvm_guest_time_update`): the host copy's own version += 2, flags are the
 //     host's; the guest copy is neither read nor fixed up. The one 32-byte memcpy into
 //     the kmapped page is 4 stores of 8 bytes in ascending address order (what the
 //     x86-64 kernel's memcpy does with 32 bytes): bytes 0-7 (version, pad0), 8-15
@@ -159,13 +178,24 @@ concept PvclockMemory = PvclockReadable<M> && requires(M& m, Gpa g, const void* 
 // [gpa, gpa+32) is not all inside RAM nothing is read or pushed, hv_clock is unchanged
 // and the result is false (KVM: the pfn cache/page lookup fails and the update is
 // silently skipped, pvmsr/README.md §4.1).
+// The AbiProfile forms use the profile's historic protocol (pvclock_protocol()).
 template <PvclockReadable M>
 bool pvclock_publish_vcpu_time_info(const M& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
-                                    AbiProfile profile, HostStores& out);
+                                    PvclockProtocol protocol, HostStores& out);
+template <PvclockReadable M>
+bool pvclock_publish_vcpu_time_info(const M& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
+                                    AbiProfile profile, HostStores& out) {
+  return pvclock_publish_vcpu_time_info(mem, gpa, hv_clock, pvclock_protocol(profile), out);
+}
+bool pvclock_publish_vcpu_time_info(const GuestMemory& mem, Gpa gpa,
+                                    PvclockVcpuTimeInfo& hv_clock, PvclockProtocol protocol,
+                                    HostStores& out);
 bool pvclock_publish_vcpu_time_info(const GuestMemory& mem, Gpa gpa,
                                     PvclockVcpuTimeInfo& hv_clock, AbiProfile profile,
                                     HostStores& out);
 // The same update with every store applied at once (no other vCPU can run in between).
+bool pvclock_write_vcpu_time_info(GuestMemory& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
+                                  PvclockProtocol protocol);
 bool pvclock_write_vcpu_time_info(GuestMemory& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
                                   AbiProfile profile);
 
@@ -183,12 +213,12 @@ bool pvclock_write_wall_clock(GuestMemory& mem, Gpa gpa, uint64_t epoch_ns);
 
 template <PvclockReadable M>
 bool pvclock_publish_vcpu_time_info(const M& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
-                                    AbiProfile profile, HostStores& out) {
+                                    PvclockProtocol protocol, HostStores& out) {
   // Checked once up front so that no partial update is ever queued: every store below
   // stays within these 32 bytes.
   if (!mem.contains(gpa, sizeof(PvclockVcpuTimeInfo))) return false;
   PvclockVcpuTimeInfo next = hv_clock;
-  if (profile == AbiProfile::Orig) {
+  if (protocol == PvclockProtocol::SeedCopy) {
     next.version = hv_clock.version + 2;
     uint8_t image[sizeof(PvclockVcpuTimeInfo)];
     std::memcpy(image, &next, sizeof(image));
@@ -204,7 +234,8 @@ bool pvclock_publish_vcpu_time_info(const M& mem, Gpa gpa, PvclockVcpuTimeInfo& 
   uint32_t version = 0;
   uint8_t guest_flags = 0;
   mem.read(gpa + kVersionOff, &version, sizeof(version));
-  mem.read(gpa + offsetof(PvclockVcpuTimeInfo, flags), &guest_flags, sizeof(guest_flags));
+  if (protocol == PvclockProtocol::OddEvenStop)
+    mem.read(gpa + offsetof(PvclockVcpuTimeInfo, flags), &guest_flags, sizeof(guest_flags));
   version = (version + 1) | 1u;
   // Store 1: the odd version must be visible before any body byte changes, so a reader
   // that overlaps the update retries (pvmsr/README.md §4.9 loop).

@@ -12,7 +12,7 @@
 namespace pvsim {
 
 StealTime::StealTime(const StealTimeConfig& cfg, unsigned vcpus, GuestMemory& mem, Tracer& tracer)
-    : m_cfg(cfg), m_mem(mem), m_tracer(tracer) {
+    : m_cfg(cfg), m_bugs(cfg.bugs.value_or(kvm_bug_defaults(cfg.abi))), m_mem(mem), m_tracer(tracer) {
   m_vcpus.resize(vcpus);
 }
 
@@ -91,11 +91,13 @@ void StealTime::trace_update(Vcpu& v, uint64_t steal, uint64_t delta, uint32_t v
 // record_steal_time, 6.x.
 bool StealTime::record_modern(Vcpu& v, VcpuSteal& s, uint64_t run_delay_ns, HostStores& out) {
   const unsigned i = v.index();
-  const uint64_t gpa = s.msr & kGpaMask;
   // The cache is rebuilt when it is unusable or was built for another GPA; a failed build
   // still records the GPA it tried (kvm_gfn_to_hva_cache_init), and the update is skipped
-  // without touching last_steal, so the delay keeps accumulating.
-  if (!s.cache_ok || s.cache_gpa != gpa) {
+  // without touching last_steal, so the delay keeps accumulating. The GPA comparison is
+  // 901d3765fa80; with steal_time_stale_cache (5.16-5.19, pvmsr/README.md §2.5) a usable
+  // cache is kept after the guest moved its record, and the update goes to the old one.
+  if (!s.cache_ok || (!m_bugs.steal_time_stale_cache && s.cache_gpa != (s.msr & kGpaMask))) {
+    const uint64_t gpa = s.msr & kGpaMask;
     s.cache_gpa = gpa;
     s.cache_ok = m_mem.contains(Gpa(gpa), kSize);
     if (!s.cache_ok) {
@@ -103,6 +105,7 @@ bool StealTime::record_modern(Vcpu& v, VcpuSteal& s, uint64_t run_delay_ns, Host
       return false;
     }
   }
+  const uint64_t gpa = s.cache_gpa;  // where the cache points: the MSR's GPA unless stale
 
   bool flush = false;
   if (feature_visible(kTlbFlushFeatureBit)) {
@@ -155,9 +158,23 @@ bool StealTime::record_orig(Vcpu& v, VcpuSteal& s, uint64_t run_delay_ns, HostSt
     ++s.counters.skipped;
     return false;
   }
-  const bool flush = (copy[kOffPreempted] & kFlushTlb) != 0;
+  bool flush;
+  if (m_bugs.steal_time_write_back) {
+    flush = (copy[kOffPreempted] & kFlushTlb) != 0;
+    copy[kOffPreempted] = 0;  // the xchg of 4.16-5.5, on the host's copy
+  } else {
+    // The CVE-2019-3016 fix b043138246a4 (5.6): the exchange is done on guest memory, now
+    // (one atomic instruction), and `preempted` is no longer part of what is written back
+    // below, so a FLUSH_TLB stored after it waits for the next update instead of being
+    // overwritten. The host's copy of the flag follows the byte (8c6de56a42e0, on_put).
+    uint8_t old = 0;
+    const uint8_t zero = 0;
+    m_mem.read(Gpa(s.cache_gpa + kOffPreempted), &old, 1);
+    m_mem.write(Gpa(s.cache_gpa + kOffPreempted), &zero, 1);
+    s.preempted = 0;
+    flush = (old & kFlushTlb) != 0;
+  }
   m_tracer.kvm_pv_tlb_flush(v.now(), i, flush);
-  copy[kOffPreempted] = 0;  // the xchg of 4.16-5.5, on the host's copy
 
   uint64_t steal = 0;
   uint32_t version = 0;
@@ -170,8 +187,12 @@ bool StealTime::record_orig(Vcpu& v, VcpuSteal& s, uint64_t run_delay_ns, HostSt
   std::memcpy(copy.data() + kOffSteal, &steal, sizeof(steal));
   std::memcpy(copy.data() + kOffVersion, &version, sizeof(version));
   // Everything read above goes back, `preempted` = 0 included: this store is what
-  // overwrites a FLUSH_TLB the guest set since the read (CVE-2019-3016).
-  out.push(s.cache_gpa, copy.data(), kSize, "record");
+  // overwrites a FLUSH_TLB the guest set since the read (CVE-2019-3016). With the fix only
+  // steal, version and flags (bytes 0-15) go back; the rest of the update stays 3.1's.
+  if (m_bugs.steal_time_write_back)
+    out.push(s.cache_gpa, copy.data(), kSize, "record");
+  else
+    out.push(s.cache_gpa, copy.data(), kOffPreempted, "record");
 
   ++s.counters.updates;
   trace_update(v, steal, delta, version);
@@ -183,8 +204,11 @@ void StealTime::on_put(unsigned vcpu, Tick at) {
   if (!(s.msr & kEnabled)) return;
   uint64_t where = 0;
   if (m_cfg.abi == AbiProfile::Orig) {
-    // 4.10-5.5: through the WRMSR-time cache, no look at what is already there.
-    if (!s.cache_ok) {
+    // 4.10-5.5: through the WRMSR-time cache, no look at what is already there. Without
+    // steal_time_write_back, 8c6de56a42e0 (5.6, the other half of CVE-2019-3016): not
+    // again while the host's own copy says the byte is already PREEMPTED, which would
+    // wipe a FLUSH_TLB the guest added in between.
+    if (!s.cache_ok || (!m_bugs.steal_time_write_back && s.preempted)) {
       ++s.counters.preempted_skipped;
       return;
     }
@@ -192,19 +216,20 @@ void StealTime::on_put(unsigned vcpu, Tick at) {
   } else {
     // kvm_steal_time_set_preempted, 6.x: not over a value the host itself stored and the
     // next update has not cleared yet (the guest may have added FLUSH_TLB to it), and only
-    // through a cache built for the GPA the MSR holds now.
+    // through a cache built for the GPA the MSR holds now (c3c28d24d910; without it, under
+    // steal_time_stale_cache, the store lands in the record the guest left).
     const uint64_t gpa = s.msr & kGpaMask;
-    if (s.preempted || !s.cache_ok || s.cache_gpa != gpa) {
+    if (s.preempted || !s.cache_ok || (!m_bugs.steal_time_stale_cache && s.cache_gpa != gpa)) {
       ++s.counters.preempted_skipped;
       return;
     }
-    where = gpa + kOffPreempted;
+    where = s.cache_gpa + kOffPreempted;
   }
   uint8_t old = 0;
   m_mem.read(Gpa(where), &old, 1);
   const uint8_t value = kPreempted;
   m_mem.write(Gpa(where), &value, 1);
-  if (m_cfg.abi == AbiProfile::Modern) s.preempted = kPreempted;
+  if (m_cfg.abi == AbiProfile::Modern || !m_bugs.steal_time_write_back) s.preempted = kPreempted;
   ++s.counters.preempted_set;
   m_tracer.pvsim_steal(at, vcpu, "preempted", fmt::format("{:#x} -> {:#x}", old, value));
 }

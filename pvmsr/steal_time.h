@@ -78,6 +78,17 @@
 //     with PREEMPTED. The cache always follows the last WRMSR, so no stale-GPA check exists.
 //   - INIT/RESET: the MSR value becomes 0 (as in every era).
 //
+// Historic-bug flags (pvmsr/README.md §2.5), both on the paths above:
+//   - steal_time_write_back (orig, on by default): the record's whole-record write-back and
+//     the put's unconditional store, i.e. both halves of CVE-2019-3016. Off: the record's
+//     `preempted` is exchanged on guest memory at once and only bytes 0-15 (steal,
+//     version, flags) are written back, version still += 2 (b043138246a4); the put skips a
+//     byte its own copy says is already PREEMPTED (8c6de56a42e0), and that copy is kept.
+//   - steal_time_stale_cache (modern, off by default): 5.16-5.19, after 7e2175ebd695 and
+//     before 901d3765fa80 / c3c28d24d910: a usable cache is not compared with the MSR's
+//     GPA, so after the guest moves its record both the updates and the put keep writing
+//     the old one (as long as the cache stays usable: pvsim's memslots never change).
+//
 // Enforcement (guest_pv_has) applies in both profiles when the scenario asks for it, as for
 // kvmclock and async PF.
 //
@@ -99,12 +110,14 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "core/guest_memory.h"
 #include "core/trace.h"
 #include "core/types.h"
 #include "pvmsr/host_stores.h"
+#include "pvmsr/kvm_bugs.h"
 #include "pvmsr/pvclock.h"
 
 namespace pvsim {
@@ -116,6 +129,8 @@ struct StealTimeConfig {
   bool enforce_pv_cpuid = false;        // KVM_CAP_ENFORCE_PV_FEATURE_CPUID
   uint32_t cpuid_features = ~0u;        // leaf 0x40000001 EAX as the guest sees it
   bool host_sched_info = true;          // sched_info_on(): false -> WRMSR #GPs
+  // Historic bugs (pvmsr/README.md §2.5); empty: the profile's defaults (kvm_bug_defaults).
+  std::optional<KvmBugs> bugs;
 };
 
 // What StealTime changes after construction, kept apart so that a snapshot copies all of
@@ -190,13 +205,15 @@ class StealTime : private StealTimeState {
   bool enabled(unsigned vcpu) const { return (st(vcpu).msr & kEnabled) != 0; }
   uint64_t gpa(unsigned vcpu) const { return st(vcpu).msr & kGpaMask; }
   uint64_t last_steal(unsigned vcpu) const { return st(vcpu).last_steal; }
-  // Modern: the host's copy of `preempted` (vcpu->arch.st.preempted). Orig: 0 (no copy).
+  // Modern, and orig without steal_time_write_back: the host's copy of `preempted`
+  // (vcpu->arch.st.preempted). Orig with it: 0 (no copy is consulted).
   uint8_t preempted_copy(unsigned vcpu) const { return st(vcpu).preempted; }
   // The gfn->hva cache of the record: the GPA it was last built for and whether it works.
   uint64_t cache_gpa(unsigned vcpu) const { return st(vcpu).cache_gpa; }
   bool cache_valid(unsigned vcpu) const { return st(vcpu).cache_ok; }
   const Counters& counters(unsigned vcpu) const { return st(vcpu).counters; }
   const StealTimeConfig& config() const { return m_cfg; }
+  const KvmBugs& bugs() const { return m_bugs; }
 
   // Snapshots (pvmsr/README.md §1.3): every vCPU's MSR value, pending request, the run
   // delay already published, the host copy of `preempted`, the record's cache and the
@@ -217,6 +234,7 @@ class StealTime : private StealTimeState {
   void trace_update(Vcpu& v, uint64_t steal, uint64_t delta, uint32_t version);
 
   StealTimeConfig m_cfg;
+  KvmBugs m_bugs;  // m_cfg.bugs, or the profile's defaults
   GuestMemory& m_mem;
   Tracer& m_tracer;
   std::function<uint64_t(unsigned)> m_run_delay;

@@ -83,6 +83,12 @@ enum Vector : uint8_t {
   kXM = 19,
 };
 
+// Contributory exceptions (SDM Vol. 3A Table 6-4): two in a row, or a #PF followed by one
+// of them or by another #PF, make a #DF (Table 6-5).
+inline bool contributory(uint8_t v) {
+  return v == kDE || v == kTS || v == kNP || v == kSS || v == kGP;
+}
+
 // #PF error-code bits (SDM Vol. 3A §4.7, Figure 4-12).
 namespace pfec {
 constexpr uint32_t P = 1, W = 2, U = 4, RSVD = 8, ID = 16;
@@ -252,6 +258,12 @@ struct CoreState {
   bool entry_hook_ran = false;  // the hook ran for the entry that ends the current exit
   bool inject_pending = false;  // inject_fault waits for the next boundary
   Fault inject_fault;
+  // Only inside ept_violation's async-PF injection, while the entry hook runs: the
+  // "page not present" #PF is queued (KVM has it pending from kvm_inject_page_fault), so
+  // the hook sees an exception pending, and one it queues on top merges with it
+  // (Vcpu::inject_exception); np_merged then says the not-present went into that merge.
+  bool np_queued = false;
+  bool np_merged = false;
 
   // ---- breakpoints (core/README.md "Breakpoints"; Core::bp_boundary) ----
   // The linear RIPs, sorted and unique (Vcpu::set_breakpoints).

@@ -37,11 +37,6 @@ inline bool data_writable(uint64_t lo) {
   return desc_type(lo) & 2;
 }
 
-// Contributory exceptions (SDM Vol. 3A Table 6-4).
-bool contributory(uint8_t v) {
-  return v == kDE || v == kTS || v == kNP || v == kSS || v == kGP;
-}
-
 const char* vector_name(uint8_t v) {
   static const char* const names[32] = {"#DE", "#DB",  "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
                                         "#DF", "#CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "#15",

@@ -159,7 +159,20 @@ bool Core::ept_violation(uint64_t gpa, uint64_t qual) {
       // kvm_arch_async_page_not_present queued #PF(0) with CR2 = token; the entry that ends
       // this exit services requests, injects it and resumes at the faulting instruction,
       // which the guest retries after its handler returns.
+      np_queued = true;
+      np_merged = false;
       entry_requests();
+      np_queued = false;
+      if (np_merged) {
+        // The entry hook queued an exception on top of it and the two became one (#DF,
+        // kvm_multiple_exception; only KVM's historic apf_ready_on_pending_pf bug does
+        // this, pvmsr/README.md §2.5): that one is delivered instead, already traced.
+        inject_pending = false;
+        enter_guest(rip);
+        raise(inject_fault.vector, inject_fault.has_error, inject_fault.error, inject_fault.cr2);
+        fault.injected = true;
+        return false;
+      }
       tracer.kvm_inj_exception(now(), cfg.index, kPF, true, 0, false);
       enter_guest(rip);
       raise(kPF, true, 0, r.token);

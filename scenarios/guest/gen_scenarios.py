@@ -1284,3 +1284,14 @@ smp_scenario('pv-hypercall-ud', 'pv_hypercall', PV_HC_COMMON +
                     'kvm_entry: vcpu 0,'),
            in_order('ud', 'kvm_exit: vcpu 0 reason EXCEPTION_NMI', 'kvm_inj_exception: #UD', 'kvm_entry: vcpu 0, rip',
                     consecutive=True)])
+
+# The historic-race catalogue (scenarios/README.md "The race catalogue"): one module per
+# family, each with generate(h), h carrying the helpers above. Their scenarios are named
+# race-<item>-<what>-{bug,fix}.json after the §9 item of pvmsr/README.md §2.5's table.
+import sys, types
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import races_time, races_apf, races_guest
+H = types.SimpleNamespace(root=root, write=write, in_order=in_order, absent=absent, count=count, exactly=exactly)
+races_time.generate(H)
+races_apf.generate(H)
+races_guest.generate(H)

@@ -185,15 +185,16 @@ TEST_CASE("a REP resumed between elements is reached once", "[breakpoint][rep]")
   for (uint64_t k = 0; k < 48; k += 8) CHECK(m.get64(0x201000 + k) == m.get64(0x200000 + k));
 }
 
-TEST_CASE("a REP interrupted between elements pushes RF and is not reached again after IRETQ",
-          "[breakpoint][rep]") {
-  Machine m;
+namespace {
+
+// The REP of kRep with an IRETQ handler at vector 0x30, raised while `pending` is set, and
+// IF = 1; runs to the breakpoint at the REP and 10 elements into it.
+void stop_inside_rep(Machine& m, bool& pending) {
   fill_source(m);
   m.put(C, kRep);
   m.put(C + 0x800, {0x48, 0xcf});  // iretq
   m.set_gate(0x30, C + 0x800);
-  bool pending = false;
-  m.vcpu.set_interrupt_poll([&](Vcpu&) {
+  m.vcpu.set_interrupt_poll([&pending](Vcpu&) {
     if (!pending) return -1;
     pending = false;
     return 0x30;
@@ -202,6 +203,15 @@ TEST_CASE("a REP interrupted between elements pushes RF and is not reached again
   m.vcpu.set_breakpoints({kRepAt});
   REQUIRE(m.run(100).reason == StopReason::Breakpoint);
   REQUIRE(m.run(10).reason == StopReason::InsnLimit);  // 10 elements
+}
+
+}  // namespace
+
+TEST_CASE("a REP interrupted between elements pushes RF and is not reached again after IRETQ",
+          "[breakpoint][rep]") {
+  Machine m;
+  bool pending = false;
+  stop_inside_rep(m, pending);
   pending = true;
   m.vcpu.notify_interrupt();
   auto r = m.run(1);  // the delivery
@@ -218,20 +228,8 @@ TEST_CASE("a REP interrupted between elements pushes RF and is not reached again
 TEST_CASE("a snapshot between REP elements keeps the REP's resumption mark",
           "[breakpoint][rep][snapshot]") {
   Machine m;
-  fill_source(m);
-  m.put(C, kRep);
-  m.put(C + 0x800, {0x48, 0xcf});  // iretq
-  m.set_gate(0x30, C + 0x800);
   bool pending = false;
-  m.vcpu.set_interrupt_poll([&](Vcpu&) {
-    if (!pending) return -1;
-    pending = false;
-    return 0x30;
-  });
-  m.vcpu.set_rflags(0x202);
-  m.vcpu.set_breakpoints({kRepAt});
-  REQUIRE(m.run(100).reason == StopReason::Breakpoint);
-  REQUIRE(m.run(10).reason == StopReason::InsnLimit);
+  stop_inside_rep(m, pending);
   const Vcpu::Snapshot snap = m.vcpu.save();
   const unsigned level = m.mem.checkpoint();
   for (int round = 0; round < 3; ++round) {

@@ -237,6 +237,41 @@ TEST_CASE("inject_exception: delivered at the next boundary, ends HLT, not a gue
   CHECK(find_line(ls, "pvsim_exception: ") == -1);
 }
 
+// kvm_multiple_exception: a hypervisor that queues a second exception before the first is
+// delivered gets what the CPU would make of the pair (SDM Vol. 3A Table 6-5). The async-PF
+// bug apf_ready_on_pending_pf (pvmsr/README.md §2.5) relies on #PF + #PF = #DF.
+TEST_CASE("inject_exception twice before delivery: #PF+#PF and #GP+#GP are #DF, benign ones replace", "[ept]") {
+  struct Pair {
+    uint8_t first, second, delivered;
+  };
+  for (const Pair& p : {Pair{14, 14, 8}, Pair{13, 13, 8}, Pair{14, 13, 8}, Pair{13, 14, 14}, Pair{6, 14, 14},
+                        Pair{14, 6, 6}}) {
+    Machine m;
+    m.install_idt_all_hlt();
+    m.code({0xf4, 0x90});  // hlt; nop
+    m.run(5);
+    m.vcpu.inject_exception(p.first, p.first != 6, 0x10, 0x1000);
+    m.vcpu.inject_exception(p.second, p.second != 6, 0x20, 0x2000);
+    m.run(1);
+    INFO("first " << unsigned(p.first) << " then " << unsigned(p.second));
+    CHECK(m.vcpu.rip() == m.handler_addr(p.delivered) + 1);
+    const auto ls = lines(m.trace());
+    if (p.delivered == 8) {
+      CHECK(find_line(ls, "kvm_inj_exception: #DF (0x0)") >= 0);
+      CHECK(m.get64(m.vcpu.gpr(4)) == 0);  // #DF pushes error code 0
+    }
+  }
+  // Anything serious after a pending #DF: triple fault, the VM shuts down.
+  Machine m;
+  m.install_idt_all_hlt();
+  m.code({0xf4, 0x90});
+  m.run(5);
+  m.vcpu.inject_exception(14, true, 0, 0x1000);
+  m.vcpu.inject_exception(14, true, 0, 0x2000);
+  m.vcpu.inject_exception(13, true, 0, 0);
+  CHECK(m.run(1).reason == StopReason::Shutdown);
+}
+
 TEST_CASE("ept_unmap drops every cached translation of the page at the next run", "[ept]") {
   Machine m;
   // mov rbx,[0x200000]; jmp back to it

@@ -155,6 +155,14 @@ PV_PROGRAMS = ("pv_steal", "pv_tlb", "pv_spinlock", "pv_clock_torn", "pv_clock_s
                "pv_eoi", "pv_ipi", "pv_hypercall")
 PV_TCG = "TCG offers no KVM CPUID leaves: no kvmclock, steal time, PV EOI or hypercalls to use"
 
+# The race catalogue's programs (apf_race_*, pv_race_*; README "The race catalogue") are run
+# under neither accelerator: each one's point is a historic KVM bug that pvsim's
+# machine.kvm.bugs turns on and a host action that `pvsim explore` places at an exact
+# instruction; QEMU can do neither, so all they could show there is "no KVM leaves" (TCG)
+# or today's KVM passing (KVM), which their fix scenarios already show under pvsim.
+def race_program(program):
+    return re.match(r"^(apf|pv)_race_", program) is not None
+
 DIFFERENCES = [
     Difference("apf_tasks", "tcg", APF_TCG,
                [Only(("SKIP: async PF not offered by CPUID (no ASYNC_PF, bit 4): every touch stalls in the host",
@@ -647,7 +655,7 @@ def main(argv=None):
                     raise guestboot.BootError(f"--guest-bin: {c.image} does not exist")
         if not args.only:
             programs = sorted(p.stem for p in PROGRAMS.glob("*.c"))
-            missing = sorted(set(programs) - {c.program for c in cases})
+            missing = sorted(set(programs) - {c.program for c in cases} - {p for p in programs if race_program(p)})
             if missing:
                 print(f"FAIL: no scenario in qemu_check.py's CASES runs {', '.join(missing)}: add one")
                 return 1
@@ -660,6 +668,11 @@ def main(argv=None):
         print(f"qemu_check.py: {e}", file=sys.stderr)
         return 2
 
+    if not args.only:
+        races = sorted(p.stem for p in PROGRAMS.glob("*.c") if race_program(p.stem))
+        if races:
+            print(f"note: not run under QEMU: {', '.join(races)} (race catalogue: a historic KVM bug and a host action "
+                  "at an exact instruction, which QEMU cannot reproduce)")
     if args.accel == "kvm":
         skipped = [c for c in cases if c.program in APF_PROGRAMS]
         if skipped:

@@ -506,7 +506,69 @@ def group_schedule(d):
                    'merge twice')
 
 
-GROUPS = {'schedule': group_schedule, 'input': group_input, 'ram': group_ram, 'golden': group_golden, 'trace_expect': group_trace_expect, 'output': group_output, 'signals': group_signals, 'caps': group_caps,
+def group_section(d):
+    # machine.kvm.bugs and the scenario's "explore" section (scenarios/README.md "explore",
+    # pvmsr/README.md §2.5): bad input is one line naming the JSON path, exit 2; the section
+    # runs without options and its expect counts decide the exit status.
+    def with_body(name, body):
+        raw = open(hello(d)).read()[:-1] + ', ' + body + '}'
+        if body.startswith('"machine"'):
+            raw = raw.replace('"machine": {"ram_mib": 4}, ', '', 1)
+        open(os.path.join(d, name), 'w').write(raw)
+        return name
+    bad = [
+        ('"machine": {"ram_mib": 4, "kvm": {"bugs": ["kvmclock_no_backwards_clamp"]}}',
+         's.json: /machine/kvm/bugs/0: "kvmclock_no_backwards_clamp" is a bug of the orig profile'),
+        ('"machine": {"ram_mib": 4, "kvm": {"abi": "orig", "bugs": {"apf_token_zero": true}}}',
+         '/machine/kvm/bugs/apf_token_zero: "apf_token_zero" is a bug of the modern profile'),
+        ('"machine": {"ram_mib": 4, "kvm": {"bugs": {"apf_token_zer0": true}}}',
+         '/machine/kvm/bugs/apf_token_zer0: unknown bug "apf_token_zer0"'),
+        ('"machine": {"ram_mib": 4, "kvm": {"bugs": {"apf_token_zero": "yes"}}}',
+         '/machine/kvm/bugs/apf_token_zero: must be true or false'),
+        ('"machine": {"ram_mib": 4, "kvm": {"bugs": "apf_token_zero"}}', '/machine/kvm/bugs: must be an array'),
+        ('"explore": {"place": "stop"}', '/explore: missing required key "window"'),
+        ('"explore": {"window": "v0.insn=1..3"}', '/explore: give exactly one of "place", "interleave" or "pct"'),
+        ('"explore": {"window": "v0.insn=3..1", "place": "stop"}', '/explore/window: the window ends before it starts'),
+        ('"explore": {"window": "v1.insn=1..3", "place": "stop"}', '/explore/window: vCPU 1 does not exist'),
+        ('"explore": {"window": "v0.insn=1..3", "place": "stpo"}', "/explore/place: position 1: unknown action 'stpo'"),
+        ('"explore": {"window": "v0.insn=1..3", "place": "preempt v4 1us"}', '/explore/place: vCPU 4 does not exist'),
+        ('"explore": {"window": "v0.insn=1..3", "interleave": "v0"}', '/explore/interleave: at least two vCPUs'),
+        ('"explore": {"window": "v0.insn=1..3", "place": "stop", "bound": 2}', '/explore/bound: only meaningful with'),
+        ('"explore": {"window": "v0.insn=1..3", "place": "stop", "outcome": ["exit", "colour"]}',
+         '/explore/outcome: "colour" is not an outcome field'),
+        ('"explore": {"window": "v0.insn=1..3", "place": "stop", "expect": {"variants": 4}}',
+         '/explore/expect/variants: the exploration has 3 variants, not 4'),
+        ('"explore": {"window": "v0.insn=1..3", "place": "stop", "expect": {"failing": 5}}',
+         '/explore/expect/failing: more than the 3 variants'),
+        ('"explore": {"window": "v0.insn=1..3", "place": "stop", "expect": {"fails": 1}}', '/explore/expect/fails: unknown key'),
+    ]
+    for k, (body, msg) in enumerate(bad):
+        name = with_body(f'b{k}.json', body)
+        one_line_error(run(['explore', name], d), [msg.replace('s.json', name)], f'section {k}')
+        one_line_error(run(['validate', name], d), [msg.replace('s.json', name)], f'validate section {k}')
+    one_line_error(run(['explore', 's.json'], d), ['s.json has no "explore" section'], 'no section')
+    one_line_error(run(['bugs', '--profile', 'new'], d), ['--profile: "new" is not orig or modern'], 'bugs profile')
+    out = run(['bugs', '--profile', 'modern'], d).stdout.decode()
+    check('apf_token_zero' in out and 'kvmclock_even_version_copy' not in out and '6f3c1fc53d86' in out,
+          f'bugs --profile modern: {out!r}')
+    # The section: six placements of a stop, all failing (the guest never prints its lines).
+    ok = with_body('x.json', '"expect": {"stop": "exit"}, '
+                   '"explore": {"window": "v0.insn=1..6", "place": "stop", "expect": {"variants": 6, "failing": 6}}')
+    p = run(['explore', ok, '-q'], d)
+    out = p.stdout.decode()
+    check(p.returncode == 0 and 'explore.expect holds: 6 variants, 6 failing, 1 group' in out, f'section run: {out!r}')
+    wrong = with_body('y.json', '"expect": {"stop": "exit"}, '
+                      '"explore": {"window": "v0.insn=1..6", "place": "stop", "expect": {"failing": 0, "groups": 2}}')
+    p = run(['explore', wrong, '-q'], d)
+    err = p.stderr.decode()
+    check(p.returncode == 1 and 'explore.expect does not hold: failing 6 (expected 0), groups 1 (expected 2)' in err,
+          f'section mismatch: {p.returncode} {err!r}')
+    # Options still win over the section: the same file explored elsewhere ignores its counts.
+    p = run(['explore', wrong, '-q', '--window', 'v0.insn=1..2', '--place', 'stop'], d)
+    check(p.returncode == 1 and '2 variants in 1 group; 2 failing' in p.stdout.decode(), 'options over section')
+
+
+GROUPS = {'section': group_section, 'schedule': group_schedule, 'input': group_input, 'ram': group_ram, 'golden': group_golden, 'trace_expect': group_trace_expect, 'output': group_output, 'signals': group_signals, 'caps': group_caps,
           'bench': group_bench}
 for name, fn in GROUPS.items():
     if GROUP in ('all', name):

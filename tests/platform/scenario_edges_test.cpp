@@ -91,7 +91,7 @@ TEST_CASE("NUL and control characters: refused or escaped, never raw", "[scenari
   // errors and reached the terminal.
   CHECK(parse_error(d, with("\"a\\nb\\u001b[31m\": 1")) ==
         f + "/a\\nb\\u001b[31m: unknown key (allowed here: name, description, seed, machine, host, guest, limits, "
-            "expect, schedule)");
+            "expect, schedule, explore)");
   CHECK(parse_error(d, with("\"expect\": {\"registers\": [{\"vcpu\": 0, \"reg\": \"r\\r\\n\", \"value\": 1}]}")) ==
         f + "/expect/registers/0/reg: unknown register \"r\\r\\n\" (rax..r15, rip, rflags, cr0, cr2, cr3, cr4, cr8, "
             "efer)");

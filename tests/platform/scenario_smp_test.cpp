@@ -203,7 +203,7 @@ TEST_CASE("bad SMP keys: one exact line with file and JSON pointer", "[scenario]
   CHECK(error_of(d, R"("machine": {"kvm": {"steal": true}})") ==
         f + "/machine/kvm/steal: unknown key (allowed here: abi, enforce_pv_cpuid, master_clock, "
             "kvmclock_sync_ms, "
-            "clock_update_delay_ms, fix_hypercall_insn, map_gpa_range_exit, map_gpa_range_ret, migration_control)");
+            "clock_update_delay_ms, fix_hypercall_insn, map_gpa_range_exit, map_gpa_range_ret, migration_control, bugs)");
   CHECK(error_of(d, R"("machine": {"kvm": []})") == f + "/machine/kvm: must be an object, got []");
   CHECK(error_of(d, R"("machine": {"kvm": {"abi": "seed"}})") ==
         f + "/machine/kvm/abi: must be \"modern\" or \"orig\", got \"seed\"");

@@ -83,7 +83,7 @@ TEST_CASE("bad scenarios: one exact line with file and JSON pointer", "[scenario
         f + "invalid JSON: line 1, column 21: syntax error while parsing object key - unexpected ','; expected string literal");
   CHECK(error_of(d, "[1]") == f + "/: must be an object, got [1]");
   CHECK(error_of(d, with("\"descripton\": \"typo\"")) ==
-        f + "/descripton: unknown key (allowed here: name, description, seed, machine, host, guest, limits, expect, schedule)");
+        f + "/descripton: unknown key (allowed here: name, description, seed, machine, host, guest, limits, expect, schedule, explore)");
   CHECK(error_of(d, "{" + kGuest + "}") == f + "/: missing required key \"description\"");
   CHECK(error_of(d, with("\"machine\": {\"vcpus\": 0}")) == f + "/machine/vcpus: must be an integer from 1 to 64, got 0");
   CHECK(error_of(d, with("\"machine\": {\"vcpus\": \"4\"}")) == f + "/machine/vcpus: must be an integer from 1 to 64, got \"4\"");
@@ -132,7 +132,7 @@ TEST_CASE("bad scenarios: one exact line with file and JSON pointer", "[scenario
         f + "/expect/trace_hash: must be a hex string like \"0x0123456789abcdef\", got 5");
   // JSON Pointer escaping of odd key names (RFC 6901).
   CHECK(error_of(d, with("\"a/b~c\": 1")) ==
-        f + "/a~1b~0c: unknown key (allowed here: name, description, seed, machine, host, guest, limits, expect, schedule)");
+        f + "/a~1b~0c: unknown key (allowed here: name, description, seed, machine, host, guest, limits, expect, schedule, explore)");
 }
 
 TEST_CASE("load_scenario reads files and names unreadable ones", "[scenario]") {
@@ -165,4 +165,64 @@ TEST_CASE("parse_u64_string", "[scenario]") {
   CHECK_FALSE(parse_u64_string(""));
   CHECK_FALSE(parse_u64_string("-1"));
   CHECK_FALSE(parse_u64_string("1 "));
+}
+
+// machine.kvm.bugs (pvmsr/README.md §2.5): the profile's defaults, then the scenario's own.
+TEST_CASE("machine.kvm.bugs resolves against the profile's defaults", "[scenario]") {
+  Dir d;
+  const auto bugs = [&](const std::string& kvm) {
+    return parse_scenario("{\"description\": \"x\", \"machine\": {\"kvm\": " + kvm + "}, " + kGuest + "}", d.file())
+        .machine.kvm.bugs;
+  };
+  const KvmBugs modern = bugs("{}");
+  for (const KvmBugInfo& b : kvm_bug_table()) CHECK_FALSE(modern.*b.flag);
+  const KvmBugs orig = bugs(R"({"abi": "orig"})");
+  for (const KvmBugInfo& b : kvm_bug_table()) CHECK(orig.*b.flag == (b.in_orig && b.orig_default));
+  CHECK(orig.steal_time_write_back);
+  const KvmBugs fixed = bugs(R"({"abi": "orig", "bugs": {"steal_time_write_back": false, "apf_ready_on_pending_pf": true}})");
+  CHECK_FALSE(fixed.steal_time_write_back);
+  CHECK(fixed.apf_ready_on_pending_pf);
+  CHECK(fixed.kvmclock_even_version_copy);  // untouched: the profile's default
+  const KvmBugs listed = bugs(R"({"bugs": ["apf_token_zero", "apf_ready_lost_lapic_disabled"]})");
+  CHECK(listed.apf_token_zero);
+  CHECK(listed.apf_ready_lost_lapic_disabled);
+  CHECK_FALSE(listed.apf_pg_toggle_drops_work);
+  // The key order in the file does not matter: "bugs" before "abi" still resolves against orig.
+  CHECK_FALSE(bugs(R"({"bugs": {"steal_time_write_back": false}, "abi": "orig"})").steal_time_write_back);
+  CHECK(error_of(d, "{\"description\": \"x\", \"machine\": {\"kvm\": {\"bugs\": [\"apf_token_zero\"], \"abi\": \"orig\"}}, " +
+                        kGuest + "}") ==
+        d.file().string() + ": /machine/kvm/bugs/0: \"apf_token_zero\" is a bug of the modern profile (machine.kvm.abi \"modern\"); "
+        "this scenario uses \"orig\"");
+}
+
+// The explore section goes through the option parsers: same spec as the command line's.
+TEST_CASE("explore section: spec and counts", "[scenario]") {
+  Dir d;
+  const Scenario s = parse_scenario(
+      "{\"description\": \"x\", \"machine\": {\"vcpus\": 3}, " + kGuest +
+          R"(, "explore": {"window": "v1.insn=10..19", "interleave": "v0,v2", "bound": 2,
+              "outcome": ["stop", "reg:v2.rax"], "expect": {"failing": 3, "groups": 2}}})",
+      d.file());
+  REQUIRE(s.explore);
+  const ExploreSpec& x = s.explore->spec;
+  CHECK(x.vary == ExploreSpec::Vary::Interleave);
+  CHECK(x.vcpu == 1);
+  CHECK(x.from == 10);
+  CHECK(x.to == 19);
+  CHECK(x.vcpus == std::vector<unsigned>{0, 2});
+  CHECK(x.bound == 2);
+  CHECK(x.outcome == std::vector<std::string>{"stop", "reg:v2.rax"});
+  CHECK(s.explore->expect.failing == 3u);
+  CHECK(s.explore->expect.groups == 2u);
+  CHECK_FALSE(s.explore->expect.variants);
+  const Scenario p = parse_scenario("{\"description\": \"x\", \"seed\": 77, \"machine\": {\"vcpus\": 2}, " + kGuest +
+                                        R"(, "explore": {"window": "v0.insn=1..5", "pct": 40, "depth": 3}})",
+                                    d.file());
+  REQUIRE(p.explore);
+  CHECK(p.explore->spec.vary == ExploreSpec::Vary::Pct);
+  CHECK(p.explore->spec.seed == 77);
+  CHECK(p.explore->spec.schedules == 40);
+  CHECK(p.explore->spec.depth == 3);
+  CHECK(p.explore->spec.vcpus == std::vector<unsigned>{0, 1});
+  CHECK(p.explore->spec.outcome == std::vector<std::string>{"stop", "exit"});
 }

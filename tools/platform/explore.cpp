@@ -56,7 +56,9 @@ std::string outcome_key(const Platform& p, const RunReport& r, const std::vector
   return key;
 }
 
-void check_outcome_fields(const Scenario& s, const std::vector<std::string>& fields) {
+}  // namespace
+
+void check_outcome_fields(unsigned vcpus, const std::vector<std::string>& fields, std::string_view origin) {
   for (const std::string& f : fields) {
     if (f == "stop" || f == "exit" || f == "console" || f == "failures") continue;
     if (f.rfind("reg:v", 0) == 0) {
@@ -65,13 +67,15 @@ void check_outcome_fields(const Scenario& s, const std::vector<std::string>& fie
       const std::string reg = dot == std::string::npos ? "" : f.substr(dot + 1);
       const bool digits = !num.empty() && num.size() <= 4 &&
                           std::all_of(num.begin(), num.end(), [](char c) { return c >= '0' && c <= '9'; });
-      if (digits && std::stoul(num) < s.machine.vcpus && Platform::is_register_name(reg)) continue;
+      if (digits && std::stoul(num) < vcpus && Platform::is_register_name(reg)) continue;
     }
-    throw ExploreError(fmt::format("--outcome: {} is not an outcome field (stop, exit, console, failures, "
+    throw ExploreError(fmt::format("{}: {} is not an outcome field (stop, exit, console, failures, "
                                    "reg:vN.NAME with a vCPU of the machine and a register as in expect.registers)",
-                                   quote_display(f, 80)));
+                                   origin, quote_display(f, 80)));
   }
 }
+
+namespace {
 
 GuestPoint insn_point(unsigned vcpu, uint64_t n) {
   GuestPoint p;
@@ -237,26 +241,46 @@ uint64_t ExploreResult::failing() const {
   return n;
 }
 
-void parse_window(std::string_view text, ExploreSpec& spec) {
+void parse_window(std::string_view text, ExploreSpec& spec, std::string_view origin) {
   const size_t dots = text.find("..");
   if (dots == std::string_view::npos)
-    throw ExploreError(fmt::format("--window: {} is not a window (expected vN.insn=FROM..TO, e.g. v1.insn=1000..2000)",
-                                   quote_display(text, 80)));
+    throw ExploreError(fmt::format("{}: {} is not a window (expected vN.insn=FROM..TO, e.g. v1.insn=1000..2000)",
+                                   origin, quote_display(text, 80)));
   GuestPoint from;
   try {
-    from = parse_point(text.substr(0, dots), "--window");
+    from = parse_point(text.substr(0, dots), origin);
   } catch (const ScheduleError& e) {
     throw ExploreError(e.what());
   }
   if (from.kind != GuestPoint::Kind::Insn)
-    throw ExploreError("--window: the window is a range of one vCPU's instruction counts (vN.insn=FROM..TO)");
+    throw ExploreError(fmt::format("{}: the window is a range of one vCPU's instruction counts (vN.insn=FROM..TO)", origin));
   const auto to = parse_u64_string(text.substr(dots + 2));
   if (!to)
-    throw ExploreError(fmt::format("--window: position {}: expected the last instruction count after '..'", dots + 3));
-  if (*to < from.insn) throw ExploreError("--window: the window ends before it starts");
+    throw ExploreError(fmt::format("{}: position {}: expected the last instruction count after '..'", origin, dots + 3));
+  if (*to < from.insn) throw ExploreError(fmt::format("{}: the window ends before it starts", origin));
   spec.vcpu = from.vcpu;
   spec.from = from.insn;
   spec.to = *to;
+}
+
+std::vector<unsigned> parse_vcpu_list(std::string_view text, std::string_view origin) {
+  std::vector<unsigned> out;
+  size_t at = 0;
+  while (at <= text.size()) {
+    size_t c = text.find(',', at);
+    if (c == std::string_view::npos) c = text.size();
+    const std::string_view item = text.substr(at, c - at);
+    const std::string_view num = item.size() > 1 && item[0] == 'v' ? item.substr(1) : std::string_view();
+    const bool digits = !num.empty() && num.size() <= 4 && num.find_first_not_of("0123456789") == std::string_view::npos;
+    const std::optional<uint64_t> n =
+        digits && std::stoull(std::string(num)) <= kMaxScheduleCpuIndex ? std::optional<uint64_t>(std::stoull(std::string(num)))
+                                                                        : std::nullopt;
+    if (!n)
+      throw ExploreError(fmt::format("{}: {} is not a vCPU (vN, e.g. v0,v1)", origin, quote_display(item, 40)));
+    out.push_back(static_cast<unsigned>(*n));
+    at = c + 1;
+  }
+  return out;
 }
 
 std::vector<OutcomeGroup> group_results(const std::vector<VariantResult>& results) {
@@ -279,7 +303,7 @@ ExploreResult explore(const Scenario& s, const ExploreSpec& spec,
     throw ExploreError(fmt::format("--window: vCPU {} does not exist (machine.vcpus is {})", spec.vcpu, s.machine.vcpus));
   if (spec.shards == 0 || spec.shard == 0 || spec.shard > spec.shards)
     throw ExploreError(fmt::format("--shard: {}/{} is not a shard (i/N with 1 <= i <= N)", spec.shard, spec.shards));
-  check_outcome_fields(s, spec.outcome);
+  check_outcome_fields(s.machine.vcpus, spec.outcome, "--outcome");
   if (spec.vary != ExploreSpec::Vary::Placement) {
     const char* opt = spec.vary == ExploreSpec::Vary::Pct ? "--pct" : "--interleave";
     if (spec.vcpus.size() < 2) throw ExploreError(fmt::format("{}: at least two vCPUs take turns", opt));

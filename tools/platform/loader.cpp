@@ -163,6 +163,11 @@ struct Loader {
 
 }  // namespace
 
+std::string LoadedImage::missing_symbol(std::string_view name) const {
+  return fmt::format("the guest image has no symbol {}{}", quote_display(name, 80),
+                     symbols.empty() ? " (it has no symbol table at all)" : "");
+}
+
 std::string LoadedImage::symbolize(uint64_t addr) const {
   auto it = std::upper_bound(symbols.begin(), symbols.end(), addr,
                              [](uint64_t a, const Symbol& s) { return a < s.addr; });

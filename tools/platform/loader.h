@@ -40,6 +40,9 @@ struct LoadedImage {
   }
   // "<main+0x14>" for an address inside (or at) a known symbol, "" otherwise.
   std::string symbolize(uint64_t addr) const;
+  // "the guest image has no symbol "x"" (and why, when it has no symbol table at all): what
+  // run and validate say about a schedule point naming a symbol find() does not know.
+  std::string missing_symbol(std::string_view name) const;
 };
 
 constexpr uint64_t kFlatLoadAddress = 0x100000;

@@ -81,6 +81,7 @@ HypervisorConfig hypervisor_config(const Scenario& s) {
   c.update_delay_ns = s.machine.kvm.clock_update_delay_ms * 1'000'000ull;
   h.pv_store_ns = s.host.pv_store_ns;
   h.migration_control = s.machine.kvm.migration_control;
+  h.bugs = s.machine.kvm.bugs;  // already the profile's defaults plus the scenario's settings
   h.hypercalls.amd = s.machine.cpu_vendor == CpuVendor::Amd;
   h.hypercalls.fix_hypercall_insn = s.machine.kvm.fix_hypercall_insn;
   h.hypercalls.map_gpa_range_exit = s.machine.kvm.map_gpa_range_exit;

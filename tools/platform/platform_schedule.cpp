@@ -34,8 +34,7 @@ void Platform::arm(const ScheduleEntry& e, std::string where) {
   if (e.at.kind == GuestPoint::Kind::Rip && !e.at.symbol.empty()) {
     const Symbol* found = m_image.find(e.at.symbol);
     if (!found)
-      throw ScenarioError(fmt::format("{}: the guest image has no symbol {}{}", where, quote_display(e.at.symbol, 80),
-                                      m_image.symbols.empty() ? " (it has no symbol table at all)" : ""));
+      throw ScenarioError(fmt::format("{}: {}", where, m_image.missing_symbol(e.at.symbol)));
     a.rip = found->addr + e.at.sym_offset;
   }
   a.text = format_point(e.at);

@@ -12,6 +12,7 @@
 
 #include "core/types.h"
 #include "pvmsr/kvm_cpuid.h"
+#include "tools/platform/explore.h"
 #include "tools/platform/files.h"
 #include "tools/platform/json_text.h"
 #include "tools/platform/text.h"
@@ -397,6 +398,39 @@ constexpr std::string_view kRegisterNames[] = {
     "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8",  "r9",  "r10", "r11",
     "r12", "r13", "r14", "r15", "rip", "rflags", "cr0", "cr2", "cr3", "cr4", "cr8", "efer"};
 
+// `machine.kvm.bugs` (pvmsr/README.md §2.5): an array of flag names to turn on, or an object
+// of flag name -> true/false. A flag belongs to the profile whose code path it changes;
+// naming one of the other profile is refused rather than silently ignored.
+void parse_bugs(const Checker& c, const Json& v, const std::string& p, KvmConfig& kvm) {
+  const bool orig = kvm.abi == KvmAbi::Orig;
+  const auto set = [&](const std::string& name, bool on, const std::string& at) {
+    for (const KvmBugInfo& b : kvm_bug_table()) {
+      if (b.name != name) continue;
+      if (!(orig ? b.in_orig : b.in_modern))
+        c.fail(at, fmt::format("{} is a bug of the {} profile (machine.kvm.abi {}); this scenario uses \"{}\"",
+                               quote_display(name, 60), orig ? "modern" : "orig", orig ? "\"modern\"" : "\"orig\"",
+                               orig ? "orig" : "modern"));
+      kvm.bugs.*b.flag = on;
+      return;
+    }
+    std::string known;
+    for (const KvmBugInfo& b : kvm_bug_table())
+      if (orig ? b.in_orig : b.in_modern) known += fmt::format("{}{}", known.empty() ? "" : ", ", b.name);
+    c.fail(at, fmt::format("unknown bug {} (the {} profile has: {}; `pvsim bugs` lists them all)",
+                           quote_display(name, 60), orig ? "orig" : "modern", known));
+  };
+  if (v.is_array()) {
+    for (size_t i = 0; i < v.size(); ++i) set(c.string(v[i], Checker::child(p, i), true), true, Checker::child(p, i));
+    return;
+  }
+  if (!v.is_object())
+    c.fail(p, fmt::format("must be an array of bug names or an object of name: true/false, got {}", show(v)));
+  for (auto it = v.begin(); it != v.end(); ++it) {
+    const std::string at = Checker::child(p, it.key());
+    set(it.key(), c.boolean(it.value(), at), at);
+  }
+}
+
 void parse_machine(const Checker& c, const Json& m, MachineConfig& out) {
   const std::string p = "/machine";
   c.object(m, p,
@@ -487,10 +521,12 @@ void parse_machine(const Checker& c, const Json& m, MachineConfig& out) {
     c.object(
         k, kp,
         {"abi", "enforce_pv_cpuid", "master_clock", "kvmclock_sync_ms", "clock_update_delay_ms",
-         "fix_hypercall_insn", "map_gpa_range_exit", "map_gpa_range_ret", "migration_control"});
+         "fix_hypercall_insn", "map_gpa_range_exit", "map_gpa_range_ret", "migration_control", "bugs"});
     if (k.contains("abi"))
       out.kvm.abi =
           c.choice(k["abi"], kp + "/abi", {"modern", "orig"}) == 0 ? KvmAbi::Modern : KvmAbi::Orig;
+    out.kvm.bugs = kvm_bug_defaults(out.kvm.abi == KvmAbi::Orig ? AbiProfile::Orig : AbiProfile::Modern);
+    if (k.contains("bugs")) parse_bugs(c, k["bugs"], kp + "/bugs", out.kvm);
     if (k.contains("enforce_pv_cpuid"))
       out.kvm.enforce_pv_cpuid = c.boolean(k["enforce_pv_cpuid"], kp + "/enforce_pv_cpuid");
     if (k.contains("master_clock"))
@@ -978,6 +1014,90 @@ void check_schedule_entry(const Scenario& s, const ScheduleEntry& e, Bad&& bad) 
 }
 }  // namespace
 
+// `explore` (scenarios/README.md "explore"): the same choices as pvsim explore's options, as
+// JSON; the texts go through the option parsers, so both accept exactly the same things.
+ExploreSection parse_explore(const Checker& c, const Json& v, const std::string& fname, const Scenario& s) {
+  c.object(v, "/explore", {"window", "place", "interleave", "bound", "pct", "depth", "outcome", "expect"});
+  ExploreSection x;
+  ExploreSpec& spec = x.spec;
+  const auto where = [&](std::string_view key) { return fmt::format("{}: /explore/{}", fname, key); };
+  if (!v.contains("window")) c.fail("/explore", "missing required key \"window\"");
+  const unsigned modes = static_cast<unsigned>(v.contains("place") + v.contains("interleave") + v.contains("pct"));
+  if (modes != 1) c.fail("/explore", "give exactly one of \"place\", \"interleave\" or \"pct\"");
+  if (v.contains("bound") && !v.contains("interleave")) c.fail("/explore/bound", "only meaningful with \"interleave\"");
+  if (v.contains("depth") && !v.contains("pct")) c.fail("/explore/depth", "only meaningful with \"pct\"");
+  const auto vcpu_ok = [&](unsigned n, const std::string& at) {
+    if (n >= s.machine.vcpus)
+      c.fail(at, fmt::format("vCPU {} does not exist (machine.vcpus is {})", n, s.machine.vcpus));
+  };
+  try {
+    parse_window(c.string(v["window"], "/explore/window", true), spec, where("window"));
+    vcpu_ok(spec.vcpu, "/explore/window");
+    if (v.contains("place")) {
+      spec.vary = ExploreSpec::Vary::Placement;
+      try {
+        spec.action = parse_action(c.string(v["place"], "/explore/place", true), where("place"));
+      } catch (const ScheduleError& e) {
+        throw ExploreError(e.what());
+      }
+      ScheduleEntry probe;
+      probe.at.kind = GuestPoint::Kind::Insn;
+      probe.at.vcpu = spec.vcpu;
+      probe.action = spec.action;
+      check_schedule_entry(s, probe, [&](bool, std::string_view problem) { c.fail("/explore/place", problem); });
+    }
+    if (v.contains("interleave")) {
+      spec.vary = ExploreSpec::Vary::Interleave;
+      spec.vcpus = parse_vcpu_list(c.string(v["interleave"], "/explore/interleave", true), where("interleave"));
+      if (spec.vcpus.size() < 2) c.fail("/explore/interleave", "at least two vCPUs take turns");
+      for (size_t i = 0; i < spec.vcpus.size(); ++i) {
+        vcpu_ok(spec.vcpus[i], "/explore/interleave");
+        for (size_t j = 0; j < i; ++j)
+          if (spec.vcpus[j] == spec.vcpus[i])
+            c.fail("/explore/interleave", fmt::format("vCPU {} is named twice", spec.vcpus[i]));
+      }
+      if (v.contains("bound")) spec.bound = static_cast<unsigned>(c.integer(v["bound"], "/explore/bound", 1, 8));
+    }
+    if (v.contains("pct")) {
+      spec.vary = ExploreSpec::Vary::Pct;
+      spec.schedules = c.integer(v["pct"], "/explore/pct", 1, 1'000'000'000);
+      if (v.contains("depth")) spec.depth = static_cast<unsigned>(c.integer(v["depth"], "/explore/depth", 1, 9));
+      spec.seed = s.seed;  // PCT draws from the scenario's seed
+      for (unsigned n = 0; n < s.machine.vcpus; ++n) spec.vcpus.push_back(n);
+    }
+    if (v.contains("outcome")) {
+      const Json& o = v["outcome"];
+      if (!o.is_array()) c.fail("/explore/outcome", fmt::format("must be an array of outcome fields, got {}", show(o)));
+      spec.outcome.clear();
+      for (size_t i = 0; i < o.size(); ++i)
+        spec.outcome.push_back(c.string(o[i], Checker::child("/explore/outcome", i), true));
+      check_outcome_fields(s.machine.vcpus, spec.outcome, where("outcome"));
+    } else {
+      spec.outcome = {"stop", "exit"};  // pvsim explore's --outcome default
+    }
+  } catch (const ExploreError& e) {
+    throw ScenarioError(e.what());
+  }
+  if (v.contains("expect")) {
+    const Json& e = v["expect"];
+    c.object(e, "/explore/expect", {"variants", "failing", "groups"});
+    if (e.contains("variants")) x.expect.variants = c.integer(e["variants"], "/explore/expect/variants", 1, kMaxExactJsonInt);
+    if (e.contains("failing")) x.expect.failing = c.integer(e["failing"], "/explore/expect/failing", 0, kMaxExactJsonInt);
+    if (e.contains("groups")) x.expect.groups = c.integer(e["groups"], "/explore/expect/groups", 1, kMaxExactJsonInt);
+    uint64_t n = 0;
+    try {
+      n = variant_count(spec);
+    } catch (const ExploreError& err) {
+      c.fail("/explore", err.what());
+    }
+    if (x.expect.variants && *x.expect.variants != n)
+      c.fail("/explore/expect/variants", fmt::format("the exploration has {} variants, not {}", n, *x.expect.variants));
+    if (x.expect.failing && *x.expect.failing > n)
+      c.fail("/explore/expect/failing", fmt::format("more than the {} variants of the exploration", n));
+  }
+  return x;
+}
+
 Scenario parse_scenario(std::string_view text, const std::filesystem::path& file) {
   const std::string fname = escape_display(file.string(), 400);
   const Checker c(fname);
@@ -998,7 +1118,7 @@ Scenario parse_scenario(std::string_view text, const std::filesystem::path& file
   Scenario s;
   s.file = file;
   c.object(root, "",
-           {"name", "description", "seed", "machine", "host", "guest", "limits", "expect", "schedule"});
+           {"name", "description", "seed", "machine", "host", "guest", "limits", "expect", "schedule", "explore"});
   s.name = file.stem().string();
   if (root.contains("name")) s.name = c.string(root["name"], "/name", true);
   if (!root.contains("description")) c.fail("", "missing required key \"description\"");
@@ -1062,6 +1182,7 @@ Scenario parse_scenario(std::string_view text, const std::filesystem::path& file
       s.schedule_where.push_back(fmt::format("{}: {}", fname, at));
     }
   }
+  if (root.contains("explore")) s.explore = parse_explore(c, root["explore"], fname, s);
   if (!s.expect.golden_trace_as_written.empty())
     s.expect.golden_trace = file.parent_path() / s.expect.golden_trace_as_written;
   check_description_references(c, s);

@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "pvmsr/kvm_bugs.h"
+#include "tools/platform/explore_spec.h"
 #include "tools/platform/schedule.h"
 
 namespace pvsim {
@@ -126,6 +128,9 @@ struct KvmConfig {
   // The VMM implements MSR_KVM_MIGRATION_CONTROL through userspace MSR exits; KVM itself
   // has no handler, so without this the MSR raises #GP.
   bool migration_control = false;
+  // `machine.kvm.bugs`: historic KVM bugs turned on or off one by one (pvmsr/README.md §2.5),
+  // resolved against `abi`: the profile's defaults, then the scenario's own settings.
+  KvmBugs bugs;
 };
 
 // `machine.cpu_vendor`: CPUID leaf 0's vendor string, and with it the native hypercall
@@ -286,6 +291,9 @@ struct Scenario {
   // about an entry, schedule_where[k] names it ("FILE: /schedule/2", "--schedule: entry 3").
   Schedule schedule;
   std::vector<std::string> schedule_where;
+  // `explore` (scenarios/README.md "explore"): the exploration `pvsim explore SCENARIO` runs
+  // when no option says what to vary, and the counts it must give.
+  std::optional<ExploreSection> explore;
 };
 
 // Appends `extra` to s.schedule after checking it against the machine (vCPU and pCPU

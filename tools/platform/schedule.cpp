@@ -129,7 +129,7 @@ class Parser {
       while (pos + n < m_s.size() && n < 64 && wordish(m_s[pos + n])) ++n;
     return shown(m_s.substr(pos, n));
   }
-  static std::string shown(std::string_view s) { return "'" + escape_display(s, 40) + "'"; }
+  static std::string shown(std::string_view s) { return fmt::format("'{}'", escape_display(s, 40)); }
 
   void expect(char c, std::string_view context) {
     ws();

@@ -52,6 +52,8 @@ const char* kTopHelp =
     "  explore SCENARIO   run every placement of a host action in a window of guest\n"
     "                     instructions from one snapshot; group the variants by outcome,\n"
     "                     with a replay command for each group (exit 1 when any failed)\n"
+    "  bugs               the historic KVM bugs a scenario can turn back on\n"
+    "                     (machine.kvm.bugs), with their kernels and fixes\n"
     "\n"
     "options:\n"
     "  -h, --help         this text; `pvsim <command> --help` for a command's options\n"
@@ -290,8 +292,7 @@ std::optional<std::string> validate_one(const std::string& file) {
       const GuestPoint& p = s.schedule.entries[k].at;
       if (p.kind != GuestPoint::Kind::Rip || p.symbol.empty()) continue;
       if (!image.find(p.symbol))
-        return fmt::format("{}: the guest image has no symbol {}{}", s.schedule_where[k], quote_display(p.symbol, 80),
-                           image.symbols.empty() ? " (it has no symbol table at all)" : "");
+        return fmt::format("{}: {}", s.schedule_where[k], image.missing_symbol(p.symbol));
     }
     if (s.expect.golden_trace)
       if (auto kind = non_regular_kind(*s.expect.golden_trace))
@@ -642,7 +643,10 @@ int cmd_explore(const std::vector<std::string>& args) {
                  "snapshot taken before the window; `pvsim run SCENARIO --schedule 'vN.insn=K: ACTION'`\n"
                  "replays it with the same trace. A variant passes when the scenario's expectations hold\n"
                  "(expect.trace_hash and expect.golden_trace excepted: they pin the scenario's own run).\n"
-                 "Exit status: 0 no failing variant, 1 some failed, 2 bad input.\n";
+                 "Without --window and --place/--interleave/--pct, the scenario's \"explore\" section says what\n"
+                 "varies (scenarios/README.md \"explore\"); its expect counts then decide the exit status.\n"
+                 "Exit status: 0 no failing variant (or explore.expect holds), 1 some failed (or it does not),\n"
+                 "2 bad input.\n";
     return kExitOk;
   }
   const std::vector<std::string> operands =
@@ -697,32 +701,20 @@ int cmd_explore(const std::vector<std::string>& args) {
     return r.failing() ? kExitFail : kExitOk;
   }
   if (operands.size() != 1) return usage_error("explore", "exactly one SCENARIO expected");
-  if (!vm.count("window")) return usage_error("explore", "missing --window vN.insn=FROM..TO");
   const int modes = static_cast<int>(vm.count("place") + vm.count("interleave") + vm.count("pct"));
-  if (modes != 1) return usage_error("explore", "give exactly one of --place ACTION, --interleave vA,vB or --pct N");
+  // No window and nothing to vary: the scenario's own `explore` section says both.
+  const bool from_section = !vm.count("window") && modes == 0;
+  if (!from_section) {
+    if (!vm.count("window")) return usage_error("explore", "missing --window vN.insn=FROM..TO");
+    if (modes != 1) return usage_error("explore", "give exactly one of --place ACTION, --interleave vA,vB or --pct N");
+  }
   ExploreSpec spec;
-  // "v0,v1,v3" -> {0, 1, 3}
-  const auto vcpu_list = [](const std::string& opt, const std::string& text) {
-    std::vector<unsigned> out;
-    size_t at = 0;
-    while (at <= text.size()) {
-      size_t c = text.find(',', at);
-      if (c == std::string::npos) c = text.size();
-      const std::string item = text.substr(at, c - at);
-      const auto n = item.size() > 1 && item[0] == 'v' ? decimal(item.substr(1), kMaxScheduleCpuIndex) : std::nullopt;
-      if (!n)
-        throw ExploreError(fmt::format("{}: {} is not a vCPU (vN, e.g. v0,v1)", opt, quote_display(item, 40)));
-      out.push_back(static_cast<unsigned>(*n));
-      at = c + 1;
-    }
-    return out;
-  };
   try {
-    parse_window(vm["window"].as<std::string>(), spec);
+    if (!from_section) parse_window(vm["window"].as<std::string>(), spec);
     if (vm.count("place")) spec.action = parse_action(vm["place"].as<std::string>(), "--place");
     if (vm.count("interleave")) {
       spec.vary = ExploreSpec::Vary::Interleave;
-      spec.vcpus = vcpu_list("--interleave", vm["interleave"].as<std::string>());
+      spec.vcpus = parse_vcpu_list(vm["interleave"].as<std::string>(), "--interleave");
       const auto b = decimal(vm["bound"].as<std::string>(), 8);
       if (!b || *b == 0) throw ExploreError("--bound must be from 1 to 8");
       spec.bound = static_cast<unsigned>(*b);
@@ -735,7 +727,7 @@ int cmd_explore(const std::vector<std::string>& args) {
       const auto d = decimal(vm["depth"].as<std::string>(), 9);
       if (!d || *d == 0) throw ExploreError("--depth must be from 1 to 9");
       spec.depth = static_cast<unsigned>(*d);
-      if (vm.count("pct-vcpus")) spec.vcpus = vcpu_list("--pct-vcpus", vm["pct-vcpus"].as<std::string>());
+      if (vm.count("pct-vcpus")) spec.vcpus = parse_vcpu_list(vm["pct-vcpus"].as<std::string>(), "--pct-vcpus");
       if (vm.count("seed")) {
         const auto sd = parse_u64_string(vm["seed"].as<std::string>());
         if (!sd) throw ExploreError("--seed must be a 64-bit number (decimal or 0x hex)");
@@ -748,7 +740,7 @@ int cmd_explore(const std::vector<std::string>& args) {
     return usage_error("explore", e.what());
   }
   spec.outcome.clear();
-  {
+  if (!from_section || !vm["outcome"].defaulted()) {
     const std::string f = vm["outcome"].as<std::string>();
     size_t at = 0;
     while (at <= f.size()) {
@@ -775,7 +767,23 @@ int cmd_explore(const std::vector<std::string>& args) {
   try {
     Scenario s = load_scenario(operands[0]);
     if (auto err = add_schedule_option(vm, s)) return usage_error("explore", *err);
-    if (spec.vary == ExploreSpec::Vary::Pct) {
+    const ExploreExpect* expect = nullptr;
+    if (from_section) {
+      if (!s.explore)
+        return usage_error("explore", fmt::format("{} has no \"explore\" section: give --window and one of --place, "
+                                                  "--interleave or --pct", escape_display(operands[0], 300)));
+      std::vector<std::string> outcome = std::move(spec.outcome);
+      const uint64_t shard = spec.shard, shards = spec.shards;
+      const unsigned jobs_n = spec.jobs;
+      spec = s.explore->spec;
+      if (!outcome.empty()) spec.outcome = std::move(outcome);
+      spec.shard = shard;
+      spec.shards = shards;
+      spec.jobs = jobs_n;
+      if (vm.count("seed")) return usage_error("explore", "--seed goes with --pct; the section's PCT uses the scenario's seed");
+      expect = &s.explore->expect;
+    }
+    if (spec.vary == ExploreSpec::Vary::Pct && !from_section) {
       if (!vm.count("seed")) spec.seed = s.seed;
       if (spec.vcpus.empty())
         for (unsigned v = 0; v < s.machine.vcpus; ++v) spec.vcpus.push_back(v);
@@ -826,6 +834,30 @@ int cmd_explore(const std::vector<std::string>& args) {
                    pct_bound_all(spec));
       print_groups(stdout, operands[0], r);
     }
+    if (expect && (expect->variants || expect->failing || expect->groups)) {
+      // The section's counts are the scenario's claim about the whole exploration; one shard
+      // sees only part of it (its merge prints the whole).
+      if (spec.shards > 1) {
+        fmt::print(stderr, "pvsim explore: shard {}/{}: the scenario's explore.expect is checked on whole runs only\n",
+                   spec.shard, spec.shards);
+        return r.failing() ? kExitFail : kExitOk;
+      }
+      std::string bad;
+      const auto check = [&](const char* what, const std::optional<uint64_t>& want, uint64_t got) {
+        if (want && *want != got) bad += fmt::format("{}{} {} (expected {})", bad.empty() ? "" : ", ", what, got, *want);
+      };
+      check("variants", expect->variants, r.variants);
+      check("failing", expect->failing, r.failing());
+      check("groups", expect->groups, r.groups.size());
+      if (!bad.empty()) {
+        fmt::print(stderr, "pvsim explore: {}: explore.expect does not hold: {}\n", escape_display(operands[0], 300), bad);
+        return kExitFail;
+      }
+      if (!jsonl.is_stdout())
+        fmt::print("explore.expect holds: {} variants, {} failing, {} group{}\n", r.variants, r.failing(),
+                   r.groups.size(), r.groups.size() == 1 ? "" : "s");
+      return kExitOk;
+    }
     return r.failing() ? kExitFail : kExitOk;
   } catch (const ExploreError& e) {
     return usage_error("explore", e.what());
@@ -833,6 +865,40 @@ int cmd_explore(const std::vector<std::string>& args) {
     fmt::print(stderr, "{}\n", e.what());
     return kExitUsage;
   }
+}
+
+// `pvsim bugs`: pvmsr/kvm_bugs.h's table, for choosing machine.kvm.bugs (pvmsr/README.md §2.5).
+int cmd_bugs(const std::vector<std::string>& args) {
+  po::options_description opts("pvsim bugs [--profile orig|modern]");
+  opts.add_options()("help,h", "this text")
+      ("profile", po::value<std::string>()->value_name("P"), "only the bugs a scenario of this machine.kvm.abi may set");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    return usage_error("bugs", escape_display(e.what(), 300));
+  }
+  if (vm.count("help")) {
+    std::cout << opts
+              << "\nEach line: the name for machine.kvm.bugs, the profile(s) whose code has it, its default under\n"
+                 "\"orig\" (under \"modern\" every fix is in), the kernels that had it, the fix, and what goes wrong.\n";
+    return kExitOk;
+  }
+  int only = -1;  // -1 all, 0 orig, 1 modern
+  if (vm.count("profile")) {
+    const std::string p = vm["profile"].as<std::string>();
+    if (p == "orig") only = 0;
+    else if (p == "modern") only = 1;
+    else return usage_error("bugs", fmt::format("--profile: {} is not orig or modern", quote_display(p, 40)));
+  }
+  for (const KvmBugInfo& b : kvm_bug_table()) {
+    if ((only == 0 && !b.in_orig) || (only == 1 && !b.in_modern)) continue;
+    const char* prof = b.in_orig && b.in_modern ? "orig+modern" : b.in_orig ? "orig" : "modern";
+    fmt::print("{}\n  profile {}, {} under orig; kernels {}; fixed by {}\n  {}\n", b.name, prof,
+               b.in_orig ? (b.orig_default ? "on" : "off") : "n/a", b.kernels, b.fix, b.what);
+  }
+  return kExitOk;
 }
 
 }  // namespace
@@ -860,6 +926,7 @@ int main(int argc, char** argv) {
     if (cmd == "bench") return cmd_bench(args);
     if (cmd == "diff") return cmd_diff(args);
     if (cmd == "explore") return cmd_explore(args);
+    if (cmd == "bugs") return cmd_bugs(args);
     if (!cmd.empty() && cmd[0] == '-') return usage_error("", fmt::format("unknown option '{}'", escape_display(cmd, 100)));
     return usage_error("", fmt::format("unknown command '{}'", escape_display(cmd, 100)));
   } catch (const std::exception& e) {
