@@ -34,7 +34,7 @@ struct StringMaker<HostAction> {
 };
 template <>
 struct StringMaker<Schedule> {
-  static std::string convert(const Schedule& s) { return "{" + format_schedule(s) + "}"; }
+  static std::string convert(const Schedule& s) { return fmt::format("{{{}}}", format_schedule(s)); }
 };
 }  // namespace Catch
 
@@ -414,7 +414,7 @@ struct Spelling {
   }
   std::string action(const HostAction& a) {
     // A keyword and what follows it need at least one space between them.
-    const std::string sp = " " + ws();
+    const std::string sp = fmt::format(" {}", ws());
     switch (a.kind) {
       case ActionKind::Preempt: return "preempt" + sp + cpu('v', a.vcpu) + " " + duration(a.ns);
       case ActionKind::Migrate: return "migrate" + sp + cpu('v', a.vcpu) + " " + cpu('p', a.pcpu);
