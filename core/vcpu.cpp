@@ -242,7 +242,7 @@ void Vcpu::inject_exception(uint8_t vector, bool has_error, uint32_t error, uint
                   fmt::format("triple fault: vector {} queued while a #DF was pending", vector));
       return;
     }
-    if ((cpu::contributory(prev) && cpu::contributory(vector)) || (prev == cpu::kPF && serious)) {
+    if (cpu::makes_double_fault(prev, vector)) {
       vector = cpu::kDF;
       has_error = true;
       error = 0;

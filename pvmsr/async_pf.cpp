@@ -76,10 +76,6 @@ uint32_t apf_next_token(uint32_t& id, unsigned vcpu_id, bool never_zero) {
   return token;
 }
 
-uint32_t apf_next_token(uint32_t& id, unsigned vcpu_id, AbiProfile abi) {
-  return apf_next_token(id, vcpu_id, abi == AbiProfile::Modern);
-}
-
 // ---------------------------------------------------------------------------------------
 // Construction and MSRs
 

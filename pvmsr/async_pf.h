@@ -105,9 +105,8 @@ class ApfGfnTable {
 // token = (id << 12) | vcpu_id, id post-incremented. Modern (alloc_apf_token, commit
 // 6f3c1fc53d86, Linux 5.17): when (id << 12) is 0 as a u32 (the first token, and again
 // after every 2^20) id becomes 1 first, so a token is never 0. Orig: no such step, so
-// vCPU 0's first token is 0 and the counter wraps silently. The bool form says directly
-// whether the skip applies (modern without machine.kvm.bugs.apf_token_zero, README §2.5).
-uint32_t apf_next_token(uint32_t& id, unsigned vcpu_id, AbiProfile abi);
+// vCPU 0's first token is 0 and the counter wraps silently. `never_zero`: the skip applies
+// (modern without machine.kvm.bugs.apf_token_zero, README §2.5).
 uint32_t apf_next_token(uint32_t& id, unsigned vcpu_id, bool never_zero);
 
 // ---------------------------------------------------------------------------------------

@@ -47,24 +47,12 @@ bool pvclock_publish_vcpu_time_info(const GuestMemory& mem, Gpa gpa,
   return pvclock_publish_vcpu_time_info<GuestMemory>(mem, gpa, hv_clock, protocol, out);
 }
 
-bool pvclock_publish_vcpu_time_info(const GuestMemory& mem, Gpa gpa,
-                                    PvclockVcpuTimeInfo& hv_clock, AbiProfile profile,
-                                    HostStores& out) {
-  return pvclock_publish_vcpu_time_info<GuestMemory>(mem, gpa, hv_clock,
-                                                     pvclock_protocol(profile), out);
-}
-
 bool pvclock_write_vcpu_time_info(GuestMemory& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
                                   PvclockProtocol protocol) {
   HostStores stores;
   if (!pvclock_publish_vcpu_time_info(mem, gpa, hv_clock, protocol, stores)) return false;
   stores.apply_all(mem);
   return true;
-}
-
-bool pvclock_write_vcpu_time_info(GuestMemory& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
-                                  AbiProfile profile) {
-  return pvclock_write_vcpu_time_info(mem, gpa, hv_clock, pvclock_protocol(profile));
 }
 
 bool pvclock_write_wall_clock(GuestMemory& mem, Gpa gpa, uint64_t epoch_ns) {

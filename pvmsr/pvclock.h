@@ -178,26 +178,15 @@ concept PvclockMemory = PvclockReadable<M> && requires(M& m, Gpa g, const void* 
 // [gpa, gpa+32) is not all inside RAM nothing is read or pushed, hv_clock is unchanged
 // and the result is false (KVM: the pfn cache/page lookup fails and the update is
 // silently skipped, pvmsr/README.md §4.1).
-// The AbiProfile forms use the profile's historic protocol (pvclock_protocol()).
 template <PvclockReadable M>
 bool pvclock_publish_vcpu_time_info(const M& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
                                     PvclockProtocol protocol, HostStores& out);
-template <PvclockReadable M>
-bool pvclock_publish_vcpu_time_info(const M& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
-                                    AbiProfile profile, HostStores& out) {
-  return pvclock_publish_vcpu_time_info(mem, gpa, hv_clock, pvclock_protocol(profile), out);
-}
 bool pvclock_publish_vcpu_time_info(const GuestMemory& mem, Gpa gpa,
                                     PvclockVcpuTimeInfo& hv_clock, PvclockProtocol protocol,
-                                    HostStores& out);
-bool pvclock_publish_vcpu_time_info(const GuestMemory& mem, Gpa gpa,
-                                    PvclockVcpuTimeInfo& hv_clock, AbiProfile profile,
                                     HostStores& out);
 // The same update with every store applied at once (no other vCPU can run in between).
 bool pvclock_write_vcpu_time_info(GuestMemory& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
                                   PvclockProtocol protocol);
-bool pvclock_write_vcpu_time_info(GuestMemory& mem, Gpa gpa, PvclockVcpuTimeInfo& hv_clock,
-                                  AbiProfile profile);
 
 // pvmsr/README.md §4.8 (`kvm_write_wall_clock`, identical in orig and modern): read version, +1 if
 // odd, +1 and write version alone (odd), write all 12 bytes with sec = low 32 bits of

@@ -96,10 +96,10 @@ bool StealTime::record_modern(Vcpu& v, VcpuSteal& s, uint64_t run_delay_ns, Host
   // without touching last_steal, so the delay keeps accumulating. The GPA comparison is
   // 901d3765fa80; with steal_time_stale_cache (5.16-5.19, pvmsr/README.md §2.5) a usable
   // cache is kept after the guest moved its record, and the update goes to the old one.
-  if (!s.cache_ok || (!m_bugs.steal_time_stale_cache && s.cache_gpa != (s.msr & kGpaMask))) {
-    const uint64_t gpa = s.msr & kGpaMask;
-    s.cache_gpa = gpa;
-    s.cache_ok = m_mem.contains(Gpa(gpa), kSize);
+  const uint64_t msr_gpa = s.msr & kGpaMask;
+  if (!s.cache_ok || (!m_bugs.steal_time_stale_cache && s.cache_gpa != msr_gpa)) {
+    s.cache_gpa = msr_gpa;
+    s.cache_ok = m_mem.contains(Gpa(msr_gpa), kSize);
     if (!s.cache_ok) {
       ++s.counters.skipped;
       return false;

@@ -88,6 +88,10 @@ enum Vector : uint8_t {
 inline bool contributory(uint8_t v) {
   return v == kDE || v == kTS || v == kNP || v == kSS || v == kGP;
 }
+// Table 6-5: `second` raised while `first` is being delivered (or is still pending) is a #DF.
+inline bool makes_double_fault(uint8_t first, uint8_t second) {
+  return (contributory(first) && contributory(second)) || (first == kPF && (contributory(second) || second == kPF));
+}
 
 // #PF error-code bits (SDM Vol. 3A §4.7, Figure 4-12).
 namespace pfec {

@@ -203,9 +203,7 @@ void Core::deliver_fault() {
     }
     // Table 6-5: contributory+contributory or #PF+(contributory|#PF) give #DF; everything
     // else is handled serially (the new fault is delivered instead).
-    const bool df = (contributory(cur.vector) && contributory(next.vector)) ||
-                    (cur.vector == kPF && (contributory(next.vector) || next.vector == kPF));
-    cur = df ? Fault{kDF, true, 0, 0, false} : next;
+    cur = makes_double_fault(cur.vector, next.vector) ? Fault{kDF, true, 0, 0, false} : next;
   }
 }
 

@@ -332,25 +332,25 @@ TEST_CASE("gfn table: a cluster wrapping past slot 63, deletion, and a full tabl
 TEST_CASE("tokens: (id << 12) | vcpu, never 0 in modern, and the 2^20 wrap", "[async_pf]") {
   for (unsigned vcpu : {0u, 1u, 5u}) {
     uint32_t id = 0;
-    CHECK(apf_next_token(id, vcpu, AbiProfile::Modern) == (0x1000u | vcpu));
-    CHECK(apf_next_token(id, vcpu, AbiProfile::Modern) == (0x2000u | vcpu));
+    CHECK(apf_next_token(id, vcpu, /*never_zero=*/true) == (0x1000u | vcpu));
+    CHECK(apf_next_token(id, vcpu, /*never_zero=*/true) == (0x2000u | vcpu));
     id = 0;
-    CHECK(apf_next_token(id, vcpu, AbiProfile::Orig) == vcpu);  // vCPU 0: token 0
-    CHECK(apf_next_token(id, vcpu, AbiProfile::Orig) == (0x1000u | vcpu));
+    CHECK(apf_next_token(id, vcpu, /*never_zero=*/false) == vcpu);  // vCPU 0: token 0
+    CHECK(apf_next_token(id, vcpu, /*never_zero=*/false) == (0x1000u | vcpu));
     // At the end of the 20-bit counter: modern skips the zero counter, orig does not.
     id = 0xfffff;
-    CHECK(apf_next_token(id, vcpu, AbiProfile::Modern) == (0xfffff000u | vcpu));
-    CHECK(apf_next_token(id, vcpu, AbiProfile::Modern) == (0x1000u | vcpu));
+    CHECK(apf_next_token(id, vcpu, /*never_zero=*/true) == (0xfffff000u | vcpu));
+    CHECK(apf_next_token(id, vcpu, /*never_zero=*/true) == (0x1000u | vcpu));
     id = 0xfffff;
-    CHECK(apf_next_token(id, vcpu, AbiProfile::Orig) == (0xfffff000u | vcpu));
-    CHECK(apf_next_token(id, vcpu, AbiProfile::Orig) == vcpu);
+    CHECK(apf_next_token(id, vcpu, /*never_zero=*/false) == (0xfffff000u | vcpu));
+    CHECK(apf_next_token(id, vcpu, /*never_zero=*/false) == vcpu);
   }
   // The whole cycle on vCPU 0: 2^20 - 1 distinct non-zero tokens, then the first again.
   uint32_t id = 0;
-  const uint32_t first = apf_next_token(id, 0, AbiProfile::Modern);
+  const uint32_t first = apf_next_token(id, 0, /*never_zero=*/true);
   uint32_t zeros = 0, repeats = 0;
   for (uint32_t k = 2; k <= (1u << 20); ++k) {
-    const uint32_t t = apf_next_token(id, 0, AbiProfile::Modern);
+    const uint32_t t = apf_next_token(id, 0, /*never_zero=*/true);
     zeros += t == 0;
     if (t == first) {
       ++repeats;

@@ -279,7 +279,7 @@ TEST_CASE("modern publish: version odd, then body, then even", "[pvclock][seqcou
     PvclockVcpuTimeInfo hv = sample_time_info();
     hv.version = 1234;  // the host's own counter plays no part in the modern protocol
     HostStores stores;
-    REQUIRE(pvclock_publish_vcpu_time_info(rec, Gpa(gpa), hv, AbiProfile::Modern, stores));
+    REQUIRE(pvclock_publish_vcpu_time_info(rec, Gpa(gpa), hv, pvclock_protocol(AbiProfile::Modern), stores));
     // Computing the update reads the guest copy but writes nothing yet.
     CHECK(rec.reads > 0);
     CHECK(rec.writes.empty());
@@ -319,14 +319,14 @@ TEST_CASE("modern publish keeps an unconsumed GUEST_STOPPED bit", "[pvclock][seq
   const uint8_t stopped = PVCLOCK_GUEST_STOPPED;
   REQUIRE(mem.write(Gpa(gpa + 29), &stopped, 1));
   PvclockVcpuTimeInfo hv = sample_time_info();  // flags = TSC_STABLE only
-  REQUIRE(pvclock_write_vcpu_time_info(mem, Gpa(gpa), hv, AbiProfile::Modern));
+  REQUIRE(pvclock_write_vcpu_time_info(mem, Gpa(gpa), hv, pvclock_protocol(AbiProfile::Modern)));
   CHECK(u8_at(mem, gpa + 29) == (PVCLOCK_TSC_STABLE_BIT | PVCLOCK_GUEST_STOPPED));
   CHECK(hv.flags == (PVCLOCK_TSC_STABLE_BIT | PVCLOCK_GUEST_STOPPED));
   // Once the guest clears it, the next update does not bring it back.
   const uint8_t cleared = PVCLOCK_TSC_STABLE_BIT;
   REQUIRE(mem.write(Gpa(gpa + 29), &cleared, 1));
   hv.flags = PVCLOCK_TSC_STABLE_BIT;
-  REQUIRE(pvclock_write_vcpu_time_info(mem, Gpa(gpa), hv, AbiProfile::Modern));
+  REQUIRE(pvclock_write_vcpu_time_info(mem, Gpa(gpa), hv, pvclock_protocol(AbiProfile::Modern)));
   CHECK(u8_at(mem, gpa + 29) == PVCLOCK_TSC_STABLE_BIT);
 }
 
@@ -343,7 +343,7 @@ TEST_CASE("orig publish: one copy as 4 ascending 8-byte stores, host version += 
   hv.version = 4;
   for (uint32_t want : {6u, 8u, 10u}) {
     HostStores stores;
-    REQUIRE(pvclock_publish_vcpu_time_info(rec, Gpa(gpa), hv, AbiProfile::Orig, stores));
+    REQUIRE(pvclock_publish_vcpu_time_info(rec, Gpa(gpa), hv, pvclock_protocol(AbiProfile::Orig), stores));
     CHECK(hv.version == want);
     REQUIRE(stores.size() == 4);
     uint8_t image[32];
@@ -387,11 +387,11 @@ TEST_CASE("publishers write nothing unless the whole structure is in RAM",
       PvclockVcpuTimeInfo hv = sample_time_info();
       hv.version = 40;
       HostStores stores;
-      CHECK_FALSE(pvclock_publish_vcpu_time_info(rec, Gpa(gpa), hv, profile, stores));
+      CHECK_FALSE(pvclock_publish_vcpu_time_info(rec, Gpa(gpa), hv, pvclock_protocol(profile), stores));
       CHECK(stores.empty());
       CHECK(rec.reads == 0);
       CHECK(hv.version == 40);
-      CHECK_FALSE(pvclock_write_vcpu_time_info(mem, Gpa(gpa), hv, profile));
+      CHECK_FALSE(pvclock_write_vcpu_time_info(mem, Gpa(gpa), hv, pvclock_protocol(profile)));
       CHECK(all_bytes_are(mem, 0x5a));
     }
   }
@@ -405,7 +405,7 @@ TEST_CASE("publishers write nothing unless the whole structure is in RAM",
   // The last fitting positions do work.
   GuestMemory mem(kRamSize);
   PvclockVcpuTimeInfo hv = sample_time_info();
-  CHECK(pvclock_write_vcpu_time_info(mem, Gpa(kRamSize - 32), hv, AbiProfile::Modern));
+  CHECK(pvclock_write_vcpu_time_info(mem, Gpa(kRamSize - 32), hv, pvclock_protocol(AbiProfile::Modern)));
   CHECK(pvclock_write_wall_clock(mem, Gpa(kRamSize - 12), 5 * kNsecPerSec));
 }
 
@@ -493,7 +493,7 @@ TEST_CASE("orig: a reader between the copy's stores sees a torn struct under an 
   hv.tsc_timestamp = 2'500'000;
   hv.system_time = 1'000'000;
   HostStores stores;
-  REQUIRE(pvclock_publish_vcpu_time_info(mem, Gpa(gpa), hv, AbiProfile::Orig, stores));
+  REQUIRE(pvclock_publish_vcpu_time_info(mem, Gpa(gpa), hv, pvclock_protocol(AbiProfile::Orig), stores));
   const std::vector<PvclockVcpuTimeInfo> st = states_during(mem, gpa, stores);
   REQUIRE(st.size() == 5);
   for (const PvclockVcpuTimeInfo& s : st) CHECK((s.version & 1u) == 0);  // never odd
@@ -543,7 +543,7 @@ TEST_CASE("modern: every reader racing with the three stores retries or reads on
     hv.tsc_timestamp = 2'500'000;
     hv.system_time = 1'000'000;
     HostStores stores;
-    REQUIRE(pvclock_publish_vcpu_time_info(mem, Gpa(gpa), hv, AbiProfile::Modern, stores));
+    REQUIRE(pvclock_publish_vcpu_time_info(mem, Gpa(gpa), hv, pvclock_protocol(AbiProfile::Modern), stores));
     const std::vector<PvclockVcpuTimeInfo> st = states_during(mem, gpa, stores);
     REQUIRE(st.size() == 4);
     // Whole reads between the stores: only the two ends are accepted (odd in between).
@@ -578,7 +578,7 @@ TEST_CASE("publishing invalidates decoded code on the page", "[pvclock][seqcount
   GuestMemory mem(kRamSize);
   REQUIRE(mem.mark_code_page(1));
   PvclockVcpuTimeInfo hv = sample_time_info();
-  REQUIRE(pvclock_write_vcpu_time_info(mem, Gpa(kPageSize + 64), hv, AbiProfile::Modern));
+  REQUIRE(pvclock_write_vcpu_time_info(mem, Gpa(kPageSize + 64), hv, pvclock_protocol(AbiProfile::Modern)));
   CHECK_FALSE(mem.is_code_page(1));
   REQUIRE(mem.mark_code_page(2));
   REQUIRE(pvclock_write_wall_clock(mem, Gpa(2 * kPageSize), 1));
