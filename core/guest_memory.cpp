@@ -64,7 +64,8 @@ bool GuestMemory::zero(Gpa gpa, uint64_t len) {
   } else {
     std::memset(m_base + at, 0, len);
   }
-  note_write(gpa, len);
+  note_code_write(gpa, len);
+  if (m_watcher) [[unlikely]] watch_hit(gpa.value(), len, WatchAccess::Write, true);
   return true;
 }
 
@@ -79,8 +80,31 @@ bool GuestMemory::write(Gpa gpa, const void* src, uint64_t len) {
   if (len == 0) return true;
   prepare_write(gpa, len);
   std::memcpy(m_base + gpa.value(), src, len);
-  note_write(gpa, len);
+  note_code_write(gpa, len);
+  if (m_watcher) [[unlikely]] watch_hit(gpa.value(), len, WatchAccess::Write, true);
   return true;
+}
+
+void GuestMemory::set_watches(std::vector<Watch> w, Watcher* watcher) {
+  m_watches = std::move(w);
+  m_watcher = m_watches.empty() ? nullptr : watcher;
+  drop_write_mappings();
+}
+
+bool GuestMemory::watch_page_slow(uint64_t pfn, WatchAccess a) const {
+  const uint64_t lo = pfn << kPageShift, hi = lo + kPageSize;
+  for (const Watch& w : m_watches)
+    if ((w.access & static_cast<uint8_t>(a)) && w.gpa < hi && w.gpa + w.len > lo) return true;
+  return false;
+}
+
+void GuestMemory::watch_hit(uint64_t gpa, uint64_t len, WatchAccess a, bool host) {
+  if (m_watch_muted || len == 0) return;
+  for (const Watch& w : m_watches)
+    if ((w.access & static_cast<uint8_t>(a)) && w.gpa < gpa + len && gpa < w.gpa + w.len) {
+      m_watcher->on_watch(w, gpa, len, a, host);
+      return;
+    }
 }
 
 unsigned GuestMemory::checkpoint() {
@@ -141,6 +165,32 @@ void GuestMemory::rollback(unsigned level) {
   top.ept_words.clear();
   next_serial();
   drop_write_mappings();
+}
+
+void GuestMemory::merge_level(unsigned level) {
+  if (level == 0 || level >= m_levels.size()) throw std::out_of_range("GuestMemory::merge_level: no such level");
+  Level& keep = m_levels[level - 1];
+  Level& up = m_levels[level];
+  // A page both levels saved keeps the lower level's (older) contents; a page only the
+  // upper one saved was not written while the lower one was the newest, so its contents at
+  // the upper level's start are also those at the lower level's start.
+  std::vector<uint64_t> have = keep.pfns;
+  std::sort(have.begin(), have.end());
+  for (size_t i = 0; i < up.pfns.size(); ++i) {
+    if (std::binary_search(have.begin(), have.end(), up.pfns[i])) continue;
+    keep.pfns.push_back(up.pfns[i]);
+    keep.data.insert(keep.data.end(), up.data.begin() + static_cast<std::ptrdiff_t>(i * kPageSize),
+                     up.data.begin() + static_cast<std::ptrdiff_t>((i + 1) * kPageSize));
+  }
+  // Rolled back newest first: the upper level's words, then the lower one's older values.
+  keep.ept_words.insert(keep.ept_words.end(), up.ept_words.begin(), up.ept_words.end());
+  const bool newest = level + 1 == m_levels.size();
+  m_levels.erase(m_levels.begin() + static_cast<std::ptrdiff_t>(level));
+  if (newest) {
+    // The merged level is the newest now: its pages count as saved under a fresh serial.
+    next_serial();
+    for (uint64_t pfn : m_levels.back().pfns) m_page_serial[pfn] = m_serial;
+  }
 }
 
 void GuestMemory::drop_checkpoints(unsigned above) {

@@ -65,6 +65,10 @@ class GuestMemory {
   unsigned checkpoint();                 // returns the new level's number (1, 2, ...)
   void rollback(unsigned level);         // 1 <= level <= checkpoint_depth()
   void drop_checkpoints(unsigned above); // forgets the levels above `above` (0: all), no rollback
+  // Folds level `level` + 1 into `level` (1 <= level < checkpoint_depth()): one snapshot
+  // in the middle of the nest goes, the levels above move down by one, and a rollback to
+  // `level` still restores what RAM held when it opened (a debugger thinning its checkpoints).
+  void merge_level(unsigned level);
   unsigned checkpoint_depth() const { return static_cast<unsigned>(m_levels.size()); }
   // Pages saved in level `level` so far: what rolling it back would copy.
   uint64_t checkpoint_pages(unsigned level) const { return m_levels.at(level - 1).pfns.size(); }
@@ -109,6 +113,11 @@ class GuestMemory {
   // Called for every write to [gpa, gpa+len) that did not go through write():
   // unmarks touched code pages (generation becomes even again, i.e. changed).
   void note_write(Gpa gpa, uint64_t len) {
+    if (m_watcher) [[unlikely]] watch_hit(gpa.value(), len, WatchAccess::Write, false);
+    note_code_write(gpa, len);
+  }
+  // The code-page part of note_write (write() and zero() report watch hits as the host's).
+  void note_code_write(Gpa gpa, uint64_t len) {
     uint64_t first = gpa.value() >> kPageShift, last = (gpa.value() + len - 1) >> kPageShift;
     for (uint64_t p = first; p <= last; ++p)
       if (m_code_gen[p] & 1u) { ++m_code_gen[p]; ++m_code_writes; }
@@ -160,6 +169,42 @@ class GuestMemory {
     m_cpu_cache_release = release;
   }
 
+  // --- watchpoints (a debugger's data breakpoints, tools/platform/README.md "Debugging with
+  // gdb") ---
+  // Guest-physical ranges whose writes (and, for read watches, CPU reads) are reported to the
+  // watcher. Writes are seen where they all pass already: write()/zero() for the host side
+  // (the hypervisor's PV structure updates, pvmsr/), note_write() for the CPU's stores, which
+  // reach it for every page without a write-TLB entry, and the CPU keeps none for a watched
+  // page (core/cpu/mmu.cpp). CPU reads of a read-watched page take the slow path the same
+  // way (no read-TLB entry) and report through watch_read(). Unset, the cost is one
+  // predictable branch on write(), zero() and note_write().
+  enum class WatchAccess : uint8_t { Write = 1, Read = 2 };
+  struct Watch {
+    uint64_t gpa = 0;
+    uint64_t len = 0;
+    uint8_t access = 0;  // WatchAccess bits
+  };
+  struct Watcher {
+    virtual ~Watcher() = default;
+    // `host`: GuestMemory::write/zero (the hypervisor or a device), else the CPU.
+    virtual void on_watch(const Watch& w, uint64_t gpa, uint64_t len, WatchAccess a, bool host) = 0;
+  };
+  // Replaces the set (empty: none, and no watcher is called). Drops every vCPU's write-TLB
+  // entries (as a checkpoint does), so watched pages lose theirs; read entries are the
+  // vCPUs' to drop (Vcpu::drop_read_translations).
+  void set_watches(std::vector<Watch> w, Watcher* watcher);
+  const std::vector<Watch>& watches() const { return m_watches; }
+  // The CPU may keep a TLB entry of kind `a` for this page.
+  bool watch_page(uint64_t pfn, WatchAccess a) const {
+    if (!m_watcher) [[likely]] return false;
+    return watch_page_slow(pfn, a);
+  }
+  void watch_read(uint64_t gpa, uint64_t len) {
+    if (m_watcher) [[unlikely]] watch_hit(gpa, len, WatchAccess::Read, false);
+  }
+  // Suspends reporting (a debugger's own memory writes are not hits).
+  void set_watch_muted(bool m) { m_watch_muted = m; }
+
   // Host memory actually backing guest RAM right now (pages touched), in bytes.
   uint64_t resident_bytes() const;
   // The same for the per-page side arrays (code generations, EPT bitmap): 4 bytes + 1 bit
@@ -197,6 +242,11 @@ class GuestMemory {
   uint64_t m_host_unmap_epoch = 0;
   uint64_t m_tlb_epoch = 0;
   uint64_t* m_ept_seen = nullptr;  // one bit per 4 KiB page, NORESERVE mapping
+  void watch_hit(uint64_t gpa, uint64_t len, WatchAccess a, bool host);
+  bool watch_page_slow(uint64_t pfn, WatchAccess a) const;
+  std::vector<Watch> m_watches;
+  Watcher* m_watcher = nullptr;
+  bool m_watch_muted = false;
   void* m_cpu_cache = nullptr;
   void (*m_cpu_cache_release)(void*) = nullptr;
 };

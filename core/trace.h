@@ -8,10 +8,20 @@
 // shape, arch/x86/kvm/trace.h of Linux 6.x). Events KVM has no tracepoint for use a
 // `pvsim_` prefix so nobody mistakes them for upstream ones.
 //
+// Each event is described once, in the event table (core/trace_event.h,
+// core/trace_events.cpp): fields in KVM's order and types and KVM's print format, which a
+// small compiled renderer evaluates into the text. The typed methods below only pack their
+// arguments in table order for emit_event().
+//
 // The canonical text is always produced (events are VM exits, not per instruction) and
-// hashed with XXH3-64 as it goes; text and JSON Lines copies go to optional streams.
+// hashed with XXH3-64 as it goes. Observers see every line; sinks (TraceSink) get records
+// (description, values, line): the text and JSON Lines outputs are sinks, as are trace.dat,
+// Perfetto and the HTML timeline. Sinks see each event once across snapshot restores; an
+// event filter (--events) and time ordering (--time-order) apply to sinks, never to the
+// hash or observers (tools/platform/README.md §7).
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
@@ -19,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/trace_event.h"
 #include "core/types.h"
 
 namespace pvsim {
@@ -48,7 +59,7 @@ enum class VmxExitReason : uint32_t {
 };
 const char* vmx_exit_reason_name(VmxExitReason r);  // e.g. "MSR_WRITE", "IO_INSTRUCTION"
 
-// One named field of an event, for the JSON Lines form.
+// One named field of a free-form line (Tracer::emit), for its JSON Lines form.
 struct TraceField {
   enum class Kind : uint8_t { U64, I64, Bool, Str };
   const char* name;
@@ -63,13 +74,66 @@ struct TraceField {
 
 // Sees every canonical line as it is produced (expectations, golden comparison, size caps),
 // so nothing needs the whole trace in memory. `line` ends in '\n'; line[body..] is the text
-// from the event name on ("kvm_msr: msr_write ..."). Called in trace order.
+// from the event name on ("kvm_msr: msr_write ..."). Called in trace order, for every event
+// (event filters and time ordering apply to sinks only), again after a snapshot restore.
 class TraceObserver {
  public:
   virtual void on_trace_line(unsigned vcpu, std::string_view line, size_t body) = 0;
 
  protected:
   ~TraceObserver() = default;
+};
+
+// The text form as a sink: each record's canonical line, as is.
+class TraceTextSink final : public TraceSink {
+ public:
+  explicit TraceTextSink(std::ostream* os = nullptr) : m_os(os) {}
+  void set_stream(std::ostream* os) { m_os = os; }
+  std::ostream* stream() const { return m_os; }
+  void on_event(const TraceRecord& r) override;
+
+ private:
+  std::ostream* m_os;
+};
+
+// The JSON Lines form as a sink: one object per record (trace_render_json), '\n' after each.
+class TraceJsonlSink final : public TraceSink {
+ public:
+  explicit TraceJsonlSink(std::ostream* os = nullptr) : m_os(os) {}
+  void set_stream(std::ostream* os) { m_os = os; }
+  std::ostream* stream() const { return m_os; }
+  void on_event(const TraceRecord& r) override;
+
+ private:
+  std::ostream* m_os;
+  std::string m_buf;
+};
+
+// Passes records on to `next` sorted by virtual time, ties in emission order (--time-order).
+// Records are kept until on_finish: a vCPU's events can be stamped before events already
+// emitted for another vCPU (each vCPU runs ahead in its own quantum), and nothing in the
+// trace bounds how far back the next one may lie. Memory: each record's line and field
+// values are copied, about 360 bytes per event (three to four times the text's size).
+class TraceTimeOrderSink final : public TraceSink {
+ public:
+  explicit TraceTimeOrderSink(std::vector<TraceSink*> next) : m_next(std::move(next)) {}
+  void on_event(const TraceRecord& r) override;
+  void on_finish() override;  // sorts, passes every record on, then calls on_finish of each next
+  size_t buffered() const { return m_recs.size(); }
+
+ private:
+  struct Rec {
+    uint64_t index, ts;
+    unsigned vcpu;
+    const TraceEventDesc* desc;
+    uint32_t values;  // first of desc->fields.size() entries in m_values
+    size_t body;
+    std::string line;
+  };
+  std::vector<TraceSink*> m_next;
+  std::vector<Rec> m_recs;
+  std::vector<TraceValue> m_values;    // strings point into m_strings
+  std::deque<std::string> m_strings;  // stable addresses
 };
 
 class Tracer {
@@ -79,8 +143,27 @@ class Tracer {
   Tracer(const Tracer&) = delete;
   Tracer& operator=(const Tracer&) = delete;
 
-  void set_text_output(std::ostream* os) { m_text = os; }
-  void set_jsonl_output(std::ostream* os) { m_jsonl = os; }
+  // The text and JSON Lines outputs (tools/platform/README.md §7). Each is a sink that the
+  // event filter applies to; pointing one at a new stream (or nullptr) makes it a new sink,
+  // which sees events from the next one on, including events replayed after a restore.
+  void set_text_output(std::ostream* os);
+  void set_jsonl_output(std::ostream* os);
+  // More sinks (trace.dat, Perfetto, the HTML timeline). A filtered sink sees only the
+  // events the filter selects. Every sink sees each event once, in emission order: after a
+  // restore, the events a sink was already given are not given again (a re-execution is
+  // the same run: gdb's reverse execution goes back and forth over it). add_sink again
+  // (after remove_sink) to see the events from here on instead.
+  void add_sink(TraceSink* s, bool filtered);
+  void remove_sink(TraceSink* s);
+  // --events: one flag per table event (parse_trace_event_filter); empty selects all.
+  void set_event_filter(std::vector<bool> on);
+  // --time-order: the text and JSON Lines outputs are sorted by virtual time at finish()
+  // (TraceTimeOrderSink; other sinks sort on their own if they need to).
+  void set_time_order(bool on);
+  // The run has ended: on_finish of every sink, once. pvsim_stop, the run's last event
+  // (Platform::finish emits it), calls it.
+  void finish();
+
   uint64_t hash() const;  // XXH3-64 of the canonical text emitted so far
   uint64_t event_count() const { return m_count; }
   uint64_t text_bytes() const { return m_bytes; }  // canonical text emitted so far
@@ -96,7 +179,13 @@ class Tracer {
   Snapshot save() const;
   void restore(const Snapshot& s);
 
-  // Generic form: every typed method below ends here. `text` is the TP_printk part.
+  // One event of the table (core/trace_event.h): `values` one per field, in table order.
+  // Every typed method below ends here.
+  void emit_event(uint16_t id, Tick ts, unsigned vcpu, std::span<const TraceValue> values);
+
+  // A free-form line no table event describes, for tests of the line consumers: hashed,
+  // counted, seen by observers and written to the text and JSON Lines streams (`fields`
+  // there), unfiltered, unsorted; other sinks do not see it.
   void emit(Tick ts, unsigned vcpu, std::string_view event, std::string_view text,
             std::initializer_list<TraceField> fields);
 
@@ -149,7 +238,8 @@ class Tracer {
   void pvsim_exception(Tick ts, unsigned vcpu, uint8_t vector, bool has_error, uint32_t error_code,
                        uint64_t rip, uint64_t cr2);
   // The VM or a vCPU stopped: reason is a short word (exit, finished, shutdown, deadlock,
-  // limit, unhandled_io), detail a human-readable explanation.
+  // limit, unhandled_io), detail a human-readable explanation. The run's last event: it
+  // finishes the sinks (finish()).
   void pvsim_stop(Tick ts, unsigned vcpu, std::string_view reason, std::string_view detail);
   // An NMI injected into the vCPU (KVM has no tracepoint for NMI injection).
   void pvsim_inj_nmi(Tick ts, unsigned vcpu);
@@ -180,21 +270,35 @@ class Tracer {
   // canonically ("v0.insn=1200") and what the action did ("preempt v1 50us: ..."). Printed
   // like pvsim_vcpu.
   void pvsim_action(Tick ts, unsigned vcpu, std::string_view point, std::string_view action);
+  // A guest marker (devices/marker.h): the text a guest wrote to the marker port, printed
+  // as it is.
+  void pvsim_marker(Tick ts, unsigned vcpu, std::string_view text);
   // Virtual time as the trace's timestamp column prints it: seconds with 9 decimals.
   static std::string seconds(Tick t);
 
  private:
-  void what_detail(Tick ts, unsigned vcpu, std::string_view event, std::string_view what, std::string_view detail);
-  void async_get_page_class(Tick ts, unsigned vcpu, std::string_view event, uint64_t gva, uint64_t gfn);
-  void async_pf_nopresent_ready(Tick ts, unsigned vcpu, std::string_view event, uint64_t token, uint64_t gva);
+  void what_detail(Tick ts, unsigned vcpu, uint16_t id, std::string_view what, std::string_view detail);
+  void rewire();
+  struct Slot {
+    TraceSink* sink;
+    bool filtered;
+    uint64_t mark;  // events below this index were given to the sink already
+  };
   struct HashState;
   HashState* m_hash;
-  std::ostream* m_text = nullptr;
-  std::ostream* m_jsonl = nullptr;
+  TraceTextSink m_text;
+  TraceJsonlSink m_jsonl;
+  std::unique_ptr<TraceTimeOrderSink> m_order;
+  bool m_time_order = false;
+  bool m_finished = false;
+  std::vector<Slot> m_user;   // add_sink's, in order
+  std::vector<Slot> m_slots;  // what emit_event feeds: the built-in outputs, then m_user
+  std::vector<bool> m_filter;  // empty: everything
   uint64_t m_count = 0;
   uint64_t m_bytes = 0;
   std::vector<TraceObserver*> m_observers;
   std::string m_line;  // reused buffer
+  std::string m_json;  // emit()'s JSON buffer
 };
 
 }  // namespace pvsim

@@ -147,8 +147,12 @@ uint64_t Vcpu::last_run_steps() const {
   return m_core->run_steps;
 }
 
-void Vcpu::set_breakpoints(std::vector<uint64_t> rips) {
-  m_core->set_breakpoints(std::move(rips));
+void Vcpu::drop_read_translations(const std::vector<uint64_t>& pfns) {
+  m_core->tlb_drop_reads_of(pfns);
+}
+
+void Vcpu::set_breakpoints(std::vector<uint64_t> rips, bool every_boundary) {
+  m_core->set_breakpoints(std::move(rips), every_boundary);
 }
 
 Vcpu::Snapshot Vcpu::save() const {

@@ -190,7 +190,10 @@ class Vcpu {
   // and mode, does exactly what one run() without the breakpoint would have done, slices
   // included. Unset, breakpoints cost one predictable branch per decoded block; set, blocks
   // are not chained. The list is part of the vCPU's snapshot.
-  void set_breakpoints(std::vector<uint64_t> rips);
+  // `every_boundary`: every instruction boundary is reached as if it held a breakpoint (a
+  // debugger's single step, with the same guarantee: stopping and continuing changes nothing).
+  // Changing the list between a stop and the run() that continues it keeps that guarantee.
+  void set_breakpoints(std::vector<uint64_t> rips, bool every_boundary = false);
 
   // --- snapshots (core/README.md "Snapshots") ---
   // Everything the vCPU carries from one run() to the next: registers, MSRs, cycles and
@@ -316,6 +319,10 @@ class Vcpu {
   // host pointers that ride on them: what KVM's kvm_vcpu_flush_tlb_guest does for a PV TLB
   // flush request found in the steal-time record (pvmsr/README.md §6).
   void flush_tlb();
+  // Drops only the read translations to these guest-physical pages (a debugger's read
+  // watchpoint: the reads must take the slow path, GuestMemory::set_watches). A guest that
+  // relied on a stale read translation of such a page would walk its page tables instead.
+  void drop_read_translations(const std::vector<uint64_t>& pfns);
   // STI / MOV SS shadow in effect at the current instruction boundary.
   bool interrupt_shadow() const;
   // 64-bit mode: EFER.LMA and CS.L (KVM's is_64_bit_mode). Outside it KVM truncates

@@ -242,6 +242,9 @@ class LocalApic : private LocalApicState {
   uint32_t id() const { return m_mode == ApicMode::X2Apic ? m_cfg.apic_id : m_xapic_id >> 24; }
   ApicDestinationInfo destination_info() const;
   bool software_enabled() const { return (m_svr & lapic::kSvrEnable) != 0; }
+  // A register's value as a read in the current mode would return it, without the read's
+  // trace line or side effects (pvsim run --dump); nullopt where the mode has no register.
+  std::optional<uint32_t> peek(uint32_t offset) const { return read_reg(offset); }
   bool irr_bit(uint8_t v) const { return test(m_irr, v); }
   bool isr_bit(uint8_t v) const { return test(m_isr, v); }
   bool tmr_bit(uint8_t v) const { return test(m_tmr, v); }

@@ -17,17 +17,23 @@
 
 namespace pvsim::cpu {
 
-void Core::set_breakpoints(std::vector<uint64_t> rips) {
+void Core::set_breakpoints(std::vector<uint64_t> rips, bool every) {
   std::sort(rips.begin(), rips.end());
   rips.erase(std::unique(rips.begin(), rips.end()), rips.end());
   bp_rips = std::move(rips);
+  bp_all = every;
+  const bool any = bp_all || !bp_rips.empty();
   // Chaining (fast.cpp) goes from block to block without the run loop: off while set.
-  chain_max = bp_rips.empty() ? kChainInsns : 0;
-  bp_check = !bp_rips.empty() || (rf & fl::RF);
+  chain_max = any ? 0 : kChainInsns;
+  // A stop already reported and not yet continued (mid_continue, bp_slice_defer) still
+  // passes bp_boundary once when the list changes in between (a debugger removing its
+  // breakpoints at a stop): that pass is what makes the continuing run() equal to one that
+  // never stopped.
+  bp_check = any || (rf & fl::RF) || mid_continue || bp_slice_defer;
 }
 
 bool Core::bp_has(uint64_t la) const {
-  return std::binary_search(bp_rips.begin(), bp_rips.end(), la);
+  return bp_all || std::binary_search(bp_rips.begin(), bp_rips.end(), la);
 }
 
 namespace {
@@ -105,13 +111,13 @@ Core::BpAt Core::bp_boundary(Block*& b, uint64_t left, bool slice, bool ran, con
   }
   // The instruction starts: RF has done its work (SDM Vol. 3B §17.3.1.1).
   rf &= ~fl::RF;
-  bp_check = !bp_rips.empty();
+  bp_check = bp_all || !bp_rips.empty();
   // Cut the block before the next breakpoint in it. A block's instructions all lie on the
   // page of its first one (Core::decode_block), so one lookup says whether any can match.
   uint32_t stop_k = b->count;
   const uint64_t page = base & ~0xfffull;
   const auto it = std::lower_bound(bp_rips.begin(), bp_rips.end(), page);
-  if (it != bp_rips.end() && *it < page + 4096) {
+  if (bp_all || (it != bp_rips.end() && *it < page + 4096)) {
     for (uint32_t k = start + 1; k < b->count; ++k) {
       const Insn& i = b->insns[k];
       const uint64_t la = i.end_from(base) - i.len;

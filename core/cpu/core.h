@@ -272,6 +272,9 @@ struct CoreState {
   // ---- breakpoints (core/README.md "Breakpoints"; Core::bp_boundary) ----
   // The linear RIPs, sorted and unique (Vcpu::set_breakpoints).
   std::vector<uint64_t> bp_rips;
+  // Every boundary counts as a breakpoint (Vcpu::set_breakpoints' `every`: a debugger's
+  // single step, tools/platform/README.md "Debugging with gdb").
+  bool bp_all = false;
   // The run loop's one test per block: breakpoints are set, or RFLAGS.RF must be cleared
   // as the next instruction starts (an IRET loaded it).
   bool bp_check = false;
@@ -668,6 +671,8 @@ class Core : public CoreState {
   void tlb_flush_all();
   void tlb_flush_nonglobal();
   void tlb_flush_page(uint64_t la);
+  // Drops the read-TLB entries that map these guest-physical pages (read watchpoints).
+  void tlb_drop_reads_of(const std::vector<uint64_t>& pfns);
 
   // Operand helpers.
   __attribute__((always_inline)) bool read_E(const Insn& i, unsigned size, uint64_t& v) {
@@ -721,7 +726,7 @@ class Core : public CoreState {
   // slice: Budget::Slice (vcpu.h), stop at the last block boundary within max_insns.
   Vcpu::RunResult run(uint64_t max_insns, uint64_t deadline, bool slice);
   // Breakpoints (core.cpp; core/README.md "Breakpoints").
-  void set_breakpoints(std::vector<uint64_t> rips);
+  void set_breakpoints(std::vector<uint64_t> rips, bool every = false);
   bool bp_has(uint64_t la) const;
   // What the run loop does at a boundary while bp_check is set.
   enum class BpAt : uint8_t {

@@ -103,7 +103,12 @@ bool Core::translate(uint64_t la, Acc acc, bool user, uint64_t& gpa, TlbEntry* f
   if (phys < mem.size()) {
     static constexpr uint64_t kQual[3] = {0x1, 0x2, 0x4};
     if (!ept_check(phys, kQual[static_cast<unsigned>(acc)] | 0x80 | 0x100)) return false;
-    if (fill && !(acc == Acc::Write && mem.is_code_page(phys >> 12))) {
+    // No write entry for a code page (stores must bump its generation) and no entry of
+    // the watched kind for a watched page (its accesses must reach the watch check in
+    // access_slow / GuestMemory::note_write).
+    if (fill && !(acc == Acc::Write && mem.is_code_page(phys >> 12)) &&
+        !(acc != Acc::Fetch && mem.watch_page(phys >> 12, acc == Acc::Write ? GuestMemory::WatchAccess::Write
+                                                                            : GuestMemory::WatchAccess::Read))) {
       const uint64_t page = phys & ~0xfffull;
       const bool write_tlb = fill >= tlb[1] && fill < tlb[2];
       // A write-TLB entry lets stores bypass GuestMemory: save the page for an open
@@ -235,6 +240,7 @@ bool Core::access_slow(uint64_t la, unsigned size, uint64_t* v, Acc acc, bool su
         if (code) brk = true;  // the current block may hold stale decodes of this page
       } else {
         *v = load_le(h, size);
+        mem.watch_read(gpa[0], size);
       }
       return true;
     }
@@ -254,6 +260,7 @@ bool Core::access_slow(uint64_t la, unsigned size, uint64_t* v, Acc acc, bool su
         if (code) brk = true;  // the current block may hold stale decodes of this page
       } else {
         std::memcpy(bytes + done, h, n);
+        mem.watch_read(g, n);
       }
     } else if (g < k4G && g + n <= k4G) {
       // Outside RAM below 4 GiB: the platform's MMIO space (LAPIC page, holes).
@@ -377,6 +384,17 @@ void Core::tlb_flush_nonglobal() {
   if (!tlb_has_global) return tlb_flush_all();
   for (unsigned k = 0; k < 3 * kTlbSize; ++k)
     if (!tlb_glob[k]) tlb[0][k].tag = 0;
+}
+
+void Core::tlb_drop_reads_of(const std::vector<uint64_t>& pfns) {
+  if (pfns.empty()) return;
+  TlbEntry* tab = tlb[0];
+  for (unsigned k = 0; k < kTlbSize; ++k) {
+    TlbEntry& e = tab[k];
+    if (e.tag == 0) continue;
+    const uint64_t pfn = tlb_gpa(e) >> 12;
+    if (std::find(pfns.begin(), pfns.end(), pfn) != pfns.end()) e.tag = 0;
+  }
 }
 
 void Core::tlb_flush_page(uint64_t la) {

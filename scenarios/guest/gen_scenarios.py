@@ -738,9 +738,9 @@ def modern_tasks_trace(vcpus):
             absent('no-stall', 'pvsim_host: stall')]
 
 APF_SUMMARY_2 = ('apf summary: 12 async page faults, 12 page-ready, 2 wake-all; 2092 work units ran while tasks '
-                 'waited, 463336 ns of vCPU time saved from stalls; workload took 732876 ns\n')
+                 'waited, 463858 ns of vCPU time saved from stalls; workload took 733912 ns\n')
 APF_SYNC_SUMMARY_2 = ('apf summary: 0 async page faults, 0 page-ready, 0 wake-all; 0 work units ran while tasks '
-                      'waited, 0 ns of vCPU time saved from stalls; workload took 1528342 ns\n')
+                      'waited, 0 ns of vCPU time saved from stalls; workload took 1529287 ns\n')
 
 # The main job (README "first steps"): the showcase of async page faults.
 smp_scenario('default', 'apf_tasks',
@@ -760,9 +760,10 @@ smp_scenario('default', 'apf_tasks',
     'not-present [n-not-present], 14 page-ready (the 12 plus one wake-all per vCPU) [n-ready], 14 ACKs [n-ack], '
     'and not one synchronous stall [no-stall]. The guest prints what it saw: the closing "apf summary" line '
     'counts the async page faults and page-ready events, the work that ran while tasks waited and the vCPU time it '
-    'took (time that would otherwise have been spent stalled: 463336 ns over both vCPUs), and how long the '
-    'workload took in virtual time (kvmclock): 732876 ns. The same guest on a KVM that does not offer async PF '
-    '(scenario apf-sync-2) takes 1528342 ns: every touch halts its vCPU for the whole 200 us. Next: '
+    'took (time that would otherwise have been spent stalled: 463858 ns over both vCPUs), and how long the '
+    'workload took in virtual time (kvmclock): 733912 ns. Guest markers (pvsim_marker lines; instants on the '
+    '--perfetto and --timeline timelines) show where each vCPU enabled async PF and where its tasks start and end. The same guest on a KVM that does not offer async PF '
+    '(scenario apf-sync-2) takes 1529287 ns: every touch halts its vCPU for the whole 200 us. Next: '
     'apf-modern-4 and apf-orig-2 (the seed-era protocol), then the edge cases apf-repeat, apf-limit, apf-cpl0, '
     'apf-irqoff, apf-disable, apf-reenable, apf-early-wake and apf-lapic-off.',
     apf_machine(2), summary=5, contains=[APF_SUMMARY_2], max_insn=100_000_000, host=apf_host(200_000, 32),
@@ -774,7 +775,7 @@ apf_tasks_scenario('apf-modern-4', 4,
     '[enable] [ready]. Each vCPU has its own tokens, (n << 12) | vCPU, never 0. 24 pages, 24 not-present '
     '[n-not-present], 28 page-ready and 28 ACKs with the four wake-alls [n-ready] [n-ack], no stall [no-stall].',
     'apf summary: 24 async page faults, 24 page-ready, 4 wake-all; 4184 work units ran while tasks waited, '
-    '927716 ns of vCPU time saved from stalls; workload took 739761 ns\n', trace=modern_tasks_trace(4))
+    '928760 ns of vCPU time saved from stalls; workload took 740636 ns\n', trace=modern_tasks_trace(4))
 
 def orig_tasks_trace(vcpus):
     n = 6 * vcpus
@@ -800,14 +801,14 @@ ORIG_DESC = ('The seed-era protocol (machine.kvm.abi "orig", CPUID with the 2.6.
 smp_scenario('apf-orig-2', 'apf_tasks', TASKS_COMMON + ORIG_DESC + 'Two vCPUs: 12 not-present [n-not-present], '
     '14 page-ready [n-ready].', apf_machine(2, **APF_ORIG), summary=5,
     contains=['apf summary: 12 async page faults, 12 page-ready, 2 wake-all; 2048 work units ran while tasks '
-              'waited, 454752 ns of vCPU time saved from stalls; workload took 729965 ns\n'], max_insn=100_000_000, host=apf_host(200_000, 32),
+              'waited, 454752 ns of vCPU time saved from stalls; workload took 731001 ns\n'], max_insn=100_000_000, host=apf_host(200_000, 32),
     trace=orig_tasks_trace(2))
 smp_scenario('apf-orig-4', 'apf_tasks', TASKS_COMMON + ORIG_DESC + 'Four vCPUs: 24 not-present [n-not-present], '
     '28 page-ready [n-ready]. Two page-ready #PFs never stack up: while one is queued and not yet delivered, the '
     'next waits for the following entry (a second queued #PF would have turned into #DF on old KVM).',
     apf_machine(4, **APF_ORIG), summary=5,
     contains=['apf summary: 24 async page faults, 24 page-ready, 4 wake-all; 4096 work units ran while tasks '
-              'waited, 910019 ns of vCPU time saved from stalls; workload took 734386 ns\n'], max_insn=100_000_000, host=apf_host(200_000, 32),
+              'waited, 910021 ns of vCPU time saved from stalls; workload took 734270 ns\n'], max_insn=100_000_000, host=apf_host(200_000, 32),
     trace=orig_tasks_trace(4))
 
 smp_scenario('apf-sync-2', 'apf_tasks', TASKS_COMMON +
@@ -816,7 +817,7 @@ smp_scenario('apf-sync-2', 'apf_tasks', TASKS_COMMON +
     'block the vCPU thread in the host: each fault is set up as async work with a token [try], but nothing can be '
     'told to the guest, so the vCPU sits in a synthetic halt until the page is in [halt], and no #PF is ever '
     'injected [no-injection]; the completion wakes the vCPU silently. No other task runs meanwhile, so the '
-    'workload takes 1528342 ns against 732876 ns with async PF: the guest prints 0 async page faults, 0 work '
+    'workload takes 1529287 ns against 733912 ns with async PF: the guest prints 0 async page faults, 0 work '
     'units while tasks waited and 0 ns saved.', apf_machine(2, **APF_NO_APF), summary=None,
     contains=['SKIP: async PF not offered by CPUID (no ASYNC_PF, bit 4): every touch stalls in the host\n',
               APF_SYNC_SUMMARY_2, 'SUMMARY: 3 tests, 1 skipped\n'], max_insn=100_000_000,

@@ -22,7 +22,7 @@ TEST_CASE("conditional branches, loops, indirect calls", "[control]") {
   CHECK(m.vcpu.halted());
 }
 
-TEST_CASE("step() executes exactly one instruction; run() honours the deadline", "[control]") {
+TEST_CASE("step() executes exactly one instruction, run() honours the deadline", "[control]") {
   Machine m;
   m.code({0x48, 0xff, 0xc0, 0xeb, 0xfb} /* l: inc rax; jmp l */);
   for (int k = 0; k < 5; ++k) CHECK(m.step().executed == 1);
@@ -128,7 +128,7 @@ TEST_CASE("IST stack for an exception at CPL0", "[control]") {
   CHECK(m.get64(0x60000 - 16) == Machine::kStack);  // old RSP
 }
 
-TEST_CASE("far return reloads CS; MOV/POP Sreg load descriptors", "[control][segments]") {
+TEST_CASE("far return reloads CS, MOV/POP Sreg load descriptors", "[control][segments]") {
   Machine m;
   m.code({0x6a, 0x08, 0x48, 0x8d, 0x05, 0x03, 0x00, 0x00, 0x00, 0x50, 0x48, 0xcb, 0xb8, 0x10, 0x00, 0x00, 0x00, 0x8e, 0xd8, 0x8e, 0xd0}  /* push 0x08; lea rax, [rip+n]; push rax; retfq; n: mov eax, 0x10; mov ds, eax; mov ss, eax */);
   m.run(6);

@@ -197,7 +197,7 @@ TEST_CASE("#AC(0) for a misaligned user access with CR0.AM and RFLAGS.AC", "[exc
   CHECK(m.get64(m.vcpu.gpr(RSP)) == 0);  // error code 0
 }
 
-TEST_CASE("non-canonical RSP/RBP-based operand is #SS(0); with FS override #GP(0)",
+TEST_CASE("non-canonical RSP/RBP-based operand is #SS(0), with FS override #GP(0)",
           "[exceptions]") {
   Machine m;
   m.install_idt_all_hlt();

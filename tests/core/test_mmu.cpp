@@ -118,7 +118,7 @@ TEST_CASE("user access to a supervisor page from CPL3", "[mmu]") {
   CHECK(m.vcpu.gpr(RSP) == 0x70000 - 48);  // stack switch to RSP0
 }
 
-TEST_CASE("TLB: stale until INVLPG; CR3 write flushes non-global; PGE keeps global", "[mmu]") {
+TEST_CASE("TLB: stale until INVLPG, CR3 write flushes non-global, PGE keeps global", "[mmu]") {
   Machine m;
   m.install_idt_all_hlt();
   const uint64_t pt = m.split_2m(0x400000);
@@ -161,7 +161,7 @@ TEST_CASE("TLB: stale until INVLPG; CR3 write flushes non-global; PGE keeps glob
   CHECK(g.vcpu.gpr(RSI) == 20);  // non-global: re-walked
 }
 
-TEST_CASE("page walk outside RAM stops with IoError; unclaimed MMIO too", "[mmu]") {
+TEST_CASE("page walk outside RAM stops with IoError, unclaimed MMIO too", "[mmu]") {
   Machine m;
   m.put64(Machine::kPd + 2 * 8, 0x40000000 | 0x3);  // PD entry -> page table at 1 GiB (no RAM)
   m.vcpu.set_gpr(RAX, 0x400000);

@@ -70,7 +70,7 @@ TEST_CASE("NMI: delivered through vector 2 with IF=0, before a maskable interrup
   CHECK(!has(p.trace(), "kvm_inj_virq"));
 }
 
-TEST_CASE("NMI wakes HLT with IF=0; a maskable interrupt does not", "[irq][nmi]") {
+TEST_CASE("NMI wakes HLT with IF=0, a maskable interrupt does not", "[irq][nmi]") {
   Machine m;
   m.install_idt_all_hlt();
   m.put(m.handler_addr(2), {0x48, 0xcf} /* iretq */);
@@ -341,7 +341,7 @@ TEST_CASE("MMIO read Retry abandons the instruction without side effects", "[mmi
 }
 
 TEST_CASE(
-    "MMIO Retry: read-modify-write writes nothing; REP keeps finished elements; "
+    "MMIO Retry: read-modify-write writes nothing, REP keeps finished elements, "
     "implicit reads stop",
     "[mmio][time]") {
   // ADD [mmio], rbx: the read comes first, so a Retry means no write reached the device.

@@ -594,7 +594,7 @@ TEST_CASE("REP after STI with an interrupt pending: one element, then the interr
   CHECK(m.vcpu.rip() == m.handler_addr(0x30) + 1);
 }
 
-TEST_CASE("REP OUTS: stopped between elements its exit stays open; an event ends it",
+TEST_CASE("REP OUTS: stopped between elements its exit stays open, an event ends it",
           "[rep][io]") {
   // rep outsd of 10 elements from kSrc to port 0x80, then hlt. The vector 0x40 handler is
   // IRETQ.

@@ -213,7 +213,7 @@ TEST_CASE("port I/O: exits, values, unhandled port stop, exit port", "[system][i
   CHECK(!has(x.trace(), "kvm_entry: vcpu 0, rip 0x100002"));
 }
 
-TEST_CASE("HLT stops the vCPU; the interrupt hook wakes it; STI shadow", "[system][irq]") {
+TEST_CASE("HLT stops the vCPU, the interrupt hook wakes it, STI shadow", "[system][irq]") {
   Machine m;
   m.install_idt_all_hlt();
   m.code({0xfb, 0xf4, 0x48, 0xff, 0xc0} /* sti; hlt; inc rax */);

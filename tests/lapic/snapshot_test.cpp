@@ -292,7 +292,7 @@ TEST_CASE("LAPIC snapshot: restore() alone neither schedules nor cancels the tim
   CHECK(drain(h.sink).empty());
 }
 
-TEST_CASE("LAPIC snapshot: an expired one-shot keeps its expiry; a pending one fires again", "[lapic][snapshot]") {
+TEST_CASE("LAPIC snapshot: an expired one-shot keeps its expiry, a pending one fires again", "[lapic][snapshot]") {
   Rig a, b;
   for (Rig* r : {&a, &b}) {
     r->h.enable_sw();

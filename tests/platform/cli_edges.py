@@ -475,7 +475,7 @@ def group_schedule(d):
                    ['sym.json: /schedule/0: the guest image has no symbol "main" (it has no symbol table at all)'],
                    'validate resolves schedule symbols')
     one_line_error(run(['run', 's.json', '--schedule', 'v0.insn=1: stop', '--update-golden'], d),
-                   ['--update-golden and --schedule exclude each other'], 'schedule + update-golden')
+                   ['--update-golden excludes --schedule and --stop-at'], 'schedule + update-golden')
     t = os.path.join(d, 't.txt')
     p = run(['run', 's.json', '-q', '--schedule', 'v0.insn=2: stop', '--trace', t], d)
     out = p.stdout.decode()

@@ -114,7 +114,7 @@ TEST_CASE("the default model is inactive, all resident and allocates nothing", "
   CHECK_THROWS_AS(mk.evict(0, 1), std::invalid_argument);
 }
 
-TEST_CASE("swapped_out pages start non-resident; the rest resident", "[host-memory]") {
+TEST_CASE("swapped_out pages start non-resident, the rest resident", "[host-memory]") {
   HostMemoryConfig c;
   c.swapped_out = {pages(3, 2), pages(4, 3), pages(63, 1)};  // overlapping entries: the union
   const HostMemory m(c, 64 * kPage, 0);
@@ -234,7 +234,7 @@ TEST_CASE("uniform latencies come from the seed: same seed same sequence, anothe
   for (uint64_t l : a) CHECK((l >= 100'000 && l <= 400'000));
 }
 
-TEST_CASE("latency_ranges override the default per page; constants draw nothing", "[host-memory]") {
+TEST_CASE("latency_ranges override the default per page, constants draw nothing", "[host-memory]") {
   HostMemoryConfig c;
   c.swapped_out = {pages(0, 0x800)};                          // 8 MiB
   c.fault_in = uniform(10, 20);
@@ -265,7 +265,7 @@ TEST_CASE("latency_ranges override the default per page; constants draw nothing"
   CHECK(latency(0x700) == 10 + ref.below(11));
 }
 
-TEST_CASE("evictions: sorted by time, stable; evict() takes resident pages and leaves fetches alone",
+TEST_CASE("evictions: sorted by time, stable, evict() takes resident pages and leaves fetches alone",
           "[host-memory]") {
   HostMemoryConfig c;
   c.evict = {{5000, pages(10, 4)}, {1000, pages(0, 1)}, {5000, pages(2, 1)}, {0, pages(63, 1)}};

@@ -72,7 +72,7 @@ TEST_CASE("a pause stops every vCPU without run delay, and the resume issues KVM
   CHECK(count_of(text, " preempted until ") == 0);
 }
 
-TEST_CASE("machine.cpu_vendor sets CPUID leaf 0; the KVM leaves stay", "[smp][host]") {
+TEST_CASE("machine.cpu_vendor sets CPUID leaf 0, the KVM leaves stay", "[smp][host]") {
   Scenario s = shipped("hello-O2.json");
   for (const bool amd : {false, true}) {
     s.machine.cpu_vendor = amd ? CpuVendor::Amd : CpuVendor::Intel;
@@ -92,7 +92,7 @@ TEST_CASE("machine.cpu_vendor sets CPUID leaf 0; the KVM leaves stay", "[smp][ho
   }
 }
 
-TEST_CASE("MSR_KVM_MIGRATION_CONTROL: #GP without a VMM that implements it; VM-wide with one",
+TEST_CASE("MSR_KVM_MIGRATION_CONTROL: #GP without a VMM that implements it, VM-wide with one",
           "[smp][host]") {
   Scenario s = shipped("hello-smp4.json");
   constexpr uint32_t kMsr = 0x4b564d08;

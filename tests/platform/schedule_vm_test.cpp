@@ -90,7 +90,7 @@ TEST_CASE("schedule: a time point fires at its virtual time", "[schedule]") {
   CHECK(t.trace.find("0.000020000: pvsim_action: t=20us: stop") != std::string::npos);
 }
 
-TEST_CASE("schedule: preempt takes the pCPU for the given time; steal time sees it", "[schedule]") {
+TEST_CASE("schedule: preempt takes the pCPU for the given time, steal time sees it", "[schedule]") {
   const Traced base = run_traced(load_scenario(fs::path(PVSIM_SCENARIO_DIR) / "hello-O2.json"));
   const Traced t = run_traced(with_schedule("hello-O2.json", "v0.insn=500: preempt v0 50us"));
   CHECK(t.report.stop == RunStop::Exit);
@@ -115,7 +115,7 @@ TEST_CASE("schedule: evict works without a host.memory section", "[schedule]") {
   CHECK(count(t.trace, "kvm_page_fault") > count(base.trace, "kvm_page_fault"));
 }
 
-TEST_CASE("schedule: run vN lets one vCPU run first; the run stays deterministic", "[schedule]") {
+TEST_CASE("schedule: run vN lets one vCPU run first, the run stays deterministic", "[schedule]") {
   const std::string sched = "v0.insn=0: run v3";
   const Traced a = run_traced(with_schedule("hello-smp4.json", sched));
   const Traced b = run_traced(with_schedule("hello-smp4.json", sched));

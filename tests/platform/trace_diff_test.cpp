@@ -278,6 +278,7 @@ TEST_CASE("trace diff: a JSON Lines event is rebuilt as the text line pvsim writ
   t.pvsim_sched_out(ts, 1, 1, 0x10500c, "preempted", Tick(699'800));
   t.pvsim_sched_in(ts, 1, 0, 0x10500c, 399'800);
   t.pvsim_action(ts, 0, "v0.insn=1200", "preempt v1 50us: vCPU 1 holds no pCPU from 0.000001000 to 0.000051000");
+  t.pvsim_marker(ts, 2, "phase 2: \"go\" \x01");
   std::istringstream jl(w.jsonl.str()), tx(w.text.str());
   std::string j, want;
   unsigned n = 0;
@@ -291,7 +292,7 @@ TEST_CASE("trace diff: a JSON Lines event is rebuilt as the text line pvsim writ
     events.insert(e.line.substr(e.body, e.line.find(':', e.body) - e.body));
     ++n;
   }
-  CHECK(n == 45);
+  CHECK(n == 46);
   // Every name the rebuilder knows was exercised above, and every event method of
   // core/trace.h has a rebuilder: a new event without one fails here, not in a user's diff.
   const auto known = jsonl_rebuildable_events();
@@ -318,13 +319,13 @@ TEST_CASE("trace diff: a JSON Lines event is rebuilt as the text line pvsim writ
   std::istringstream ia(w.text.str()), ib(w.jsonl.str());
   TraceReader ra(ia, "t.txt"), rb(ib, "t.jsonl");
   const auto r = diff_traces(ra, rb, {});
-  CHECK(r.report == "traces are identical: 45 events\n");
+  CHECK(r.report == "traces are identical: 46 events\n");
   CHECK(ra.format() == TraceReader::Format::Text);
   CHECK(rb.format() == TraceReader::Format::JsonLines);
 
   // Key order and JSON whitespace do not matter; field values do.
   TraceEvent e;
-  rebuild_trace_jsonl_line(R"( { "vcpu" : 1, "event":"kvm_entry", "rip": 16, "ts_ns": 5 } )", e);
+  rebuild_trace_jsonl_line(R"( { "vcpu" : 1, "event":"kvm_entry", "rip": 16, "ts_ns": 5, "immediate_exit": false, "vcpu_id": 1 } )", e);
   CHECK(e.line == "CPU 1/KVM-1 [001] 0.000000005: kvm_entry: vcpu 1, rip 0x10");
   CHECK(e.ts_ns == 5);
   CHECK(e.vcpu == 1);
@@ -367,9 +368,9 @@ TEST_CASE("trace diff: text against JSON Lines of real runs of shipped scenarios
     }
     // One changed field in the JSON Lines copy is a difference at that event, shown as text.
     std::string changed = jsonl.str();
-    const size_t at = changed.find("\"event\":\"kvm_entry\",\"rip\":");
+    const size_t at = changed.find("\"event\":\"kvm_entry\",\"vcpu_id\":");
     REQUIRE(at != std::string::npos);
-    const size_t digit = changed.find(':', at + 20) + 1;
+    const size_t digit = changed.find("\"rip\":", at) + 6;
     changed.insert(digit, "1");
     const uint64_t event_no = static_cast<uint64_t>(std::count(changed.begin(), changed.begin() + static_cast<long>(at), '\n')) + 1;
     std::istringstream ia(text.str()), ib(changed);
@@ -420,21 +421,30 @@ TEST_CASE("trace diff: bad input is one line naming the file, the line and the p
        "not a pvsim JSON Lines event: a nested object or array (pvsim's fields are numbers, booleans and strings) at column 10"},
       {R"({"ts_ns":18446744073709551616,"vcpu":0})", "not a pvsim JSON Lines event: an integer out of the 64-bit range at column 10"},
       {R"({"ts_ns":1,"ts_ns":2})", "not a pvsim JSON Lines event: duplicate key \"ts_ns\" at column 12"},
-      {R"({"ts_ns":1,"vcpu":0,"event":"kvm_entry","rip":"0x10"})", "field \"rip\" of kvm_entry must be an unsigned integer, got \"0x10\""},
+      {R"({"ts_ns":1,"vcpu":0,"event":"kvm_entry","vcpu_id":0,"rip":"0x10","immediate_exit":false})", "field \"rip\" of kvm_entry must be an unsigned integer, got \"0x10\""},
       {R"({"ts_ns":1,"vcpu":0,"event":"kvm_entry"})", "kvm_entry has no field \"rip\""},
       {R"({"ts_ns":1,"vcpu":0,"event":"kvm_frobnicate"})", "event \"kvm_frobnicate\" is not one pvsim writes"},
       {R"({"vcpu":0,"event":"kvm_entry","rip":1})", "the event has no field \"ts_ns\""},
       {R"({"ts_ns":1,"vcpu":-1,"event":"kvm_entry","rip":1})", "field \"vcpu\" of the event must be an unsigned integer, got -1"},
       {R"({"ts_ns":1,"vcpu":4294967296,"event":"kvm_entry","rip":1})",
        "field \"vcpu\" of the event is 4294967296, above its largest value 4294967295"},
-      {R"({"ts_ns":1,"vcpu":0,"event":"kvm_msr","write":1,"ecx":1,"data":1,"exception":false})",
-       "field \"write\" of kvm_msr must be true or false, got 1"},
-      {R"({"ts_ns":1,"vcpu":0,"event":"kvm_pio","rw":true,"port":65536,"size":1,"count":1,"val":1})",
-       "field \"port\" of kvm_pio is 65536, above its largest value 65535"},
+      // Types from the table: KVM's bool fields are JSON booleans, its integer fields numbers.
+      {R"({"ts_ns":1,"vcpu":0,"event":"kvm_cpuid","function":1,"index":0,"rax":0,"rbx":0,"rcx":0,"rdx":0,"found":1,"used_max_basic":false})",
+       "field \"found\" of kvm_cpuid must be true or false, got 1"},
+      {R"({"ts_ns":1,"vcpu":0,"event":"kvm_msr","write":true,"ecx":1,"data":1,"exception":0})",
+       "field \"write\" of kvm_msr must be an unsigned integer, got true"},
+      {R"({"ts_ns":1,"vcpu":0,"event":"kvm_inj_exception","exception":256,"has_error":0,"error_code":0,"reinjected":false})",
+       "field \"exception\" of kvm_inj_exception is 256, above its largest value 255"},
+      {R"({"ts_ns":1,"vcpu":0,"event":"kvm_pvclock_update","vcpu_id":0,"version":0,"tsc_timestamp":0,"system_time":0,"tsc_to_system_mul":0,"tsc_shift":-129,"flags":0})",
+       "field \"tsc_shift\" of kvm_pvclock_update is -129, outside -128..127"},
+      {R"({"ts_ns":1,"vcpu":0,"event":"pvsim_marker","text":7})", "field \"text\" of pvsim_marker must be a string, got 7"},
       {R"({"ts_ns":1,"vcpu":0,"event":"kvm_entry","rip":1,"extra":true})", "kvm_entry has a field \"extra\" that pvsim does not write"},
-      {R"({"ts_ns":1,"vcpu":0,"event":"kvm_exit","exit_reason":32,"reason":"HLT","guest_rip":1,"info1":0,"info2":0,"intr_info":0,"error_code":0})",
-       "field \"reason\" of kvm_exit is \"HLT\", but pvsim writes \"MSR_WRITE\" for this event"},
+      // The fields KVM keeps the vCPU in: present, and the event's vCPU.
+      {R"({"ts_ns":1,"vcpu":0,"event":"kvm_exit","exit_reason":32,"reason":"HLT","guest_rip":1,"isa":1,"info1":0,"info2":0,"intr_info":0,"error_code":0,"vcpu_id":0})",
+       "kvm_exit has a field \"reason\" that pvsim does not write"},
       {R"({"ts_ns":1,"vcpu":2,"event":"kvm_pv_tlb_flush","need_flush_tlb":true})", "kvm_pv_tlb_flush has no field \"vcpu_id\""},
+      {R"({"ts_ns":1,"vcpu":2,"event":"kvm_pv_tlb_flush","vcpu_id":3,"need_flush_tlb":true})",
+       "field \"vcpu_id\" of kvm_pv_tlb_flush is 3, but pvsim writes 2 (the event's vcpu)"},
       {R"({"ts_ns":1,"vcpu":0,"event":"kvm_eoi","apicid":0,"vector":-9223372036854775809})",
        "not a pvsim JSON Lines event: an integer out of the 64-bit range at column 59"},
       {R"({"ts_ns":1,"vcpu":0,"event":"pvsim_stop","reason":"x","detail":"a\q"})",

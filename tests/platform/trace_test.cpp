@@ -155,8 +155,8 @@ TEST_CASE("JSON Lines: fixed key order, escaping, one object per line", "[trace]
   t.kvm_msr(Tick(42), 1, true, 0x4b564d02, 0x1001, false);
   t.pvsim_stop(Tick(43), 0, "shutdown", "say \"hi\"\\\x01");
   CHECK(js.str() ==
-        "{\"ts_ns\":42,\"vcpu\":1,\"event\":\"kvm_msr\",\"write\":true,\"ecx\":1263947010,\"data\":4097,"
-        "\"exception\":false}\n"
+        "{\"ts_ns\":42,\"vcpu\":1,\"event\":\"kvm_msr\",\"write\":1,\"ecx\":1263947010,\"data\":4097,"
+        "\"exception\":0}\n"
         "{\"ts_ns\":43,\"vcpu\":0,\"event\":\"pvsim_stop\",\"reason\":\"shutdown\",\"detail\":\"say "
         "\\\"hi\\\"\\\\\\u0001\"}\n");
 }

@@ -57,7 +57,7 @@ TEST_CASE("exit status is ((v << 1) | 1) & 0xff, and in 0xe9 reads 0xe9", "[vm]"
   CHECK(r.exit_status == uint8_t{0xd3});
 }
 
-TEST_CASE("rep outsb writes each byte; outl writes the low byte", "[vm]") {
+TEST_CASE("rep outsb writes each byte, outl writes the low byte", "[vm]") {
   // movabs rsi, 0x100100; mov ecx, 3; mov dx, 0xe9; rep outsb; mov eax, 0x4142; out 0xe9, eax; exit
   std::vector<uint8_t> code = cat({{0x48, 0xbe, 0x00, 0x01, 0x10, 0, 0, 0, 0, 0},
                                    {0xb9, 3, 0, 0, 0},
@@ -74,7 +74,7 @@ TEST_CASE("rep outsb writes each byte; outl writes the low byte", "[vm]") {
   CHECK(r.console == "abcB");
 }
 
-TEST_CASE("all vCPUs writing 0xf5 end the VM with status 0; scheduler order", "[vm]") {
+TEST_CASE("all vCPUs writing 0xf5 end the VM with status 0, scheduler order", "[vm]") {
   // mov eax, edi; add al, '0'; out 0xe9, al; out 0xf5, al; hlt
   const auto code = cat({{0x89, 0xf8}, {0x04, 0x30}, out_imm(0xe9), out_imm(0xf5), kHlt});
   SECTION("a quantum longer than the program: each vCPU runs to its end in one turn") {

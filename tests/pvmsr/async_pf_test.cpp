@@ -508,7 +508,7 @@ TEST_CASE("MSR validation: every row of 0x4b564d02, 0x4b564d06, 0x4b564d07 in bo
   }
 }
 
-TEST_CASE("MSR: the stored vector is what page-ready uses; bit 0 of ACK only", "[async_pf]") {
+TEST_CASE("MSR: the stored vector is what page-ready uses, bit 0 of ACK only", "[async_pf]") {
   Rig r(modern());
   REQUIRE(r.wr(0, kInt, 0x31) == Ok);
   CHECK(r.apf->vector(0) == 0x31);
@@ -707,7 +707,7 @@ TEST_CASE("the 64 limit: the wake-all counts, the refused fault still uses a tok
   CHECK(r.apf->gfn_table(0).size() == 64);
 }
 
-TEST_CASE("CPL 0 without SEND_ALWAYS: halt; modern wakes without a page-ready, orig sends one",
+TEST_CASE("CPL 0 without SEND_ALWAYS: halt, modern wakes without a page-ready, orig sends one",
           "[async_pf]") {
   for (AsyncPfConfig cfg : {modern(), orig()}) {
     INFO(name(cfg.abi));
@@ -818,7 +818,7 @@ TEST_CASE("orig: async PF off still halts, and the completion is silent", "[asyn
   CHECK(r.apf->queued(0) == 0);
 }
 
-TEST_CASE("disable with work outstanding drops it; a later completion is ignored; re-enable "
+TEST_CASE("disable with work outstanding drops it, a later completion is ignored, re-enable "
           "sends a wake-all",
           "[async_pf]") {
   for (AsyncPfConfig cfg : {modern(), orig()}) {

@@ -62,7 +62,7 @@ void advance(Vcpu& v, uint64_t t) {
 // ---------------------------------------------------------------------------------------
 // The table
 
-TEST_CASE("bug table: ten distinct flags; defaults: orig the three seed-era bugs, modern none",
+TEST_CASE("bug table: ten distinct flags, defaults: orig the three seed-era bugs, modern none",
           "[bugs]") {
   const auto& t = kvm_bug_table();
   std::set<std::string_view> names;
@@ -330,7 +330,7 @@ struct StealRig {
 
 }  // namespace
 
-TEST_CASE("steal_time_write_back: orig's whole-record write-back loses a FLUSH_TLB; the 5.6 fix keeps it",
+TEST_CASE("steal_time_write_back: orig's whole-record write-back loses a FLUSH_TLB, the 5.6 fix keeps it",
           "[bugs][steal]") {
   for (bool bug : {true, false}) {
     INFO("steal_time_write_back " << bug);

@@ -291,7 +291,7 @@ TEST_CASE("PV CPUID enforcement: #GP on read and write exactly when the bit is h
   }
 }
 
-TEST_CASE("modern updates: odd/even version from the guest copy; orig: host counter += 2, flags 0",
+TEST_CASE("modern updates: odd/even version from the guest copy, orig: host counter += 2, flags 0",
           "[kvmclock]") {
   SECTION("modern") {
     Rig r(modern(), {VcpuSpec{}, VcpuSpec{}});
@@ -341,7 +341,7 @@ TEST_CASE("master clock: TSC_STABLE and one (system_time, TSC) snapshot for ever
   CHECK(pvclock_read_ns(a, r.v(0).tsc()) == pvclock_read_ns(b, r.v(1).tsc()));
 }
 
-TEST_CASE("boot vCPU on MSR 0x12 disables the master clock; back on 0x4b564d01 re-enables it",
+TEST_CASE("boot vCPU on MSR 0x12 disables the master clock, back on 0x4b564d01 re-enables it",
           "[kvmclock]") {
   Rig r(modern(), {VcpuSpec{}, VcpuSpec{}});
   r.advance_all(1 * kMs);
@@ -439,7 +439,7 @@ TEST_CASE("GLOBAL update: the writer now, every vCPU update_delay later, one fan
   CHECK(r.events.next_time() == Tick(300'000 * kMs));  // only the periodic sync is left
 }
 
-TEST_CASE("migration: GLOBAL update without master clock, none with it; orig: this vCPU only",
+TEST_CASE("migration: GLOBAL update without master clock, none with it, orig: this vCPU only",
           "[kvmclock]") {
   SECTION("modern, master clock") {
     Rig r(modern(), {VcpuSpec{}, VcpuSpec{}});
@@ -677,7 +677,7 @@ TEST_CASE("after a global update each vCPU samples at its own entry without the 
   }
 }
 
-TEST_CASE("on_entry computes the update and queues KVM's stores; memory changes only as they land",
+TEST_CASE("on_entry computes the update and queues KVM's stores, memory changes only as they land",
           "[kvmclock]") {
   struct Mode {
     KvmClockConfig cfg;
@@ -816,7 +816,7 @@ TEST_CASE("KVM_KVMCLOCK_CTRL: GUEST_STOPPED set by the next update, kept until t
   }
 }
 
-TEST_CASE("boot vCPU MSR switches: a master-clock update only on a change; never under orig",
+TEST_CASE("boot vCPU MSR switches: a master-clock update only on a change, never under orig",
           "[kvmclock]") {
   SECTION("modern") {
     Rig r(modern(), {VcpuSpec{}, VcpuSpec{}});

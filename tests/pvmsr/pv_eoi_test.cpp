@@ -324,7 +324,7 @@ TEST_CASE("arming happens again at the next injection, for the new vector", "[pv
 
 // ---------------------------------------------------------------------------------- disarming
 
-TEST_CASE("disarm with the bit still set: cleared, no EOI; the guest EOIs normally",
+TEST_CASE("disarm with the bit still set: cleared, no EOI, the guest EOIs normally",
           "[pv_eoi][disarm]") {
   for (AbiProfile abi : {AbiProfile::Orig, AbiProfile::Modern}) {
     INFO(name(abi));

@@ -449,7 +449,7 @@ TEST_CASE("steal time: steal accumulates exactly the run-delay deltas", "[steal_
   }
 }
 
-TEST_CASE("steal time: modern stores preempted, version and steal; orig all 64 bytes as read",
+TEST_CASE("steal time: modern stores preempted, version and steal, orig all 64 bytes as read",
           "[steal_time]") {
   for (AbiProfile abi : {AbiProfile::Modern, AbiProfile::Orig}) {
     INFO(name(abi));

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <deque>
 #include <stdexcept>
 
 #include "core/vcpu.h"
@@ -98,6 +99,8 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
     : m_scenario(s),
       m_mem(s.machine.ram_bytes()),
       m_exit(s.machine.vcpus),
+      m_marker(s.machine.vcpus,
+               [this](Vcpu& v, std::string_view text) { m_tracer.pvsim_marker(v.now(), v.index(), text); }),
       m_hv(hypervisor_config(s), s.machine.vcpus, m_mem, m_tracer, m_events, *this, *this),
       m_cpuid(s.machine.vcpus, m_hv.cpuid(), s.machine.cpu_vendor == CpuVendor::Amd),
       m_host(s.host, s.machine.vcpus),
@@ -105,6 +108,10 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
   m_trace_pins = opts.trace_pins;
   m_tracer.set_text_output(opts.trace_text);
   m_tracer.set_jsonl_output(opts.trace_jsonl);
+  m_tracer.set_event_filter(opts.trace_events);
+  m_tracer.set_time_order(opts.trace_time_order);
+  for (TraceSink* sink : opts.trace_sinks) m_tracer.add_sink(sink, false);
+  for (TraceSink* sink : opts.trace_filtered_sinks) m_tracer.add_sink(sink, true);
   m_console.set_live_output(opts.console_live);
   m_console.set_keep(opts.keep_console);
   // Output caps (scenarios/README.md "limits"): reaching one ends the run as a limit,
@@ -140,6 +147,7 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
   // Fixed wiring: a failure here is a programming error, not a scenario problem.
   if (!m_bus.add(DebugCon::kPort, 1, m_console, "debugcon") ||
       !m_bus.add(ExitPorts::kBase, ExitPorts::kCount, m_exit, "exit-ports") ||
+      !m_bus.add(MarkerPort::kPort, 1, m_marker, "marker") ||
       !m_bus.add(Pic8259Pair::kMasterBase, Pic8259::kPorts, m_pic.master(), "pic-master") ||
       !m_bus.add(Pic8259Pair::kSlaveBase, Pic8259::kPorts, m_pic.slave(), "pic-slave"))
     throw std::logic_error("platform: overlapping port claims");
@@ -419,7 +427,7 @@ RunReport Platform::run() {
 
 bool Platform::run_to(const StopPoint& p) {
   if (m_ran) throw std::logic_error("Platform::run_to after the run was reported");
-  if (p.kind == StopPoint::Kind::Insn && p.vcpu >= vcpu_count())
+  if (p.kind != StopPoint::Kind::Time && p.vcpu >= vcpu_count())
     throw std::invalid_argument("Platform::run_to: no such vCPU");
   m_stop_point = p;
   update_extras();
@@ -427,6 +435,97 @@ bool Platform::run_to(const StopPoint& p) {
   m_stop_point.reset();
   update_extras();
   return reached;
+}
+
+// ---- debugging (tools/platform/README.md "Debugging with gdb") ----
+
+// GuestMemory's watch reports, with the vCPU the platform is acting for at that moment.
+struct Platform::WatchRelay final : GuestMemory::Watcher {
+  Platform& p;
+  explicit WatchRelay(Platform& pl) : p(pl) {}
+  void on_watch(const GuestMemory::Watch& w, uint64_t gpa, uint64_t len, GuestMemory::WatchAccess a,
+                bool host) override {
+    if (!p.m_debug) return;
+    const int who = p.m_running >= 0 ? p.m_running : p.m_ctx_vcpu;
+    p.m_debug->debug_watch(w, gpa, len, a == GuestMemory::WatchAccess::Write, host, who);
+  }
+};
+
+void Platform::keep_recent_trace(size_t n) {
+  if (!m_trace_ring) {
+    m_trace_ring = std::make_unique<TraceRing>(m_tracer);
+    m_tracer.add_observer(m_trace_ring.get());
+  }
+  m_trace_ring->keep = n;
+  while (m_trace_ring->lines.size() > n) m_trace_ring->lines.pop_front();
+}
+
+std::vector<std::string> Platform::recent_trace(size_t n) const {
+  std::vector<std::string> out;
+  if (!m_trace_ring) return out;
+  const auto& l = m_trace_ring->lines;
+  for (size_t k = l.size() > n ? l.size() - n : 0; k < l.size(); ++k) out.push_back(l[k].second);
+  return out;
+}
+
+Platform::DebugStop Platform::debug_run(const std::optional<StopPoint>& p, uint64_t alarm_instructions) {
+  if (m_ran) throw std::logic_error("Platform::debug_run after the run was reported");
+  if (p && p->kind != StopPoint::Kind::Time && p->vcpu >= vcpu_count())
+    throw std::invalid_argument("Platform::debug_run: no such vCPU");
+  m_stop_point = p;
+  m_alarm = alarm_instructions;
+  update_extras();
+  m_drive_stop = DebugStop::Ended;
+  const bool early = drive();
+  m_stop_point.reset();
+  m_alarm = UINT64_MAX;
+  update_extras();
+  return early ? m_drive_stop : DebugStop::Ended;
+}
+
+void Platform::set_debug_breakpoints(std::vector<uint64_t> rips) {
+  std::sort(rips.begin(), rips.end());
+  rips.erase(std::unique(rips.begin(), rips.end()), rips.end());
+  m_debug_bps = std::move(rips);
+  for (unsigned i = 0; i < vcpu_count(); ++i) update_breakpoints(i);
+}
+
+void Platform::set_step_mode(unsigned vcpu, bool on) {
+  if (m_step_mode.size() != vcpu_count()) m_step_mode.assign(vcpu_count(), 0);
+  if (m_step_mode.at(vcpu) == (on ? 1 : 0)) return;
+  m_step_mode[vcpu] = on;
+  update_breakpoints(vcpu);
+}
+
+void Platform::set_step_mode_all(bool on) {
+  for (unsigned i = 0; i < vcpu_count(); ++i) set_step_mode(i, on);
+}
+
+void Platform::set_debug_watches(std::vector<GuestMemory::Watch> w) {
+  if (!m_watch_relay) m_watch_relay = std::make_unique<WatchRelay>(*this);
+  std::vector<uint64_t> read_pages;
+  for (const GuestMemory::Watch& x : w)
+    if (x.access & static_cast<uint8_t>(GuestMemory::WatchAccess::Read))
+      for (uint64_t pfn = x.gpa >> kPageShift; x.len && pfn <= (x.gpa + x.len - 1) >> kPageShift; ++pfn)
+        read_pages.push_back(pfn);
+  m_mem.set_watches(std::move(w), m_watch_relay.get());
+  for (auto& v : m_vcpus) v->drop_read_translations(read_pages);
+}
+
+uint64_t Platform::vcpu_steps(unsigned i) const { return m_cpus.at(i)->steps; }
+
+int Platform::vcpu_pcpu(unsigned i) const { return m_cpus.at(i)->pcpu; }
+
+std::string Platform::vcpu_state_name(unsigned i) const {
+  switch (m_state.at(i)) {
+    case VState::Runnable: return "runnable";
+    case VState::Halted: return "halted";
+    case VState::Finished: return "finished";
+    case VState::AtLimit: return "at the time limit";
+    case VState::WaitSipi: return "waiting for SIPI";
+    case VState::Descheduled: return "descheduled by the host";
+  }
+  return "?";
 }
 
 // Is the machine, standing between two scheduling steps, at the stop point? The next step
@@ -440,6 +539,7 @@ bool Platform::at_stop_point(int pick, uint64_t budget, Tick g) const {
     // The step about to run could retire instruction `at` (or is already there).
     return m_vcpus[p.vcpu]->instructions() + budget >= p.at;
   }
+  if (p.kind == StopPoint::Kind::Steps) return pick == static_cast<int>(p.vcpu) && m_cpus[p.vcpu]->steps + budget >= p.at;
   // Time: every vCPU that can run has reached it, and no event before it is left.
   return pick >= 0 && g.value() >= p.at;
 }
@@ -447,6 +547,15 @@ bool Platform::at_stop_point(int pick, uint64_t budget, Tick g) const {
 bool Platform::drive() {
   const Scenario& s = m_scenario;
   const Tick limit_tick(s.limits.max_virtual_ms * 1'000'000ull);
+  if (m_paused) [[unlikely]] {
+    // A step a debugger paused goes on where it stopped (Platform::continue_step).
+    StepRun c = *m_paused;
+    m_paused.reset();
+    m_ctx_vcpu = static_cast<int>(c.i);
+    m_running = static_cast<int>(c.i);
+    if (!continue_step(c)) return true;
+    end_step(c);
+  }
 
   while (!m_stopped) {
     // Smallest local time among runnable vCPUs, ties to the lowest index. A vCPU waiting
@@ -482,7 +591,22 @@ bool Platform::drive() {
     const uint64_t left = s.limits.max_instructions - m_total;
     const bool slice = s.machine.quantum < left && !s.machine.exact_quantum;
     const uint64_t budget = std::min(s.machine.quantum, left);
-    if (extras && m_stop_point && at_stop_point(pick, budget, g)) [[unlikely]] return true;
+    if (extras) [[unlikely]] {
+      if (m_debug_break) {
+        m_debug_break = false;
+        update_extras();
+        m_drive_stop = DebugStop::Break;
+        return true;
+      }
+      if (m_total >= m_alarm) {
+        m_drive_stop = DebugStop::Alarm;
+        return true;
+      }
+      if (m_stop_point && at_stop_point(pick, budget, g)) {
+        m_drive_stop = DebugStop::Point;
+        return true;
+      }
+    }
     if (pick < 0) {
       report_no_runnable(next.has_value() && anything_can_wake());
       break;
@@ -503,84 +627,120 @@ bool Platform::drive() {
       const uint64_t room = insn_point_room(i);
       if (room != UINT64_MAX) stop_at = v.instructions() + room;
     }
-    if (!enter_host_window(i)) continue;
+    m_ctx_vcpu = static_cast<int>(i);
+    if (!enter_host_window(i)) {
+      m_ctx_vcpu = -1;
+      continue;
+    }
     // Requests raised for this vCPU while it was not running are serviced at entry
     // (vcpu_enter_guest, pvmsr/hypervisor.h). With host.pv_store_ns the host's stores take
     // time: the vCPU waits for them while the others run (pvmsr/host_stores.h).
     if (!m_hv.enter(v)) [[unlikely]] {
       advance_vcpu_to(v, m_hv.pending_until(i));
       sched_update(i);
+      m_ctx_vcpu = -1;
       continue;
     }
     Tick until = limit_tick;
     if (next && *next < until) until = *next;
     if (m_cpus[i]->window_end < until) until = m_cpus[i]->window_end;
-    const Cycles deadline = m_cpus[i]->deadline_for(until);
+    StepRun c;
+    c.i = i;
+    c.budget = budget;
+    c.deadline = m_cpus[i]->deadline_for(until);
+    c.mode = mode;
+    c.stop_at = stop_at;
     m_running = static_cast<int>(i);
     m_run_deadline = until;
-    Vcpu::RunResult res = v.run(budget, deadline, mode, stop_at);
-    // A RIP point's earlier hits do not end the step: it goes on with what is left of its
-    // budget, counted in steps (instructions and event deliveries, as the core counts
-    // them), so the step ends where it would have without the breakpoint. The hit that
-    // fires an entry ends it.
-    if (res.reason == StopReason::Breakpoint) [[unlikely]] {
-      uint64_t used = v.last_run_steps();
-      while (res.reason == StopReason::Breakpoint && !fire_rip_points(i) && !m_stopped && used < budget) {
-        m_running = static_cast<int>(i);
-        const Vcpu::RunResult more = v.run(budget - used, deadline, mode, stop_at);
-        res.executed += more.executed;
-        used += v.last_run_steps();
-        res.reason = more.reason;
-      }
-    }
-    m_running = -1;
-    m_hv.on_exit(v);  // the orig profile's clamp tracks the TSC the guest has seen
-    m_total += res.executed;
-    if (m_stopped) break;  // a device ended the run (a SIPI) during this slice
-    switch (res.reason) {
-      case StopReason::None:
-      case StopReason::InsnLimit:
-      case StopReason::Deadline:
-      case StopReason::Breakpoint:
-        break;
-      case StopReason::Halted:
-        if (m_cpus[i]->pv_unhalted) {
-          // A KICK_CPU arrived before this HLT: kvm_vcpu_block finds the vCPU runnable and
-          // does not sleep; the flag is consumed (KVM clears pv_unhalted there).
-          m_cpus[i]->pv_unhalted = false;
-          v.set_halted(false);
-          m_tracer.pvsim_vcpu(v.now(), i, "kick", "HLT does not block: pv_unhalted was set");
-          break;
-        }
-        m_state[i] = VState::Halted;
-        // kvm_vcpu_block: the thread sleeps, a voluntary put (never marked preempted).
-        m_cpus[i]->blocked = true;
-        break;
-      case StopReason::VcpuFinished:
-        m_state[i] = VState::Finished;
-        break;
-      case StopReason::VmExitRequested:
-        stop_run(RunStop::Exit, m_exit.exit_vcpu(),
-                 fmt::format("vCPU {} wrote port 0xf4", m_exit.exit_vcpu()));
-        m_report.exit_status = m_exit.exit_status();
-        break;
-      case StopReason::Shutdown:
-        stop_run(RunStop::Shutdown, i, fmt::format("vCPU {} shut down: {}", i, v.stop_detail()));
-        m_report.stop_dump = v.dump_state();
-        break;
-      case StopReason::IoError:
-        stop_run(RunStop::UnhandledIo, i, fmt::format("vCPU {}: {}", i, v.stop_detail()));
-        m_report.stop_dump = v.dump_state();
-        break;
-    }
-    if (extras && m_has_insn_points) [[unlikely]] fire_insn_points(i);
-    if (m_stopped) break;
-    if (m_state[i] == VState::Runnable && m_cpus[i]->local_time() >= limit_tick) m_state[i] = VState::AtLimit;
-    sched_update(i);  // its time moved and maybe its state
-    if (m_total >= s.limits.max_instructions)
-      stop_run(RunStop::Limit, i, fmt::format("max_instructions ({}) reached", s.limits.max_instructions));
+    c.res = v.run(budget, c.deadline, mode, stop_at);
+    c.used = v.last_run_steps();
+    m_cpus[i]->steps += c.used;
+    if (!continue_step(c)) return true;
+    end_step(c);
   }
   return false;
+}
+
+// A RIP point's earlier hits do not end the step: it goes on with what is left of its
+// budget, counted in steps (instructions and event deliveries, as the core counts them), so
+// the step ends where it would have without the breakpoint. The hit that fires an entry
+// ends it. A debugger may pause at any such boundary; the step goes on from there later,
+// with the same budget, deadline and mode (core/README.md "Breakpoints").
+bool Platform::continue_step(StepRun& c) {
+  Vcpu& v = *m_vcpus[c.i];
+  while (c.res.reason == StopReason::Breakpoint) {
+    if (m_debug && !c.asked && !m_stopped) {
+      c.asked = true;
+      if (m_debug->debug_boundary(c.i)) [[unlikely]] {
+        m_running = -1;
+        m_paused = c;
+        m_drive_stop = DebugStop::Paused;
+        return false;
+      }
+    }
+    c.asked = false;
+    if (fire_rip_points(c.i) || m_stopped || c.used >= c.budget) break;
+    m_running = static_cast<int>(c.i);
+    const Vcpu::RunResult more = v.run(c.budget - c.used, c.deadline, c.mode, c.stop_at);
+    c.res.executed += more.executed;
+    c.used += v.last_run_steps();
+    m_cpus[c.i]->steps += v.last_run_steps();
+    c.res.reason = more.reason;
+  }
+  return true;
+}
+
+void Platform::end_step(StepRun& c) {
+  const unsigned i = c.i;
+  Vcpu& v = *m_vcpus[i];
+  const Vcpu::RunResult& res = c.res;
+  const Tick limit_tick(m_scenario.limits.max_virtual_ms * 1'000'000ull);
+  m_running = -1;
+  m_hv.on_exit(v);  // the orig profile's clamp tracks the TSC the guest has seen
+  m_ctx_vcpu = -1;
+  m_total += res.executed;
+  if (m_stopped) return;  // a device ended the run (a SIPI) during this slice
+  switch (res.reason) {
+    case StopReason::None:
+    case StopReason::InsnLimit:
+    case StopReason::Deadline:
+    case StopReason::Breakpoint:
+      break;
+    case StopReason::Halted:
+      if (m_cpus[i]->pv_unhalted) {
+        // A KICK_CPU arrived before this HLT: kvm_vcpu_block finds the vCPU runnable and
+        // does not sleep; the flag is consumed (KVM clears pv_unhalted there).
+        m_cpus[i]->pv_unhalted = false;
+        v.set_halted(false);
+        m_tracer.pvsim_vcpu(v.now(), i, "kick", "HLT does not block: pv_unhalted was set");
+        break;
+      }
+      m_state[i] = VState::Halted;
+      // kvm_vcpu_block: the thread sleeps, a voluntary put (never marked preempted).
+      m_cpus[i]->blocked = true;
+      break;
+    case StopReason::VcpuFinished:
+      m_state[i] = VState::Finished;
+      break;
+    case StopReason::VmExitRequested:
+      stop_run(RunStop::Exit, m_exit.exit_vcpu(), fmt::format("vCPU {} wrote port 0xf4", m_exit.exit_vcpu()));
+      m_report.exit_status = m_exit.exit_status();
+      break;
+    case StopReason::Shutdown:
+      stop_run(RunStop::Shutdown, i, fmt::format("vCPU {} shut down: {}", i, v.stop_detail()));
+      m_report.stop_dump = v.dump_state();
+      break;
+    case StopReason::IoError:
+      stop_run(RunStop::UnhandledIo, i, fmt::format("vCPU {}: {}", i, v.stop_detail()));
+      m_report.stop_dump = v.dump_state();
+      break;
+  }
+  if (m_extras && m_has_insn_points) [[unlikely]] fire_insn_points(i);
+  if (m_stopped) return;
+  if (m_state[i] == VState::Runnable && m_cpus[i]->local_time() >= limit_tick) m_state[i] = VState::AtLimit;
+  sched_update(i);  // its time moved and maybe its state
+  if (m_total >= m_scenario.limits.max_instructions)
+    stop_run(RunStop::Limit, i, fmt::format("max_instructions ({}) reached", m_scenario.limits.max_instructions));
 }
 
 RunReport Platform::finish() {

@@ -31,6 +31,7 @@
 #include "core/vcpu.h"
 #include "devices/debugcon.h"
 #include "devices/exit_ports.h"
+#include "devices/marker.h"
 #include "devices/lapic.h"
 #include "devices/pic8259.h"
 #include "pvmsr/hypervisor.h"
@@ -81,6 +82,14 @@ struct PlatformOptions {
   std::ostream* console_live = nullptr;  // debug console bytes as they are written
   std::ostream* trace_text = nullptr;    // canonical trace lines
   std::ostream* trace_jsonl = nullptr;   // JSON Lines copy
+  std::vector<TraceSink*> trace_sinks;   // more sinks (Perfetto, HTML timeline), unfiltered
+  // More sinks that --events applies to, as it does to trace_text and trace_jsonl.
+  std::vector<TraceSink*> trace_filtered_sinks;
+  // --events (parse_trace_event_filter): one flag per table event, empty for all. It selects
+  // what the outputs above write; the hash, expectations and golden comparison see everything.
+  std::vector<bool> trace_events;
+  // --time-order: trace_text and trace_jsonl sorted by virtual time (Tracer::set_time_order).
+  bool trace_time_order = false;
   // Keep the console text in RunReport::console. The CLI keeps it only when an
   // expectation needs it, so a console flood costs no memory.
   bool keep_console = true;
@@ -110,8 +119,10 @@ class Platform final : public CpuEnv, public ApfHost, public HypercallHost {
   // there (or from a snapshot taken there) does exactly what a run that never stopped does.
   //   Insn: before the step of vCPU `vcpu` that could retire its `at`-th instruction;
   //   Time: at the first step boundary where every runnable vCPU has reached `at` ns.
+  //   Steps: before the step of vCPU `vcpu` that could bring its step count (vcpu_steps:
+  //   instructions plus event deliveries) to `at`.
   struct StopPoint {
-    enum class Kind : uint8_t { Insn, Time };
+    enum class Kind : uint8_t { Insn, Time, Steps };
     Kind kind = Kind::Time;
     unsigned vcpu = 0;
     uint64_t at = 0;
@@ -132,10 +143,67 @@ class Platform final : public CpuEnv, public ApfHost, public HypercallHost {
   void restore(const Snapshot& s);
   // Pages guest RAM would copy back to restore `s` (what a restore costs).
   uint64_t restore_cost_pages(const Snapshot& s) const;
+  // Drops a live snapshot that is not the oldest: its RAM level folds into the one below,
+  // and the others stay valid (a debugger keeping a bounded number of checkpoints).
+  void forget(const Snapshot& s);
 
   // Arms one more schedule entry on a live machine (pvsim explore: after a restore);
   // `where` names it in messages. A restore drops entries armed after its snapshot.
   void arm(const ScheduleEntry& e, std::string where);
+
+  // ---- debugging (tools/platform/gdb_engine.h; tools/platform/README.md "Debugging with gdb") ----
+  // A debugger stops the run only where that changes nothing: at an instruction boundary a
+  // vCPU reaches as a breakpoint (core/README.md "Breakpoints": the step goes on from there
+  // exactly as if it had not stopped) or between two scheduling steps.
+  struct DebugObserver {
+    virtual ~DebugObserver() = default;
+    // vCPU `vcpu` stands at a boundary it reached as a breakpoint (a debugger breakpoint,
+    // step mode, or a schedule RIP point), inside its step. True pauses the run there.
+    virtual bool debug_boundary(unsigned vcpu) = 0;
+    // A watched range (set_debug_watches) was accessed. `vcpu`: the vCPU whose instruction
+    // did it, or in whose entry or exit the hypervisor did it; -1 for an event between steps.
+    virtual void debug_watch(const GuestMemory::Watch& w, uint64_t gpa, uint64_t len, bool write, bool host,
+                             int vcpu) = 0;
+  };
+  void set_debug_observer(DebugObserver* o) { m_debug = o; }
+  // Debugger breakpoints (linear RIPs, on every vCPU), on top of the schedule's RIP points.
+  void set_debug_breakpoints(std::vector<uint64_t> rips);
+  // Step mode: every boundary of the vCPU is reached as a breakpoint.
+  void set_step_mode(unsigned vcpu, bool on);
+  void set_step_mode_all(bool on);
+  // Guest-physical watch ranges (GuestMemory::set_watches); empty: none.
+  void set_debug_watches(std::vector<GuestMemory::Watch> w);
+  enum class DebugStop : uint8_t {
+    Paused,  // the observer paused a step at a boundary (paused_vcpu())
+    Point,   // the stop point was reached (between steps)
+    Alarm,   // instructions() reached the alarm (between steps)
+    Break,   // debug_break() was called (between steps)
+    Ended,   // the run is over (run() reports it)
+  };
+  // Runs (resuming a paused step first) until one of the DebugStop reasons.
+  DebugStop debug_run(const std::optional<StopPoint>& p, uint64_t alarm_instructions = UINT64_MAX);
+  // From an observer: end debug_run at the next boundary between steps.
+  void debug_break() {
+    m_debug_break = true;
+    update_extras();
+  }
+  bool paused() const { return m_paused.has_value(); }
+  int paused_vcpu() const { return m_paused ? static_cast<int>(m_paused->i) : -1; }
+  // Steps vCPU i has taken: instructions retired plus exception and interrupt deliveries
+  // (Vcpu::run). Between two of its breakpoint-style boundaries it always grows.
+  uint64_t vcpu_steps(unsigned i) const;
+  // The host model's view (for `monitor host`): the pCPU a vCPU last ran on and whether it
+  // holds it now.
+  int vcpu_pcpu(unsigned i) const;
+  std::string vcpu_state_name(unsigned i) const;
+  const HostModel& host_model() const { return m_host; }
+  // The exit status so far (set when the guest ended the run through the exit ports).
+  std::optional<uint8_t> exit_status() const { return m_report.exit_status; }
+  bool run_over() const { return m_stopped; }
+  // Keeps the last `n` canonical trace lines in memory (`monitor trace`; 0: stop keeping).
+  // A restore drops the lines of events after the snapshot.
+  void keep_recent_trace(size_t n);
+  std::vector<std::string> recent_trace(size_t n) const;
 
   // A register by its expect.registers name (rax..r15, rip, rflags, cr0..cr8, efer).
   uint64_t register_value(unsigned vcpu, const std::string& name) const;
@@ -269,6 +337,33 @@ class Platform final : public CpuEnv, public ApfHost, public HypercallHost {
   void update_breakpoints(unsigned i);
   Fetch* fetch_for(const HostAction& a);
   bool at_stop_point(int pick, uint64_t budget, Tick g) const;
+  unsigned snapshot_level(const Snapshot& s) const;
+  // One scheduling step's run of a vCPU, which a debugger may pause at a breakpoint-style
+  // boundary and resume later (drive()).
+  struct StepRun {
+    unsigned i = 0;
+    uint64_t budget = 0;
+    uint64_t used = 0;
+    Cycles deadline{};
+    Budget mode = Budget::Exact;
+    uint64_t stop_at = UINT64_MAX;
+    Vcpu::RunResult res;
+    bool asked = false;  // the observer has seen this boundary
+  };
+  bool continue_step(StepRun& c);  // false: paused (m_paused holds it)
+  void end_step(StepRun& c);
+  struct WatchRelay;
+  struct TraceRing;
+  std::unique_ptr<TraceRing> m_trace_ring;
+  DebugObserver* m_debug = nullptr;
+  std::unique_ptr<WatchRelay> m_watch_relay;
+  std::vector<uint64_t> m_debug_bps;
+  std::vector<uint8_t> m_step_mode;  // per vCPU
+  std::optional<StepRun> m_paused;
+  bool m_debug_break = false;
+  uint64_t m_alarm = UINT64_MAX;
+  DebugStop m_drive_stop = DebugStop::Ended;
+  int m_ctx_vcpu = -1;  // the vCPU the platform acts for (its step: entry, run, exit)
   RunReport finish();
   void stop_run(RunStop why, unsigned who, std::string detail);
 
@@ -278,6 +373,7 @@ class Platform final : public CpuEnv, public ApfHost, public HypercallHost {
   PioBus m_bus;
   DebugCon m_console;
   ExitPorts m_exit;
+  MarkerPort m_marker;  // port 0x4f0: guest markers (devices/marker.h)
   Pic8259Pair m_pic;  // registers only, no delivery yet (devices/pic8259.h)
   EventQueue m_events;
   Hypervisor m_hv;     // every PV feature (pvmsr/hypervisor.h)
@@ -317,7 +413,10 @@ class Platform final : public CpuEnv, public ApfHost, public HypercallHost {
   // Anything rare in effect (a stop point, instruction points, `run vN`): drive() looks at
   // them only then, since at quantum 1 its loop runs once per instruction.
   bool m_extras = false;
-  void update_extras() { m_extras = m_stop_point.has_value() || m_has_insn_points || m_run_first >= 0; }
+  void update_extras() {
+    m_extras = m_stop_point.has_value() || m_has_insn_points || m_run_first >= 0 || m_debug_break ||
+               m_alarm != UINT64_MAX;
+  }
   std::unique_ptr<MemberEvent<&Platform::time_points_due>> m_point_event;
   // Snapshot bookkeeping: m_snap_ids[k] is the snapshot that owns GuestMemory level k + 1.
   std::vector<uint64_t> m_snap_ids;

@@ -2,7 +2,10 @@
 // and platform_apic.cpp (LAPIC glue). Not part of the platform's public interface.
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <string>
+#include <utility>
 
 #include "core/event_queue.h"
 #include "core/types.h"
@@ -31,6 +34,7 @@ inline void advance_vcpu_to(Vcpu& v, Tick t) {
 // "Snapshots"). A field added here is saved and restored without further code.
 struct CpuState {
   uint64_t run_delay_ns = 0;  // runnable but descheduled by the host model
+  uint64_t steps = 0;         // Vcpu::run steps so far (Platform::vcpu_steps)
   int pcpu = -1;              // pCPU it last ran on (-1: not yet)
   // kvm_arch_vcpu_put happened and the matching load has not: `descheduled` after the host
   // took the pCPU away (traced sched_out; the load traces sched_in), `blocked` after the
@@ -139,6 +143,19 @@ struct Platform::Fetch {
   Event event;
   uint64_t pfn = 0;
   std::vector<std::pair<unsigned, uint32_t>> waiters;  // async PF works on this page
+};
+
+// The last canonical lines, with their event numbers (a restore drops the later ones).
+struct Platform::TraceRing final : TraceObserver {
+  const Tracer& tracer;
+  size_t keep = 0;
+  std::deque<std::pair<uint64_t, std::string>> lines;
+  explicit TraceRing(const Tracer& t) : tracer(t) {}
+  void on_trace_line(unsigned, std::string_view line, size_t) override {
+    if (keep == 0) return;
+    lines.emplace_back(tracer.event_count(), std::string(line));
+    while (lines.size() > keep) lines.pop_front();
+  }
 };
 
 }  // namespace pvsim

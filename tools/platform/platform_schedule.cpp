@@ -56,9 +56,13 @@ void Platform::update_breakpoints(unsigned i) {
   std::vector<uint64_t> rips;
   for (const Armed& a : m_armed)
     if (!a.done && a.entry.at.kind == GuestPoint::Kind::Rip && a.entry.at.vcpu == i) rips.push_back(a.rip);
+  // A debugger's breakpoints and step mode (Platform::set_debug_breakpoints) ride on the same
+  // list: a boundary reached for either is one stop of the core.
+  rips.insert(rips.end(), m_debug_bps.begin(), m_debug_bps.end());
   std::sort(rips.begin(), rips.end());
   rips.erase(std::unique(rips.begin(), rips.end()), rips.end());
-  m_vcpus[i]->set_breakpoints(std::move(rips));
+  const bool every = i < m_step_mode.size() && m_step_mode[i];
+  m_vcpus[i]->set_breakpoints(std::move(rips), every);
 }
 
 uint64_t Platform::insn_point_room(unsigned i) const {

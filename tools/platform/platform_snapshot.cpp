@@ -20,6 +20,7 @@ struct Platform::Snapshot {
   Tracer::Snapshot tracer;
   DebugCon::Snapshot console;
   ExitPorts::Snapshot exit;
+  MarkerPort::Snapshot marker;  // unfinished marker lines
   Pic8259Pair::Snapshot pic;
   EventQueue::Snapshot events;
   Hypervisor::Snapshot hv;
@@ -62,7 +63,7 @@ struct Platform::Snapshot {
 
 std::shared_ptr<const Platform::Snapshot> Platform::save() {
   // Only between scheduling steps: inside Vcpu::run or an event there is no clean state.
-  if (m_running >= 0 || m_firing) throw std::logic_error("Platform::save inside a step");
+  if (m_running >= 0 || m_firing || m_paused) throw std::logic_error("Platform::save inside a step");
   auto s = std::make_shared<Snapshot>(m_host, m_host_mem);
   s->id = m_next_snap_id++;
   s->level = m_mem.checkpoint();
@@ -71,6 +72,7 @@ std::shared_ptr<const Platform::Snapshot> Platform::save() {
   s->tracer = m_tracer.save();
   s->console = m_console.save();
   s->exit = m_exit.save();
+  s->marker = m_marker.save();
   s->pic = m_pic.save();
   s->events = m_events.save();
   s->hv = m_hv.save();
@@ -100,16 +102,47 @@ std::shared_ptr<const Platform::Snapshot> Platform::save() {
   return s;
 }
 
+// The GuestMemory level a live snapshot owns (0: none). Levels move down when an older
+// snapshot is forgotten (Platform::forget), so they are looked up by the snapshot's id.
+unsigned Platform::snapshot_level(const Snapshot& s) const {
+  for (size_t k = 0; k < m_snap_ids.size(); ++k)
+    if (m_snap_ids[k] == s.id) return static_cast<unsigned>(k + 1);
+  return 0;
+}
+
+void Platform::forget(const Snapshot& s) {
+  const unsigned level = snapshot_level(s);
+  if (level == 0) return;
+  if (level == 1) {
+    // The oldest: its pages fold into nothing older, so the next one must take them over.
+    if (m_snap_ids.size() == 1) {
+      m_mem.drop_checkpoints(0);
+      m_snap_ids.clear();
+      return;
+    }
+    // Folding level 2 into level 1 keeps level 1's (older) pages: the second snapshot's
+    // restore would then return to the first one's RAM. Not supported: keep it.
+    throw std::logic_error("Platform::forget: the oldest of several snapshots");
+  }
+  m_mem.merge_level(level - 1);
+  m_snap_ids.erase(m_snap_ids.begin() + (level - 1));
+}
+
 void Platform::restore(const Snapshot& s) {
   if (m_running >= 0 || m_firing) throw std::logic_error("Platform::restore inside a step");
-  if (s.level == 0 || s.level > m_snap_ids.size() || m_snap_ids[s.level - 1] != s.id)
+  const unsigned level = snapshot_level(s);
+  if (level == 0)
     throw std::logic_error("Platform::restore: the snapshot was taken on another machine or "
                            "invalidated by restoring an older one");
-  m_mem.rollback(s.level);
-  m_snap_ids.resize(s.level);
+  m_mem.rollback(level);
+  m_snap_ids.resize(level);
+  // A step a debugger had paused is gone with the state it ran in.
+  m_paused.reset();
+  m_debug_break = false;
   m_tracer.restore(s.tracer);
   m_console.restore(s.console);
   m_exit.restore(s.exit);
+  m_marker.restore(s.marker);
   m_pic.restore(s.pic);
   m_hv.restore(s.hv);
   m_host = s.host;
@@ -168,6 +201,19 @@ void Platform::restore(const Snapshot& s) {
   m_run_first = s.run_first;
   update_extras();
   for (unsigned i = 0; i < vcpu_count(); ++i) update_breakpoints(i);
+  // Read watchpoints keep no read translations of their pages (the snapshot's TLB may hold some).
+  if (!m_mem.watches().empty()) {
+    std::vector<uint64_t> read_pages;
+    for (const GuestMemory::Watch& x : m_mem.watches())
+      if (x.access & static_cast<uint8_t>(GuestMemory::WatchAccess::Read))
+        for (uint64_t pfn = x.gpa >> kPageShift; x.len && pfn <= (x.gpa + x.len - 1) >> kPageShift; ++pfn)
+          read_pages.push_back(pfn);
+    for (auto& v : m_vcpus) v->drop_read_translations(read_pages);
+  }
+  if (m_trace_ring) {
+    auto& l = m_trace_ring->lines;
+    while (!l.empty() && l.back().first > m_tracer.event_count()) l.pop_back();
+  }
   if (m_trace_check) m_trace_check->restore(*s.trace_check);
   if (m_golden) m_golden->restore(*s.golden);
   // Last: re-link exactly the events that were pending (owners above do not touch them).
@@ -176,7 +222,9 @@ void Platform::restore(const Snapshot& s) {
 
 uint64_t Platform::restore_cost_pages(const Snapshot& s) const {
   uint64_t n = 0;
-  for (unsigned k = s.level; k <= m_mem.checkpoint_depth(); ++k) n += m_mem.checkpoint_pages(k);
+  const unsigned level = snapshot_level(s);
+  if (level == 0) return 0;
+  for (unsigned k = level; k <= m_mem.checkpoint_depth(); ++k) n += m_mem.checkpoint_pages(k);
   return n;
 }
 

@@ -7,10 +7,11 @@
 //
 // Each file is either the canonical text (`pvsim run --trace`) or its JSON Lines copy
 // (`--trace-jsonl`), told apart by the first line (a JSON line starts with '{'). A JSON Lines
-// event carries its fields, not its text: its canonical line is rebuilt by calling the same
-// Tracer method that wrote it, and the fields that method would write are checked against
-// the line's, so a text trace and a JSON Lines trace of one run compare equal event for
-// event, and a JSON line that no Tracer call produces is an error, never a silent guess.
+// event carries its fields, not its text: its canonical line is rebuilt from the event table
+// (core/trace_event.h) by the same renderer that wrote the text, after checking that the
+// line has exactly the event's fields with their types, so a text trace and a JSON Lines
+// trace of one run compare equal event for event, and a JSON line that is not a pvsim event
+// is an error, never a silent guess.
 //
 // The difference block (context, '-' lines, '+' lines) is formatted by one function,
 // format_difference(), which the golden-trace comparison (trace_check.h) prints too.
@@ -122,8 +123,8 @@ std::optional<std::string> parse_trace_text_line(std::string_view line, TraceEve
 // pvsim event.
 void rebuild_trace_jsonl_line(std::string_view json, TraceEvent& e);
 
-// The event names rebuild_trace_jsonl_line() knows, sorted (a test checks they cover every
-// event method of core/trace.h).
+// The event names rebuild_trace_jsonl_line() knows (the whole event table), sorted (a test
+// checks they cover every event method of core/trace.h).
 std::vector<std::string_view> jsonl_rebuildable_events();
 
 // ---- comparing ------------------------------------------------------------------------------

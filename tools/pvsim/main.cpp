@@ -1,4 +1,4 @@
-// tools/pvsim/main.cpp — the pvsim command line: run, validate, bench, diff.
+// tools/pvsim/main.cpp — the pvsim command line: run, validate, bench, diff, explore, bugs, trace.
 //
 // Exit codes: 0 success; 1 the run ended abnormally or an expectation failed (for diff:
 // the traces differ); 2 bad scenario, bad image, bad output path, bad trace or bad usage; 128 + N when signal N (SIGINT,
@@ -21,11 +21,17 @@
 #include <vector>
 
 #include "tools/platform/explore.h"
+#include "tools/platform/gdb_server.h"
 #include "tools/platform/loader.h"
 #include "tools/platform/platform.h"
 #include "tools/platform/scenario.h"
 #include "tools/platform/files.h"
+#include "tools/platform/inspect.h"
+#include "tools/platform/perfetto.h"
+#include "tools/platform/schedule.h"
+#include "tools/platform/timeline_html.h"
 #include "tools/platform/text.h"
+#include "tools/platform/trace_dat.h"
 #include "tools/platform/trace_diff.h"
 
 namespace po = boost::program_options;
@@ -54,6 +60,9 @@ const char* kTopHelp =
     "                     with a replay command for each group (exit 1 when any failed)\n"
     "  bugs               the historic KVM bugs a scenario can turn back on\n"
     "                     (machine.kvm.bugs), with their kernels and fixes\n"
+    "  trace --list-events [--format] [GLOB]\n"
+    "                     the events a trace holds, with their fields (--format: as ftrace's\n"
+    "                     `format` files describe them)\n"
     "\n"
     "options:\n"
     "  -h, --help         this text; `pvsim <command> --help` for a command's options\n"
@@ -178,6 +187,44 @@ int cmd_run(const std::vector<std::string>& args) {
       ("schedule", po::value<std::vector<std::string>>()->value_name("ENTRIES"),
        "host actions at guest points, e.g. 'v0.insn=1200: preempt v1 50us; t=2ms: pause 100us' (scenarios/README.md "
        "\"schedule\"); they come after the scenario's own entries; may be repeated");
+  // Option groups, in the order --help prints them.
+  po::options_description sink_opts("trace outputs and filters");
+  sink_opts.add_options()
+      ("events", po::value<std::string>()->value_name("GLOBS"),
+       "write only these events to --trace and --trace-jsonl: comma-separated globs over event names, '-' "
+       "before one leaves its events out, e.g. 'kvm_async_pf*,kvm_msr' or 'kvm_*,-kvm_apic' (pvsim trace "
+       "--list-events lists them; the trace hash, expectations and golden trace still see every event)")
+      ("time-order", "write --trace and --trace-jsonl sorted by virtual time (ties in emission order) instead of "
+       "in emission order, where timestamps go back between vCPUs; the lines are kept in memory until the run ends")
+      ("trace-dat", po::value<std::string>()->value_name("FILE"),
+       "write the trace as trace-cmd's trace.dat (version 6; vCPUs are its CPUs) to FILE, for `trace-cmd report FILE` "
+       "and KernelShark (tools/platform/README.md \"trace.dat\"); --events applies")
+      ("perfetto", po::value<std::string>()->value_name("FILE"),
+       "write the run's timeline (vCPU states, exits, async PFs, pCPUs, counters) as a Perfetto trace to FILE, "
+       "for ui.perfetto.dev (tools/platform/README.md \"Seeing a run\")")
+      ("timeline", po::value<std::string>()->value_name("FILE.html"),
+       "write the run's timeline as one self-contained HTML page (inline SVG, no external files) to FILE.html")
+      ;
+  po::options_description stop_opts("stopping, inspecting and debugging");
+  stop_opts.add_options()
+      ("stop-at", po::value<std::string>()->value_name("POINT"),
+       "end the run at a guest point: vN.insn=COUNT, vN.rip=ADDRESS|SYMBOL[+OFF][#K] or t=TIME (scenarios/README.md "
+       "\"Guest points\"); the scenario's trace pins are not checked")
+      ("dump", po::value<std::string>()->value_name("WHAT"),
+       "at the stop (or the end), print WHAT: comma-separated regs, msrs, lapic, pv (kvmclock, steal time, async PF, "
+       "PV EOI decoded), all, mem=GPA+LEN or mem=GPA..END")
+      ("dump-vcpu", po::value<std::string>()->value_name("N,..."),
+       "the vCPUs --dump shows: indices or all (default: the --stop-at point's vCPU; all for t= points and run ends)")
+      ("dump-file", po::value<std::string>()->value_name("FILE"), "write the --dump text to FILE instead of the summary's stream")
+      ("junit", po::value<std::string>()->value_name("FILE"),
+       "write a JUnit XML report to FILE: one test case per expectation, plus \"run\" ('-': standard output)")
+      ("tap", po::value<std::string>()->value_name("FILE"), "write the same report as TAP version 13 to FILE ('-': standard output)")
+      ("gdb", po::value<std::string>()->value_name("PORT|unix:PATH"),
+       "wait for gdb on 127.0.0.1:PORT (0: a free port, printed) or a Unix socket, and let it drive the run: "
+       "vCPUs are threads, breakpoints, watchpoints, reverse-stepi/continue (tools/platform/README.md "
+       "\"Debugging with gdb\")")
+      ;
+  opts.add(sink_opts).add(stop_opts);
   po::options_description hidden;
   hidden.add_options()("scenario", po::value<std::vector<std::string>>());
   po::options_description all;
@@ -210,10 +257,31 @@ int cmd_run(const std::vector<std::string>& args) {
     if (!size_option(vm, "max-console", s.limits.max_console_bytes, err) ||
         !size_option(vm, "max-trace", s.limits.max_trace_bytes, err))
       return usage_error("run", err);
-    const bool extra_schedule = vm.count("schedule") != 0;
     if (auto err = add_schedule_option(vm, s)) return usage_error("run", *err);
+    // --stop-at is one more schedule entry, "POINT: stop" (tools/platform/inspect.h).
+    const bool stop_at = vm.count("stop-at") != 0;
+    std::optional<GuestPoint> stop_point;
+    std::optional<DumpSpec> dump;
+    std::optional<std::vector<unsigned>> dump_vcpus;
+    try {
+      if (stop_at) {
+        Schedule one;
+        one.entries.push_back(parse_stop_at(vm["stop-at"].as<std::string>(), "--stop-at"));
+        stop_point = one.entries[0].at;
+        add_schedule(s, one, "--stop-at");
+      }
+      if (vm.count("dump")) dump = parse_dump(vm["dump"].as<std::string>(), "--dump");
+      if (vm.count("dump-vcpu")) {
+        if (!dump) return usage_error("run", "--dump-vcpu needs --dump");
+        dump_vcpus = parse_vcpu_selection(vm["dump-vcpu"].as<std::string>(), "--dump-vcpu", s.machine.vcpus);
+      }
+      if (vm.count("dump-file") && !dump) return usage_error("run", "--dump-file needs --dump");
+    } catch (const InspectError& e) {
+      return usage_error("run", e.what());
+    }
+    const bool extra_schedule = vm.count("schedule") != 0 || stop_at;
     if (update_golden && extra_schedule)
-      return usage_error("run", "--update-golden and --schedule exclude each other (the golden trace is the "
+      return usage_error("run", "--update-golden excludes --schedule and --stop-at (the golden trace is the "
                                 "scenario's own run)");
     if (update_golden && !s.expect.golden_trace)
       return usage_error("run", fmt::format("--update-golden: {} has no expect.golden_trace",
@@ -223,17 +291,42 @@ int cmd_run(const std::vector<std::string>& args) {
     std::vector<OutputFile::Input> inputs{{s.file, "the scenario file"}, {s.guest.image, "the guest image"}};
     if (s.expect.golden_trace && !update_golden) inputs.push_back({*s.expect.golden_trace, "the golden trace"});
     OutputFile trace, jsonl, golden;
+    OutputFile junit, tap, dumpf;  // --junit, --tap, --dump-file
+    OutputFile perfetto_out, timeline_out;  // --perfetto, --timeline
+    OutputFile dat_out;                     // --trace-dat
+    // Every output opened so far (OutputFile::open refuses a target one of them writes).
+    auto all_outputs = [&]() {
+      std::vector<const OutputFile*> v;
+      for (const OutputFile* o : {&trace, &jsonl, &golden, &dat_out, &perfetto_out, &timeline_out, &junit, &tap, &dumpf})
+        if (o->is_open()) v.push_back(o);
+      return v;
+    };
     try {
       if (vm.count("trace")) trace.open(vm["trace"].as<std::string>(), "--trace", inputs, {});
       if (vm.count("trace-jsonl")) jsonl.open(vm["trace-jsonl"].as<std::string>(), "--trace-jsonl", inputs, {&trace});
       if (update_golden)
         golden.open(s.expect.golden_trace->string(), "--update-golden", inputs, {&trace, &jsonl});
+      if (vm.count("trace-dat")) {
+        // trace-cmd seeks in and maps the file: a pipe would be of no use to it.
+        if (vm["trace-dat"].as<std::string>() == "-")
+          return usage_error("run", "--trace-dat: give a file name (trace-cmd cannot read a trace.dat from a pipe)");
+        dat_out.open(vm["trace-dat"].as<std::string>(), "--trace-dat", inputs, {&trace, &jsonl, &golden});
+      }
+      if (vm.count("perfetto"))
+        perfetto_out.open(vm["perfetto"].as<std::string>(), "--perfetto", inputs, all_outputs());
+      if (vm.count("timeline"))
+        timeline_out.open(vm["timeline"].as<std::string>(), "--timeline", inputs, all_outputs());
+      if (vm.count("junit")) junit.open(vm["junit"].as<std::string>(), "--junit", inputs, all_outputs());
+      if (vm.count("tap")) tap.open(vm["tap"].as<std::string>(), "--tap", inputs, all_outputs());
+      if (vm.count("dump-file"))
+        dumpf.open(vm["dump-file"].as<std::string>(), "--dump-file", inputs, all_outputs());
     } catch (const FileError& e) {
       return usage_error("run", e.what());
     }
     // With a trace on standard output, the console and the summary go to standard error, so
     // that `pvsim run s.json --trace - | grep kvm_msr` sees only trace lines.
-    const bool stdout_taken = trace.is_stdout() || jsonl.is_stdout();
+    const bool stdout_taken = trace.is_stdout() || jsonl.is_stdout() || junit.is_stdout() || tap.is_stdout() ||
+                              dumpf.is_stdout() || perfetto_out.is_stdout() || timeline_out.is_stdout();
     std::ostream& human = stdout_taken ? std::cerr : std::cout;
     std::FILE* human_c = stdout_taken ? stderr : stdout;
 
@@ -245,10 +338,102 @@ int cmd_run(const std::vector<std::string>& args) {
     po_.golden_update = golden.stream();
     // A --schedule run is not the scenario's own run: its trace pins do not apply.
     po_.trace_pins = !extra_schedule;
-    const RunReport r = run_scenario(s, po_);
+    if (vm.count("events")) {
+      if (auto bad = parse_trace_event_filter(vm["events"].as<std::string>(), po_.trace_events))
+        return usage_error("run", fmt::format("--events: {} matches no event (pvsim trace --list-events lists them)",
+                                              quote_display(*bad, 80)));
+    }
+    po_.trace_time_order = vm.count("time-order") != 0;
+    // Filtered like --trace; it describes every event of the table, and writes at the end.
+    std::optional<TraceDatWriter> trace_dat;
+    if (dat_out.is_open()) {
+      trace_dat.emplace(*dat_out.stream(), s.machine.vcpus, trace_event_table());
+      po_.trace_filtered_sinks.push_back(&*trace_dat);
+    }
+    // Both exporters draw from one model, built from every event (unfiltered: the states
+    // come from the whole stream) and written once the run has ended.
+    std::optional<TimelineBuilder> timeline;
+    if (perfetto_out.is_open() || timeline_out.is_open()) {
+      timeline.emplace(timeline_info_for(s));
+      po_.trace_sinks.push_back(&*timeline);
+    }
+    std::optional<GdbEndpoint> gdb_endpoint;
+    if (vm.count("gdb")) {
+      gdb_endpoint = parse_gdb_endpoint(vm["gdb"].as<std::string>());
+      if (!gdb_endpoint)
+        return usage_error("run", fmt::format("--gdb: {} is neither a port (0-65535) nor unix:PATH",
+                                              quote_display(vm["gdb"].as<std::string>(), 60)));
+    }
+    // The machine is built here (not by run_scenario) so that a dump after the run and a
+    // debugger during it can see it.
+    Platform machine(s, po_);
+    std::optional<RunReport> ran;  // set when something other than a plain run() drove the machine
+    if (gdb_endpoint) {
+      try {
+        GdbListener listener(*gdb_endpoint);
+        fmt::print(stderr, "pvsim: waiting for gdb on {}\n", listener.where());
+        std::fflush(stderr);
+        GdbSession session(machine, listener.accept_one());
+        if (session.serve() == GdbSession::End::Killed) {
+          fmt::print(stderr, "pvsim: gdb ended the run after {} instructions\n", machine.instructions());
+          return kExitOk;
+        }
+      } catch (const std::runtime_error& e) {
+        return usage_error("run", e.what());
+      }
+      // Detached (or gone): the run goes on to its end as it would have without gdb.
+      ran = machine.run();
+    }
+    RunReport r = ran ? std::move(*ran) : machine.run();
+    // A run cut short by --stop-at is not the scenario's run: its end-of-run expectations
+    // (stop, exit status, console, registers) do not apply, and reaching the point is success.
+    const bool point_reached = r.stop == RunStop::Point;
+    if (stop_at) {
+      r.expectation_failures.clear();
+      r.golden_report.clear();
+      r.expectations_given = false;
+    }
+    const bool ok = stop_at ? point_reached : r.success();
+    std::string dump_text;
+    if (dump) {
+      std::vector<unsigned> sel;
+      if (dump_vcpus) sel = *dump_vcpus;
+      else if (stop_point && stop_point->kind != GuestPoint::Kind::Time) sel = {stop_point->vcpu};
+      else for (unsigned i = 0; i < machine.vcpu_count(); ++i) sel.push_back(i);
+      dump_text = dump_machine(machine, *dump, sel);
+    }
+    std::vector<CaseResult> cases;
+    if (junit.is_open() || tap.is_open()) {
+      cases = case_results(s, r, !extra_schedule);
+      if (stop_at) {
+        for (CaseResult& c : cases) {
+          c.skipped = true;
+          c.message = "not checked: --stop-at ends the run before the scenario's end";
+        }
+        cases.back().skipped = false;
+        cases.back().ok = point_reached;
+        cases.back().message = point_reached ? "" : fmt::format("the run ended by \"{}\" before --stop-at {}",
+                                                                run_stop_name(r.stop), format_point(*stop_point));
+      }
+      if (junit.is_open()) *junit.stream() << junit_report(s, r, cases);
+      if (tap.is_open()) *tap.stream() << tap_report(s, r, cases);
+    }
+    if (dumpf.is_open()) *dumpf.stream() << dump_text;
     human.flush();
     try {
       for (OutputFile* o : {&trace, &jsonl, &golden}) o->commit();
+      if (trace_dat) {
+        trace_dat->on_finish();  // once: the Tracer's own finish() then finds it done
+        dat_out.commit();
+      }
+      if (timeline) {
+        timeline->finish();
+        if (perfetto_out.is_open()) write_perfetto(timeline->model(), *perfetto_out.stream());
+        if (timeline_out.is_open()) write_timeline_html(timeline->model(), *timeline_out.stream());
+        perfetto_out.commit();
+        timeline_out.commit();
+      }
+      for (OutputFile* o : {&junit, &tap, &dumpf}) o->commit();
     } catch (const FileError& e) {
       fmt::print(stderr, "pvsim run: error: {}\n", e.what());
       return kExitFail;
@@ -256,13 +441,22 @@ int cmd_run(const std::vector<std::string>& args) {
     if (!console_only) {
       if (!quiet && !r.console_ends_with_newline) fmt::print(human_c, "\n");
       print_summary(human_c, r);
-      if (extra_schedule && (s.expect.trace_hash || s.expect.golden_trace))
+      if (stop_at)
+        fmt::print(human_c, "{}\n", point_reached
+                                        ? fmt::format("stopped at --stop-at {} (the scenario's expectations were not checked)",
+                                                      format_point(*stop_point))
+                                        : fmt::format("the run ended before --stop-at {} was reached", format_point(*stop_point)));
+      else if (extra_schedule && (s.expect.trace_hash || s.expect.golden_trace))
         fmt::print(human_c, "(expect.trace_hash and expect.golden_trace were not checked: --schedule changes the run)\n");
       if (update_golden)
         fmt::print(human_c, "golden trace written: {} ({} lines)\n", escape_display(golden.path(), 300), r.trace_events);
     }
+    if (dump && !dumpf.is_open()) {
+      if (!console_only) fmt::print(human_c, "\n");
+      std::fputs(dump_text.c_str(), human_c);
+    }
     std::fflush(human_c);
-    return r.success() ? kExitOk : kExitFail;
+    return ok ? kExitOk : kExitFail;
   } catch (const ScenarioError& e) {
     std::cout.flush();
     fmt::print(stderr, "{}\n", e.what());
@@ -901,6 +1095,57 @@ int cmd_bugs(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
+// `pvsim trace --list-events [--format] [GLOB]`: the event table (core/trace_event.h).
+int cmd_trace(const std::vector<std::string>& args) {
+  po::options_description opts("pvsim trace --list-events [--format] [GLOB]");
+  opts.add_options()("help,h", "this text")
+      ("list-events", "list every event the trace can hold, with its system and typed fields")
+      ("format", "describe each event as ftrace's events/<system>/<event>/format file does (name, ID, fields "
+                 "with offset, size and signedness, print fmt), as trace.dat files (--trace-dat) carry them");
+  po::options_description hidden;
+  hidden.add_options()("glob", po::value<std::vector<std::string>>());
+  po::options_description all;
+  all.add(opts).add(hidden);
+  po::positional_options_description pos;
+  pos.add("glob", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
+  } catch (const po::error& e) {
+    return usage_error("trace", escape_display(e.what(), 300));
+  }
+  if (vm.count("help")) {
+    std::cout << opts
+              << "\nGLOB selects events by name ('*' any run of characters, '?' one), e.g. 'kvm_async_pf*'.\n"
+                 "The canonical text of an event is its print fmt evaluated over its fields; JSON Lines\n"
+                 "(--trace-jsonl) carries the fields under these names (tools/platform/README.md \"The trace\").\n";
+    return kExitOk;
+  }
+  if (!vm.count("list-events")) return usage_error("trace", "--list-events expected");
+  const std::vector<std::string> globs =
+      vm.count("glob") ? vm["glob"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  if (globs.size() > 1) return usage_error("trace", fmt::format("one GLOB expected, got {}", globs.size()));
+  const bool format = vm.count("format") != 0;
+  bool any = false;
+  for (const TraceEventDesc& d : trace_event_table()) {
+    if (!globs.empty() && !trace_glob_match(globs[0], d.name)) continue;
+    any = true;
+    if (format) {
+      // One format file after another, a blank line between them.
+      fmt::print("{}\n", trace_dat_format(d));
+      continue;
+    }
+    std::string fields;
+    for (const TraceFieldDesc& f : d.fields)
+      fields += fmt::format("{}{} {}", fields.empty() ? "" : ", ",
+                            f.type == TraceType::Str ? "string" : f.c_type, f.name);
+    fmt::print("{}:{}({})\n", d.system, d.name, fields);
+  }
+  if (!any)
+    return usage_error("trace", fmt::format("{} matches no event", quote_display(globs[0], 80)));
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -927,6 +1172,7 @@ int main(int argc, char** argv) {
     if (cmd == "diff") return cmd_diff(args);
     if (cmd == "explore") return cmd_explore(args);
     if (cmd == "bugs") return cmd_bugs(args);
+    if (cmd == "trace") return cmd_trace(args);
     if (!cmd.empty() && cmd[0] == '-') return usage_error("", fmt::format("unknown option '{}'", escape_display(cmd, 100)));
     return usage_error("", fmt::format("unknown command '{}'", escape_display(cmd, 100)));
   } catch (const std::exception& e) {

@@ -39,6 +39,7 @@
  * (scenarios/default.json against scenarios/apf-sync-2.json).
  * In the trace: per first touch a kvm_page_fault, then with async PF the injected #PF
  * (CR2 = token) and later the page-ready (interrupt vector 0xf3, or a second #PF). */
+#include "marker.h"
 #include "apf_workload.h"
 #include "prng.h"
 
@@ -111,8 +112,10 @@ static void run(unsigned cpu)
     if (proto != APF_PROTO_NONE) {
         /* One vCPU at a time: wl_enable_or_fail prints if it fails. */
         for (unsigned turn = 0; turn < smp_ncpus(); ++turn) {
-            if (turn == cpu)
+            if (turn == cpu) {
                 r->wake_all_seen = wl_enable_or_fail(50 * APF_EDGE_FAULT_IN_NS);
+                pvsim_marker("async PF enabled");
+            }
             smp_barrier();
         }
     }
@@ -130,8 +133,11 @@ static void run(unsigned cpu)
     }
     if (!task_spawn(compute_fn, r))
         spawn_failed = true;
+    /* Markers (boot.md §4): where the tasks start and end show on the timelines. */
+    pvsim_marker("tasks start");
     if (!spawn_failed)
         task_run_all();
+    pvsim_marker("tasks done");
     smp_barrier();
     if (cpu == 0)
         t_end = wl_now();
