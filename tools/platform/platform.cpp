@@ -101,6 +101,10 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
       m_exit(s.machine.vcpus),
       m_marker(s.machine.vcpus,
                [this](Vcpu& v, std::string_view text) { m_tracer.pvsim_marker(v.now(), v.index(), text); }),
+      // UART bytes take the debug console's own path, so its cap, live stream and kept text
+      // (expect.console*) cover both.
+      m_uart([this](Vcpu& v, uint8_t byte) { m_console.pio_write(v, 0, 1, byte); }),
+      m_fw_cfg(s.machine.vcpus, s.machine.ram_bytes()),
       m_hv(hypervisor_config(s), s.machine.vcpus, m_mem, m_tracer, m_events, *this, *this),
       m_cpuid(s.machine.vcpus, m_hv.cpuid(), s.machine.cpu_vendor == CpuVendor::Amd),
       m_host(s.host, s.machine.vcpus),
@@ -148,6 +152,11 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
   if (!m_bus.add(DebugCon::kPort, 1, m_console, "debugcon") ||
       !m_bus.add(ExitPorts::kBase, ExitPorts::kCount, m_exit, "exit-ports") ||
       !m_bus.add(MarkerPort::kPort, 1, m_marker, "marker") ||
+      !m_bus.add(Uart16550::kBase, Uart16550::kCount, m_uart, "uart16550") ||
+      !m_bus.add(FwCfg::kBase, FwCfg::kCount, m_fw_cfg, "fw_cfg") ||
+      !m_bus.add(PcTestDev::kBase, PcTestDev::kCount, m_testdev, "pc-testdev") ||
+      !m_bus.add(PcTestDev::kIrqBase, PcTestDev::kIrqCount, m_testdev.irq_ports(), "pc-testdev-irq") ||
+      !m_bus.add(PowerOffPort::kPort, 1, m_poweroff, "poweroff") ||
       !m_bus.add(Pic8259Pair::kMasterBase, Pic8259::kPorts, m_pic.master(), "pic-master") ||
       !m_bus.add(Pic8259Pair::kSlaveBase, Pic8259::kPorts, m_pic.slave(), "pic-slave"))
     throw std::logic_error("platform: overlapping port claims");
@@ -723,6 +732,13 @@ void Platform::end_step(StepRun& c) {
       m_state[i] = VState::Finished;
       break;
     case StopReason::VmExitRequested:
+      // Port 0xf4 or the power-off sequence; the run ends at the first, so only one is set.
+      if (!m_exit.exit_requested() && m_poweroff.requested()) {
+        stop_run(RunStop::Exit, m_poweroff.vcpu(),
+                 fmt::format("vCPU {} powered off (\"Shutdown\" to port 0x8900)", m_poweroff.vcpu()));
+        m_report.exit_status = 0;  // QEMU's status on power-off (devices/poweroff_port.h)
+        break;
+      }
       stop_run(RunStop::Exit, m_exit.exit_vcpu(), fmt::format("vCPU {} wrote port 0xf4", m_exit.exit_vcpu()));
       m_report.exit_status = m_exit.exit_status();
       break;

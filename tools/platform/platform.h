@@ -31,9 +31,13 @@
 #include "core/vcpu.h"
 #include "devices/debugcon.h"
 #include "devices/exit_ports.h"
+#include "devices/fw_cfg.h"
 #include "devices/marker.h"
 #include "devices/lapic.h"
+#include "devices/pc_testdev.h"
 #include "devices/pic8259.h"
+#include "devices/poweroff_port.h"
+#include "devices/uart16550.h"
 #include "pvmsr/hypervisor.h"
 #include "tools/platform/cpuid_table.h"
 #include "tools/platform/host_memory.h"
@@ -55,7 +59,7 @@ struct VcpuReport {
 
 struct RunReport {
   RunStop stop = RunStop::Limit;
-  std::optional<uint8_t> exit_status;  // for exit (port 0xf4) and finished (0)
+  std::optional<uint8_t> exit_status;  // for exit (port 0xf4; 0 after a 0x8900 power-off) and finished (0)
   unsigned stop_vcpu = 0;              // the vCPU that caused the stop
   std::string stop_detail;             // human-readable: chain, unclaimed port, deadlock states
   std::string stop_dump;               // register dump of stop_vcpu for shutdown/unhandled_io
@@ -375,6 +379,11 @@ class Platform final : public CpuEnv, public ApfHost, public HypercallHost {
   ExitPorts m_exit;
   MarkerPort m_marker;  // port 0x4f0: guest markers (devices/marker.h)
   Pic8259Pair m_pic;  // registers only, no delivery yet (devices/pic8259.h)
+  // The ports kvm-unit-tests expects of QEMU's pc machine (scenarios/guest/boot.md §4).
+  Uart16550 m_uart;         // 0x3f8: output joins m_console's stream
+  FwCfg m_fw_cfg;           // 0x510/0x511
+  PcTestDev m_testdev;      // 0xe0-0xe7, 0x2000-0x2017: levels kept, no on_irq yet (no PIC delivery)
+  PowerOffPort m_poweroff;  // 0x8900 "Shutdown"
   EventQueue m_events;
   Hypervisor m_hv;     // every PV feature (pvmsr/hypervisor.h)
   CpuidTable m_cpuid;  // architectural leaves + the hypervisor's KVM leaves

@@ -22,6 +22,10 @@ struct Platform::Snapshot {
   ExitPorts::Snapshot exit;
   MarkerPort::Snapshot marker;  // unfinished marker lines
   Pic8259Pair::Snapshot pic;
+  Uart16550::Snapshot uart;
+  FwCfg::Snapshot fw_cfg;
+  PcTestDev::Snapshot testdev;
+  PowerOffPort::Snapshot poweroff;
   EventQueue::Snapshot events;
   Hypervisor::Snapshot hv;
   HostModel host;
@@ -74,6 +78,10 @@ std::shared_ptr<const Platform::Snapshot> Platform::save() {
   s->exit = m_exit.save();
   s->marker = m_marker.save();
   s->pic = m_pic.save();
+  s->uart = m_uart.save();
+  s->fw_cfg = m_fw_cfg.save();
+  s->testdev = m_testdev.save();
+  s->poweroff = m_poweroff.save();
   s->events = m_events.save();
   s->hv = m_hv.save();
   for (const auto& [pfn, f] : m_fetches) s->fetches.emplace_back(pfn, f);
@@ -144,6 +152,10 @@ void Platform::restore(const Snapshot& s) {
   m_exit.restore(s.exit);
   m_marker.restore(s.marker);
   m_pic.restore(s.pic);
+  m_uart.restore(s.uart);
+  m_fw_cfg.restore(s.fw_cfg);
+  m_testdev.restore(s.testdev);
+  m_poweroff.restore(s.poweroff);
   m_hv.restore(s.hv);
   m_host = s.host;
   m_host_mem = s.host_mem;
