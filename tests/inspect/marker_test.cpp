@@ -9,13 +9,9 @@
 
 using namespace pvsim;
 using test::FlatScenario;
+using test::cat;
 
 namespace {
-std::vector<uint8_t> cat(std::initializer_list<std::vector<uint8_t>> parts) {
-  std::vector<uint8_t> r;
-  for (auto& p : parts) r.insert(r.end(), p.begin(), p.end());
-  return r;
-}
 const std::vector<uint8_t> kDxMarker = {0x66, 0xba, 0xf0, 0x04};  // mov dx, 0x4f0
 const std::vector<uint8_t> kOutDxAl = {0xee};                     // out dx, al
 std::vector<uint8_t> mov_al(uint8_t v) { return {0xb0, v}; }

@@ -4,12 +4,20 @@
 
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
 #include "tools/platform/scenario.h"
 
 namespace pvsim::test {
+
+// Concatenates instruction byte strings into one flat image.
+inline std::vector<uint8_t> cat(std::initializer_list<std::vector<uint8_t>> parts) {
+  std::vector<uint8_t> r;
+  for (auto& p : parts) r.insert(r.end(), p.begin(), p.end());
+  return r;
+}
 
 // Writes `code` to a scratch file and returns a scenario that boots it as a flat image.
 // The file is removed when the returned object dies.

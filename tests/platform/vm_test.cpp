@@ -10,16 +10,12 @@
 
 using namespace pvsim;
 using test::FlatScenario;
+using test::cat;
 
 namespace {
 // Byte strings of the instructions used below (64-bit mode).
 std::vector<uint8_t> out_imm(uint8_t port) { return {0xe6, port}; }  // out imm8, al
 std::vector<uint8_t> mov_al(uint8_t v) { return {0xb0, v}; }
-std::vector<uint8_t> cat(std::initializer_list<std::vector<uint8_t>> parts) {
-  std::vector<uint8_t> r;
-  for (auto& p : parts) r.insert(r.end(), p.begin(), p.end());
-  return r;
-}
 const std::vector<uint8_t> kHlt = {0xf4};
 const std::vector<uint8_t> kHello =
     cat({mov_al('h'), out_imm(0xe9), mov_al('i'), out_imm(0xe9), mov_al('\n'), out_imm(0xe9), mov_al(0),
