@@ -61,6 +61,7 @@ void Vcpu::set_cr(unsigned n, uint64_t v) {
       c.cr0 = v;
       c.tlb_flush_all();
       c.update_ac();
+      c.update_mode();
       break;
     case 2:
       c.cr2 = v;
@@ -87,6 +88,7 @@ uint64_t Vcpu::efer() const {
 void Vcpu::set_efer(uint64_t v) {
   m_core->efer = v;
   m_core->tlb_flush_all();
+  m_core->update_mode();
 }
 
 SegmentCache Vcpu::seg(SegReg s) const {
@@ -94,8 +96,51 @@ SegmentCache Vcpu::seg(SegReg s) const {
 }
 void Vcpu::set_seg(SegReg s, const SegmentCache& c) {
   m_core->seg[static_cast<unsigned>(s)] = c;
-  // CPL is CS.RPL in protected/long mode (SDM Vol. 3A §5.5).
-  if (s == SegReg::CS) m_core->set_cpl(c.selector & 3);
+  // CPL is CS.RPL in protected/long mode (SDM Vol. 3A §5.5), 0 in real mode.
+  if (s == SegReg::CS) {
+    m_core->set_cpl(m_core->real_mode() ? 0 : c.selector & 3);
+    m_core->update_mode();
+  }
+}
+
+void Vcpu::reset_to_init() {
+  Core& c = *m_core;
+  for (uint64_t& r : c.gpr) r = 0;
+  c.gpr[2] = 0x600;  // EDX: the processor signature's family 6 (SDM Vol. 3A §9.1.4)
+  c.set_flags_raw(0x2);
+  c.cr0 = 0x60000010;  // CD, NW, ET
+  c.cr2 = c.cr3 = c.cr4 = 0;
+  c.efer = 0;
+  c.seg[1] = SegmentCache{0xf000, 0xffff0000, 0xffff, 0x9b};
+  for (unsigned s : {0u, 2u, 3u, 4u, 5u}) c.seg[s] = SegmentCache{0, 0, 0xffff, 0x93};
+  c.gdtr = DescriptorTable{0, 0xffff};
+  c.idtr = DescriptorTable{0, 0xffff};
+  c.ldtr = SegmentCache{0, 0, 0xffff, 0x82};
+  c.tr = SegmentCache{0, 0, 0xffff, 0x8b};
+  for (uint64_t& d : c.dr) d = 0;
+  c.dr6 = 0xffff0ff0;
+  c.dr7 = 0x400;
+  c.rip = 0xfffffff0;
+  c.halted = false;
+  c.fault_pending = c.inject_pending = false;
+  c.nmi_pending = c.nmi_blocked = false;
+  c.inhibit_at = ~0ull;
+  c.shadow_next = false;
+  c.set_cpl(0);
+  c.tlb_flush_all();
+  c.update_ac();
+  c.update_mode();
+  c.brk = true;
+}
+
+void Vcpu::start_at_sipi(uint8_t vector) {
+  Core& c = *m_core;
+  c.seg[1].selector = static_cast<uint16_t>(vector << 8);
+  c.seg[1].base = static_cast<uint64_t>(vector) << 12;
+  c.rip = c.seg[1].base;
+  c.halted = false;
+  c.update_mode();
+  c.brk = true;
 }
 SegmentCache Vcpu::tr() const {
   return m_core->tr;

@@ -65,6 +65,8 @@ enum class StopReason : uint8_t {
   Shutdown,         // triple fault (SDM Vol. 3A §6.15, #DF "Interrupt 8"): stop_detail() says why
   IoError,          // a port/MMIO access nothing claims, or a RAM hole: stop_detail() says which
   Breakpoint,       // run(): RIP is on an instruction set with Vcpu::set_breakpoints, not run yet
+  Unsupported,      // the guest did something the core does not model (32-bit paging, ...):
+                    // stop_detail() names it; the run ends (scenarios/README.md `unsupported`)
 };
 
 // An exception the hypervisor injects into the guest (kvm_queue_exception and friends):
@@ -133,6 +135,15 @@ class Vcpu {
   void set_cr(unsigned n, uint64_t v);
   uint64_t efer() const;
   void set_efer(uint64_t v);
+  // INIT (SDM Vol. 3A §9.1.1, Table 9-1; KVM's kvm_vcpu_reset with init_event): real mode
+  // at F000:FFF0 (CS.base 0xffff0000), CR0 0x60000010, EFER 0, flat 64 KiB data segments,
+  // GDTR/IDTR {0, 0xffff}, DR6/DR7 at their reset values, EDX 0x600; MSRs, the x87 state and
+  // the LAPIC (LocalApic::init_reset) are not the core's business here.
+  void reset_to_init();
+  // A start-up IPI with `vector` to a vCPU waiting for one: real mode at CS = vector << 8,
+  // CS.base = vector << 12, IP = 0 (SDM Vol. 3A §9.4.4.1). rip() is then vector << 12: outside
+  // 64-bit mode rip() is the linear address CS.base + EIP (core/README.md "Legacy modes").
+  void start_at_sipi(uint8_t vector);
   SegmentCache seg(SegReg s) const;
   void set_seg(SegReg s, const SegmentCache& c);
   SegmentCache tr() const;

@@ -45,12 +45,12 @@ Block* block_without_fetch(Core& c, uint64_t la) {
   if (e.tag != c.tlb_key(la)) return nullptr;
   const uint64_t gpa = c.tlb_gpa(e) | (la & 0xfff);
   Block& b = c.blocks[block_slot(gpa)];
-  if (b.tag == gpa + 1 && b.gen == c.code_gen[gpa >> 12]) return &b;
+  if (b.tag == gpa + 1 + c.mode_tag() && b.gen == c.code_gen[gpa >> 12]) return &b;
   // decode_block would hand an instruction that crosses the page to decode_crossing, which
   // translates the next page; the block that was cut never starts with one.
   Insn probe;
   const unsigned off = static_cast<unsigned>(la & 0xfff);
-  if (decode(e.host + off, 4096 - off, probe) == DecodeStatus::NeedMore) return nullptr;
+  if (decode(e.host + off, 4096 - off, probe, c.cmode) == DecodeStatus::NeedMore) return nullptr;
   return c.decode_block(b, gpa, e.host);
 }
 }  // namespace

@@ -95,14 +95,9 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
     res.reason = stop;
     return res;
   }
-  if (!in_long_mode()) {
-    stop_with(StopReason::Shutdown,
-              fmt::format("vCPU {} is not in 64-bit mode (CR0.PG, EFER.LMA and CS.L must be "
-                          "set); pvsim executes 64-bit code only",
-                          cfg.index));
-    res.reason = StopReason::Shutdown;
-    return res;
-  }
+  // Virtual-8086 mode is not modelled: nothing sets RFLAGS.VM (IRET and POPF keep it 0).
+  // Legacy paging (CR0.PG without EFER.LMA) stops in translate().
+  update_mode();
   // A REP INS/OUTS stopped between elements resumes inside its open exit (do_string_io).
   if (entry_pending && io_rep_rip != rip) trace_entry(rip);
 
@@ -184,7 +179,9 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
       // `room`, so the step is the one it would have been, ended at the point if it gets there.
       if (run_insn_end > stop_at_insns) [[unlikely]] run_insn_end = stop_at_insns;
       const uint64_t fit = run_insn_end - insns;
-      if (b->count <= fit && cycles + b->total <= deadline) [[likely]] {
+      // Code outside 64-bit mode always takes the per-instruction path: the threaded
+      // handlers (fast.cpp) assume 64-bit operands, flat segments and canonical addresses.
+      if (b->count <= fit && cycles + b->total <= deadline && cmode == kMode64) [[likely]] {
         // Whole-block execution (direct-threaded, fast.cpp): the block fits in the budget
         // and cannot pass the deadline by its static costs, so no per-instruction checks
         // are needed. Handlers that add cycles or set brk mid-block leave through
@@ -304,6 +301,7 @@ Vcpu::RunResult Core::run(uint64_t max_insns, uint64_t deadline, bool slice) {
     }
   }
   if (res.reason != StopReason::Shutdown && res.reason != StopReason::IoError &&
+      res.reason != StopReason::Unsupported &&
       requested != StopReason::None)
     res.reason = requested;
   run_steps = steps;
@@ -324,7 +322,7 @@ Block* Core::fetch_block_slow() {
   }
   const uint64_t gpa = tlb_gpa(e) | (rip & 0xfff);
   Block& b = blocks[block_slot(gpa)];
-  if (b.tag == gpa + 1 && b.gen == code_gen[gpa >> 12]) return &b;
+  if (b.tag == gpa + 1 + mode_tag() && b.gen == code_gen[gpa >> 12]) return &b;
   return decode_block(b, gpa, e.host);
 }
 
@@ -341,7 +339,7 @@ Block* Core::decode_block(Block& b, uint64_t gpa, uint8_t* page_host) {
   unsigned n = 0;
   while (n < kBlockMaxInsns) {
     Insn& in = b.insns[n];
-    const DecodeStatus st = decode(page_host + off, 4096 - off, in);
+    const DecodeStatus st = decode(page_host + off, 4096 - off, in, cmode);
     if (st == DecodeStatus::NeedMore) {
       if (n == 0) return decode_crossing(gpa, page_host);
       break;  // the crossing instruction starts its own (uncached) block
@@ -361,8 +359,9 @@ Block* Core::decode_block(Block& b, uint64_t gpa, uint8_t* page_host) {
     // A direct JMP to the same page does not end the block: decoding goes on at its target
     // (fewer, longer blocks; the target is canonical and its translation is the block's).
     // Not as the block's last instruction, so a followed JMP always has a successor.
+    // Only in 64-bit mode: elsewhere the target wraps at the operand size and CS.base.
     const auto id = static_cast<OpId>(in.id);
-    if ((id == OpId::JMP_Jb || id == OpId::JMP_Jz) && n < kBlockMaxInsns) {
+    if ((id == OpId::JMP_Jb || id == OpId::JMP_Jz) && n < kBlockMaxInsns && cmode == kMode64) {
       const int64_t t = static_cast<int64_t>(off) + static_cast<int64_t>(in.imm);
       if (t >= 0 && t < 4096) {
         in.followed = true;
@@ -372,7 +371,7 @@ Block* Core::decode_block(Block& b, uint64_t gpa, uint8_t* page_host) {
     }
     if (insn_ends_block(in) || off >= 4096) break;
   }
-  b.tag = gpa + 1;
+  b.tag = gpa + 1 + mode_tag();
   b.gen = mem.code_generation(pfn);
   b.link[0] = b.link[1] = nullptr;
   finish_block(b, n);
@@ -400,7 +399,7 @@ Block* Core::decode_crossing(uint64_t gpa, uint8_t* page_host) {
   }
   std::memcpy(buf + first, e2.host, 15 - first);
   Insn& in = tmp_block.insns[0];
-  const DecodeStatus st = decode(buf, 15, in);
+  const DecodeStatus st = decode(buf, 15, in, cmode);
   if (st != DecodeStatus::Ok) {
     in = Insn{};
     in.fn = st == DecodeStatus::TooLong ? raise_GP0 : raise_UD;
@@ -490,6 +489,22 @@ bool Core::try_wake() {
   const bool nmi_ready = nmi_pending && !nmi_blocked;
   if (!nmi_ready && (!(rf & fl::IF) || !irq_notified || !irq_poll)) return false;
   return check_interrupts() && !halted;
+}
+
+// Stack accesses outside 64-bit mode: SS.B selects SP or ESP, SS.base is added and the
+// linear address wraps at 4 GiB (SDM Vol. 3A §6.2 "Stack"; no limit checks, core/README.md
+// "Legacy modes"). On a fault nothing changes.
+bool Core::push_legacy(uint64_t v, unsigned size) {
+  const uint64_t sp = (sp_value() - size) & (stack32() ? 0xffffffffull : 0xffffull);
+  if (!write(seg_linear(2, sp), size, v)) return false;
+  set_sp(sp);
+  return true;
+}
+bool Core::pop_legacy(unsigned size, uint64_t& v) {
+  const uint64_t sp = sp_value();
+  if (!read(seg_linear(2, sp), size, v)) return false;
+  set_sp(sp + size);
+  return true;
 }
 
 bool raise_UD(Core& c, const Insn&) {

@@ -223,6 +223,19 @@ struct CoreState {
   SegmentCache tr{}, ldtr{};
   DescriptorTable gdtr{}, idtr{};
   unsigned cpl = 0;
+  // The code mode (insn.h kMode64 / kMode32 / kMode16), derived from CR0.PE, EFER.LMA and
+  // CS.L / CS.D by update_mode() whenever one of them changes. Outside 64-bit mode `rip`
+  // holds the LINEAR address of the instruction (CS.base + EIP), so fetch, the TLB and the
+  // block cache work as in 64-bit mode; the handlers that see EIP itself (near branches,
+  // pushed return addresses, event frames) convert (core/README.md "Legacy modes").
+  uint8_t cmode = kMode64;
+  // x87 control state (FNINIT / FNSTCW / FLDCW / FNSTSW; no x87 arithmetic): the control word
+  // at reset is 0x0040 (SDM Vol. 3A Table 9-1), FNINIT makes it 0x037f.
+  uint16_t fcw = 0x0040, fsw = 0, ftw = 0xffff;
+  // Debug registers: storage only (no hardware breakpoints); DR6 / DR7 hold their fixed bits
+  // (SDM Vol. 3B §17.2).
+  uint64_t dr[4] = {};
+  uint64_t dr6 = 0xffff0ff0, dr7 = 0x400;
   // MSR storage (handlers in msrs.cpp)
   uint64_t apic_base = 0, misc_enable = 1, pat = 0x0007040600070406ull;
   uint64_t sysenter_cs = 0, sysenter_esp = 0, sysenter_eip = 0;
@@ -617,9 +630,39 @@ class Core : public CoreState {
     else if (i.base != kRegNone)
       a += gpr[i.base];
     if (i.index != kRegNone) a += gpr[i.index] << i.scale;
+    if (i.pfx & P_LEG) [[unlikely]]
+      return seg_linear(i.seg, a & addr_mask(i.asz));
     if (i.asz == 4) a &= 0xffffffff;
     if (i.seg) a += seg[i.seg].base;  // FS/GS; other bases are ignored in 64-bit mode
     return a;
+  }
+  // The offset part only (LEA): no segment base.
+  uint64_t ea_offset(const Insn& i) const {
+    uint64_t a = static_cast<uint64_t>(static_cast<int64_t>(i.disp));
+    if (i.base == kRegRip)
+      a += next_rip;
+    else if (i.base != kRegNone)
+      a += gpr[i.base];
+    if (i.index != kRegNone) a += gpr[i.index] << i.scale;
+    return a & addr_mask(i.asz);
+  }
+  static constexpr uint64_t addr_mask(unsigned asz) {
+    return asz == 8 ? ~0ull : asz == 4 ? 0xffffffffull : 0xffffull;
+  }
+  // Outside 64-bit mode a linear address is segment base + offset, truncated to 32 bits
+  // (SDM Vol. 3A §3.4: no segment-limit checks are modelled, core/README.md "Legacy modes").
+  uint64_t seg_linear(unsigned s, uint64_t off) const {
+    return (seg[s].base + off) & 0xffffffffull;
+  }
+  // The linear address of a string or XLAT source operand at offset `off`: the effective
+  // segment outside 64-bit mode, else only an FS/GS override adds a base.
+  uint64_t src_linear(const Insn& i, uint64_t off) const {
+    if (i.pfx & P_LEG) return seg_linear(i.seg, off);
+    return off + (i.seg ? seg[i.seg].base : 0);
+  }
+  // String destinations are always ES:(E)DI (no override).
+  uint64_t dst_linear(const Insn& i, uint64_t off) const {
+    return (i.pfx & P_LEG) ? seg_linear(0, off) : off;
   }
   // Data accesses at the current privilege (CPL 3 = user). Fast path: TLB hit inside one page.
   __attribute__((always_inline)) bool read(uint64_t la, unsigned size, uint64_t& v) {
@@ -689,17 +732,37 @@ class Core : public CoreState {
     }
     return write(ea(i), size, v);
   }
-  // Stack (SS base is 0 in 64-bit mode; a non-canonical stack address is #SS(0)).
+  // Stack (SS base is 0 in 64-bit mode; a non-canonical stack address is #SS(0)). Outside
+  // 64-bit mode SS.B picks SP or ESP and SS.base applies (push_legacy, pop_legacy).
   __attribute__((always_inline)) bool push(uint64_t v, unsigned size) {
+    if (cmode != kMode64) [[unlikely]] return push_legacy(v, size);
     const uint64_t sp = gpr[4] - size;
     if (!write(sp, size, v)) return stack_fault();
     gpr[4] = sp;
     return true;
   }
   __attribute__((always_inline)) bool pop(unsigned size, uint64_t& v) {
+    if (cmode != kMode64) [[unlikely]] return pop_legacy(size, v);
     if (!read(gpr[4], size, v)) return stack_fault();
     gpr[4] += size;
     return true;
+  }
+  bool push_legacy(uint64_t v, unsigned size);
+  bool pop_legacy(unsigned size, uint64_t& v);
+  // The stack pointer as the stack-address size sees it (SP or ESP), and its update.
+  bool stack32() const { return seg[2].attrs & (1u << 14); }
+  uint64_t sp_value() const { return stack32() ? gpr[4] & 0xffffffff : gpr[4] & 0xffff; }
+  void set_sp(uint64_t v) {
+    gpr[4] = stack32() ? v & 0xffffffff : (gpr[4] & ~0xffffull) | (v & 0xffff);
+  }
+  // EIP of a linear instruction address outside 64-bit mode (rip = CS.base + EIP).
+  uint64_t eip_of(uint64_t la) const { return (la - seg[1].base) & 0xffffffffull; }
+  // The RIP the trace shows: KVM's kvm_rip_read is the guest's RIP/EIP, not CS.base + EIP.
+  uint64_t trace_rip(uint64_t la) const { return cmode == kMode64 ? la : eip_of(la); }
+  // The linear address of near-branch target offset `eip` (masked to the operand size,
+  // SDM Vol. 2A "JMP": a 16-bit operand size clears EIP[31:16]).
+  uint64_t near_target(uint64_t eip, unsigned osz) const {
+    return (seg[1].base + (eip & (osz == 2 ? 0xffffull : 0xffffffffull))) & 0xffffffffull;
   }
   // An access through SS to a non-canonical address is #SS(0), not #GP(0) (SDM Vol. 3A
   // §6.15 "Interrupt 12"), judged on the whole access. translate() raises #GP(0) and sets
@@ -721,6 +784,22 @@ class Core : public CoreState {
   bool in_long_mode() const {
     return (cr0 & cr0::PG) && (efer & efer::LMA) && (seg[1].attrs & (1u << 13));
   }
+  bool legacy() const { return cmode != kMode64; }
+  bool real_mode() const { return !(cr0 & cr0::PE); }
+  // Recomputes cmode from CR0.PE, EFER.LMA, CS.L and CS.D (SDM Vol. 3A §9.8.5 / §5.2.1);
+  // a change ends the block (brk) so the next fetch decodes in the new mode.
+  void update_mode() {
+    const uint8_t m = ((efer & efer::LMA) && (seg[1].attrs & (1u << 13))) ? kMode64
+                      : (seg[1].attrs & (1u << 14))                       ? kMode32
+                                                                          : kMode16;
+    if (m != cmode) {
+      cmode = m;
+      brk = true;
+    }
+  }
+  // Block-cache tags carry the mode in bits 63:60 (0 in 64-bit mode): the same bytes decode
+  // differently in 16-, 32- and 64-bit code.
+  uint64_t mode_tag() const { return static_cast<uint64_t>(cmode) << 60; }
 
   // Run loop (core.cpp).
   // slice: Budget::Slice (vcpu.h), stop at the last block boundary within max_insns.
@@ -744,7 +823,7 @@ class Core : public CoreState {
     if (e.tag == tlb_key(rip)) [[likely]] {
       const uint64_t gpa = tlb_gpa(e) | (rip & 0xfff);
       Block& b = blocks[block_slot(gpa)];
-      if (b.tag == gpa + 1 && b.gen == code_gen[gpa >> 12]) [[likely]]
+      if (b.tag == gpa + 1 + mode_tag() && b.gen == code_gen[gpa >> 12]) [[likely]]
         return &b;
     }
     return fetch_block_slow();
@@ -773,13 +852,26 @@ class Core : public CoreState {
   bool load_seg(SegReg s, uint16_t sel);  // MOV/POP Sreg (SS and data segments)
   bool far_return(unsigned osz, bool is_iret, uint16_t pop_extra);
   bool far_jump(uint16_t sel, uint64_t offset);
+  // Outside 64-bit mode (exceptions.cpp): real-mode IVT delivery, far JMP / CALL / RET and
+  // IRET between real, 16/32-bit protected, compatibility and 64-bit code.
+  bool deliver_real(uint8_t vector, EventKind kind, uint64_t ret_rip);
+  bool far_jump_legacy(uint16_t sel, uint64_t offset, unsigned osz, bool call);
+  bool far_return_legacy(unsigned osz, bool is_iret, uint16_t pop_extra);
+  // Loads CS in real mode (selector and base only: limit and attributes stay, SDM Vol. 3A
+  // Vol. 3A chapter 20,
+  // real-address mode) or from a code descriptor, then recomputes the mode.
+  void set_cs_real(uint16_t sel) {
+    seg[1].selector = sel;
+    seg[1].base = static_cast<uint64_t>(sel) << 4;
+    update_mode();
+  }
   static SegmentCache cache_from_descriptor(uint16_t sel, uint64_t lo);
 
   // VM exits (exec_system.cpp): kvm_exit at the start of the instruction, kvm_entry now.
   void trace_exit(VmxExitReason r, uint64_t info1, uint64_t cost_so_far, uint32_t intr_info = 0);
   // Every kvm_exit line goes through here: the line, then the exit hook (Vcpu::set_exit_hook).
   void exit_event(Tick ts, VmxExitReason r, uint64_t info1, uint32_t intr_info) {
-    tracer.kvm_exit(ts, cfg.index, r, rip, info1, 0, intr_info, 0);
+    tracer.kvm_exit(ts, cfg.index, r, trace_rip(rip), info1, 0, intr_info, 0);
     if (exit_hook) [[unlikely]] exit_hook(vcpu);
   }
   // An exception the hypervisor injects at the entry that ends the current exit

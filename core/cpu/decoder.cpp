@@ -54,23 +54,26 @@ const char* op_name(OpId id) {
   return kOps[n - 1].name;
 }
 
-DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out) {
+DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out, uint8_t mode) {
   size_t pos = 0;
   uint8_t rex = 0, rep = 0, seg = 0;
+  int sego = -1;  // segment override outside 64-bit mode (ES 0 .. GS 5), -1 = none
   bool opsz = false, adsz = false, lock = false;
+  const bool leg = mode != kMode64;
   auto need = [&](size_t n) { return pos + n <= avail; };
   auto limit_status = [&]() {
     return pos + 1 > kMaxLen ? DecodeStatus::TooLong : DecodeStatus::NeedMore;
   };
 
   // Legacy prefixes and REX. A REX prefix only counts when it immediately precedes the
-  // opcode (SDM Vol. 2A §2.2.1): any legacy prefix after it cancels it.
+  // opcode (SDM Vol. 2A §2.2.1): any legacy prefix after it cancels it. Outside 64-bit
+  // mode 40-4F are INC/DEC (opcodes.def) and the four classic segment overrides count.
   uint8_t b;
   for (;;) {
     if (pos >= kMaxLen) return DecodeStatus::TooLong;
     if (!need(1)) return DecodeStatus::NeedMore;
     b = p[pos];
-    if ((b & 0xf0) == 0x40) {
+    if ((b & 0xf0) == 0x40 && !leg) {
       rex = b;
       ++pos;
       continue;
@@ -91,16 +94,19 @@ DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out) {
         rep = b;
         break;
       case 0x64:
-        seg = 4;
-        break;  // FS
+        seg = 4;  // FS
+        sego = 4;
+        break;
       case 0x65:
-        seg = 5;
-        break;  // GS
+        seg = 5;  // GS
+        sego = 5;
+        break;
       case 0x26:
       case 0x2e:
       case 0x36:
       case 0x3e:
-        break;  // ES/CS/SS/DS: no-ops in 64-bit mode
+        sego = (b >> 3) & 3;  // ES 0, CS 1, SS 2, DS 3; no-ops in 64-bit mode
+        break;
       default:
         is_prefix = false;
         break;
@@ -136,6 +142,9 @@ DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out) {
     if (!need(1)) return DecodeStatus::NeedMore;
     modrm = p[pos++];
     mod = modrm >> 6;
+    // MOV to/from CRn and DRn ignore the mod field: the operand is always a register and
+    // no SIB or displacement follows (SDM Vol. 2B "MOV—Move to/from Control Registers").
+    if (map == MAP_0F && (op & 0xfc) == 0x20) mod = 3;
     mreg = (modrm >> 3) & 7;
     mrm = modrm & 7;
   }
@@ -143,6 +152,8 @@ DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out) {
   for (uint16_t k : cand) {
     const OpInfo& o = kOps[k];
     if (o.pfx == PF3 && rep != 0xf3) continue;
+    if ((o.attr & A_NO64) && !leg) continue;
+    if ((o.attr & A_ONLY64) && leg) continue;
     if (has_modrm) {
       if (o.reg != NA && o.reg != mreg) continue;
       if (o.mod == MMEM && mod == 3) continue;
@@ -158,26 +169,38 @@ DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out) {
   in.fn = info->fn;
   in.id = static_cast<uint16_t>(info->id);
   in.cost = info->cost;
-  in.asz = adsz ? 4 : 8;
   in.seg = seg;
   in.pfx = (rex ? P_REX : 0) | ((rex & 8) ? P_REXW : 0) | (rep == 0xf3 ? P_REP : 0) |
            (rep == 0xf2 ? P_REPNE : 0) | (lock ? P_LOCK : 0);
-  switch (info->size) {
-    case SB:
-      in.osz = 1;
-      break;
-    case SV:
-      in.osz = (rex & 8) ? 8 : opsz ? 2 : 4;
-      break;
-    case SD64:
-      in.osz = opsz ? 2 : 8;
-      break;
-    case SF64:
-      in.osz = 8;
-      break;
-    default:
-      in.osz = 2;
-      break;
+  if (!leg) {
+    in.asz = adsz ? 4 : 8;
+    switch (info->size) {
+      case SB:
+        in.osz = 1;
+        break;
+      case SV:
+        in.osz = (rex & 8) ? 8 : opsz ? 2 : 4;
+        break;
+      case SD64:
+        in.osz = opsz ? 2 : 8;
+        break;
+      case SF64:
+        in.osz = 8;
+        break;
+      default:
+        in.osz = 2;
+        break;
+    }
+  } else {
+    // Outside 64-bit mode CS.D picks the default operand and address size and 66 / 67
+    // select the other one (SDM Vol. 1 §3.6, Table 3-4); the "default 64" and "forced 64"
+    // kinds are plain operand-size forms there.
+    const uint8_t dflt = mode == kMode16 ? 2 : 4;
+    const uint8_t other = mode == kMode16 ? 4 : 2;
+    in.pfx |= P_LEG;
+    in.asz = adsz ? other : dflt;
+    in.osz = info->size == SB ? 1 : info->size == SW ? 2 : opsz ? other : dflt;
+    in.seg = sego >= 0 ? static_cast<uint8_t>(sego) : 3;  // DS unless overridden
   }
   if (info->span == 16) in.cond = op & 0xf;
   if (info->span == 8) in.reg = (op & 7) | ((rex & 1) << 3);
@@ -188,6 +211,26 @@ DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out) {
     in.rm = mrm | ((rex & 1) << 3);
     if (mod == 3) {
       in.pfx |= P_MOD3;
+    } else if (in.asz == 2) {
+      // 16-bit addressing (SDM Vol. 2A Table 2-1): base and index from rm, disp8 / disp16.
+      in.cost += kMemOperandCycles;
+      static constexpr uint8_t kBase16[8] = {3, 3, 5, 5, 6, 7, 5, 3};  // BX BX BP BP SI DI BP BX
+      static constexpr uint8_t kIndex16[8] = {6, 7, 6, 7, kRegNone, kRegNone, kRegNone, kRegNone};
+      in.base = kBase16[mrm];
+      in.index = kIndex16[mrm];
+      unsigned dsz = mod == 1 ? 1 : mod == 2 ? 2 : 0;
+      if (mod == 0 && mrm == 6) {
+        in.base = kRegNone;  // [disp16]
+        dsz = 2;
+      }
+      if (dsz) {
+        if (pos + dsz > kMaxLen) return DecodeStatus::TooLong;
+        if (!need(dsz)) return DecodeStatus::NeedMore;
+        in.disp = dsz == 1 ? static_cast<int8_t>(p[pos])
+                           : static_cast<int16_t>(p[pos] | (p[pos + 1] << 8));
+        pos += dsz;
+      }
+      if (sego < 0 && in.base == 5) in.seg = 2;  // BP-based forms default to SS
     } else {
       in.cost += kMemOperandCycles;
       if (mrm == 4) {  // SIB
@@ -205,7 +248,8 @@ DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out) {
           in.base = base;
         }
       } else if (mrm == 5 && mod == 0) {
-        in.base = kRegRip;  // RIP-relative (SDM Vol. 2A §2.2.1.6)
+        // RIP-relative in 64-bit mode (SDM Vol. 2A §2.2.1.6), a plain disp32 outside it.
+        in.base = leg ? kRegNone : kRegRip;
         mod = 2;
       } else {
         in.base = mrm | ((rex & 1) << 3);
@@ -224,6 +268,8 @@ DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out) {
                                        (static_cast<uint32_t>(p[pos + 3]) << 24));
         pos += 4;
       }
+      // ESP- and EBP-based forms default to SS (SDM Vol. 1 §3.7.4).
+      if (leg && sego < 0 && (in.base == 4 || in.base == 5)) in.seg = 2;
     }
   }
 
@@ -252,8 +298,11 @@ DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out) {
       isz = in.osz;
       break;
     case I_J32:
-      isz = 4;
+      isz = leg && in.osz == 2 ? 2 : 4;  // rel16 with a 16-bit operand size outside 64-bit mode
       isign = true;
+      break;
+    case I_AP:
+      isz = in.osz + 2u;  // ptr16:16 / ptr16:32: offset, then the selector
       break;
     case I_MOFFS:
       isz = in.asz;
@@ -265,6 +314,10 @@ DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out) {
     uint64_t v = 0;
     for (unsigned k = 0; k < isz; ++k) v |= static_cast<uint64_t>(p[pos + k]) << (8 * k);
     pos += isz;
+    if (info->imm == I_AP) {
+      in.disp = static_cast<int32_t>(v >> (8 * in.osz));  // the selector
+      v &= size_mask(in.osz);
+    }
     if (isign) v = static_cast<uint64_t>(sext(v, isz));
     in.imm = v;
   }
@@ -279,9 +332,9 @@ bool insn_ends_block(const Insn& i) {
   return n == 0 || n > std::size(kOps) || (kOps[n - 1].attr & A_TERM);
 }
 
-size_t decode_length(const uint8_t* p, size_t n) {
+size_t decode_length(const uint8_t* p, size_t n, uint8_t mode) {
   Insn in;
-  return decode(p, n, in) == DecodeStatus::Ok ? in.len : 0;
+  return decode(p, n, in, mode) == DecodeStatus::Ok ? in.len : 0;
 }
 
 }  // namespace pvsim::cpu

@@ -28,12 +28,13 @@ enum class DecodeStatus : uint8_t {
   NeedMore,  // ran out of bytes: the caller supplies the rest (page-crossing fetch)
 };
 
-// Decodes at most `avail` bytes at p. On Ok, `out` is complete (len, fn, operands).
-DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out);
+// Decodes at most `avail` bytes at p in code mode `mode` (kMode64, kMode32 or kMode16,
+// insn.h). On Ok, `out` is complete (len, fn, operands).
+DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out, uint8_t mode = kMode64);
 
 // Length of the instruction at p (1..15), or 0 when it is invalid (#UD), longer than 15
 // bytes, or needs more than n bytes. Used by the decoder fuzz test and tools.
-size_t decode_length(const uint8_t* p, size_t n);
+size_t decode_length(const uint8_t* p, size_t n, uint8_t mode = kMode64);
 
 // True when the decoded instruction ends a decoded block (A_TERM in opcodes.def).
 bool insn_ends_block(const Insn& i);

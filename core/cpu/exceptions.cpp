@@ -79,6 +79,15 @@ bool Core::deliver(uint8_t vector, EventKind kind, bool has_err, uint32_t err, u
     explicit DeliveryScope(bool& f) : flag(f), saved(f) { flag = true; }
     ~DeliveryScope() { flag = saved; }
   } scope(in_delivery);
+  // Outside IA-32e mode: the real-mode interrupt vector table, or (not modelled) a 32-bit
+  // protected-mode IDT. In compatibility mode (EFER.LMA = 1) delivery is the 64-bit one.
+  if (!(efer & efer::LMA)) [[unlikely]] {
+    if (real_mode()) return deliver_real(vector, kind, ret_rip);
+    return stop_with(StopReason::Unsupported,
+                     fmt::format("vCPU {}: vector {:#x} raised in 32-bit protected mode at rip {:#x}; "
+                                 "pvsim delivers events in real mode and IA-32e mode only",
+                                 cfg.index, vector, rip));
+  }
   // EXT (bit 0 of error codes raised during delivery): set unless the event is INT n/INT3.
   const uint32_t ext = kind == EventKind::SoftInt ? 0 : 1;
   const uint32_t idt_err = vector * 8u + 2u + ext;  // IDT flag (bit 1) set
@@ -127,7 +136,7 @@ bool Core::deliver(uint8_t vector, EventKind kind, bool has_err, uint32_t err, u
   const bool mid_rep = ret_rip == rip && insns == rep_insns && rip == rep_rip;
   frame[n++] = (flags() & fl::kDefined) | fl::Reserved1 | (mid_rep ? fl::RF : 0);
   frame[n++] = seg[1].selector;  // CS
-  frame[n++] = ret_rip;
+  frame[n++] = cmode == kMode64 ? ret_rip : eip_of(ret_rip);  // compatibility mode: an EIP
   if (has_err) frame[n++] = err;
   // Pushes use the privilege of the handler (supervisor for DPL 0-2).
   for (unsigned k = 0; k < n; ++k) {
@@ -154,6 +163,7 @@ bool Core::deliver(uint8_t vector, EventKind kind, bool has_err, uint32_t err, u
   }
   SegmentCache cs = cache_from_descriptor(static_cast<uint16_t>((sel & 0xfffc) | new_cpl), cd);
   seg[1] = cs;
+  update_mode();  // from compatibility mode into the 64-bit handler
   set_cpl(new_cpl);
   gpr[4] = rsp - 8 * n;
   rf &= ~(fl::TF | fl::NT | fl::RF | fl::VM);
@@ -179,7 +189,7 @@ void Core::deliver_fault() {
   for (;;) {
     if (cur.vector == kPF) cr2 = cur.cr2;  // CR2 is loaded when the #PF is recognised
     if (!cur.injected)
-      tracer.pvsim_exception(now(), cfg.index, cur.vector, cur.has_error, cur.error, rip, cr2);
+      tracer.pvsim_exception(now(), cfg.index, cur.vector, cur.has_error, cur.error, trace_rip(rip), cr2);
     cycles += kExceptionCycles;
     if (deliver(cur.vector, EventKind::Exception, cur.has_error, cur.error, rip)) {
       rip = next_rip;
@@ -207,14 +217,164 @@ void Core::deliver_fault() {
   }
 }
 
+
+// Real-address mode (SDM Vol. 3A §20.1.4 "Interrupt and Exception Handling"): the vector
+// table at IDTR.base holds 4-byte IP:CS pointers; FLAGS, CS and IP are pushed (16 bits
+// each, on the stack SS.B selects), IF, TF and AC are cleared, and nothing else is checked
+// but the table limit. No error code is pushed.
+bool Core::deliver_real(uint8_t vector, EventKind kind, uint64_t ret_rip) {
+  (void)kind;
+  const uint64_t off = vector * 4ull;
+  if (off + 3 > idtr.limit) return gp(0);
+  uint64_t ent;
+  if (!read_sys((idtr.base + off) & 0xffffffffull, 4, ent)) return false;
+  const uint64_t old_sp = gpr[4];
+  const uint64_t image = flags() & 0xffff;  // RF is bit 16: not in a 16-bit image
+  if (!push(image, 2) || !push(seg[1].selector, 2) || !push(eip_of(ret_rip) & 0xffff, 2)) {
+    gpr[4] = old_sp;
+    return false;
+  }
+  rf &= ~(fl::IF | fl::TF | fl::AC | fl::RF);
+  update_ac();
+  set_cs_real(static_cast<uint16_t>(ent >> 16));
+  next_rip = (seg[1].base + (ent & 0xffff)) & 0xffffffffull;
+  brk = true;
+  bp_seen_insns = rep_insns = mid_insns = ~0ull;
+  return true;
+}
+
+// JMP / CALL far outside 64-bit mode (SDM Vol. 2A "JMP", "CALL"): in real mode CS takes the
+// selector and selector * 16 as base; in protected or compatibility mode a code descriptor
+// from the GDT (no call gates or task switches), whose L bit under EFER.LMA enters 64-bit
+// mode (the hop kvm-unit-tests' cstart64 makes with `ljmp $8, $start64`). A CALL pushes
+// CS and the return EIP with the operand size first.
+bool Core::far_jump_legacy(uint16_t sel, uint64_t offset, unsigned osz, bool call) {
+  const uint64_t m = osz == 2 ? 0xffffull : 0xffffffffull;
+  offset &= m;
+  const uint64_t old_sp = gpr[4];
+  auto push_return = [&]() {
+    if (!call) return true;
+    if (!push(seg[1].selector, osz) || !push(eip_of(next_rip) & m, osz)) {
+      gpr[4] = old_sp;
+      return false;
+    }
+    return true;
+  };
+  if (real_mode()) {
+    if (offset > seg[1].limit) return gp(0);
+    if (!push_return()) return false;
+    set_cs_real(sel);
+    next_rip = (seg[1].base + offset) & 0xffffffffull;
+    brk = true;
+    return true;
+  }
+  if ((sel & 0xfffc) == 0) return gp(0);
+  uint64_t cd;
+  if (!load_descriptor(sel, cd, 0)) return false;
+  const uint32_t err = sel & 0xfffc;
+  if (!desc_is_code(cd)) return gp(err);
+  if (code_conforming(cd) ? desc_dpl(cd) > cpl : ((sel & 3) > cpl || desc_dpl(cd) != cpl))
+    return gp(err);
+  if (!(cd & kDescP)) return raise(kNP, true, err);
+  const bool to64 = (efer & efer::LMA) && (cd & kDescL);
+  if (to64 && (cd & kDescDB)) return gp(err);
+  SegmentCache cs = cache_from_descriptor(static_cast<uint16_t>((sel & 0xfffc) | cpl), cd);
+  if (!to64 && offset > cs.limit) return gp(0);
+  if (!push_return()) return false;
+  seg[1] = cs;
+  update_mode();
+  next_rip = to64 ? offset : (cs.base + offset) & 0xffffffffull;
+  brk = true;
+  return true;
+}
+
+// RETF and IRET outside 64-bit mode, to the same privilege level (SDM Vol. 2A "RET",
+// "IRET": real-address mode, and protected-mode returns to the same level; a far return
+// to a 64-bit code segment from compatibility mode, as kvm-unit-tests' AP start-up does
+// with `retf`, enters 64-bit mode).
+bool Core::far_return_legacy(unsigned osz, bool is_iret, uint16_t pop_extra) {
+  const uint64_t old_sp = gpr[4];
+  auto undo = [&]() {
+    gpr[4] = old_sp;
+    return false;
+  };
+  uint64_t ip, cs_sel, fl_img = 0;
+  if (!pop(osz, ip) || !pop(osz, cs_sel)) return undo();
+  if (is_iret && !pop(osz, fl_img)) return undo();
+  cs_sel &= 0xffff;
+  if (real_mode()) {
+    // The new IP is checked against the CS limit, which real mode leaves in place.
+    if (ip > seg[1].limit) return undo(), gp(0);
+    if (!is_iret) set_sp(sp_value() + pop_extra);
+    if (is_iret) {
+      // Real-address mode IRET (SDM Vol. 2A "IRET" pseudo-code): a 16-bit IRET replaces
+      // FLAGS; IRETD keeps VM, VIF and VIP and takes the rest of the image's defined bits.
+      const uint64_t cur = flags();
+      const uint64_t nf = osz == 2 ? (cur & ~0xffffull) | (fl_img & 0xffff)
+                                   : (fl_img & 0x257fd5ull) | (cur & 0x1a0000ull);
+      set_flags_raw(nf);
+    }
+    set_cs_real(static_cast<uint16_t>(cs_sel));
+    next_rip = (seg[1].base + ip) & 0xffffffffull;
+    brk = true;
+    return true;
+  }
+  if (is_iret && (rf & fl::NT)) {
+    undo();
+    return stop_with(StopReason::Unsupported,
+                     fmt::format("vCPU {}: IRET with NT=1 (task return) at rip {:#x} is not supported",
+                                 cfg.index, rip));
+  }
+  const unsigned rpl = cs_sel & 3;
+  if ((cs_sel & 0xfffc) == 0) return undo(), gp(0);
+  if (rpl != cpl) {
+    undo();
+    return stop_with(StopReason::Unsupported,
+                     fmt::format("vCPU {}: a far return or IRET to privilege level {} from {} outside "
+                                 "64-bit mode (rip {:#x}) is not supported",
+                                 cfg.index, rpl, cpl, rip));
+  }
+  uint64_t cd;
+  if (!load_descriptor(static_cast<uint16_t>(cs_sel), cd, 0)) return undo();
+  const uint32_t cs_err = cs_sel & 0xfffc;
+  if (!desc_is_code(cd)) return undo(), gp(cs_err);
+  if (code_conforming(cd) ? desc_dpl(cd) > rpl : desc_dpl(cd) != rpl) return undo(), gp(cs_err);
+  if (!(cd & kDescP)) return undo(), raise(kNP, true, cs_err);
+  const bool to64 = (efer & efer::LMA) && (cd & kDescL);
+  if (to64 && (cd & kDescDB)) return undo(), gp(cs_err);
+  const SegmentCache cs = cache_from_descriptor(static_cast<uint16_t>(cs_sel), cd);
+  if (!to64 && ip > cs.limit) return undo(), gp(0);
+  if (!is_iret) set_sp(sp_value() + pop_extra);
+  if (is_iret) {
+    uint64_t mask = fl::kArith | fl::TF | fl::DF | fl::NT | fl::RF | fl::AC | fl::ID;
+    if (cpl == 0) mask |= fl::IOPL;
+    if (cpl <= iopl()) mask |= fl::IF;
+    if (osz == 2) mask &= 0xffff;
+    set_flags_raw((flags() & ~mask) | (fl_img & mask));
+  }
+  seg[1] = cs;
+  update_mode();
+  next_rip = to64 ? ip : (cs.base + ip) & 0xffffffffull;
+  brk = true;
+  return true;
+}
+
 bool Core::load_seg(SegReg s, uint16_t sel) {
   const unsigned si = static_cast<unsigned>(s);
   const unsigned rpl = sel & 3;
   if (s == SegReg::CS) return ud();
+  if (real_mode()) {
+    // Real-address mode: selector and base = selector * 16; the limit and attributes stay
+    // as they were, which is what "unreal mode" relies on (SDM Vol. 3A §9.9.2).
+    seg[si].selector = sel;
+    seg[si].base = static_cast<uint64_t>(sel) << 4;
+    if (s == SegReg::SS) shadow_next = true;
+    return true;
+  }
   if ((sel & 0xfffc) == 0) {
     // Null selector: fine for DS/ES/FS/GS; for SS only at CPL < 3 with RPL = CPL in 64-bit
-    // mode (SDM Vol. 2B "MOV" 64-bit protected-mode pseudo-code).
-    if (s == SegReg::SS && (cpl == 3 || rpl != cpl)) return gp(0);
+    // mode (SDM Vol. 2B "MOV" 64-bit protected-mode pseudo-code), never outside it.
+    if (s == SegReg::SS && (cmode != kMode64 || cpl == 3 || rpl != cpl)) return gp(0);
     const uint64_t keep_base = 0;  // Intel clears the FS/GS base on a null load
     seg[si] = SegmentCache{sel, keep_base, 0, 0};
     return true;
@@ -267,8 +427,8 @@ bool Core::far_return(unsigned osz, bool is_iret, uint16_t pop_extra) {
   if (!desc_is_code(cd)) return gp(cs_err);
   if (code_conforming(cd) ? desc_dpl(cd) > rpl : desc_dpl(cd) != rpl) return gp(cs_err);
   if (!(cd & kDescP)) return raise(kNP, true, cs_err);
-  // Returning to compatibility mode (L=0) is not supported: pvsim runs 64-bit code only.
-  if (!(cd & kDescL) || (cd & kDescDB)) return gp(cs_err);
+  // L=1 with D=1 is reserved; L=0 returns to compatibility mode.
+  if ((cd & kDescL) && (cd & kDescDB)) return gp(cs_err);
   const bool outer = rpl > cpl;
   SegmentCache new_ss = seg[2];
   if (!is_iret) sp += pop_extra;
@@ -302,6 +462,8 @@ bool Core::far_return(unsigned osz, bool is_iret, uint16_t pop_extra) {
     set_flags_raw((flags() & ~mask) | (new_flags & mask));
   }
   seg[1] = cache_from_descriptor(static_cast<uint16_t>(cs_sel), cd);
+  update_mode();
+  if (!(cd & kDescL)) new_rip &= 0xffffffffull;  // to compatibility mode: an EIP (CS.base 0)
   if (is_iret || outer) {
     seg[2] = new_ss;
     gpr[4] = sz == 2 ? (gpr[4] & ~0xffffull) | (new_rsp & 0xffff) : new_rsp;
@@ -335,10 +497,11 @@ bool Core::far_jump(uint16_t sel, uint64_t offset) {
   if (code_conforming(cd) ? desc_dpl(cd) > cpl : ((sel & 3) > cpl || desc_dpl(cd) != cpl))
     return gp(err);
   if (!(cd & kDescP)) return raise(kNP, true, err);
-  if (!(cd & kDescL) || (cd & kDescDB)) return gp(err);
+  if ((cd & kDescL) && (cd & kDescDB)) return gp(err);
   if (!is_canonical(offset)) return gp(0);
   seg[1] = cache_from_descriptor(static_cast<uint16_t>((sel & 0xfffc) | cpl), cd);
-  next_rip = offset;
+  update_mode();
+  next_rip = (cd & kDescL) ? offset : offset & 0xffffffffull;
   brk = true;
   return true;
 }

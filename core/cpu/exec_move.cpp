@@ -38,10 +38,8 @@ bool MOV_rvIv(Core& c, const Insn& i) {
   return true;
 }
 bool LEA_GvM(Core& c, const Insn& i) {
-  // LEA computes the offset only: no segment base even with an FS/GS prefix.
-  Insn plain = i;
-  plain.seg = 0;
-  c.setr(i.reg, i.osz, i, c.ea(plain));
+  // LEA computes the offset only: no segment base even with a segment prefix.
+  c.setr(i.reg, i.osz, i, c.ea_offset(i));
   return true;
 }
 // Register destinations get the selector zero-extended; memory gets 16 bits.
@@ -63,9 +61,7 @@ bool MOV_SwEw(Core& c, const Insn& i) {
 }
 namespace {
 inline uint64_t moffs_la(const Core& c, const Insn& i) {
-  uint64_t a = i.imm;
-  if (i.asz == 4) a &= 0xffffffff;
-  return a + (i.seg ? c.seg[i.seg].base : 0);
+  return c.src_linear(i, i.imm & Core::addr_mask(i.asz));
 }
 }  // namespace
 bool MOV_ALOb(Core& c, const Insn& i) {
@@ -184,9 +180,7 @@ bool CWD(Core& c, const Insn& i) {
   return true;
 }
 bool XLAT(Core& c, const Insn& i) {
-  uint64_t a = c.gpr[3] + (c.gpr[0] & 0xff);
-  if (i.asz == 4) a &= 0xffffffff;
-  if (i.seg) a += c.seg[i.seg].base;
+  const uint64_t a = c.src_linear(i, (c.gpr[3] + (c.gpr[0] & 0xff)) & Core::addr_mask(i.asz));
   uint64_t v;
   if (!c.read(a, 1, v)) return false;
   c.setr(0, 1, i, v);
@@ -250,6 +244,18 @@ bool POP_GS(Core& c, const Insn& i) {
   return pop_seg(c, i, SegReg::GS);
 }
 bool LEAVE(Core& c, const Insn& i) {
+  if (i.pfx & P_LEG) {
+    // (E)SP = (E)BP by the stack-address size, then POP (E)BP (SDM Vol. 2A "LEAVE").
+    const uint64_t old_sp = c.gpr[4];
+    c.set_sp(c.gpr[5]);
+    uint64_t v;
+    if (!c.pop(i.osz, v)) {
+      c.gpr[4] = old_sp;
+      return false;
+    }
+    c.setr(5, i.osz, i, v);
+    return true;
+  }
   uint64_t v;
   if (!c.read(c.gpr[5], i.osz, v)) return c.stack_fault();
   c.gpr[4] = c.gpr[5] + i.osz;
@@ -337,14 +343,12 @@ bool SFENCE(Core&, const Insn&) {
 // (core/README.md "REP string instructions"). REP with RCX = 0 is one instruction that
 // does nothing.
 namespace {
+// RSI / RDI / RCX by the address size: 16-bit forms merge into the low word.
 inline uint64_t aval(const Core& c, const Insn& i, unsigned r) {
-  return i.asz == 4 ? c.gpr[r] & 0xffffffff : c.gpr[r];
+  return c.gpr[r] & Core::addr_mask(i.asz);
 }
 inline void aset(Core& c, const Insn& i, unsigned r, uint64_t v) {
-  c.gpr[r] = i.asz == 4 ? v & 0xffffffff : v;
-}
-inline uint64_t src_base(const Core& c, const Insn& i) {
-  return i.seg ? c.seg[i.seg].base : 0;
+  c.gpr[r] = i.asz == 8 ? v : i.asz == 4 ? v & 0xffffffff : (c.gpr[r] & ~0xffffull) | (v & 0xffff);
 }
 
 enum class Str { Movs, Stos, Lods, Cmps, Scas };
@@ -366,26 +370,26 @@ inline bool string_op(Core& c, const Insn& i, unsigned sz) {
     uint64_t v = 0;
     const uint64_t si = aval(c, i, 6), di = aval(c, i, 7);
     if constexpr (K == Str::Movs) {
-      if (!c.read(src_base(c, i) + si, sz, v) || !c.write(di, sz, v)) return fail();
+      if (!c.read(c.src_linear(i, si), sz, v) || !c.write(c.dst_linear(i, di), sz, v)) return fail();
       aset(c, i, 6, si + step);
       aset(c, i, 7, di + step);
     } else if constexpr (K == Str::Stos) {
-      if (!c.write(di, sz, c.gpr[0])) return fail();
+      if (!c.write(c.dst_linear(i, di), sz, c.gpr[0])) return fail();
       aset(c, i, 7, di + step);
     } else if constexpr (K == Str::Lods) {
-      if (!c.read(src_base(c, i) + si, sz, v)) return fail();
+      if (!c.read(c.src_linear(i, si), sz, v)) return fail();
       c.setr(0, sz, i, v);
       aset(c, i, 6, si + step);
     } else if constexpr (K == Str::Cmps) {
       uint64_t d;
-      if (!c.read(src_base(c, i) + si, sz, v) || !c.read(di, sz, d)) return fail();
+      if (!c.read(c.src_linear(i, si), sz, v) || !c.read(c.dst_linear(i, di), sz, d)) return fail();
       uint64_t r;
       c.set_arith(flags_sub(v, d, 0, sz, r));
       aset(c, i, 6, si + step);
       aset(c, i, 7, di + step);
     } else {
       uint64_t d;
-      if (!c.read(di, sz, d)) return fail();
+      if (!c.read(c.dst_linear(i, di), sz, d)) return fail();
       uint64_t r;
       c.set_arith(flags_sub(c.getr(0, sz, i), d, 0, sz, r));
       aset(c, i, 7, di + step);

@@ -21,7 +21,7 @@ void Core::enter_guest(uint64_t at_rip) {
   // vcpu_enter_guest services the requests before it injects events and enters
   // (Vcpu::set_entry_hook); an injection traced before this call has already run it.
   entry_requests();
-  tracer.kvm_entry(now(), cfg.index, at_rip);
+  tracer.kvm_entry(now(), cfg.index, trace_rip(at_rip));
   entry_hook_ran = false;
 }
 
@@ -225,17 +225,26 @@ bool VMMCALL(Core& c, const Insn& i) {
 
 // ---------------- descriptor tables and task register ----------------
 namespace {
+// Outside 64-bit mode the image is 6 bytes: limit and a 32-bit base. SGDT/SIDT store all
+// 32 bits whatever the operand size; LGDT/LIDT with a 16-bit operand size use 24 bits of
+// it (SDM Vol. 2A "LGDT/LIDT", "SGDT", "SIDT").
 bool store_table(Core& c, const Insn& i, const DescriptorTable& t) {
   const uint64_t la = c.ea(i);
-  if (!c.probe_write(la, 10)) return false;
-  return c.write(la, 2, t.limit) && c.write(la + 2, 8, t.base);
+  const unsigned bsz = (i.pfx & P_LEG) ? 4 : 8;
+  if (!c.probe_write(la, 2 + bsz)) return false;
+  return c.write(la, 2, t.limit) && c.write(la + 2, bsz, t.base);
 }
 bool load_table(Core& c, const Insn& i, DescriptorTable& t) {
   if (c.cpl != 0) return c.gp(0);
   const uint64_t la = c.ea(i);
+  const unsigned bsz = (i.pfx & P_LEG) ? 4 : 8;
   uint64_t lim, base;
-  if (!c.read(la, 2, lim) || !c.read(la + 2, 8, base)) return false;
-  if (!is_canonical(base)) return c.gp(0);
+  if (!c.read(la, 2, lim) || !c.read(la + 2, bsz, base)) return false;
+  if (i.pfx & P_LEG) {
+    if (i.osz == 2) base &= 0xffffff;
+  } else if (!is_canonical(base)) {
+    return c.gp(0);
+  }
   t.limit = static_cast<uint16_t>(lim);
   t.base = base;
   return true;
@@ -331,23 +340,41 @@ bool MOV_RdCd(Core& c, const Insn& i) {
     default:
       return c.ud();
   }
-  c.gpr[i.rm] = v;
+  // Outside 64-bit mode the operand is 32 bits whatever the prefixes (SDM Vol. 2B "MOV—Move
+  // to/from Control Registers"); the upper half of the register is undefined: zero here.
+  c.gpr[i.rm] = (i.pfx & P_LEG) ? v & 0xffffffff : v;
   return true;
 }
 
 bool MOV_CdRd(Core& c, const Insn& i) {
   if (c.cpl != 0) return c.gp(0);
-  const uint64_t v = c.gpr[i.rm];
+  const uint64_t v = (i.pfx & P_LEG) ? c.gpr[i.rm] & 0xffffffff : c.gpr[i.rm];
   switch (i.reg) {
     case 0: {
       if (v >> 32) return c.gp(0);  // bits 63:32 reserved
       if ((v & cr0::PG) && !(v & cr0::PE)) return c.gp(0);
       if ((v & cr0::NW) && !(v & cr0::CD)) return c.gp(0);
-      if (!(v & cr0::PG) && (c.efer & efer::LMA)) return c.gp(0);  // leaving long mode: unsupported
-      const uint64_t nv = v | cr0::ET;                             // ET is hardwired to 1
+      // IA-32e mode is entered and left through CR0.PG (SDM Vol. 3A §9.8.5, KVM's
+      // kvm_set_cr0): setting PG with EFER.LME needs CR4.PAE and CS.L = 0 and sets EFER.LMA
+      // (the processor is then in compatibility mode until a far transfer loads an L=1 CS);
+      // clearing PG is allowed only from compatibility mode and clears LMA.
+      const bool pg_on = (v & cr0::PG) && !(c.cr0 & cr0::PG);
+      const bool pg_off = !(v & cr0::PG) && (c.cr0 & cr0::PG);
+      uint64_t new_efer = c.efer;
+      if (pg_on && (c.efer & efer::LME)) {
+        if (!(c.cr4 & cr4::PAE) || (c.seg[1].attrs & (1u << 13))) return c.gp(0);
+        new_efer |= efer::LMA;
+      }
+      if (pg_off && (c.efer & efer::LMA)) {
+        if (c.cmode == kMode64) return c.gp(0);
+        new_efer &= ~efer::LMA;
+      }
+      const uint64_t nv = v | cr0::ET;  // ET is hardwired to 1
       if ((nv ^ c.cr0) & (cr0::PG | cr0::WP | cr0::PE)) c.tlb_flush_all();
       c.cr0 = nv;
+      c.efer = new_efer;
       c.update_ac();
+      c.update_mode();
       return true;
     }
     case 2:
@@ -487,8 +514,10 @@ bool do_string_io(Core& c, const Insn& i, bool in) {
     }
     return false;
   };
-  auto av = [&](unsigned r) { return i.asz == 4 ? c.gpr[r] & 0xffffffff : c.gpr[r]; };
-  auto as = [&](unsigned r, uint64_t v) { c.gpr[r] = i.asz == 4 ? v & 0xffffffff : v; };
+  auto av = [&](unsigned r) { return c.gpr[r] & Core::addr_mask(i.asz); };
+  auto as = [&](unsigned r, uint64_t v) {
+    c.gpr[r] = i.asz == 8 ? v : i.asz == 4 ? v & 0xffffffff : (c.gpr[r] & ~0xffffull) | (v & 0xffff);
+  };
   uint64_t n = rep ? av(1) : 1;
   const uint64_t n0 = n;
   // A failure after elements ran leaves RIP on a REP that resumes between elements
@@ -503,11 +532,11 @@ bool do_string_io(Core& c, const Insn& i, bool in) {
     if (in) {
       uint32_t v;
       if (!c.port_in(i, port, s, v, qual)) return fail(false);
-      if (!c.write(av(7), s, v)) return fail(element_failed());
+      if (!c.write(c.dst_linear(i, av(7)), s, v)) return fail(element_failed());
       as(7, av(7) + step);
     } else {
       uint64_t v;
-      if (!c.read(av(6) + (i.seg ? c.seg[i.seg].base : 0), s, v)) return fail(element_failed());
+      if (!c.read(c.src_linear(i, av(6)), s, v)) return fail(element_failed());
       if (!c.port_out(i, port, s, static_cast<uint32_t>(v), qual)) return fail(false);
       as(6, av(6) + step);
     }

@@ -48,6 +48,7 @@ enum : uint8_t {
   I_J8,     // rel8, sign-extended
   I_J32,    // rel32, sign-extended (66 is ignored for near branches in 64-bit mode)
   I_MOFFS,  // absolute offset, address-size wide (A0-A3)
+  I_AP,     // far pointer ptr16:16 / ptr16:32 (9A, EA): offset in imm, selector in disp
 };
 // Operand-size kinds (SDM Vol. 2A §2.2.1.2, Table 2-4 and "default 64" rules).
 enum : uint8_t {
@@ -62,7 +63,15 @@ enum : uint8_t {
   A_NONE = 0,
   A_LOCK = 1,  // LOCK allowed (memory destination form only)
   A_TERM = 2,  // ends a decoded block (control transfer or state the loop must re-check)
+  A_NO64 = 4,    // invalid in 64-bit mode (#UD): the legacy-only opcodes (SDM Vol. 2 A.2.5 "i64")
+  A_ONLY64 = 8,  // valid only in 64-bit mode ("o64"); outside it the opcode is #UD or another
+                 // instruction (0x63 is ARPL there)
 };
+
+// The code-segment mode the decoder works in (SDM Vol. 3A §5.2.1 / Vol. 1 §3.6): 64-bit mode,
+// or a legacy mode (real, protected or compatibility) whose CS.D gives 32- or 16-bit
+// default operand and address sizes. Core::cmode holds the current one.
+enum : uint8_t { kMode64 = 0, kMode32 = 1, kMode16 = 2 };
 
 // Operand register codes beyond the 16 GPRs.
 constexpr uint8_t kRegNone = 0xff;
@@ -76,6 +85,8 @@ enum : uint8_t {
   P_REPNE = 8,  // F2
   P_LOCK = 16,
   P_REXW = 32,
+  P_LEG = 64,   // decoded outside 64-bit mode: Insn::seg is the effective segment register
+                // (0-5, override or default) and every memory operand adds its base
 };
 
 struct Insn {
@@ -87,13 +98,15 @@ struct Insn {
   uint16_t id = 0;    // OpId, for disassembly and debugging
   uint8_t len = 0;    // instruction length in bytes, 1..15
   uint8_t osz = 4;    // operand size in bytes
-  uint8_t asz = 8;    // address size in bytes (4 with 67)
+  uint8_t asz = 8;    // address size in bytes: 8, 4 (67 in 64-bit mode) or, outside 64-bit
+                      // mode, 4 or 2 (16-bit ModRM forms, SDM Vol. 2A Table 2-1)
   uint8_t reg = 0;    // ModRM.reg | REX.R<<3, or the register in the opcode | REX.B<<3
   uint8_t rm = 0;     // ModRM.rm | REX.B<<3 (register form)
   uint8_t base = kRegNone;
   uint8_t index = kRegNone;
   uint8_t scale = 0;  // shift count 0..3
-  uint8_t seg = 0;    // 0 = default; 4 = FS, 5 = GS override (others are no-ops in 64-bit)
+  uint8_t seg = 0;    // 64-bit mode: 0 = default; 4 = FS, 5 = GS override (others are no-ops).
+                      // With P_LEG: the effective segment (ES 0, CS 1, SS 2, DS 3, FS 4, GS 5)
   uint8_t pfx = 0;    // P_* bits
   uint8_t cond = 0;   // condition code (Jcc/SETcc/CMOVcc) = low opcode nibble
   // Filled when the instruction is placed in a block (Core::finish_block):
@@ -112,7 +125,10 @@ struct Insn {
   bool mod3() const { return pfx & P_MOD3; }
   // A memory operand whose segment is SS: RSP or RBP as base and no FS/GS override
   // (SDM Vol. 1 §3.7.4, default segment selection rules).
-  bool ss_operand() const { return !mod3() && seg == 0 && (base == 4 || base == 5); }
+  bool ss_operand() const {
+    return !mod3() && !(pfx & P_LEG) && seg == 0 && (base == 4 || base == 5);
+  }
+  bool legacy() const { return pfx & P_LEG; }
 };
 
 }  // namespace pvsim::cpu

@@ -32,16 +32,32 @@ bool Core::translate(uint64_t la, Acc acc, bool user, uint64_t& gpa, TlbEntry* f
     noncanonical_fault = true;
     return false;
   }
+  uint64_t phys = 0;
+  unsigned levels = 0;
+  uint64_t ent[4] = {};
+  if (!(cr0 & cr0::PG)) {
+    // Paging off (real mode, or protected mode before CR0.PG): the linear address is the
+    // physical one (SDM Vol. 3A §4.1.1); linear addresses are 32 bits wide there.
+    phys = la & 0xffffffffull;
+    goto translated;
+  }
+  if (!(efer & efer::LMA)) {
+    // 32-bit and PAE paging are not modelled: every guest the project runs goes from
+    // paging off straight to IA-32e paging (core/README.md "Legacy modes").
+    stop_with(StopReason::Unsupported,
+              fmt::format("vCPU {}: CR0.PG=1 without EFER.LMA (32-bit or PAE paging) is not "
+                          "supported; pvsim models paging off and 4-level paging only (rip {:#x})",
+                          cfg.index, rip));
+    return false;
+  }
+  {
   const bool nxe = efer & efer::NXE;
   const uint32_t ec_base = (acc == Acc::Write ? pfec::W : 0) | (user ? pfec::U : 0) |
                            (acc == Acc::Fetch && nxe ? pfec::ID : 0);
   uint64_t table = cr3 & kPhysAddrMask;
   uint8_t* ent_host[4] = {};
   uint64_t ent_gpa[4] = {};
-  uint64_t ent[4] = {};
-  unsigned levels = 0;
   bool u_ok = true, w_ok = true, x_ok = true;
-  uint64_t phys = 0;
   for (unsigned level = 4; level >= 1; --level) {
     const unsigned shift = 12 + 9 * (level - 1);
     const uint64_t egpa = table | (((la >> shift) & 511) << 3);
@@ -99,6 +115,8 @@ bool Core::translate(uint64_t la, Acc acc, bool user, uint64_t& gpa, TlbEntry* f
       ent[k] = want;
     }
   }
+  }
+translated:
   gpa = phys;
   if (phys < mem.size()) {
     static constexpr uint64_t kQual[3] = {0x1, 0x2, 0x4};
@@ -116,7 +134,7 @@ bool Core::translate(uint64_t la, Acc acc, bool user, uint64_t& gpa, TlbEntry* f
       if (write_tlb) mem.prepare_page(phys >> 12);
       fill->tag = write_tlb ? tlb_wkey(la) : tlb_key(la);
       fill->host = mem.base() + page;
-      const bool global = (ent[levels - 1] & kPteG) && (cr4 & cr4::PGE);
+      const bool global = levels && (ent[levels - 1] & kPteG) && (cr4 & cr4::PGE);
       tlb_glob[fill - tlb[0]] = global;
       tlb_has_global = tlb_has_global || global;
     }
@@ -134,7 +152,7 @@ bool Core::ept_violation(uint64_t gpa, uint64_t qual) {
   // through the host's mappings: no exit.
   if (host_walk) return true;
   exit_event(now(), VmxExitReason::EptViolation, qual, 0);
-  tracer.kvm_page_fault(now(), cfg.index, rip, gpa, qual);
+  tracer.kvm_page_fault(now(), cfg.index, trace_rip(rip), gpa, qual);
   cycles += kVmExitCycles;
   const uint64_t pfn = gpa >> 12;
   Vcpu::EptResult r;

@@ -527,27 +527,34 @@ smp_scenario('tpr', 'tpr',
            exactly('one-0x52', 'kvm_inj_virq: IRQ 0x52', 1)])
 
 smp_scenario('init', 'init',
-    'INIT and start-up IPIs (SDM Vol.3A 9.4.4). vCPU 1 increments a counter in a loop; vCPU 0 sends it INIT, which '
-    'resets it into wait-for-SIPI: the counter stops, and vCPU 0 checks that. Then vCPU 0 sends a start-up IPI '
-    'with vector 0x10 (start at 0x10000 in real mode). pvsim does not run real mode yet, so the run ends with stop '
-    '"unsupported", naming vCPU 1 and vector 0x10 - this is the expected outcome. In the trace: vCPU 0\'s '
-    'kvm_apic_ipi line with delivery mode INIT ("dst 1 vec 0 (INIT|physical|...)"), then on vCPU 1 its '
-    'kvm_apic_accept_irq "(INIT|edge)" and the pvsim_vcpu line "init: INIT received: waiting for a start-up IPI"; '
-    'later vCPU 0\'s kvm_apic_ipi with delivery mode SIPI and vector 16 (0x10: this field is decimal), vCPU 1\'s '
-    'kvm_apic_accept_irq "(SIPI|edge)", its pvsim_vcpu line "sipi: start-up IPI, vector 0x10" and the final '
-    'pvsim_stop line with reason unsupported [init-sipi]. Between "INIT received" and the SIPI\'s arrival vCPU 1 '
-    '([001]) has no line at all: waiting for a SIPI, it executes nothing [no-progress].',
-    {'vcpus': 2, 'ram_mib': 16}, stop='unsupported',
+    'INIT and start-up IPIs (SDM Vol.3A 9.4.4), and an application processor\'s way from real mode to 64-bit '
+    'mode. vCPU 1 increments a counter in a loop; vCPU 0 sends it INIT, which resets it into wait-for-SIPI: the '
+    'counter stops, and vCPU 0 checks that. Then vCPU 0 copies a 102-byte trampoline to 0x8000 and sends a '
+    'start-up IPI with vector 0x08: vCPU 1 starts in real mode at CS:IP = 0800:0000 (linear 0x8000), loads the '
+    'boot GDT with a 32-bit LGDT, turns on CR4.PAE, loads CR3 and EFER.LME, sets CR0.PE and CR0.PG in one MOV '
+    '(IA-32e mode, still in 16-bit compatibility mode) and far-jumps to the 64-bit code segment; its C code then '
+    'reads EFER and CR0 and reports them to vCPU 0. In the trace: vCPU 0\'s kvm_apic_ipi line with delivery '
+    'mode INIT ("dst 1 vec 0 (INIT|physical|...)"), then on vCPU 1 its kvm_apic_accept_irq "(INIT|edge)" and '
+    'the pvsim_vcpu line "init: INIT received: waiting for a start-up IPI"; later vCPU 0\'s kvm_apic_ipi with '
+    'delivery mode SIPI and vector 8, vCPU 1\'s kvm_apic_accept_irq "(SIPI|edge)" and its pvsim_vcpu line '
+    '"sipi: start-up IPI, vector 0x08" [init-sipi]; the trampoline\'s EFER read and write are vCPU 1\'s next '
+    'exits, made in real mode (kvm_msr: msr_read c0000080, then msr_write c0000080 = 0x100) [trampoline]. '
+    'Between "INIT received" and the SIPI\'s arrival vCPU 1 ([001]) has no line at all: waiting for a SIPI, '
+    'it executes nothing [no-progress].',
+    {'vcpus': 2, 'ram_mib': 16}, summary=5,
     contains=['PASS: vCPU 1 is running', 'PASS: after INIT vCPU 1 makes no progress',
-              'init: sending SIPI vector 0x10 to vCPU 1'],
+              'init: sending SIPI vector 0x8 to vCPU 1 (trampoline at 0x8000, 102 bytes)',
+              'PASS: vCPU 1 has EFER.LME and EFER.LMA (EFER 0x500)',
+              'PASS: vCPU 1 has CR0.PG and CR0.PE (CR0 0x80000011)'],
     trace=[in_order('init-sipi', 'kvm_apic_ipi: dst 1 vec 0 (INIT|physical|assert|edge|dst)',
                     'kvm_apic_accept_irq: apicid 1 vec 0 (INIT|edge)',
                     'pvsim_vcpu: init: INIT received: waiting for a start-up IPI',
-                    'kvm_apic_ipi: dst 1 vec 16 (SIPI|physical|assert|edge|dst)',
-                    'kvm_apic_accept_irq: apicid 1 vec 16 (SIPI|edge)',
-                    'pvsim_vcpu: sipi: start-up IPI, vector 0x10',
-                    'pvsim_stop: reason unsupported: vCPU 1 received a start-up IPI with vector 0x10'),
-           in_order('no-progress', 'pvsim_vcpu: init: ', 'kvm_apic_accept_irq: apicid 1 vec 16 (SIPI|edge)',
+                    'kvm_apic_ipi: dst 1 vec 8 (SIPI|physical|assert|edge|dst)',
+                    'kvm_apic_accept_irq: apicid 1 vec 8 (SIPI|edge)',
+                    'pvsim_vcpu: sipi: start-up IPI, vector 0x08'),
+           in_order('trampoline', 'pvsim_vcpu: sipi: start-up IPI, vector 0x08',
+                    'kvm_msr: msr_read c0000080 = 0x0', 'kvm_msr: msr_write c0000080 = 0x100', vcpu=1),
+           in_order('no-progress', 'pvsim_vcpu: init: ', 'kvm_apic_accept_irq: apicid 1 vec 8 (SIPI|edge)',
                     consecutive=True, vcpu=1)])
 
 smp_scenario('init-bsp', 'start_bsp',

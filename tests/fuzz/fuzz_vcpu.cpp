@@ -99,7 +99,8 @@ std::string first_difference(const std::string& a, const std::string& b) {
 
 bool clean(StopReason r) {
   return r == StopReason::InsnLimit || r == StopReason::Halted || r == StopReason::VcpuFinished ||
-         r == StopReason::VmExitRequested || r == StopReason::Shutdown || r == StopReason::IoError;
+         r == StopReason::VmExitRequested || r == StopReason::Shutdown || r == StopReason::IoError ||
+         r == StopReason::Unsupported;
 }
 
 }  // namespace
@@ -124,8 +125,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
              fmt::format("reason {}", static_cast<int>(ra.reason)));
   fuzz_check(ra.executed <= kSteps, "run() executed more instructions than asked");
   fuzz_check(ra.executed == a->v.instructions(), "run()'s executed count differs from instructions()");
-  if (ra.reason == StopReason::Shutdown || ra.reason == StopReason::IoError)
-    fuzz_check(!a->v.stop_detail().empty(), "Shutdown/IoError without stop_detail()");
+  if (ra.reason == StopReason::Shutdown || ra.reason == StopReason::IoError ||
+      ra.reason == StopReason::Unsupported)
+    fuzz_check(!a->v.stop_detail().empty(), "Shutdown/IoError/Unsupported without stop_detail()");
   (void)a->v.dump_state();
 
   // The block path against single-stepping.

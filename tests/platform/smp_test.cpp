@@ -149,13 +149,27 @@ TEST_CASE("wall clock: sec/nsec plus kvmclock matches the host wall time of the 
   CHECK(seen == 2);
 }
 
-TEST_CASE("a start-up IPI ends the run with a report naming the vCPU and vector", "[smp]") {
-  const RunReport r = run_scenario(shipped("init.json"));
-  CHECK(r.stop == RunStop::Unsupported);
-  CHECK(r.stop_vcpu == 1);
-  CHECK(r.stop_detail.find("vCPU 1 received a start-up IPI with vector 0x10") != std::string::npos);
-  CHECK(r.stop_detail.find("real-mode start is not supported") != std::string::npos);
-  CHECK(r.vcpus.at(1).state.find("waiting for SIPI") != std::string::npos);
+TEST_CASE("INIT then a start-up IPI starts the AP in real mode at vector << 12", "[smp]") {
+  // init.json: vCPU 1 is reset by INIT, then started with vector 0x08 at 0800:0000 and runs a
+  // trampoline from real mode into 64-bit mode (scenarios/guest/programs/init.c).
+  std::ostringstream trace;
+  PlatformOptions o;
+  o.trace_text = &trace;
+  const RunReport r = run_scenario(shipped("init.json"), o);
+  CHECK(r.success());
+  CHECK(r.console.find("PASS: vCPU 1 reached 64-bit code through the real-mode trampoline") != std::string::npos);
+  CHECK(r.vcpus.at(1).instructions > 0);
+  // The AP's first exit after the SIPI is the trampoline's RDMSR of EFER in real mode. The
+  // trace's rip is the guest's IP (offset 0x21 in CS = 0x0800), as KVM's kvm_rip_read gives
+  // it, not the linear address 0x8021.
+  const std::string text = trace.str();
+  const size_t sipi = text.find("pvsim_vcpu: sipi: start-up IPI, vector 0x08");
+  REQUIRE(sipi != std::string::npos);
+  const size_t exit = text.find("CPU 1/KVM-1 [001]", sipi + 1);
+  REQUIRE(exit != std::string::npos);
+  const std::string line = text.substr(exit, text.find('\n', exit) - exit);
+  INFO(line);
+  CHECK(line.find("reason MSR_READ rip 0x21 ") != std::string::npos);
 }
 
 TEST_CASE("spinlock: 8 vCPUs reach the exact total at quantum 1 and 10000", "[smp]") {

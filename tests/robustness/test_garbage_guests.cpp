@@ -170,6 +170,7 @@ const char* reason_name(StopReason r) {
     case StopReason::VmExitRequested: return "VmExitRequested";
     case StopReason::Shutdown: return "Shutdown";
     case StopReason::IoError: return "IoError";
+    case StopReason::Unsupported: return "Unsupported";
   }
   return "?";
 }
@@ -179,13 +180,13 @@ const char* reason_name(StopReason r) {
 TEST_CASE("garbage guests end cleanly and deterministically", "[robustness]") {
   const uint64_t seeds = env_knob("PVSIM_ROBUST_SEEDS", 400);
   const uint64_t max_insns = env_knob("PVSIM_ROBUST_INSNS", 100000);
-  uint64_t by_reason[8] = {};
+  uint64_t by_reason[16] = {};
   uint64_t total_insns = 0;
   for (uint64_t seed = 0; seed < seeds; ++seed) {
     INFO("seed " << seed << " (variant " << seed % kVariants << ")");
     const Outcome a = run_seed(seed, max_insns);
     INFO("stop " << reason_name(a.reason) << " after " << a.executed << ": " << a.detail);
-    ++by_reason[static_cast<unsigned>(a.reason) & 7];
+    ++by_reason[static_cast<unsigned>(a.reason) & 15];
     total_insns += a.executed;
 
     const bool clean = a.reason == StopReason::InsnLimit || a.reason == StopReason::Halted ||

@@ -750,6 +750,10 @@ void Platform::end_step(StepRun& c) {
       stop_run(RunStop::UnhandledIo, i, fmt::format("vCPU {}: {}", i, v.stop_detail()));
       m_report.stop_dump = v.dump_state();
       break;
+    case StopReason::Unsupported:
+      stop_run(RunStop::Unsupported, i, v.stop_detail());
+      m_report.stop_dump = v.dump_state();
+      break;
   }
   if (m_extras && m_has_insn_points) [[unlikely]] fire_insn_points(i);
   if (m_stopped) return;

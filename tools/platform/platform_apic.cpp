@@ -259,6 +259,7 @@ void Platform::deliver_ipi(IpiInFlight& f) {
         // A vCPU that reported itself finished is left alone.
         if (m_state[t] == VState::Finished) break;
         apic.init_reset();
+        m_vcpus[t]->reset_to_init();  // the architectural INIT state (SDM Vol. 3A Table 9-1)
         // kvm_vcpu_reset: INIT also zeroes the vCPU's kvmclock system-time MSR (pvmsr/README.md §2.3).
         m_hv.on_reset(t);
         m_cpus[t]->observe_at = Tick(0);
@@ -269,11 +270,11 @@ void Platform::deliver_ipi(IpiInFlight& f) {
         // SIPIs are ignored unless the target waits for one (SDM §9.4.4.1).
         if (m_state[t] != VState::WaitSipi) break;
         m_tracer.pvsim_vcpu(m_fire_time, t, "sipi", fmt::format("start-up IPI, vector 0x{:02x}", req.vector));
-        stop_run(RunStop::Unsupported, t,
-                 fmt::format("vCPU {} received a start-up IPI with vector 0x{:02x}: it would start in "
-                             "real mode at 0x{:x}, and real-mode start is not supported (16/32-bit "
-                             "modes are not implemented yet)",
-                             t, req.vector, static_cast<uint32_t>(req.vector) << 12));
+        // The AP starts in real mode at CS = vector << 8, IP = 0 (SDM Vol. 3A §9.4.4.1), its
+        // clock at the instant the IPI arrived.
+        m_vcpus[t]->start_at_sipi(req.vector);
+        advance_vcpu_to(*m_vcpus[t], m_fire_time);
+        set_state(t, VState::Runnable);
         break;
     }
   }
