@@ -39,14 +39,72 @@ void Pic8259::pio_write(Vcpu&, uint16_t offset, unsigned size, uint32_t value) {
   write(offset, size, value);
 }
 
+int Pic8259::rank(uint8_t mask) const {
+  for (int r = 0; r < 8; ++r)
+    if (mask & (1u << ((m_lowest + 1 + r) & 7))) return r;
+  return 8;
+}
+
+int Pic8259::pending() const {
+  const int want = rank(static_cast<uint8_t>(m_irr & ~m_imr));
+  if (want == 8) return -1;
+  uint8_t busy = m_isr;
+  // Special fully nested mode (datasheet, "Special Fully Nest Mode"): the master lets a
+  // cascade input through while it is in service, so the slave can nest its own levels.
+  if (special_fully_nested()) busy = static_cast<uint8_t>(busy & ~m_cascade_inputs);
+  // Special mask mode (datasheet, "Special Mask Mode"): a masked level in service no
+  // longer holds back the levels below it (KVM's pic_get_irq does the same).
+  if (m_special_mask) busy = static_cast<uint8_t>(busy & ~m_imr);
+  if (want < rank(busy)) return (m_lowest + 1 + want) & 7;
+  return -1;
+}
+
+void Pic8259::acknowledge_level(unsigned level_no) {
+  const uint8_t bit = static_cast<uint8_t>(1u << (level_no & 7));
+  m_isr |= bit;
+  // Edge: the request is consumed. Level: IRR keeps following the line.
+  if (!(m_elcr & bit)) m_irr = static_cast<uint8_t>(m_irr & ~bit);
+  if (auto_eoi()) {
+    // AEOI ends the level at the last INTA pulse; with rotate-in-AEOI it becomes the
+    // lowest priority first (datasheet, "Automatic Rotation").
+    if (m_rotate_aeoi) m_lowest = static_cast<uint8_t>(level_no & 7);
+    m_isr = static_cast<uint8_t>(m_isr & ~bit);
+  }
+}
+
+void Pic8259::set_input(unsigned level_no, bool level) {
+  const uint8_t bit = static_cast<uint8_t>(1u << (level_no & 7));
+  if (level) {
+    // Edge: only a low-to-high transition requests. Level: the line is the request.
+    if ((m_elcr & bit) || !(m_lines & bit)) m_irr |= bit;
+    m_lines |= bit;
+  } else {
+    m_lines = static_cast<uint8_t>(m_lines & ~bit);
+    if (m_elcr & bit) m_irr = static_cast<uint8_t>(m_irr & ~bit);
+  }
+  changed();
+}
+
+void Pic8259::set_elcr(uint8_t value) {
+  m_elcr = value;
+  // A level-triggered input's request is its line from now on; an edge one keeps what
+  // it latched.
+  m_irr = static_cast<uint8_t>((m_irr & ~value) | (m_lines & value));
+  changed();
+}
+
 uint8_t Pic8259::read_byte(uint16_t offset) {
   if (offset == 1) return m_imr;
   if (m_poll) {
-    // A poll command makes the next command-port read the poll word: I (bit 7) set and
-    // W2-W0 = the highest-priority request, acknowledging it like an INTA. No input can
-    // request yet (see the header), so I is 0 and W2-W0 carry nothing.
+    // A poll command makes the next command-port read the poll word (datasheet, "The
+    // Poll Command"): the read is this chip's INTA, so the request goes in service; I
+    // (bit 7) says there was one and W2-W0 name its level. Without one, I = 0.
     m_poll = false;
-    return 0;
+    const int level = pending();
+    if (level < 0) return 0;
+    acknowledge_level(static_cast<unsigned>(level));
+    changed();
+    return static_cast<uint8_t>(0x80 | level);
   }
   return m_read_isr ? m_isr : m_irr;
 }
@@ -61,13 +119,19 @@ void Pic8259::write_byte(uint16_t offset, uint8_t value) {
   } else {
     write_ocw2(value);
   }
+  changed();
 }
 
 void Pic8259::write_icw1(uint8_t value) {
   // Datasheet, "Initialization Command Words": ICW1 resets the edge sense circuit, clears
   // the IMR, makes IR7 the lowest priority, clears special mask mode and selects the IRR
   // for status reads; with IC4 = 0 every ICW4 function is 0. A sequence already under way
-  // starts over.
+  // starts over. Resetting the edge sense circuit drops the latched edge requests (an
+  // input already high must go low and high again); the in-service bits go too, as in
+  // QEMU's pic_init_reset (the datasheet does not list ISR), so a reinitialised chip
+  // starts clean.
+  m_irr = static_cast<uint8_t>(m_irr & m_elcr);
+  m_isr = 0;
   m_icw1 = value;
   m_imr = 0;
   m_lowest = 7;
@@ -168,6 +232,116 @@ void Pic8259::write_ocw3(uint8_t value) {
   if (value & kOcw3Esmm) m_special_mask = (value & kOcw3Smm) != 0;
   if (value & kOcw3Rr) m_read_isr = (value & kOcw3Ris) != 0;
   m_poll = (value & kOcw3Poll) != 0;
+}
+
+// ---------------------------------------------------------------- ELCR
+
+uint32_t Pic8259Elcr::read(uint16_t offset, unsigned size) const {
+  uint32_t value = 0;
+  for (unsigned i = 0; i < size; ++i) {
+    const unsigned lane = offset + i;
+    const uint8_t b = lane == 0   ? m_pair.master().elcr()
+                      : lane == 1 ? m_pair.slave().elcr()
+                                  : 0xff;  // floating
+    value |= uint32_t{b} << (8 * i);
+  }
+  return value;
+}
+
+void Pic8259Elcr::write(uint16_t offset, unsigned size, uint32_t value) {
+  uint16_t elcr = m_pair.elcr_value();
+  for (unsigned i = 0; i < size; ++i) {
+    const unsigned lane = offset + i;
+    if (lane >= kPorts) continue;
+    const uint8_t b = static_cast<uint8_t>(value >> (8 * i));
+    elcr = static_cast<uint16_t>((elcr & ~(0xffu << (8 * lane))) | (uint32_t{b} << (8 * lane)));
+  }
+  m_pair.set_elcr_value(elcr);
+}
+
+void Pic8259Elcr::pio_read(Vcpu&, uint16_t offset, unsigned size, uint32_t& value) {
+  value = read(offset, size);
+}
+
+void Pic8259Elcr::pio_write(Vcpu&, uint16_t offset, unsigned size, uint32_t value) {
+  write(offset, size, value);
+}
+
+// ---------------------------------------------------------------- the pair
+
+Pic8259Pair::Pic8259Pair() {
+  m_master.m_on_change = [this] { update(); };
+  m_slave.m_on_change = [this] { update(); };
+  m_master.m_cascade_inputs = 1u << kCascadePin;
+}
+
+void Pic8259Pair::update() {
+  // The slave's INT requests the master's IR2 (edge input) whenever the slave has
+  // something to pass on; setting the IRR bit directly is that request (KVM's
+  // pic_update_irq pulses the line for the same effect).
+  if (m_slave.pending() >= 0) m_master.m_irr |= 1u << kCascadePin;
+  const bool out = compute_output();
+  if (out == m_output) return;
+  m_output = out;
+  if (m_output_cb) m_output_cb(out);
+}
+
+void Pic8259Pair::set_irq(unsigned pin, bool level) {
+  if (pin >= kPins || pin == kCascadePin) return;
+  if (pin < 8)
+    m_master.set_input(pin, level);
+  else
+    m_slave.set_input(pin - 8, level);
+}
+
+uint8_t Pic8259Pair::acknowledge() {
+  uint8_t vector;
+  const int level = m_master.pending();
+  if (level < 0) {
+    vector = static_cast<uint8_t>(m_master.vector_base() + 7);  // spurious IRQ 7
+  } else {
+    m_master.acknowledge_level(static_cast<unsigned>(level));
+    if (level == static_cast<int>(kCascadePin)) {
+      // The slave drives the vector in the second INTA pulse (datasheet, "Cascading").
+      const int l2 = m_slave.pending();
+      if (l2 >= 0) {
+        m_slave.acknowledge_level(static_cast<unsigned>(l2));
+        vector = static_cast<uint8_t>(m_slave.vector_base() + l2);
+      } else {
+        vector = static_cast<uint8_t>(m_slave.vector_base() + 7);  // spurious IRQ 15
+      }
+    } else {
+      vector = static_cast<uint8_t>(m_master.vector_base() + level);
+    }
+  }
+  update();
+  return vector;
+}
+
+void Pic8259Pair::set_elcr_value(uint16_t value) {
+  m_master.set_elcr(static_cast<uint8_t>(value & Pic8259Elcr::kMasterMask));
+  m_slave.set_elcr(static_cast<uint8_t>((value >> 8) & Pic8259Elcr::kSlaveMask));
+}
+
+void Pic8259Pair::set_post_bios_state() {
+  // ICW1 0x11 (cascade, ICW4 follows), ICW2, ICW3 (master: slave on IR2; slave: ID 2),
+  // ICW4 0x01 (8086 mode, normal EOI), then OCW1.
+  const auto init = [](Pic8259& chip, uint8_t base, uint8_t icw3, uint8_t imr) {
+    chip.write(0, 1, 0x11);
+    chip.write(1, 1, base);
+    chip.write(1, 1, icw3);
+    chip.write(1, 1, 0x01);
+    chip.write(1, 1, imr);
+  };
+  init(m_master, 0x08, 0x04, 0xb8);
+  init(m_slave, 0x70, 0x02, 0x8e);
+  set_elcr_value(0x0c00);
+}
+
+void Pic8259Pair::restore(const Snapshot& s) {
+  m_master.restore(s.master);
+  m_slave.restore(s.slave);
+  m_output = compute_output();
 }
 
 }  // namespace pvsim
