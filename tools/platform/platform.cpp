@@ -158,8 +158,22 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
       !m_bus.add(PcTestDev::kIrqBase, PcTestDev::kIrqCount, m_testdev.irq_ports(), "pc-testdev-irq") ||
       !m_bus.add(PowerOffPort::kPort, 1, m_poweroff, "poweroff") ||
       !m_bus.add(Pic8259Pair::kMasterBase, Pic8259::kPorts, m_pic.master(), "pic-master") ||
-      !m_bus.add(Pic8259Pair::kSlaveBase, Pic8259::kPorts, m_pic.slave(), "pic-slave"))
+      !m_bus.add(Pic8259Pair::kSlaveBase, Pic8259::kPorts, m_pic.slave(), "pic-slave") ||
+      !m_bus.add(Pic8259Elcr::kBase, Pic8259Elcr::kPorts, m_pic.elcr(), "elcr") ||
+      !m_bus.add(Pit8254::kBase, Pit8254::kPorts, m_pit, "pit") ||
+      !m_bus.add(Pit8254::kPort61, 1, m_pit.port61(), "port61"))
     throw std::logic_error("platform: overlapping port claims");
+  // PIT counter 0 is ISA IRQ 0; the pair's INT output goes to vCPU 0's LINT0 (its interrupt
+  // poll takes the PIC's vector first, attach_lapic). A rising output is a notification at
+  // the instant it happens: the PIT's event, or the port access that caused it.
+  m_pit.on_irq([this](bool level) { m_pic.set_irq(0, level); });
+  m_pic.on_output_change([this](bool level) {
+    if (!level || m_vcpus.empty()) return;
+    const Tick at = m_firing ? m_fire_time : m_running >= 0 ? m_vcpus[static_cast<unsigned>(m_running)]->now()
+                                                            : m_vcpus[0]->now();
+    wake(0, at);
+  });
+  m_pit.attach_events(m_events, Tick(0));
 
   m_hv.set_run_delay_source([this](unsigned i) { return m_cpus.at(i)->run_delay_ns; });
   build_boot_memory(m_mem);
@@ -816,7 +830,21 @@ bool Platform::anything_can_wake() const {
     if (m_state[i] == VState::Descheduled) return true;
   for (unsigned i = 0; i < vcpu_count(); ++i)
     if (m_state[i] == VState::Halted && m_cpus[i]->apic->timer_armed()) return true;
+  // The PIT's next tick reaches a halted vCPU 0 when IRQ 0 is unmasked at the master and
+  // LINT0 takes the PIC's interrupts.
+  if (vcpu_count() && m_state[0] == VState::Halted && m_pit.irq_armed() && !(m_pic.master().imr() & 1) &&
+      pic_reaches_bsp())
+    return true;
   return false;
+}
+
+// KVM's kvm_apic_accept_pic_intr: the 8259's INT reaches the BSP when its LAPIC is disabled
+// in IA32_APIC_BASE or LINT0 is unmasked in ExtINT mode.
+bool Platform::pic_reaches_bsp() const {
+  const LocalApic& apic = *m_cpus[0]->apic;
+  if (apic.mode() == ApicMode::Disabled) return true;
+  const uint32_t lvt0 = apic.peek(0x350).value_or(0x10000);
+  return (lvt0 & 0x10700) == 0x700;
 }
 
 void Platform::report_no_runnable(bool waiting_past_limit) {

@@ -36,6 +36,7 @@
 #include "devices/lapic.h"
 #include "devices/pc_testdev.h"
 #include "devices/pic8259.h"
+#include "devices/pit8254.h"
 #include "devices/poweroff_port.h"
 #include "devices/uart16550.h"
 #include "pvmsr/hypervisor.h"
@@ -319,6 +320,7 @@ class Platform final : public CpuEnv, public ApfHost, public HypercallHost {
   void add_pause(Tick from, Tick to);
   void fire_events(Tick t);
   bool anything_can_wake() const;
+  bool pic_reaches_bsp() const;  // KVM's kvm_apic_accept_pic_intr for vCPU 0
   void report_no_runnable(bool waiting_past_limit);
   bool drive();  // the scheduler loop: true when m_stop_point is reached, false at the end
 
@@ -378,11 +380,18 @@ class Platform final : public CpuEnv, public ApfHost, public HypercallHost {
   DebugCon m_console;
   ExitPorts m_exit;
   MarkerPort m_marker;  // port 0x4f0: guest markers (devices/marker.h)
-  Pic8259Pair m_pic;  // registers only, no delivery yet (devices/pic8259.h)
+  // The 8259A pair delivers to vCPU 0's LINT0 (ExtINT, Platform::attach_lapic) and the PIT
+  // drives its IRQ 0 (devices/pic8259.h, devices/pit8254.h).
+  Pic8259Pair m_pic;
+  Pit8254 m_pit;
   // The ports kvm-unit-tests expects of QEMU's pc machine (scenarios/guest/boot.md §4).
   Uart16550 m_uart;         // 0x3f8: output joins m_console's stream
   FwCfg m_fw_cfg;           // 0x510/0x511
-  PcTestDev m_testdev;      // 0xe0-0xe7, 0x2000-0x2017: levels kept, no on_irq yet (no PIC delivery)
+  // 0xe0-0xe7, 0x2000-0x2017: lines 0-15 are the ISA IRQs of the 8259 pair (there is no
+  // IOAPIC); the others are only recorded.
+  PcTestDev m_testdev{[this](unsigned line, bool level) {
+    if (line < 16) m_pic.set_irq(line, level);
+  }};
   PowerOffPort m_poweroff;  // 0x8900 "Shutdown"
   EventQueue m_events;
   Hypervisor m_hv;     // every PV feature (pvmsr/hypervisor.h)

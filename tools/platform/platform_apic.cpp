@@ -46,8 +46,11 @@ void Platform::attach_lapic(unsigned i) {
   // (the kick), whose sync-from-guest first performs an EOI the guest made by clearing its
   // PV EOI bit; after the injection KVM arms PV EOI again if it can.
   PvEoi& pv_eoi = m_hv.pv_eoi();
-  v.set_interrupt_poll([&apic, &pv_eoi](Vcpu& vc) {
+  v.set_interrupt_poll([this, i, &apic, &pv_eoi](Vcpu& vc) {
     pv_eoi.on_exit(vc);
+    // An 8259 interrupt (ExtINT) goes before the LAPIC's and ignores TPR/PPR, as in KVM's
+    // kvm_cpu_get_interrupt (kvm_cpu_get_extint first).
+    if (i == 0 && m_pic.output() && pic_reaches_bsp()) return static_cast<int>(m_pic.acknowledge());
     const std::optional<uint8_t> vec = apic.ack();
     return vec ? static_cast<int>(*vec) : -1;
   });

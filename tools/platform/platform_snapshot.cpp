@@ -22,6 +22,7 @@ struct Platform::Snapshot {
   ExitPorts::Snapshot exit;
   MarkerPort::Snapshot marker;  // unfinished marker lines
   Pic8259Pair::Snapshot pic;
+  Pit8254::Snapshot pit;
   Uart16550::Snapshot uart;
   FwCfg::Snapshot fw_cfg;
   PcTestDev::Snapshot testdev;
@@ -78,6 +79,7 @@ std::shared_ptr<const Platform::Snapshot> Platform::save() {
   s->exit = m_exit.save();
   s->marker = m_marker.save();
   s->pic = m_pic.save();
+  s->pit = m_pit.save();
   s->uart = m_uart.save();
   s->fw_cfg = m_fw_cfg.save();
   s->testdev = m_testdev.save();
@@ -152,6 +154,7 @@ void Platform::restore(const Snapshot& s) {
   m_exit.restore(s.exit);
   m_marker.restore(s.marker);
   m_pic.restore(s.pic);
+  m_pit.restore(s.pit);
   m_uart.restore(s.uart);
   m_fw_cfg.restore(s.fw_cfg);
   m_testdev.restore(s.testdev);
