@@ -6,6 +6,7 @@
 
 #include "core/guest_memory.h"
 #include "core/vcpu.h"
+#include "tools/platform/multiboot.h"
 
 namespace pvsim {
 
@@ -78,6 +79,51 @@ void init_vcpu_boot_state(Vcpu& v, unsigned i, unsigned n, uint64_t ram_bytes, u
   boot_msr(v, kMsrKernelGsBase, 0);
   // KVM PV MSRs: only POLL_CONTROL exists so far (pvmsr/poll_control.cpp registers it with
   // its reset value 1); the others arrive with their features and start at 0.
+}
+
+void init_vcpu_multiboot_state(Vcpu& v, unsigned i, uint64_t entry) {
+  using namespace multiboot;
+  if (i != 0) {
+    boot_msr(v, boot::kMsrApicBase, boot::kApicBaseAp);
+    return;
+  }
+  // Multiboot 0.6.96, "Machine state": EAX the magic, EBX the MBI's physical address, CS a
+  // 32-bit read/execute code segment and DS/ES/FS/GS/SS read/write data segments, all with
+  // offset 0 and limit 0xffffffff, A20 on, CR0.PG = 0 and CR0.PE = 1, EFLAGS.VM = 0 and
+  // IF = 0. The specification leaves ESP, GDTR and IDTR to the kernel; pvsim gives QEMU's
+  // values (a stack below the MBI, the firmware GDT, the real-mode IVT).
+  for (unsigned r = 0; r < 16; ++r) v.set_gpr(r, 0);
+  v.set_gpr(0, kBootMagic);   // EAX
+  v.set_gpr(3, kMbiAddr);     // EBX
+  v.set_gpr(4, kStackPointer);  // ESP
+  v.set_rip(entry);
+  v.set_rflags(0x2);
+
+  v.set_efer(0);
+  v.set_cr(4, 0);
+  v.set_cr(3, 0);
+  v.set_cr(2, 0);
+  v.set_cr(8, 0);
+  v.set_cr(0, kCr0);
+
+  // Hidden descriptor caches in VMX access-rights layout (SDM Vol. 3C §24.4.1), matching the
+  // firmware GDT's entries: code 0xc09b (G D/B P S type 0xb), data 0xc093 (G D/B P S type 3).
+  v.set_seg(SegReg::CS, SegmentCache{kCodeSel, 0, 0xffffffff, kCodeAttrs});
+  for (SegReg s : {SegReg::SS, SegReg::DS, SegReg::ES, SegReg::FS, SegReg::GS})
+    v.set_seg(s, SegmentCache{kDataSel, 0, 0xffffffff, kDataAttrs});
+  // TR and LDTR as after reset (SDM Vol. 3A Table 9-1): nothing loaded, the caches valid
+  // (busy 32-bit TSS type, LDT type) with base 0 and limit 0xffff.
+  v.set_tr(SegmentCache{0, 0, 0xffff, 0x8b});
+  v.set_ldtr(SegmentCache{0, 0, 0xffff, 0x82});
+  v.set_gdtr(DescriptorTable{kGdtBase, kGdtLimit});
+  v.set_idtr(DescriptorTable{0, 0x3ff});
+
+  boot_msr(v, boot::kMsrApicBase, boot::kApicBaseBsp);
+  boot_msr(v, boot::kMsrPat, boot::kPat);
+  boot_msr(v, boot::kMsrMiscEnable, 1);
+  boot_msr(v, boot::kMsrFsBase, 0);
+  boot_msr(v, boot::kMsrGsBase, 0);
+  boot_msr(v, boot::kMsrKernelGsBase, 0);
 }
 
 }  // namespace pvsim

@@ -1,4 +1,5 @@
-// tools/platform/boot.h — the direct 64-bit boot protocol (scenarios/guest/boot.md).
+// tools/platform/boot.h — the direct 64-bit boot protocol (scenarios/guest/boot.md), and the
+// vCPU side of Multiboot (boot.md §8).
 //
 // build_boot_memory writes the GDT, TSS and identity page tables into RAM;
 // init_vcpu_boot_state puts one vCPU in the documented entry state. Every value here is
@@ -44,5 +45,13 @@ void build_boot_memory(GuestMemory& mem);
 // LAPIC state at entry is the LAPIC's own reset state (devices/lapic.h), set up by
 // Platform::attach_lapic.
 void init_vcpu_boot_state(Vcpu& vcpu, unsigned i, unsigned n, uint64_t ram_bytes, uint64_t entry);
+
+// `guest.boot` "multiboot" (scenarios/guest/boot.md §8, multiboot.h): vCPU 0 gets the state
+// a Multiboot loader hands over (32-bit protected mode, paging off, EAX = 0x2BADB002,
+// EBX = the MBI, flat segments from the firmware GDT). The others only get their
+// IA32_APIC_BASE (0xfee00800): they wait for INIT and SIPI, which give them their state.
+// No direct-boot GDT, TSS or page tables exist for these vCPUs (build_boot_memory is not
+// called: guest memory belongs to the kernel).
+void init_vcpu_multiboot_state(Vcpu& vcpu, unsigned i, uint64_t entry);
 
 }  // namespace pvsim

@@ -24,7 +24,8 @@ uint32_t id_bits(unsigned n) {
 
 }  // namespace
 
-CpuidTable::CpuidTable(unsigned vcpu_count, const KvmCpuid& kvm, bool amd) : m_count(vcpu_count), m_amd(amd) {
+CpuidTable::CpuidTable(unsigned vcpu_count, const KvmCpuid& kvm, bool amd, bool x2apic)
+    : m_count(vcpu_count), m_amd(amd) {
   auto add = [&](uint32_t leaf, CpuidLeaf r, bool indexed = false, uint32_t sub = 0) {
     m_entries.push_back(Entry{leaf, indexed, sub, r});
   };
@@ -35,11 +36,12 @@ CpuidTable::CpuidTable(unsigned vcpu_count, const KvmCpuid& kvm, bool amd) : m_c
     add(0, {kMaxBasic, str4("Genu"), str4("ntel"), str4("ineI")});
   // Leaf 1: family 6 model 0x55 stepping 4 (a Skylake-SP signature; arbitrary but real).
   // EBX[15:8] CLFLUSH line = 8 qwords; [23:16] and [31:24] are patched per vCPU.
-  // ECX: CX16 (13; CMPXCHG16B is implemented), x2APIC (21; devices/lapic), POPCNT (23),
-  //      TSC-deadline timer (24; IA32_TSC_DEADLINE), hypervisor (31).
+  // ECX: CX16 (13; CMPXCHG16B is implemented), x2APIC (21; devices/lapic, unless the
+  //      scenario hides it with machine.x2apic false), POPCNT (23), TSC-deadline timer (24;
+  //      IA32_TSC_DEADLINE), hypervisor (31).
   // EDX: TSC(4) MSR(5) PAE(6) CX8(8) APIC(9; the boot protocol's xAPIC) MTRR(12; MTRRcap
   //      reads 0) PGE(13) CMOV(15) PAT(16) and PSE(3) for the 2 MiB pages.
-  add(1, {0x00050654, 8u << 8, bit(13) | bit(21) | bit(23) | bit(24) | bit(31),
+  add(1, {0x00050654, 8u << 8, bit(13) | (x2apic ? bit(21) : 0) | bit(23) | bit(24) | bit(31),
           bit(3) | bit(4) | bit(5) | bit(6) | bit(8) | bit(9) | bit(12) | bit(13) | bit(15) | bit(16)});
   // Leaf 7 subleaf 0: no structured extended features (no FSGSBASE, BMI, ERMS claims).
   add(7, {0, 0, 0, 0}, true, 0);

@@ -28,7 +28,8 @@ class CpuidTable {
   // `amd`: machine.cpu_vendor "amd": leaf 0 reads "AuthenticAMD" (the guest then uses
   // VMMCALL for hypercalls) and, as KVM does for an AMD-compatible guest CPUID, a leaf past
   // its range's maximum reads zeros instead of the highest basic leaf.
-  CpuidTable(unsigned vcpu_count, const KvmCpuid& kvm, bool amd = false);
+  // `x2apic`: machine.x2apic; false clears leaf 1 ECX[21], as QEMU's `-cpu ...,-x2apic`.
+  CpuidTable(unsigned vcpu_count, const KvmCpuid& kvm, bool amd = false, bool x2apic = true);
   CpuidResult lookup(unsigned vcpu, uint32_t leaf, uint32_t subleaf) const;
 
  private:

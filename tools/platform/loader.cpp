@@ -6,7 +6,9 @@
 #include <cstring>
 #include <fstream>
 
+#include "tools/platform/boot.h"
 #include "tools/platform/files.h"
+#include "tools/platform/multiboot.h"
 #include "tools/platform/text.h"
 
 namespace pvsim {
@@ -22,6 +24,7 @@ constexpr uint32_t kPtLoad = 1;
 constexpr uint32_t kShtSymtab = 2;
 constexpr uint8_t kSttObject = 1, kSttFunc = 2;
 constexpr size_t kEhdrSize = 64, kPhdrSize = 56, kShdrSize = 64, kSymSize = 24;
+constexpr size_t kShdr32Size = 40, kSym32Size = 16;
 
 // Little-endian field reads at a checked offset (the caller bounds-checks the record).
 template <class T>
@@ -126,42 +129,56 @@ struct Loader {
     return img;
   }
 
-  // The symbol table is optional (stripped images load fine), but a malformed one is
-  // an error: it would otherwise produce wrong names in reports.
   std::vector<Symbol> symbols(uint64_t shoff, uint16_t shentsize, uint16_t shnum) const {
-    std::vector<Symbol> out;
-    if (shoff == 0 || shnum == 0) return out;
-    if (shentsize != kShdrSize) fail(fmt::format("section header size {} is not {}", shentsize, kShdrSize));
-    if (!in_file(shoff, uint64_t{shnum} * kShdrSize)) fail("truncated file: section headers extend past its end");
-    for (unsigned i = 0; i < shnum; ++i) {
-      const uint64_t h = shoff + uint64_t{i} * kShdrSize;
-      if (rd<uint32_t>(bytes, h + 4) != kShtSymtab) continue;
-      const uint64_t off = rd<uint64_t>(bytes, h + 24), size = rd<uint64_t>(bytes, h + 32);
-      const uint32_t link = rd<uint32_t>(bytes, h + 40);
-      if (!in_file(off, size)) fail("truncated file: symbol table extends past its end");
-      if (link >= shnum) fail("symbol table links to a missing string table");
-      const uint64_t sh = shoff + uint64_t{link} * kShdrSize;
-      const uint64_t stroff = rd<uint64_t>(bytes, sh + 24), strsize = rd<uint64_t>(bytes, sh + 32);
-      if (!in_file(stroff, strsize)) fail("truncated file: string table extends past its end");
-      for (uint64_t s = off; s + kSymSize <= off + size; s += kSymSize) {
-        const uint32_t nm = rd<uint32_t>(bytes, s);
-        const uint8_t type = bytes[s + 4] & 0xf;
-        if ((type != kSttFunc && type != kSttObject) || nm >= strsize) continue;
-        const char* str = reinterpret_cast<const char*>(bytes.data() + stroff + nm);
-        const size_t len = strnlen(str, strsize - nm);
-        if (len == 0 || len == strsize - nm) continue;  // empty or unterminated
-        out.push_back(Symbol{rd<uint64_t>(bytes, s + 8), rd<uint64_t>(bytes, s + 16), std::string(str, len)});
-      }
-    }
-    // Sorted by address, then name, so lookups are deterministic whatever the file order.
-    std::sort(out.begin(), out.end(), [](const Symbol& a, const Symbol& b) {
-      return a.addr != b.addr ? a.addr < b.addr : a.name < b.name;
-    });
-    return out;
+    return elf_symbols(bytes, name, false, shoff, shentsize, shnum);
   }
 };
 
 }  // namespace
+
+// The symbol table is optional (stripped images load fine), but a malformed one is an
+// error: it would otherwise produce wrong names in reports. Field offsets: System V gABI,
+// "Sections" and "Symbol Table" (Elf32_Shdr / Elf64_Shdr, Elf32_Sym / Elf64_Sym).
+std::vector<Symbol> elf_symbols(std::span<const uint8_t> bytes, std::string_view name, bool elf32, uint64_t shoff,
+                                unsigned shentsize, unsigned shnum) {
+  const auto fail = [&](std::string_view problem) { throw LoadError(fmt::format("{}: {}", name, problem)); };
+  const auto in_file = [&](uint64_t off, uint64_t len) { return len <= bytes.size() && off <= bytes.size() - len; };
+  // Section header: sh_type, sh_offset, sh_size, sh_link; symbol: st_name, st_info, st_value, st_size.
+  const uint64_t shdr_size = elf32 ? kShdr32Size : kShdrSize, sym_size = elf32 ? kSym32Size : kSymSize;
+  const auto word = [&](uint64_t off) -> uint64_t { return elf32 ? rd<uint32_t>(bytes, off) : rd<uint64_t>(bytes, off); };
+  const uint64_t sh_offset = elf32 ? 16 : 24, sh_size = elf32 ? 20 : 32, sh_link = elf32 ? 24 : 40;
+  const uint64_t st_info = elf32 ? 12 : 4, st_value = elf32 ? 4 : 8, st_size = elf32 ? 8 : 16;
+
+  std::vector<Symbol> out;
+  if (shoff == 0 || shnum == 0) return out;
+  if (shentsize != shdr_size) fail(fmt::format("section header size {} is not {}", shentsize, shdr_size));
+  if (!in_file(shoff, uint64_t{shnum} * shdr_size)) fail("truncated file: section headers extend past its end");
+  for (unsigned i = 0; i < shnum; ++i) {
+    const uint64_t h = shoff + uint64_t{i} * shdr_size;
+    if (rd<uint32_t>(bytes, h + 4) != kShtSymtab) continue;
+    const uint64_t off = word(h + sh_offset), size = word(h + sh_size);
+    const uint32_t link = rd<uint32_t>(bytes, h + sh_link);
+    if (!in_file(off, size)) fail("truncated file: symbol table extends past its end");
+    if (link >= shnum) fail("symbol table links to a missing string table");
+    const uint64_t sh = shoff + uint64_t{link} * shdr_size;
+    const uint64_t stroff = word(sh + sh_offset), strsize = word(sh + sh_size);
+    if (!in_file(stroff, strsize)) fail("truncated file: string table extends past its end");
+    for (uint64_t s = off; s + sym_size <= off + size; s += sym_size) {
+      const uint32_t nm = rd<uint32_t>(bytes, s);
+      const uint8_t type = bytes[s + st_info] & 0xf;
+      if ((type != kSttFunc && type != kSttObject) || nm >= strsize) continue;
+      const char* str = reinterpret_cast<const char*>(bytes.data() + stroff + nm);
+      const size_t len = strnlen(str, strsize - nm);
+      if (len == 0 || len == strsize - nm) continue;  // empty or unterminated
+      out.push_back(Symbol{word(s + st_value), word(s + st_size), std::string(str, len)});
+    }
+  }
+  // Sorted by address, then name, so lookups are deterministic whatever the file order.
+  std::sort(out.begin(), out.end(), [](const Symbol& a, const Symbol& b) {
+    return a.addr != b.addr ? a.addr < b.addr : a.name < b.name;
+  });
+  return out;
+}
 
 std::string LoadedImage::missing_symbol(std::string_view name) const {
   return fmt::format("the guest image has no symbol {}{}", quote_display(name, 80),
@@ -201,6 +218,52 @@ LoadedImage load_image_file(GuestMemory& mem, const std::filesystem::path& file,
   }
   return load_image_bytes(mem, std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
                           escape_display(file.string(), 400), format);
+}
+
+LoadedImage load_guest(GuestMemory& mem, const Scenario& s) {
+  const std::string file = escape_display(s.file.string(), 400);
+  const auto explain = [&](const LoadError& e) {
+    return ScenarioError(fmt::format("{}: {}: {}", file, e.pointer().empty() ? "/guest/image" : e.pointer(), e.what()));
+  };
+  if (s.guest.boot == BootProtocol::Direct) {
+    build_boot_memory(mem);
+    try {
+      return load_image_file(mem, s.guest.image, s.guest.format);
+    } catch (const LoadError& e) {
+      throw explain(e);
+    }
+  }
+  std::string image;
+  try {
+    // The image must fit in RAM; refuse before reading more than that.
+    image = read_regular_file(s.guest.image, mem.size(), "image");
+  } catch (const FileError& e) {
+    throw explain(LoadError(e.what()));
+  }
+  // Module files were checked when the scenario loaded; they may have changed since, so
+  // the size bound is enforced again as they are read.
+  std::vector<std::string> modules;
+  for (size_t i = 0; i < s.guest.modules.size(); ++i) {
+    try {
+      modules.push_back(read_regular_file(s.guest.modules[i].path, kMaxModuleBytes, "module"));
+    } catch (const FileError& e) {
+      throw explain(LoadError(e.what(), fmt::format("/guest/modules/{}/path", i)));
+    }
+  }
+  const auto as_bytes = [](const std::string& str) {
+    return std::span(reinterpret_cast<const uint8_t*>(str.data()), str.size());
+  };
+  MultibootInput in;
+  in.image = as_bytes(image);
+  const std::string name = escape_display(s.guest.image.string(), 400);
+  in.name = name;
+  in.cmdline = s.guest.cmdline;
+  for (size_t i = 0; i < modules.size(); ++i) in.modules.push_back({s.guest.modules[i].string, as_bytes(modules[i])});
+  try {
+    return load_multiboot(mem, in);
+  } catch (const LoadError& e) {
+    throw explain(e);
+  }
 }
 
 }  // namespace pvsim

@@ -1,4 +1,5 @@
-// tools/platform/loader.h — puts a guest image into guest RAM (scenarios/guest/boot.md §1).
+// tools/platform/loader.h — puts a guest image into guest RAM (scenarios/guest/boot.md §1;
+// Multiboot kernels: multiboot.h and boot.md §8).
 //
 // ELF64 ET_EXEC x86-64: each PT_LOAD is copied to p_paddr with the tail up to p_memsz
 // zeroed; entry = e_entry. Flat binary: loaded at 0x100000, entry 0x100000. Everything
@@ -11,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/guest_memory.h"
@@ -20,7 +22,14 @@ namespace pvsim {
 
 class LoadError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit LoadError(const std::string& what, std::string pointer = {})
+      : std::runtime_error(what), m_pointer(std::move(pointer)) {}
+  // The scenario key a problem belongs to when it is not /guest/image: "/guest/modules/1"
+  // for a Multiboot module (multiboot.h). Empty for problems of the image itself.
+  const std::string& pointer() const { return m_pointer; }
+
+ private:
+  std::string m_pointer;
 };
 
 struct Symbol {
@@ -63,5 +72,19 @@ LoadedImage load_image_bytes(GuestMemory& mem, std::span<const uint8_t> bytes,
                              std::string_view name, ImageFormat format);
 LoadedImage load_image_file(GuestMemory& mem, const std::filesystem::path& file,
                             ImageFormat format);
+
+// The function and object symbols of an ELF file's symbol table (ELF32 when `elf32`),
+// sorted by address then name; empty when there is no section header table. `shoff`,
+// `shentsize` and `shnum` come from the ELF header. A malformed table is a LoadError
+// ("NAME: problem"). Shared by the ELF64 loader and the Multiboot loader (multiboot.h).
+std::vector<Symbol> elf_symbols(std::span<const uint8_t> bytes, std::string_view name, bool elf32, uint64_t shoff,
+                                unsigned shentsize, unsigned shnum);
+
+// Everything the scenario's `guest` section asks for, in fresh RAM: with `boot` "direct"
+// the boot structures of boot.h and the image (load_image_file); with "multiboot" the
+// image, its modules, the boot information and the firmware bytes (load_multiboot). Reads
+// the image and module files. Throws ScenarioError "FILE: /guest/...: problem", the key
+// being /guest/image or the module's /guest/modules/N.
+LoadedImage load_guest(GuestMemory& mem, const Scenario& s);
 
 }  // namespace pvsim

@@ -18,14 +18,6 @@ namespace {
 
 uint64_t size_mask(unsigned size) { return size >= 8 ? ~0ull : (1ull << (size * 8)) - 1; }
 
-LoadedImage load_or_explain(GuestMemory& mem, const Scenario& s) {
-  try {
-    return load_image_file(mem, s.guest.image, s.guest.format);
-  } catch (const LoadError& e) {
-    throw ScenarioError(fmt::format("{}: /guest/image: {}", escape_display(s.file.string(), 400), e.what()));
-  }
-}
-
 }  // namespace
 
 // Ends the run once the canonical text passes limits.max_trace_bytes. The line that
@@ -106,7 +98,7 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
       m_uart([this](Vcpu& v, uint8_t byte) { m_console.pio_write(v, 0, 1, byte); }),
       m_fw_cfg(s.machine.vcpus, s.machine.ram_bytes()),
       m_hv(hypervisor_config(s), s.machine.vcpus, m_mem, m_tracer, m_events, *this, *this),
-      m_cpuid(s.machine.vcpus, m_hv.cpuid(), s.machine.cpu_vendor == CpuVendor::Amd),
+      m_cpuid(s.machine.vcpus, m_hv.cpuid(), s.machine.cpu_vendor == CpuVendor::Amd, s.machine.x2apic),
       m_host(s.host, s.machine.vcpus),
       m_host_mem(s.host.memory, s.machine.ram_bytes(), s.seed) {
   m_trace_pins = opts.trace_pins;
@@ -176,8 +168,9 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
   m_pit.attach_events(m_events, Tick(0));
 
   m_hv.set_run_delay_source([this](unsigned i) { return m_cpus.at(i)->run_delay_ns; });
-  build_boot_memory(m_mem);
-  m_image = load_or_explain(m_mem, s);
+  // The boot structures (direct) or the firmware and boot information (Multiboot), and the
+  // image: loader.h load_guest.
+  m_image = load_guest(m_mem, s);
 
   const unsigned n = s.machine.vcpus;
   for (unsigned i = 0; i < n; ++i) {
@@ -190,7 +183,11 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
     cfg.tsc_start = s.machine.vcpu_tsc_start(i);
     m_vcpus.push_back(std::make_unique<Vcpu>(cfg, m_mem, *this, m_tracer));
     Vcpu& v = *m_vcpus.back();
-    init_vcpu_boot_state(v, i, n, s.machine.ram_bytes(), m_image.entry);
+    if (s.guest.boot == BootProtocol::Multiboot)
+      // TODO: vCPUs 1.. should get the INIT state (SDM Vol. 3A Table 9-1) from Vcpu::reset_to_init().
+      init_vcpu_multiboot_state(v, i, m_image.entry);
+    else
+      init_vcpu_boot_state(v, i, n, s.machine.ram_bytes(), m_image.entry);
     attach_lapic(i);
     m_hv.attach(v, *m_cpus[i]->apic);
     // The host memory model only has a say when a page can be non-resident; otherwise every

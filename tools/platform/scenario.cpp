@@ -436,13 +436,14 @@ void parse_machine(const Checker& c, const Json& m, MachineConfig& out) {
   c.object(m, p,
            {"vcpus", "ram_mib", "tsc_khz", "tsc_start", "quantum", "exact_quantum", "kvm_cpuid",
             "ignore_unhandled_io", "start", "apic_bus_mhz", "ipi_latency_ns", "tsc_skew", "kvm",
-            "irqchip", "cpu_vendor"});
+            "irqchip", "cpu_vendor", "x2apic"});
   if (m.contains("vcpus")) out.vcpus = static_cast<unsigned>(c.integer(m["vcpus"], p + "/vcpus", 1, 64));
   if (m.contains("ram_mib")) out.ram_mib = c.integer(m["ram_mib"], p + "/ram_mib", 2, 65536);
   if (m.contains("tsc_khz")) out.tsc_khz = c.integer(m["tsc_khz"], p + "/tsc_khz", 1000, 10'000'000);
   if (m.contains("tsc_start")) out.tsc_start = c.u64(m["tsc_start"], p + "/tsc_start");
   if (m.contains("quantum")) out.quantum = c.integer(m["quantum"], p + "/quantum", 1, 1'000'000'000);
   if (m.contains("exact_quantum")) out.exact_quantum = c.boolean(m["exact_quantum"], p + "/exact_quantum");
+  if (m.contains("x2apic")) out.x2apic = c.boolean(m["x2apic"], p + "/x2apic");
   if (m.contains("ignore_unhandled_io"))
     out.ignore_unhandled_io = c.boolean(m["ignore_unhandled_io"], p + "/ignore_unhandled_io");
   if (m.contains("kvm_cpuid")) {
@@ -1098,6 +1099,100 @@ ExploreSection parse_explore(const Checker& c, const Json& v, const std::string&
   return x;
 }
 
+// ---- guest.boot, guest.cmdline, guest.modules ------------------------------------------------
+
+namespace {
+
+// A string the guest reads as a C string: a NUL inside would end it early, silently.
+std::string guest_c_string(const Checker& c, const Json& v, const std::string& path, size_t max_bytes) {
+  std::string str = c.string(v, path);
+  if (str.size() > max_bytes)
+    c.fail(path, fmt::format("is {} bytes long; at most {} are allowed", str.size(), max_bytes));
+  if (str.find('\0') != std::string::npos)
+    c.fail(path, "contains a NUL character, which would end the string the kernel reads early");
+  return str;
+}
+
+// After guest.image and guest.format; `machine` is the scenario's machine object, if any
+// (machine.start's default depends on the boot protocol).
+void parse_boot(const Checker& c, const Json& g, const Json* machine, const std::filesystem::path& file,
+                Scenario& s) {
+  GuestConfig& out = s.guest;
+  if (g.contains("boot"))
+    out.boot = c.choice(g["boot"], "/guest/boot", {"direct", "multiboot"}) == 0 ? BootProtocol::Direct
+                                                                                : BootProtocol::Multiboot;
+  if (out.boot == BootProtocol::Direct) {
+    for (const char* k : {"cmdline", "modules"})
+      if (g.contains(k))
+        c.fail(fmt::format("/guest/{}", k), "only meaningful with \"boot\": \"multiboot\"");
+    return;
+  }
+  // Multiboot kernels are loaded from their ELF program headers; the a.out kludge (header
+  // flag 16) that a flat image would need is not supported (multiboot.h).
+  if (out.format == ImageFormat::Flat)
+    c.fail("/guest/format", "\"flat\" cannot be used with \"boot\": \"multiboot\": pvsim loads a Multiboot "
+                            "kernel from its ELF program headers (the a.out kludge is not supported)");
+  if (g.contains("cmdline")) out.cmdline = guest_c_string(c, g["cmdline"], "/guest/cmdline", kMaxCmdlineBytes);
+  if (g.contains("modules")) {
+    const Json& a = g["modules"];
+    const std::string ap = "/guest/modules";
+    if (!a.is_array()) c.fail(ap, fmt::format("must be an array of {{\"path\": ..., \"string\": ...}}, got {}", show(a)));
+    if (a.size() > kMaxModules) c.fail(ap, fmt::format("has {} entries; at most {} are allowed", a.size(), kMaxModules));
+    for (size_t i = 0; i < a.size(); ++i) {
+      const std::string ip = Checker::child(ap, i);
+      c.object(a[i], ip, {"path", "string"});
+      if (!a[i].contains("path")) c.fail(ip, "missing required key \"path\"");
+      BootModule m;
+      m.path_as_written = c.string(a[i]["path"], ip + "/path", true);
+      if (m.path_as_written.find('\0') != std::string::npos)
+        c.fail(ip + "/path", fmt::format("contains a NUL character, which no file name can: {}",
+                                         quote_display(m.path_as_written, 100)));
+      m.path = file.parent_path() / m.path_as_written;  // an absolute path stays as written
+      m.string = a[i].contains("string") ? guest_c_string(c, a[i]["string"], ip + "/string", kMaxCmdlineBytes)
+                                         : m.path_as_written;
+      if (m.string.size() > kMaxCmdlineBytes)
+        c.fail(ip + "/path", fmt::format("is {} bytes long, too long to be the module's string (at most {}); "
+                                         "give \"string\" explicitly", m.string.size(), kMaxCmdlineBytes));
+      out.modules.push_back(std::move(m));
+    }
+  }
+  // A Multiboot loader runs on the bootstrap processor after firmware and hands over to
+  // the kernel there; the application processors still wait for INIT and SIPI, as after
+  // reset (SDM Vol. 3A §9.4 "Multiple-Processor (MP) Initialization").
+  if (machine && machine->is_object() && machine->contains("start")) {
+    if (s.machine.start == StartMode::All)
+      c.fail("/machine/start", "\"all\" cannot be used with \"boot\": \"multiboot\": a Multiboot kernel starts "
+                               "with only vCPU 0 running and wakes the others with INIT and SIPI (omit it, or write \"bsp\")");
+  }
+  s.machine.start = StartMode::Bsp;
+  if (s.machine.ram_mib > kMaxMultibootRamMib)
+    c.fail("/machine/ram_mib",
+           fmt::format("{} MiB is more than {} MiB, the most a Multiboot guest can have here: pvsim's RAM is one "
+                       "region from GPA 0, and a PC with more RAM splits it around the 32-bit PCI hole, which "
+                       "the Multiboot memory map would have to describe", s.machine.ram_mib, kMaxMultibootRamMib));
+}
+
+// Module files must exist when the scenario loads, as the image must (their bytes are read
+// when the image is loaded; multiboot.cpp).
+void check_module_files(const Checker& c, const GuestConfig& g) {
+  for (size_t i = 0; i < g.modules.size(); ++i) {
+    const std::string ip = fmt::format("/guest/modules/{}/path", i);
+    const std::filesystem::path& p = g.modules[i].path;
+    if (auto kind = non_regular_kind(p)) {
+      if (*kind == "missing") c.fail(ip, fmt::format("module file not found: {}", escape_display(p.string(), 400)));
+      c.fail(ip, fmt::format("{} is {}, not a module file", escape_display(p.string(), 400), *kind));
+    }
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(p, ec);
+    if (ec) c.fail(ip, fmt::format("{}: cannot read its size: {}", escape_display(p.string(), 400), ec.message()));
+    if (size > kMaxModuleBytes)
+      c.fail(ip, fmt::format("{} is {} bytes; a module may be at most {}", escape_display(p.string(), 400), size,
+                             size_words(kMaxModuleBytes)));
+  }
+}
+
+}  // namespace
+
 Scenario parse_scenario(std::string_view text, const std::filesystem::path& file) {
   const std::string fname = escape_display(file.string(), 400);
   const Checker c(fname);
@@ -1134,7 +1229,7 @@ Scenario parse_scenario(std::string_view text, const std::filesystem::path& file
 
   if (!root.contains("guest")) c.fail("", "missing required key \"guest\"");
   const Json& g = root["guest"];
-  c.object(g, "/guest", {"image", "format"});
+  c.object(g, "/guest", {"image", "format", "boot", "cmdline", "modules"});
   if (!g.contains("image")) c.fail("/guest", "missing required key \"image\"");
   s.guest.image_as_written = c.string(g["image"], "/guest/image", true);
   // JSON can carry "\u0000"; a POSIX path cannot, and the C library would stop at it and
@@ -1149,6 +1244,7 @@ Scenario parse_scenario(std::string_view text, const std::filesystem::path& file
     else if (f == "flat") s.guest.format = ImageFormat::Flat;
     else c.fail("/guest/format", fmt::format("must be \"elf\" or \"flat\", got {}", show(g["format"])));
   }
+  parse_boot(c, g, root.contains("machine") ? &root["machine"] : nullptr, file, s);
 
   if (root.contains("limits")) {
     const Json& l = root["limits"];
@@ -1192,6 +1288,7 @@ Scenario parse_scenario(std::string_view text, const std::filesystem::path& file
       c.fail("/guest/image", fmt::format("image file not found: {}", escape_display(s.guest.image.string(), 400)));
     c.fail("/guest/image", fmt::format("{} is {}, not an image file", escape_display(s.guest.image.string(), 400), *kind));
   }
+  check_module_files(c, s.guest);
   return s;
 }
 

@@ -155,6 +155,9 @@ struct MachineConfig {
   CpuVendor cpu_vendor = CpuVendor::Intel;
   uint64_t apic_bus_mhz = 1000;  // LAPIC timer input clock; 1000 MHz = KVM's 1 ns per count
   uint64_t ipi_latency_ns = 0;
+  // `machine.x2apic`: CPUID.1:ECX[21]. false hides the x2APIC, as `-cpu ...,-x2apic` does in
+  // QEMU; KVM's kvm_set_apic_base() then refuses IA32_APIC_BASE.EXTD with #GP.
+  bool x2apic = true;
   std::vector<TscSkew> tsc_skew;  // at most one entry per vCPU (the parser enforces it)
   KvmConfig kvm;
 
@@ -172,11 +175,34 @@ struct MachineConfig {
   const TscSkew* skew_of(unsigned i) const;
 };
 
+// `guest.boot`: how the image is started (scenarios/guest/boot.md). Direct is pvsim's own
+// 64-bit protocol (§1-§3); Multiboot is version 1 of the Multiboot specification (0.6.96),
+// entered in 32-bit protected mode as QEMU's `-kernel` loader does (§8).
+enum class BootProtocol : uint8_t { Direct, Multiboot };
+
+// One `guest.modules` entry: a file the Multiboot loader puts in RAM for the kernel.
+struct BootModule {
+  std::filesystem::path path;  // resolved against the scenario's directory
+  std::string path_as_written;
+  std::string string;  // the module's string in the MBI; defaults to path_as_written
+};
+
 struct GuestConfig {
   std::filesystem::path image;  // resolved against the scenario's directory
   std::string image_as_written;
   ImageFormat format = ImageFormat::Auto;
+  BootProtocol boot = BootProtocol::Direct;
+  std::string cmdline;              // Multiboot only: the MBI's command line, verbatim
+  std::vector<BootModule> modules;  // Multiboot only
 };
+
+// Bounds of the Multiboot inputs (the parser enforces them; scenarios/README.md `guest`).
+constexpr size_t kMaxCmdlineBytes = 4095;
+constexpr size_t kMaxModules = 64;
+constexpr uint64_t kMaxModuleBytes = 64ull << 20;
+// Above this RAM size a PC splits RAM around the 32-bit PCI hole (QEMU: 3.5 GiB for the
+// i440FX machine), which pvsim's one RAM region at GPA 0 cannot describe to a Multiboot kernel.
+constexpr uint64_t kMaxMultibootRamMib = 3584;
 
 struct Limits {
   uint64_t max_instructions = 10'000'000'000ull;
@@ -305,8 +331,8 @@ void add_schedule(Scenario& s, const Schedule& extra, std::string_view origin);
 // refused before it is read (a path like /dev/zero is refused as a device anyway).
 constexpr uint64_t kMaxScenarioBytes = 16ull << 20;
 
-// Reads and validates `file`; throws ScenarioError. Also checks that the image exists
-// (it does not load it: see loader.h).
+// Reads and validates `file`; throws ScenarioError. Also checks that the image and the
+// Multiboot module files exist (it does not load them: see loader.h).
 Scenario load_scenario(const std::filesystem::path& file);
 // Same from text already in memory; `file` names it in messages and anchors relative paths.
 Scenario parse_scenario(std::string_view text, const std::filesystem::path& file);
