@@ -691,6 +691,16 @@ TEST_CASE("multiboot: machine.x2apic false clears CPUID.1:ECX[21]", "[multiboot]
   const Scenario on = parse_scenario(d.scenario(""), d.file());
   Platform q(on);
   CHECK((q.cpuid(q.vcpu(0), 1, 0).ecx >> 21 & 1) == 1);
+  // Without x2APIC in CPUID, IA32_APIC_BASE.EXTD is reserved (KVM's kvm_set_apic_base).
+  Vcpu& vp = p.vcpu(0);
+  Vcpu& vq = q.vcpu(0);
+  CHECK(vp.msrs().write(vp, 0x1b, 0xfee00d00) == MsrStatus::Gp);
+  CHECK(vq.msrs().write(vq, 0x1b, 0xfee00d00) == MsrStatus::Ok);
+  uint64_t bp = 0, bq = 0;
+  CHECK(vp.msrs().read(vp, 0x1b, bp) == MsrStatus::Ok);
+  CHECK(vq.msrs().read(vq, 0x1b, bq) == MsrStatus::Ok);
+  CHECK(bp == 0xfee00900);
+  CHECK(bq == 0xfee00d00);
 }
 
 // Real kvm-unit-tests binaries, when the environment names a directory holding them

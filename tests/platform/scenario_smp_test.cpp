@@ -160,7 +160,7 @@ TEST_CASE("bad SMP keys: one exact line with file and JSON pointer", "[scenario]
   CHECK(error_of(d, R"("machine": {"cpus": 2})") ==
         f + "/machine/cpus: unknown key (allowed here: vcpus, ram_mib, tsc_khz, tsc_start, "
             "quantum, exact_quantum, kvm_cpuid, "
-            "ignore_unhandled_io, start, apic_bus_mhz, ipi_latency_ns, tsc_skew, kvm, irqchip, cpu_vendor)");
+            "ignore_unhandled_io, start, apic_bus_mhz, ipi_latency_ns, tsc_skew, kvm, irqchip, cpu_vendor, x2apic)");
   CHECK(error_of(d, R"("machine": {"start": "ap"})") ==
         f + "/machine/start: must be \"all\" or \"bsp\", got \"ap\"");
   CHECK(error_of(d, R"("machine": {"start": 0})") ==

@@ -183,10 +183,12 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
     cfg.tsc_start = s.machine.vcpu_tsc_start(i);
     m_vcpus.push_back(std::make_unique<Vcpu>(cfg, m_mem, *this, m_tracer));
     Vcpu& v = *m_vcpus.back();
-    if (s.guest.boot == BootProtocol::Multiboot)
-      // TODO: vCPUs 1.. should get the INIT state (SDM Vol. 3A Table 9-1) from Vcpu::reset_to_init().
+    if (s.guest.boot == BootProtocol::Multiboot) {
       init_vcpu_multiboot_state(v, i, m_image.entry);
-    else
+      // The APs wait for INIT and SIPI in the state INIT gives (SDM Vol. 3A Table 9-1), as
+      // after the firmware's INIT (scenarios/guest/boot.md "Multiboot").
+      if (i > 0) v.reset_to_init();
+    } else
       init_vcpu_boot_state(v, i, n, s.machine.ram_bytes(), m_image.entry);
     attach_lapic(i);
     m_hv.attach(v, *m_cpus[i]->apic);
@@ -194,6 +196,13 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
     // page is mapped at its first access, as before (no hook, no cost).
     if (m_host_mem.active())
       v.set_ept_hook([this, i](Vcpu&, const Vcpu::EptFault& f) { return on_ept_violation(i, f); });
+  }
+  // What the firmware leaves for a Multiboot kernel: the 8259 pair programmed (bases 0x08 and
+  // 0x70, IRQ 0-2 and 6 unmasked) and PIT counter 0 ticking at 18.2 Hz, as SeaBIOS does
+  // (scenarios/guest/boot.md "Multiboot"); the IVT's timer stub EOIs each tick.
+  if (s.guest.boot == BootProtocol::Multiboot) {
+    m_pic.set_post_bios_state();
+    m_pit.set_bios_state(Tick(0));
   }
   if (!m_host_mem.evictions().empty()) {
     m_evict_event = std::make_unique<MemberEvent<&Platform::evict_due>>(*this, "host_evict");

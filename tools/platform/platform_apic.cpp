@@ -74,6 +74,9 @@ void Platform::attach_lapic(unsigned i) {
       return MsrStatus::Ok;
     };
     h.write = [this, i, &apic](Vcpu&, uint64_t val) {
+      // KVM's kvm_set_apic_base: EXTD (bit 10) is reserved when the guest's CPUID lacks
+      // x2APIC (machine.x2apic false, scenarios/README.md `machine`).
+      if (!m_scenario.machine.x2apic && (val & (1ull << 10))) return MsrStatus::Gp;
       const bool was = apf_lapic_enabled(i);
       const MsrStatus st = apic.set_apic_base(val);
       note_lapic_enable(i, was);

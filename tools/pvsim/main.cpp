@@ -480,9 +480,9 @@ std::optional<std::string> validate_one(const std::string& file) {
     }
     LoadedImage image;
     try {
-      image = load_image_file(*mem, s.guest.image, s.guest.format);
-    } catch (const LoadError& e) {
-      return fmt::format("{}: /guest/image: {}", escape_display(file, 400), e.what());
+      image = load_guest(*mem, s);
+    } catch (const ScenarioError& e) {
+      return e.what();
     }
     // RIP points given as symbols resolve against the image, as `run` resolves them.
     for (size_t k = 0; k < s.schedule.entries.size(); ++k) {
