@@ -230,6 +230,9 @@ std::optional<uint32_t> LocalApic::read_reg(uint32_t offset) const {
     case kEsr:
       return m_esr;
     case kLvtCmci:
+      // No CMCI in the vCPU's IA32_MCG_CAP (MCG_CMCI_P clear): KVM has no x2APIC MSR 0x82f
+      // then (kvm_lapic_lvt_supported), so it #GPs; the xAPIC page keeps the masked entry.
+      if (x2) return std::nullopt;
       return m_lvt_cmci;
     case kIcrLow:
       return m_icr_low;  // delivery status (bit 12) always idle: we send at once
@@ -288,6 +291,7 @@ bool LocalApic::write_reg(uint32_t offset, uint32_t value) {
       m_esr_pending = 0;
       return true;
     case kLvtCmci:
+      if (x2) return false;  // no x2APIC MSR without CMCI (read_reg)
       m_lvt_cmci = value & 0x107ff;
       if (!software_enabled()) m_lvt_cmci |= kLvtMasked;
       return true;

@@ -241,6 +241,7 @@ struct CoreState {
   uint64_t sysenter_cs = 0, sysenter_esp = 0, sysenter_eip = 0;
   uint64_t star = 0, lstar = 0, cstar = 0, sfmask = 0, kernel_gs_base = 0, tsc_aux = 0;
   uint64_t mtrr_def_type = 0;
+  uint64_t mcg_status = 0;
   uint64_t tsc_offset = 0;  // IA32_TSC writes adjust this (added modulo 2^64)
   // Alignment checking (CR0.AM, RFLAGS.AC, CPL 3) is on: Core::update_ac.
   bool ac_check = false;

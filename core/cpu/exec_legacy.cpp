@@ -95,11 +95,7 @@ bool AAA(Core& c, const Insn&) {
 bool AAS(Core& c, const Insn&) {
   const bool adj = (al(c) & 0xf) > 9 || (c.flags() & fl::AF);
   uint64_t ax = c.gpr[0] & 0xffff;
-  if (adj) {
-    const uint64_t lo = (ax - 6) & 0xff;
-    const uint64_t hi = ((ax >> 8) - 1) & 0xff;
-    ax = (hi << 8) | lo;
-  }
+  if (adj) ax = (ax - 6 - 0x100) & 0xffff;  // AX - 6 (a borrow reaches AH), then AH - 1
   ax &= 0xff0f;
   c.gpr[0] = (c.gpr[0] & ~0xffffull) | ax;
   bcd_flags(c, adj, adj);

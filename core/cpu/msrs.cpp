@@ -97,6 +97,21 @@ void Core::register_msrs() {
     };
     r.add(std::move(h));
   }
+  // Machine check (SDM Vol. 3B §16.3.1; KVM's get_msr_mce / set_msr_mce): no banks and no
+  // MCG_CTL_P, so IA32_MCG_CAP reads 0 and guest writes to it #GP, IA32_MCG_STATUS is
+  // storage, and IA32_MCG_CTL and every IA32_MCi_* MSR (none registered) #GP.
+  {
+    MsrHandler h;
+    h.index = 0x179;
+    h.name = "IA32_MCG_CAP";
+    h.read = [](Vcpu&, uint64_t& out) {
+      out = 0;
+      return MsrStatus::Ok;
+    };
+    h.write = [](Vcpu&, uint64_t) { return MsrStatus::Gp; };
+    r.add(std::move(h));
+  }
+  r.add(storage(0x17a, "IA32_MCG_STATUS", &Core::mcg_status, 0));
   r.add(storage(0x174, "IA32_SYSENTER_CS", &Core::sysenter_cs, ~0xffffull));
   r.add(canonical(0x175, "IA32_SYSENTER_ESP", &Core::sysenter_esp));
   r.add(canonical(0x176, "IA32_SYSENTER_EIP", &Core::sysenter_eip));

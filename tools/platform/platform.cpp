@@ -291,7 +291,16 @@ IoStatus Platform::pio_write(Vcpu& vcpu, uint16_t port, unsigned size, uint32_t 
 }
 
 CpuidResult Platform::cpuid(Vcpu& vcpu, uint32_t leaf, uint32_t subleaf) {
-  return m_cpuid.lookup(vcpu.index(), leaf, subleaf);
+  CpuidResult r = m_cpuid.lookup(vcpu.index(), leaf, subleaf);
+  // CPUID.1:EDX.APIC[bit 9] follows IA32_APIC_BASE.EN (SDM Vol. 3A §11.4.3; KVM's
+  // kvm_update_cpuid_runtime).
+  if (leaf == 1 && vcpu.index() < m_cpus.size()) {
+    if (m_cpus[vcpu.index()]->apic->mode() == ApicMode::Disabled)
+      r.edx &= ~(1u << 9);
+    else
+      r.edx |= 1u << 9;
+  }
+  return r;
 }
 
 std::string Platform::describe(unsigned i) const {

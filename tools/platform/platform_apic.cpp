@@ -137,6 +137,13 @@ IoStatus Platform::mmio_read(Vcpu& vcpu, Gpa gpa, unsigned size, uint64_t& value
     value = apic.mmio_read(off, size);
     return IoStatus::Ok;
   }
+  // KVM_X86_QUIRK_LAPIC_MMIO_HOLE (on by default): while the LAPIC is disabled in
+  // IA32_APIC_BASE or in x2APIC mode, its MMIO page reads all-ones and drops writes
+  // (KVM's apic_mmio_read / apic_mmio_write).
+  if (gpa.value() >= base && gpa.value() - base < kApicPageSize) {
+    value = size >= 8 ? ~0ull : (1ull << (size * 8)) - 1;
+    return IoStatus::Ok;
+  }
   if (!m_scenario.machine.ignore_unhandled_io) return IoStatus::Unhandled;
   value = size >= 8 ? ~0ull : (1ull << (size * 8)) - 1;
   return IoStatus::Ok;
@@ -153,6 +160,7 @@ IoStatus Platform::mmio_write(Vcpu& vcpu, Gpa gpa, unsigned size, uint64_t value
     reschedule_if_needed();
     return IoStatus::Ok;
   }
+  if (gpa.value() >= base && gpa.value() - base < kApicPageSize) return IoStatus::Ok;  // the hole (mmio_read)
   return m_scenario.machine.ignore_unhandled_io ? IoStatus::Ok : IoStatus::Unhandled;
 }
 

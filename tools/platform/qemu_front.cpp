@@ -450,6 +450,16 @@ std::string qemu_scenario_json(const QemuOptions& o, uint64_t wall_clock_ns, con
   // A decimal string: today's clock in ns is above 2^53, JSON's largest exact integer, which
   // the scenario parser refuses as a number (scenarios/README.md).
   j["host"] = Json{{"wall_clock_ns", std::to_string(wall_clock_ns)}};
+  // A host that keeps at most resident_mib MiB of the guest resident (qemu_resident_mib):
+  // RAM above that starts swapped out and the resident-set limit holds it there, so the
+  // guest's first touches of it are host fault-ins — async page faults when the guest
+  // enabled them (pvmsr/README.md §5). The host's defaults (200 us per fault-in) apply.
+  if (o.resident_mib && o.ram_mib > o.resident_mib) {
+    const uint64_t lo = o.resident_mib << 20, size = (o.ram_mib - o.resident_mib) << 20;
+    j["host"]["memory"] = Json{{"swapped_out", Json::array({Json{{"gpa", fmt::format("{:#x}", lo)},
+                                                                  {"size", fmt::format("{:#x}", size)}}})},
+                               {"resident_limit_pages", o.resident_mib * 256}};
+  }
   Json guest;
   guest["image"] = abs_path(kernel, cwd);
   guest["boot"] = "multiboot";
@@ -531,6 +541,13 @@ std::string qemu_cpu_list() {
          "Flags: +x2apic / -x2apic (CPUID.1:ECX[21]), +tsc-deadline, vendor=GenuineIntel|AuthenticAMD\n";
 }
 
+uint64_t qemu_resident_mib(const char* env) {
+  if (!env) return kQemuDefaultResidentMib;
+  const auto n = decimal(env, uint64_t{1} << 24);
+  if (!n) usage(fmt::format("PVSIM_QEMU_RESIDENT_MIB={}: not a number of MiB (0 = no limit)", quote_display(env, 40)));
+  return *n;
+}
+
 uint64_t qemu_wall_clock_ns(const char* env, uint64_t realtime_ns) {
   if (!env) return realtime_ns;
   // The scenario's host.wall_clock_ns takes at most INT64_MAX (scenarios/README.md `host`).
@@ -587,6 +604,7 @@ int qemu_main(const std::vector<std::string>& args, std::string_view pvsim_versi
     // Files last, after every option was accepted (kvm-unit-tests' premature-failure probe).
     if (auto why = check_qemu_files(o)) return fail(*why);
     wall = qemu_wall_clock_ns(std::getenv("PVSIM_QEMU_WALLCLOCK_NS"), realtime_ns);
+    o.resident_mib = qemu_resident_mib(std::getenv("PVSIM_QEMU_RESIDENT_MIB"));
   } catch (const QemuUsageError& e) {
     return fail(e.what());
   }

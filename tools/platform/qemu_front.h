@@ -63,11 +63,24 @@ struct QemuOptions {
   CpuVendor vendor = CpuVendor::Intel;            // -cpu ...,vendor=
   bool irqchip_userspace = false;                 // -machine kernel-irqchip=off
   bool serial_stdio = true;                       // -serial stdio (default) or none/null
+  // The host side of guest RAM: how much of it may be resident at once, in MiB (0 = all).
+  // Not a QEMU option: the environment's PVSIM_QEMU_RESIDENT_MIB, default
+  // kQemuDefaultResidentMib (qemu_resident_mib).
+  uint64_t resident_mib = 0;
 
   // pvsim's own options (spelled so that they cannot clash with QEMU's).
   std::optional<std::string> trace_file;     // --pvsim-trace FILE
   std::optional<std::string> scenario_file;  // --pvsim-scenario FILE
 };
+
+// The host memory a `pvsim qemu` VM may keep resident unless PVSIM_QEMU_RESIDENT_MIB says
+// otherwise: 512 MiB, the memory cgroup kvm-unit-tests' asyncpf asks its users to set up
+// ("cgroup configuration likely needed"), so a guest bigger than that has pages the host
+// must fetch back — and async page faults to deliver.
+constexpr uint64_t kQemuDefaultResidentMib = 512;
+// PVSIM_QEMU_RESIDENT_MIB's value (nullptr: unset) -> MiB; 0 means no limit. Throws
+// QemuUsageError naming the variable when it is not a number.
+uint64_t qemu_resident_mib(const char* env);
 
 // Parses a QEMU command line (without argv[0]); throws QemuUsageError. Options are read in
 // order, as QEMU does: a probe option (-h, -version, -device help, -cpu help) ends the
