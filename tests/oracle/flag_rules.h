@@ -25,6 +25,12 @@
 //   BitScan      BSF BSR                           CF OF SF AF PF; destination     BSF, BSR
 //                                                  when the source is 0
 //   CountZeros   TZCNT LZCNT                       OF SF AF PF                     TZCNT, LZCNT
+//   Daa          DAA DAS (legacy modes only)       OF                              DAA, DAS
+//   Aaa          AAA AAS                           OF SF ZF PF                     AAA, AAS
+//   Aam          AAM AAD                           OF AF CF                        AAM, AAD
+//                SALC (undocumented, AL := CF ? FF : 0) writes no flag: AllDefined
+//                PUSH POP MOV and the string instructions: AllDefined (CMPS/SCAS
+//                write all six like SUB)
 //
 // "count c" is the count after the CPU's mask (5 bits, 6 bits with REX.W).
 // Forms whose result is undefined for every input are not generated: BSWAP r16 (SDM
@@ -50,6 +56,9 @@ enum class FlagRule : uint8_t {
   BitTest,
   BitScan,
   CountZeros,
+  Daa,
+  Aaa,
+  Aam,
 };
 
 struct Undefined {
@@ -81,6 +90,9 @@ constexpr Undefined undefined_for(FlagRule rule, unsigned width, unsigned raw_co
     case FlagRule::BitTest: return {kOF | kSF | kAF | kPF, false};
     case FlagRule::BitScan: return {kCF | kOF | kSF | kAF | kPF, source == 0};
     case FlagRule::CountZeros: return {kOF | kSF | kAF | kPF, false};
+    case FlagRule::Daa: return {kOF, false};
+    case FlagRule::Aaa: return {kOF | kSF | kZF | kPF, false};
+    case FlagRule::Aam: return {kOF | kAF | kCF, false};
   }
   return {kArithFlags, true};
 }

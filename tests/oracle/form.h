@@ -21,8 +21,15 @@ enum class Operands : uint8_t {
   EGI,    // rm, reg, immediate (SHLD Ev,Gv,Ib)
   AccI,   // AL/AX/EAX/RAX, immediate, no ModRM (ADD eAX,Iz)
   OpReg,  // register in the opcode's low 3 bits (+REX.B): BSWAP, XCHG rAX,r
-  None,   // implicit operands only (CBW, CQO)
+  None,   // implicit operands only (CBW, CQO); an immediate if imm_bytes (PUSH Iz, AAM Ib)
+  Moffs,  // MOV AL/eAX <-> moffs (A0-A3): an address-size absolute offset, no ModRM
 };
+
+// The code mode a form is encoded for and run in (SDM Vol. 3A §5.2.1): 64-bit mode
+// (long_mode.h), 32-bit protected mode with flat 4 GiB segments and paging off, or real
+// mode (16-bit defaults, segment base = selector << 4). See harness.cpp "Modes".
+enum class CpuMode : uint8_t { Long64, Prot32, Real16 };
+const char* mode_name(CpuMode m);
 
 enum class ImmKind : uint8_t { Value, Count };
 
@@ -41,6 +48,9 @@ enum class Special : uint8_t {
   Idiv,          // IDIV, same, signed
   Cmpxchg,       // bias the accumulator to equal the destination
   BitOffsetReg,  // BT* Ev,Gv memory form: the register is a signed bit offset
+  Stack,         // PUSH/POP: the stack pointer points into the data window
+  String,        // MOVS..SCAS: rSI/rDI into the window, a small rCX, random DF
+  Aam,           // AAM Ib: an immediate of 0 raises #DE (SDM AAM)
 };
 
 struct Form {
@@ -56,7 +66,11 @@ struct Form {
   ImmKind imm_kind = ImmKind::Value;
   bool mem = false;             // rm is memory (else register)
   bool lea = false;             // memory form without a memory access
-  bool addr32 = false;          // 0x67 address-size override (32-bit effective addresses)
+  bool addr32 = false;          // 64-bit mode: 0x67 address-size override (32-bit addresses)
+  CpuMode mode = CpuMode::Long64;
+  unsigned asize = 64;          // address size: 64, 32 or 16 (16-bit ModRM, Table 2-1);
+                                // a 67 prefix is emitted when it differs from the mode's default
+  uint8_t rep = 0;              // 0xf3 / 0xf2 REP prefix of a string form, 0 = none
   FlagRule flags = FlagRule::AllDefined;
   Special special = Special::None;
   Reference reference = Reference::Unicorn;
@@ -76,7 +90,8 @@ struct Encoded {
   unsigned scale = 1;
   int64_t disp = 0;
   bool rip_rel = false;
-  uint64_t fixed_ea = 0;  // RIP-relative: the effective address baked into disp
+  bool absolute = false;  // [disp32] / [disp16] / moffs: no base, no index
+  uint64_t fixed_ea = 0;  // RIP-relative / absolute: the linear address baked into disp
   unsigned disp_offset = 0;  // where the displacement starts in bytes[]
   uint64_t imm = 0;       // immediate as encoded (zero-extended)
 };
@@ -88,6 +103,26 @@ constexpr uint64_t kDataSize = 0x2000;
 // translation blocks end right after the instruction under test.
 constexpr uint64_t kCodeBase = 0x400000;
 constexpr uint64_t kSlotSize = 32;
+// Outside 64-bit mode the data window sits below 64 KiB so 16-bit addresses
+// (SDM Vol. 2A Table 2-1) reach it; real-mode code runs at CS = kRealCs.
+constexpr uint64_t kLegacyDataBase = 0x8000;
+constexpr uint16_t kRealCs = 0x3000;   // CS.base 0x30000: the pool is IP 0..0xffff
+constexpr uint16_t kRealDs = 0x0080;   // DS = ES = SS = FS = GS, base 0x800
+
+// Where a mode keeps its code pool and data window, and the data segments' base (the
+// linear address of offset 0; flat 0 except in real mode).
+struct ModeLayout {
+  uint64_t code_base, data_base, data_seg_base, code_seg_base;
+};
+constexpr ModeLayout layout_of(CpuMode m) {
+  switch (m) {
+    case CpuMode::Long64: return {kCodeBase, kDataBase, 0, 0};
+    case CpuMode::Prot32: return {kCodeBase, kLegacyDataBase, 0, 0};
+    case CpuMode::Real16: return {uint64_t{kRealCs} << 4, kLegacyDataBase, uint64_t{kRealDs} << 4,
+                                  uint64_t{kRealCs} << 4};
+  }
+  return {kCodeBase, kDataBase, 0, 0};
+}
 
 Encoded encode(const Form& f, SplitMix64& rng, uint64_t addr);
 std::string hex_bytes(const uint8_t* p, unsigned n);

@@ -438,3 +438,234 @@ std::vector<Form> addr32_forms() {
 }
 
 }  // namespace pvsim::oracle
+
+// ===================== forms outside 64-bit mode =====================
+
+namespace pvsim::oracle {
+
+namespace {
+
+unsigned default_size(CpuMode m) { return m == CpuMode::Real16 ? 16 : 32; }
+
+// The 64-bit tables carried to a legacy mode: the same opcodes with 8/16/32-bit operands
+// (a 64-bit operand size does not exist there, SDM Vol. 1 §3.6.1), eight registers and the
+// mode's addressing. MOVSXD (0x63 is ARPL outside 64-bit mode) and the 0x67 forms of
+// 64-bit mode are dropped. `a16` adds, for every memory form, a twin with the other
+// address size: 16-bit ModRM addressing (67 in 32-bit code). Real mode only gets its
+// native 16-bit addressing: 32-bit offsets above 0xffff are beyond the 64 KiB limits.
+std::vector<Form> retarget(const std::vector<Form>& in, CpuMode m, bool a16) {
+  std::vector<Form> out;
+  const unsigned def = default_size(m);
+  for (Form f : in) {
+    if (f.opsize == 64 || f.addr32 || f.opcode == std::vector<uint8_t>{0x63}) continue;
+    f.mode = m;
+    f.asize = def;
+    const std::string base_name = f.name;
+    f.name = std::string(mode_name(m)) + " " + base_name;
+    out.push_back(f);
+    if (a16 && m == CpuMode::Prot32 && f.mem && f.special != Special::BitOffsetReg) {
+      f.asize = 16;
+      f.name += " a16";
+      out.push_back(f);
+    }
+  }
+  return out;
+}
+
+Form legacy_form(CpuMode m, std::string name, std::vector<uint8_t> opcode, Operands ops,
+                 unsigned opsize, bool mem = false) {
+  Form f;
+  f.mode = m;
+  f.asize = default_size(m);
+  f.name = std::string(mode_name(m)) + " " + name + osz(opsize);
+  if (ops == Operands::EG || ops == Operands::GE || ops == Operands::E || ops == Operands::EI ||
+      ops == Operands::GEI || ops == Operands::EGI)
+    f.name += mem ? " mem" : " reg";
+  f.opcode = std::move(opcode);
+  f.ops = ops;
+  f.opsize = opsize;
+  f.rm_bits = f.reg_bits = opsize;
+  f.mem = mem;
+  return f;
+}
+
+}  // namespace
+
+std::vector<Form> legacy_alu_forms(CpuMode m) {
+  std::vector<Form> all;
+  for (unsigned op = 0; op < 8; ++op) {
+    auto v = alu_forms(op);
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  auto t = test_forms();
+  all.insert(all.end(), t.begin(), t.end());
+  auto n = inc_dec_neg_not_forms();
+  all.insert(all.end(), n.begin(), n.end());
+  std::vector<Form> out = retarget(all, m, true);
+  // INC/DEC r16/r32: 40+r / 48+r, the one-byte forms 64-bit mode gave to REX.
+  for (unsigned size : {16u, 32u}) {
+    Form f = legacy_form(m, "INC r", {0x40}, Operands::OpReg, size);
+    out.push_back(f);
+    f = legacy_form(m, "DEC r", {0x48}, Operands::OpReg, size);
+    out.push_back(f);
+  }
+  return out;
+}
+
+std::vector<Form> legacy_shift_forms(CpuMode m) {
+  std::vector<Form> all;
+  for (unsigned ext : {0u, 1u, 2u, 3u, 4u, 5u, 7u}) {
+    auto v = shift_forms(ext);
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  auto d = double_shift_forms();
+  all.insert(all.end(), d.begin(), d.end());
+  return retarget(all, m, false);
+}
+
+std::vector<Form> legacy_muldiv_forms(CpuMode m) {
+  std::vector<Form> all = mul_forms();
+  auto d = div_forms();
+  all.insert(all.end(), d.begin(), d.end());
+  return retarget(all, m, false);
+}
+
+std::vector<Form> legacy_bit_forms(CpuMode m) {
+  std::vector<Form> all = bit_test_forms();
+  auto s = bit_scan_forms();
+  all.insert(all.end(), s.begin(), s.end());
+  return retarget(all, m, false);
+}
+
+std::vector<Form> legacy_cond_forms(CpuMode m) {
+  std::vector<Form> all = cmov_forms();
+  auto s = setcc_forms();
+  all.insert(all.end(), s.begin(), s.end());
+  return retarget(all, m, false);
+}
+
+std::vector<Form> legacy_move_forms(CpuMode m) {
+  std::vector<Form> all = move_extend_forms();
+  auto x = exchange_forms();
+  all.insert(all.end(), x.begin(), x.end());
+  auto c = convert_forms();
+  all.insert(all.end(), c.begin(), c.end());
+  auto l = lea_forms();
+  all.insert(all.end(), l.begin(), l.end());
+  std::vector<Form> out = retarget(all, m, true);
+  // MOV (SDM MOV): 88/89/8A/8B, C6/C7 /0, B0+r / B8+r, A0-A3 moffs.
+  for (unsigned size : {8u, 16u, 32u}) {
+    const bool b = size == 8;
+    for (bool mem : {false, true}) {
+      out.push_back(legacy_form(m, "MOV E,G", {uint8_t(b ? 0x88 : 0x89)}, Operands::EG, size, mem));
+      out.push_back(legacy_form(m, "MOV G,E", {uint8_t(b ? 0x8a : 0x8b)}, Operands::GE, size, mem));
+      Form f = legacy_form(m, "MOV E,I", {uint8_t(b ? 0xc6 : 0xc7)}, Operands::EI, size, mem);
+      f.imm_bytes = b ? 1 : iz(size);
+      out.push_back(f);
+      if (mem && m == CpuMode::Prot32) {
+        for (Form g : {legacy_form(m, "MOV E,G", {uint8_t(b ? 0x88 : 0x89)}, Operands::EG, size, true),
+                       legacy_form(m, "MOV G,E", {uint8_t(b ? 0x8a : 0x8b)}, Operands::GE, size, true)}) {
+          g.asize = 16;
+          g.name += " a16";
+          out.push_back(g);
+        }
+      }
+    }
+    Form f = legacy_form(m, "MOV r,I", {uint8_t(b ? 0xb0 : 0xb8)}, Operands::OpReg, size);
+    f.imm_bytes = size / 8;
+    out.push_back(f);
+    const std::vector<unsigned> asizes =
+        m == CpuMode::Prot32 ? std::vector<unsigned>{32, 16} : std::vector<unsigned>{16};
+    for (unsigned as : asizes) {
+      for (bool store : {false, true}) {
+        Form g = legacy_form(m, store ? "MOV moffs,acc" : "MOV acc,moffs",
+                             {uint8_t((store ? 0xa2 : 0xa0) + (b ? 0 : 1))}, Operands::Moffs, size);
+        g.mem = true;
+        g.asize = as;
+        if (as != default_size(m)) g.name += " a" + std::to_string(as);
+        out.push_back(g);
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<Form> legacy_stack_forms(CpuMode m) {
+  std::vector<Form> out;
+  for (unsigned size : {16u, 32u}) {
+    auto stack = [&](Form f) {
+      f.special = Special::Stack;
+      out.push_back(f);
+    };
+    stack(legacy_form(m, "PUSH r", {0x50}, Operands::OpReg, size));
+    stack(legacy_form(m, "POP r", {0x58}, Operands::OpReg, size));
+    Form f = legacy_form(m, "PUSH Iz", {0x68}, Operands::None, size);
+    f.imm_bytes = iz(size);
+    stack(f);
+    f = legacy_form(m, "PUSH Ib", {0x6a}, Operands::None, size);
+    f.imm_bytes = 1;
+    stack(f);
+    for (bool mem : {false, true}) {
+      f = legacy_form(m, "PUSH E", {0xff}, Operands::E, size, mem);
+      f.ext = 6;
+      stack(f);
+      f = legacy_form(m, "POP E", {0x8f}, Operands::E, size, mem);
+      f.ext = 0;
+      stack(f);
+    }
+  }
+  return out;
+}
+
+std::vector<Form> legacy_string_forms(CpuMode m) {
+  std::vector<Form> out;
+  struct Str {
+    const char* name;
+    uint8_t op;
+    bool cond;  // CMPS/SCAS: REPE and REPNE both
+  };
+  const std::vector<unsigned> asizes =
+      m == CpuMode::Prot32 ? std::vector<unsigned>{32, 16} : std::vector<unsigned>{16};
+  for (const Str& s : {Str{"MOVS", 0xa4, false}, Str{"CMPS", 0xa6, true}, Str{"STOS", 0xaa, false},
+                       Str{"LODS", 0xac, false}, Str{"SCAS", 0xae, true}}) {
+    for (unsigned size : {8u, 16u, 32u}) {
+      for (unsigned as : asizes) {
+        for (uint8_t rep : {uint8_t{0}, uint8_t{0xf3}, uint8_t{0xf2}}) {
+          if (rep == 0xf2 && !s.cond) continue;  // F2 on MOVS/STOS/LODS: undocumented
+          std::string name = s.name;
+          if (rep) name = std::string(rep == 0xf2 ? "REPNE " : s.cond ? "REPE " : "REP ") + name;
+          Form f = legacy_form(m, name, {uint8_t(s.op + (size == 8 ? 0 : 1))}, Operands::None, size);
+          f.special = Special::String;
+          f.asize = as;
+          f.rep = rep;
+          if (as != default_size(m)) f.name += " a" + std::to_string(as);
+          out.push_back(f);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<Form> legacy_bcd_forms(CpuMode m) {
+  std::vector<Form> out;
+  struct Bcd {
+    const char* name;
+    uint8_t op;
+    FlagRule rule;
+    unsigned imm;
+  };
+  for (const Bcd& b : {Bcd{"DAA", 0x27, FlagRule::Daa, 0}, Bcd{"DAS", 0x2f, FlagRule::Daa, 0},
+                       Bcd{"AAA", 0x37, FlagRule::Aaa, 0}, Bcd{"AAS", 0x3f, FlagRule::Aaa, 0},
+                       Bcd{"AAM", 0xd4, FlagRule::Aam, 1}, Bcd{"AAD", 0xd5, FlagRule::Aam, 1},
+                       Bcd{"SALC", 0xd6, FlagRule::AllDefined, 0}}) {
+    Form f = legacy_form(m, b.name, {b.op}, Operands::None, 8);
+    f.flags = b.rule;
+    f.imm_bytes = b.imm;
+    if (b.op == 0xd4) f.special = Special::Aam;
+    out.push_back(f);
+  }
+  return out;
+}
+
+}  // namespace pvsim::oracle

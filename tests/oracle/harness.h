@@ -21,6 +21,10 @@ struct FormReport {
 // Cases per form: PVSIM_ORACLE_CASES (default 100000). Seed: PVSIM_ORACLE_SEED mixed
 // with the form name, so each form's stream is independent and reproducible.
 uint64_t oracle_case_count();
+// Cases per form outside 64-bit mode: PVSIM_ORACLE_LEGACY_CASES, default a quarter of
+// oracle_case_count() so the prot32/real16 suites add about a third to the oracle's run
+// time; PVSIM_ORACLE_LEGACY_CASES=100000 gives them the 64-bit suite's full count.
+uint64_t oracle_legacy_case_count();
 uint64_t oracle_seed_for(const std::string& form_name);
 
 class DiffRig {
