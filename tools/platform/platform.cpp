@@ -215,8 +215,13 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
   // machine.start = "bsp": the application processors sit in wait-for-SIPI from time 0,
   // as after the INIT IPI that firmware sends them (SDM Vol. 3A §9.4 "Multiple-Processor
   // (MP) Initialization").
+  // They wait in the INIT state (SDM Vol. 3A Table 9-1), whatever the boot protocol gave
+  // them, so a start-up IPI starts them in real mode.
   if (s.machine.start == StartMode::Bsp)
-    for (unsigned i = 1; i < n; ++i) m_state[i] = VState::WaitSipi;
+    for (unsigned i = 1; i < n; ++i) {
+      m_state[i] = VState::WaitSipi;
+      m_vcpus[i]->reset_to_init();
+    }
   while (m_sched_leaves < n) m_sched_leaves *= 2;
   m_sched.assign(2 * m_sched_leaves, kNotRunnable);
   for (unsigned i = 0; i < n; ++i) sched_update(i);
