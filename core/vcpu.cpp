@@ -103,6 +103,10 @@ void Vcpu::set_seg(SegReg s, const SegmentCache& c) {
   }
 }
 
+void Vcpu::set_paging_hook(std::function<void(Vcpu&, bool)> hook) {
+  m_core->paging_hook = std::move(hook);
+}
+
 void Vcpu::reset_to_init() {
   Core& c = *m_core;
   for (uint64_t& r : c.gpr) r = 0;

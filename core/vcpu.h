@@ -294,6 +294,9 @@ class Vcpu {
   // kvm_lapic_sync_from_vapic (the PV EOI read-back) after the guest has left. Unset, it
   // costs one predictable branch per exit.
   void set_exit_hook(std::function<void(Vcpu&)> hook);
+  // The guest changed CR0.PG with MOV to CR0 (`paging_now` = the new PG): what KVM's
+  // kvm_post_set_cr0 does about it (async page faults, pvmsr/README.md §5).
+  void set_paging_hook(std::function<void(Vcpu&, bool paging_now)> hook);
   // EPT violations (core/README.md "EPT model and host memory"): the first access to a
   // guest-physical RAM page that is not mapped in the modelled EPT (GuestMemory::ept_mapped)
   // traces kvm_exit(EPT_VIOLATION) and kvm_page_fault, then asks the hook what the host

@@ -424,6 +424,7 @@ class Core : public CoreState {
   // The hypervisor side (Vcpu::set_entry_hook, set_exit_hook, set_ept_hook, inject_exception).
   std::function<void(Vcpu&)> entry_hook;
   std::function<void(Vcpu&)> exit_hook;
+  std::function<void(Vcpu&, bool)> paging_hook;  // Vcpu::set_paging_hook
   // A host-side page walk (Vcpu::write_linear) is running: the host reads guest memory
   // through its own mappings, so a page the modelled EPT does not map is no VM exit.
   bool host_walk = false;

@@ -152,6 +152,7 @@ DecodeStatus decode(const uint8_t* p, size_t avail, Insn& out, uint8_t mode) {
   for (uint16_t k : cand) {
     const OpInfo& o = kOps[k];
     if (o.pfx == PF3 && rep != 0xf3) continue;
+    if (o.pfx == PNONE && rep) continue;
     if ((o.attr & A_NO64) && !leg) continue;
     if ((o.attr & A_ONLY64) && leg) continue;
     if (has_modrm) {

@@ -158,6 +158,10 @@ PVSIM_ALWAYS_INLINE bool alu_acc(Core& c, const Insn& i, unsigned size) {
   }                                         \
   bool N##_EvIb(Core& c, const Insn& i) {   \
     return alu_E<K, Src::Imm>(c, i, i.osz); \
+  }                                         \
+  /* 82 /r: 80 /r again outside 64-bit mode */ \
+  bool N##_EbIb82(Core& c, const Insn& i) { \
+    return alu_E<K, Src::Imm>(c, i, 1);     \
   }
 PVSIM_ALU_HANDLERS(ADD, Alu::Add)
 PVSIM_ALU_HANDLERS(OR, Alu::Or)

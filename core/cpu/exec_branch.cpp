@@ -5,15 +5,20 @@
 namespace pvsim::cpu {
 
 namespace {
+// Outside 64-bit mode a near target is an EIP: masked to the operand size, checked against
+// the CS limit (#GP(0) with nothing changed, SDM Vol. 2A "JMP", "CALL", Vol. 2B "RET") and
+// made linear with CS.base (Core::rip is linear, core/README.md "Legacy modes").
+inline bool legacy_jump(Core& c, uint64_t eip, const Insn& i) {
+  eip &= i.osz == 2 ? 0xffffull : 0xffffffffull;
+  if (eip > c.seg[1].limit) return c.gp(0);
+  c.next_rip = c.near_target(eip, i.osz);
+  c.cycles += 1;
+  return true;
+}
 // A near branch to a non-canonical target faults with #GP(0) on the branch itself.
-// Outside 64-bit mode the target is an EIP: masked to the operand size and made linear with
-// CS.base (Core::near_target; Core::rip is linear, core/README.md "Legacy modes").
 inline bool branch_to(Core& c, uint64_t target, const Insn& i) {
-  if (i.pfx & P_LEG) [[unlikely]] {
-    c.next_rip = c.near_target(c.eip_of(target), i.osz);
-    c.cycles += 1;
-    return true;
-  }
+  if (i.pfx & P_LEG) [[unlikely]]
+    return legacy_jump(c, c.eip_of(target), i);
   if (!is_canonical(target)) [[unlikely]]
     return c.gp(0);
   c.next_rip = target;
@@ -24,9 +29,10 @@ inline bool branch_to(Core& c, uint64_t target, const Insn& i) {
 inline uint64_t return_address(const Core& c, const Insn& i) {
   return (i.pfx & P_LEG) ? c.eip_of(c.next_rip) : c.next_rip;
 }
-// Near indirect targets and returns: an offset (EIP) outside 64-bit mode.
-inline uint64_t offset_target(const Core& c, const Insn& i, uint64_t t) {
-  return (i.pfx & P_LEG) ? c.near_target(t, i.osz) : t;
+// Outside 64-bit mode: would a jump to this EIP pass the CS limit (checked before a CALL
+// pushes anything)?
+inline bool within_cs(const Core& c, uint64_t eip, const Insn& i) {
+  return (eip & (i.osz == 2 ? 0xffffull : 0xffffffffull)) <= c.seg[1].limit;
 }
 }  // namespace
 
@@ -45,16 +51,16 @@ bool JMP_Jz(Core& c, const Insn& i) {
 bool JMP_Ev(Core& c, const Insn& i) {
   uint64_t t;
   if (!c.read_E(i, i.osz, t)) return false;
-  if (i.pfx & P_LEG) {
-    c.next_rip = offset_target(c, i, t);
-    c.cycles += 1;
-    return true;
-  }
+  if (i.pfx & P_LEG) return legacy_jump(c, t, i);
   return branch_to(c, t, i);
 }
 bool CALL_Jz(Core& c, const Insn& i) {
   const uint64_t t = c.next_rip + i.imm;
-  if (!(i.pfx & P_LEG) && !is_canonical(t)) return c.gp(0);
+  if (i.pfx & P_LEG) {
+    if (!within_cs(c, c.eip_of(t), i)) return c.gp(0);
+  } else if (!is_canonical(t)) {
+    return c.gp(0);
+  }
   if (!c.push(return_address(c, i), i.osz)) return false;
   return branch_to(c, t, i);
 }
@@ -62,10 +68,9 @@ bool CALL_Ev(Core& c, const Insn& i) {
   uint64_t t;
   if (!c.read_E(i, i.osz, t)) return false;
   if (i.pfx & P_LEG) {
+    if (!within_cs(c, t, i)) return c.gp(0);
     if (!c.push(return_address(c, i), i.osz)) return false;
-    c.next_rip = offset_target(c, i, t);
-    c.cycles += 1;
-    return true;
+    return legacy_jump(c, t, i);
   }
   if (!is_canonical(t)) return c.gp(0);
   if (!c.push(c.next_rip, 8)) return false;
@@ -74,12 +79,15 @@ bool CALL_Ev(Core& c, const Insn& i) {
 namespace {
 // RET outside 64-bit mode: pops an operand-size EIP, then releases `extra` bytes.
 bool ret_legacy(Core& c, const Insn& i, uint64_t extra) {
+  const uint64_t old_sp = c.gpr[4];
   uint64_t t;
   if (!c.pop(i.osz, t)) return false;
+  if (!within_cs(c, t, i)) {
+    c.gpr[4] = old_sp;
+    return c.gp(0);
+  }
   c.set_sp(c.sp_value() + extra);
-  c.next_rip = c.near_target(t, i.osz);
-  c.cycles += 1;
-  return true;
+  return legacy_jump(c, t, i);
 }
 }  // namespace
 bool RET(Core& c, const Insn& i) {

@@ -270,15 +270,20 @@ bool LGDT_Ms(Core& c, const Insn& i) {
 bool LIDT_Ms(Core& c, const Insn& i) {
   return load_table(c, i, c.idtr);
 }
+// SLDT, STR, LLDT and LTR are #UD in real-address mode (SDM Vol. 2B, each "Real-Address
+// Mode Exceptions").
 bool SLDT_Ew(Core& c, const Insn& i) {
+  if (c.real_mode()) return c.ud();
   return store_selector(c, i, c.ldtr.selector);
 }
 bool STR_Ew(Core& c, const Insn& i) {
+  if (c.real_mode()) return c.ud();
   return store_selector(c, i, c.tr.selector);
 }
 
 // LLDT: a null selector disables the LDT; otherwise an LDT descriptor (type 2) from the GDT.
 bool LLDT_Ew(Core& c, const Insn& i) {
+  if (c.real_mode()) return c.ud();
   if (c.cpl != 0) return c.gp(0);
   uint64_t v;
   if (!c.read_E(i, 2, v)) return false;
@@ -300,6 +305,7 @@ bool LLDT_Ew(Core& c, const Insn& i) {
 // LTR: the descriptor must be an available 64-bit TSS; it is marked busy in the GDT
 // (SDM Vol. 2A "LTR").
 bool LTR_Ew(Core& c, const Insn& i) {
+  if (c.real_mode()) return c.ud();
   if (c.cpl != 0) return c.gp(0);
   uint64_t v;
   if (!c.read_E(i, 2, v)) return false;
@@ -375,6 +381,8 @@ bool MOV_CdRd(Core& c, const Insn& i) {
       c.efer = new_efer;
       c.update_ac();
       c.update_mode();
+      // KVM's kvm_post_set_cr0 reacts to a CR0.PG change (async PF: Vcpu::set_paging_hook).
+      if ((pg_on || pg_off) && c.paging_hook) c.paging_hook(c.vcpu, pg_on);
       return true;
     }
     case 2:

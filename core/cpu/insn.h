@@ -31,8 +31,9 @@ using Threaded = const Insn* (*)(Core&, const Insn*, uint64_t last);
 
 // Opcode maps.
 enum : uint8_t { MAP_1B = 0, MAP_0F = 1, MAP_0F38 = 2, MAP_0F3A = 3 };
-// Mandatory-prefix column: PANY = any (F2/F3 are REP prefixes or ignored), PF3 = only with F3.
-enum : uint8_t { PANY = 0, PF3 = 1 };
+// Mandatory-prefix column: PANY = any (F2/F3 are REP prefixes or ignored), PF3 = only with F3,
+// PNONE = only without F2/F3 (with them the opcode is another instruction, not modelled: #UD).
+enum : uint8_t { PANY = 0, PF3 = 1, PNONE = 2 };
 // ModRM column: NOMODRM, or MODRM with a required mod class.
 enum : uint8_t { NOMODRM = 0, MODRM = 1 };
 enum : uint8_t { MANY = 0, MMEM = 1, MREG = 2 };

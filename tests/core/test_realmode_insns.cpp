@@ -566,3 +566,50 @@ TEST_CASE("STI shadow: HLT runs before a pending interrupt, which then wakes it"
   CHECK(h.ax() == 1);
   CHECK(h.vcpu.rip() == 0x8004);
 }
+
+TEST_CASE("82 /r is 80 /r outside 64-bit mode and #UD in 64-bit mode", "[legacy][decoder]") {
+  {
+    LegacyMachine m;                  // real mode (INIT + SIPI 0x08)
+    m.code({0x82, 0xc0, 0x05,         // 0000: add al, 5 (the 82 alias)
+            0x82, 0xf8, 0x15,         // 0003: cmp al, 0x15
+            0xf4});
+    m.vcpu.set_gpr(RAX, 0x1210);
+    m.step();
+    CHECK(m.ax() == 0x1215);
+    m.step();
+    CHECK((m.vcpu.rflags() & ZF) != 0);
+  }
+  {
+    LegacyMachine m;
+    m.enter_ia32e(LegacyMachine::kCode64, LegacyMachine::kCode);
+    m.code({0x82, 0xc0, 0x05});  // no such instruction in 64-bit mode (SDM Vol. 2D A.2.5 "i64")
+    m.step();
+    CHECK(m.vcpu.rip() == LegacyMachine::handler(6));
+  }
+}
+
+TEST_CASE("SLDT STR LLDT LTR are #UD in real mode, and F3 0F AE /5 is no LFENCE", "[legacy][decoder]") {
+  for (const std::vector<uint8_t>& insn : std::vector<std::vector<uint8_t>>{
+           {0x0f, 0x00, 0xc0},         // sldt ax
+           {0x0f, 0x00, 0xc8},         // str ax
+           {0x0f, 0x00, 0xd0},         // lldt ax
+           {0x0f, 0x00, 0xd8},         // ltr ax
+           {0xf3, 0x0f, 0xae, 0xe8},   // incsspd eax (CET): #UD here, not LFENCE
+           {0xf2, 0x0f, 0xae, 0xf0}})  // F2 0F AE /6: #UD, not MFENCE
+  {
+    LegacyMachine m;
+    m.ivt(6, 0, 0x9000);
+    m.put(0x9000, {0xf4});
+    m.code(insn);
+    m.step();
+    INFO("first byte " << int(insn[0]) << " length " << insn.size());
+    CHECK(m.vcpu.rip() == 0x9000);
+    // The pushed IP is the faulting instruction's (offset 0 in CS 0x0800), the frame's CS 0x0800.
+    CHECK(m.get16(m.base(SegReg::SS) + m.sp()) == 0);
+    CHECK(m.get16(m.base(SegReg::SS) + static_cast<uint16_t>(m.sp() + 2)) == 0x0800);
+  }
+  LegacyMachine m;  // without F2/F3 the fence still runs
+  m.code({0x0f, 0xae, 0xe8, 0xf4});
+  m.step();
+  CHECK(m.ip() == 3);
+}

@@ -214,20 +214,12 @@ struct Disagreement {
   }
 };
 
-// Why a disagreement is accepted (nullptr: it is not). `strict` drops the known gaps, for
-// the hidden "[core-bug]" test that fails until core/cpu is fixed.
+// Why a disagreement is accepted (nullptr: it is not).
 const char* accepted_difference(CpuMode mode, bool pvsim_side, const uint8_t* p, bool zok,
-                                const ZydisDecodedInstruction& z, const pvsim::cpu::Insn& pi,
-                                bool strict) {
-  const bool leg = mode != CpuMode::Long64;
+                                const ZydisDecodedInstruction& z, const pvsim::cpu::Insn& pi) {
   // Position of the opcode after the legacy prefixes.
   unsigned k = 0;
   while (k < 14 && is_prefix(p[k])) ++k;
-  const bool has_f2f3 = [&] {
-    for (unsigned i = 0; i < k; ++i)
-      if (p[i] == 0xf2 || p[i] == 0xf3) return true;
-    return false;
-  }();
   if (pvsim_side) {
     const std::string op = pvsim::cpu::op_name(static_cast<pvsim::cpu::OpId>(pi.id));
     // pvsim decodes these and the handler raises #UD (exec_system.cpp MOV_RdCd / MOV_CdRd:
@@ -244,28 +236,19 @@ const char* accepted_difference(CpuMode mode, bool pvsim_side, const uint8_t* p,
     // reserved hint NOP (SDM Vol. 2B "NOP", Vol. 2D Table A-3 0F 18-1F).
     if (op == "NOP_Ev" && (p[k + 1] == 0x1a || p[k + 1] == 0x1b))
       return "0F 1A/1B without MPX: hint NOP";
-    if (!strict) {
-      // KNOWN GAP (reported): with F2/F3, 0F AE /5-/7 register forms are INCSSP,
-      // UMONITOR, UMWAIT, ... (#UD without CET / WAITPKG), not fences.
-      if ((op == "LFENCE" || op == "MFENCE" || op == "SFENCE") && has_f2f3)
-        return "known gap: F2/F3 0F AE /5-/7 decoded as a fence";
-      // KNOWN GAP (reported): SLDT, STR, LLDT, LTR are not recognized in real-address mode
-      // (SDM Vol. 2A/2B, each one's "Real-Address Mode Exceptions": #UD).
-      if (mode == CpuMode::Real16 &&
-          (op == "SLDT_Ew" || op == "STR_Ew" || op == "LLDT_Ew" || op == "LTR_Ew"))
-        return "known gap: SLDT/STR/LLDT/LTR accepted in real mode";
-    }
+    // SLDT, STR, LLDT and LTR are #UD in real-address mode (SDM Vol. 2B, each one's
+    // "Real-Address Mode Exceptions"): pvsim decodes them and the handler raises it
+    // (exec_system.cpp).
+    if (mode == CpuMode::Real16 && (op == "SLDT_Ew" || op == "STR_Ew" || op == "LLDT_Ew" || op == "LTR_Ew"))
+      return "SLDT/STR/LLDT/LTR in real mode: #UD at execution";
     return nullptr;
   }
   (void)zok;
-  // KNOWN GAP (reported): 82 /r, the alias of 80 /r that exists outside 64-bit mode
-  // (SDM Vol. 2D Table A-2, 82 marked i64), is not implemented: #UD in pvsim.
-  if (!strict && leg && z.opcode_map == ZYDIS_OPCODE_MAP_DEFAULT && z.opcode == 0x82)
-    return "known gap: 82 /r not implemented";
+  (void)z;
   return nullptr;
 }
 
-Disagreement cross_check(CpuMode mode, uint64_t rounds, bool strict = false) {
+Disagreement cross_check(CpuMode mode, uint64_t rounds) {
   const Zydis z(mode);
   const std::set<std::string> supported = supported_mnemonics();
   static constexpr uint8_t kPrefixes[] = {0x66, 0x67, 0xf2, 0xf3, 0x2e, 0x36,
@@ -319,7 +302,7 @@ Disagreement cross_check(CpuMode mode, uint64_t rounds, bool strict = false) {
         (m == "movsd" || m == "cmpsd" || (m == "nop" && (insn.opcode < 0x18 || insn.opcode > 0x1f)));
     if (zok && supported.count(m) && !same_name_other_insn) {  // (a)
       ++d.compared;
-      if (!pok && accepted_difference(mode, false, buf, zok, insn, pi, strict)) {
+      if (!pok && accepted_difference(mode, false, buf, zok, insn, pi)) {
         ++d.allowed;
       } else if (!pok)
         report(buf, insn.length, "(a) zydis " + m + " " + opc + ", pvsim Invalid",
@@ -330,7 +313,7 @@ Disagreement cross_check(CpuMode mode, uint64_t rounds, bool strict = false) {
     } else if (pok) {  // (b)
       ++d.accepted;
       const std::string op = pvsim::cpu::op_name(static_cast<pvsim::cpu::OpId>(pi.id));
-      if ((!zok || pi.len != insn.length) && accepted_difference(mode, true, buf, zok, insn, pi, strict))
+      if ((!zok || pi.len != insn.length) && accepted_difference(mode, true, buf, zok, insn, pi))
         ++d.allowed;
       else if (!zok)
         report(buf, pi.len, "(b) pvsim " + op + ", zydis invalid", "pvsim len " + std::to_string(pi.len));
@@ -370,15 +353,3 @@ TEST_CASE("pvsim decoder agrees with Zydis in 16-bit mode", "[decoder][zydis][re
   CHECK(d.bad == 0);
 }
 
-// KNOWN CORE GAPS, kept out of the default run (hidden tag): the same cross-check without
-// the "known gap" allowances of accepted_difference(). Fails until core/cpu implements
-// 82 /r outside 64-bit mode, refuses F2/F3 0F AE /5-/7 register forms, and raises #UD for
-// SLDT/STR/LLDT/LTR in real mode. Run: ./pvsim_oracle_tests "[core-bug]"
-TEST_CASE("pvsim decoder known gaps (core bug)", "[.][decoder][zydis][core-bug]") {
-  const uint64_t rounds = std::max<uint64_t>(oracle_case_count() * 2, 20000);
-  for (CpuMode m : {CpuMode::Prot32, CpuMode::Real16}) {
-    const Disagreement d = cross_check(m, rounds, true);
-    INFO(d.samples());
-    CHECK(d.bad == 0);
-  }
-}

@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -325,11 +324,21 @@ TEST_CASE("qemu front: probes print what kvm-unit-tests' runner reads", "[qemu]"
 }
 
 TEST_CASE("qemu front: kernel and initrd files are checked after the options", "[qemu]") {
-  // scripts/vmm.bash qemu_parse_premature_failure: a line naming the file and matching this.
-  const std::regex runner_pattern("[Cc]ould not (load|open) kernel|error loading|failed to load");
+  // scripts/vmm.bash qemu_parse_premature_failure: a line naming the file and matching
+  // "[Cc]ould not (load|open) kernel|error loading|failed to load" (a plain scan: GCC 12
+  // warns inside <regex> in sanitizer builds).
+  auto runner_pattern = [](const std::string& l) {
+    for (const char* p : {"ould not load kernel", "ould not open kernel", "error loading", "failed to load"}) {
+      const size_t k = l.find(p);
+      if (k == std::string::npos) continue;
+      if (p[0] != 'o' || (k > 0 && (l[k - 1] == 'c' || l[k - 1] == 'C'))) return true;
+    }
+    return false;
+  };
   const std::string missing = check_qemu_files(parse_qemu_args({"-kernel", "_NO_FILE_4Uhere_"})).value_or("");
   CHECK(missing == "could not load kernel '_NO_FILE_4Uhere_': No such file or directory");
-  CHECK(std::regex_search(missing, runner_pattern));
+  CHECK(runner_pattern(missing));
+  CHECK_FALSE(runner_pattern("pvsim: kernel missing"));
   // The options are judged first: with a refused one the probe sees that one's line.
   CHECK(error_of({"-kernel", "_NO_FILE_4Uhere_", "-cpu", "Opteron_G1"}).find("Opteron_G1") != std::string::npos);
 

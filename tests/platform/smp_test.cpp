@@ -172,6 +172,26 @@ TEST_CASE("INIT then a start-up IPI starts the AP in real mode at vector << 12",
   CHECK(line.find("reason MSR_READ rip 0x21 ") != std::string::npos);
 }
 
+TEST_CASE("machine.start bsp: the APs wait for SIPI in the INIT state, the BSP in the boot state", "[smp]") {
+  // A start-up IPI without an INIT before it must start an AP in real mode, so the APs
+  // wait in the INIT state (SDM Vol. 3A Table 9-1) and not in the direct protocol's 64-bit
+  // boot state (which once made a SIPI start them with a 64-bit CS).
+  Platform p(shipped("init-bsp.json"));
+  CHECK(p.vcpu(0).cr(0) != 0x60000010);  // the BSP starts in 64-bit mode
+  for (unsigned i = 1; i < 4; ++i) {
+    INFO("vCPU " << i);
+    Vcpu& v = p.vcpu(i);
+    CHECK(v.cr(0) == 0x60000010);
+    CHECK(v.efer() == 0);
+    CHECK(v.seg(SegReg::CS).selector == 0xf000);
+    CHECK(v.seg(SegReg::CS).base == 0xffff0000);
+    CHECK(v.rip() == 0xfffffff0);
+    v.start_at_sipi(0x10);
+    CHECK(v.rip() == 0x10000);
+    CHECK((v.seg(SegReg::CS).attrs & (1u << 13)) == 0);  // not a 64-bit CS
+  }
+}
+
 TEST_CASE("spinlock: 8 vCPUs reach the exact total at quantum 1 and 10000", "[smp]") {
   for (const char* f : {"spinlock-q1.json", "spinlock-q10000.json"}) {
     INFO(f);

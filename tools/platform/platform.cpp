@@ -192,6 +192,7 @@ Platform::Platform(const Scenario& s, const PlatformOptions& opts) try
       init_vcpu_boot_state(v, i, n, s.machine.ram_bytes(), m_image.entry);
     attach_lapic(i);
     m_hv.attach(v, *m_cpus[i]->apic);
+    v.set_paging_hook([this, i](Vcpu&, bool paging_now) { m_hv.async_pf().on_paging_changed(i, paging_now); });
     // The host memory model only has a say when a page can be non-resident; otherwise every
     // page is mapped at its first access, as before (no hook, no cost).
     if (m_host_mem.active())
