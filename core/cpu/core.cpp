@@ -491,18 +491,18 @@ bool Core::try_wake() {
   return check_interrupts() && !halted;
 }
 
-// Stack accesses outside 64-bit mode: SS.B selects SP or ESP, SS.base is added and the
-// linear address wraps at 4 GiB (SDM Vol. 3A §6.2 "Stack"; no limit checks, core/README.md
-// "Legacy modes"). On a fault nothing changes.
+// Stack accesses outside 64-bit mode: SS.B selects SP or ESP, SS.base is added, the linear
+// address wraps at 4 GiB and an offset beyond SS's limit is #SS(0) (SDM Vol. 3A §6.2
+// "Stack", core/README.md "Legacy modes"). On a fault nothing changes.
 bool Core::push_legacy(uint64_t v, unsigned size) {
   const uint64_t sp = (sp_value() - size) & (stack32() ? 0xffffffffull : 0xffffull);
-  if (!write(seg_linear(2, sp), size, v)) return false;
+  if (!write(seg_linear(2, sp), size, v)) return stack_fault();  // beyond SS's limit: #SS(0)
   set_sp(sp);
   return true;
 }
 bool Core::pop_legacy(unsigned size, uint64_t& v) {
   const uint64_t sp = sp_value();
-  if (!read(seg_linear(2, sp), size, v)) return false;
+  if (!read(seg_linear(2, sp), size, v)) return stack_fault();
   set_sp(sp + size);
   return true;
 }

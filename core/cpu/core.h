@@ -652,9 +652,19 @@ class Core : public CoreState {
     return asz == 8 ? ~0ull : asz == 4 ? 0xffffffffull : 0xffffull;
   }
   // Outside 64-bit mode a linear address is segment base + offset, truncated to 32 bits
-  // (SDM Vol. 3A §3.4: no segment-limit checks are modelled, core/README.md "Legacy modes").
+  // (SDM Vol. 3A §3.4). The offset of the access's first byte is checked against the
+  // segment limit (SDM Vol. 3A §5.3: expand-up segments allow 0..limit, expand-down ones
+  // limit+1..0xffff or 0xffffffff by the B bit); beyond it the result is kLimitFault, a
+  // non-canonical address, so the access raises #GP(0) in translate() and the SS users turn
+  // that into #SS(0) (stack_fault(), Insn::ss_operand()).
+  static constexpr uint64_t kLimitFault = 1ull << 63;
   uint64_t seg_linear(unsigned s, uint64_t off) const {
-    return (seg[s].base + off) & 0xffffffffull;
+    const SegmentCache& c = seg[s];
+    const bool expand_down = (c.attrs & 0xc) == 0x4;  // data segment (type bit 3 clear), E set
+    if (expand_down ? off <= c.limit || off > ((c.attrs & (1u << 14)) ? 0xffffffffull : 0xffffull)
+                    : off > c.limit) [[unlikely]]
+      return kLimitFault;
+    return (c.base + off) & 0xffffffffull;
   }
   // The linear address of a string or XLAT source operand at offset `off`: the effective
   // segment outside 64-bit mode, else only an FS/GS override adds a base.
@@ -857,6 +867,7 @@ class Core : public CoreState {
   // Outside 64-bit mode (exceptions.cpp): real-mode IVT delivery, far JMP / CALL / RET and
   // IRET between real, 16/32-bit protected, compatibility and 64-bit code.
   bool deliver_real(uint8_t vector, EventKind kind, uint64_t ret_rip);
+  bool deliver_protected(uint8_t vector, EventKind kind, bool has_err, uint32_t err, uint64_t ret_rip);
   bool far_jump_legacy(uint16_t sel, uint64_t offset, unsigned osz, bool call);
   bool far_return_legacy(unsigned osz, bool is_iret, uint16_t pop_extra);
   // Loads CS in real mode (selector and base only: limit and attributes stay, SDM Vol. 3A

@@ -83,10 +83,7 @@ bool Core::deliver(uint8_t vector, EventKind kind, bool has_err, uint32_t err, u
   // protected-mode IDT. In compatibility mode (EFER.LMA = 1) delivery is the 64-bit one.
   if (!(efer & efer::LMA)) [[unlikely]] {
     if (real_mode()) return deliver_real(vector, kind, ret_rip);
-    return stop_with(StopReason::Unsupported,
-                     fmt::format("vCPU {}: vector {:#x} raised in 32-bit protected mode at rip {:#x}; "
-                                 "pvsim delivers events in real mode and IA-32e mode only",
-                                 cfg.index, vector, rip));
+    return deliver_protected(vector, kind, has_err, err, ret_rip);
   }
   // EXT (bit 0 of error codes raised during delivery): set unless the event is INT n/INT3.
   const uint32_t ext = kind == EventKind::SoftInt ? 0 : 1;
@@ -238,6 +235,62 @@ bool Core::deliver_real(uint8_t vector, EventKind kind, uint64_t ret_rip) {
   update_ac();
   set_cs_real(static_cast<uint16_t>(ent >> 16));
   next_rip = (seg[1].base + (ent & 0xffff)) & 0xffffffffull;
+  brk = true;
+  bp_seen_insns = rep_insns = mid_insns = ~0ull;
+  return true;
+}
+
+// Protected mode without IA-32e (SDM Vol. 3A §6.11-§6.12): 8-byte IDT gates. 32-bit (type
+// 0xE/0xF) and 16-bit (6/7) interrupt and trap gates to a handler at the current privilege
+// level: EFLAGS, CS, EIP and the error code are pushed on the current stack at the gate's
+// size. Task gates and a handler at a more privileged level (a stack switch through the
+// 32-bit TSS) stop the run with `unsupported` (core/README.md "Legacy modes").
+bool Core::deliver_protected(uint8_t vector, EventKind kind, bool has_err, uint32_t err, uint64_t ret_rip) {
+  const uint32_t ext = kind == EventKind::SoftInt ? 0 : 1;
+  const uint32_t idt_err = vector * 8u + 2u + ext;
+  if (vector * 8ull + 7 > idtr.limit) return gp(idt_err);
+  uint64_t lo;
+  if (!read_sys((idtr.base + vector * 8ull) & 0xffffffffull, 8, lo)) return false;
+  const unsigned type = (lo >> 40) & 0x1f;  // S (bit 4) must be 0: a system descriptor
+  const bool gate32 = type == 0xe || type == 0xf;
+  const bool gate16 = type == 0x6 || type == 0x7;
+  if (type == 0x5)
+    return stop_with(StopReason::Unsupported,
+                     fmt::format("vCPU {}: vector {:#x} through a task gate (rip {:#x}): task switches "
+                                 "are not supported",
+                                 cfg.index, vector, rip));
+  if (!gate32 && !gate16) return gp(idt_err);
+  if (kind == EventKind::SoftInt && ((lo >> 45) & 3) < cpl) return gp(idt_err);
+  if (!(lo & kDescP)) return raise(kNP, true, idt_err);
+  const uint16_t sel = static_cast<uint16_t>(lo >> 16);
+  const uint64_t offset = gate32 ? (lo & 0xffff) | ((lo >> 32) & 0xffff0000ull) : lo & 0xffff;
+  if ((sel & 0xfffc) == 0) return gp(ext);
+  uint64_t cd;
+  if (!load_descriptor(sel, cd, ext)) return false;
+  const uint32_t sel_err = (sel & 0xfffc) | ext;
+  if (!desc_is_code(cd) || desc_dpl(cd) > cpl) return gp(sel_err);
+  if (!(cd & kDescP)) return raise(kNP, true, sel_err);
+  if (!code_conforming(cd) && desc_dpl(cd) < cpl)
+    return stop_with(StopReason::Unsupported,
+                     fmt::format("vCPU {}: vector {:#x} to a handler at privilege level {} from {} in "
+                                 "32-bit protected mode (rip {:#x}): stack switches through a 32-bit TSS "
+                                 "are not supported",
+                                 cfg.index, vector, desc_dpl(cd), cpl, rip));
+  const SegmentCache cs = cache_from_descriptor(static_cast<uint16_t>((sel & 0xfffc) | cpl), cd);
+  if (offset > cs.limit) return gp(ext);
+  const unsigned sz = gate32 ? 4 : 2;
+  const uint64_t old_sp = gpr[4];
+  const uint64_t image = flags() & (sz == 4 ? fl::kDefined : 0xffff);
+  if (!push(image, sz) || !push(seg[1].selector, sz) || !push(eip_of(ret_rip), sz) ||
+      (has_err && !push(err, sz))) {
+    gpr[4] = old_sp;
+    return false;
+  }
+  rf &= ~(fl::TF | fl::NT | fl::RF | fl::VM);
+  if (!(type & 1)) rf &= ~fl::IF;  // interrupt gates; trap gates leave IF alone
+  seg[1] = cs;
+  update_mode();
+  next_rip = (cs.base + offset) & 0xffffffffull;
   brk = true;
   bp_seen_insns = rep_insns = mid_insns = ~0ull;
   return true;

@@ -126,8 +126,11 @@ struct Insn {
   bool mod3() const { return pfx & P_MOD3; }
   // A memory operand whose segment is SS: RSP or RBP as base and no FS/GS override
   // (SDM Vol. 1 §3.7.4, default segment selection rules).
+  // Outside 64-bit mode: any memory operand whose effective segment is SS (its limit
+  // violations are #SS(0), Core::seg_linear).
   bool ss_operand() const {
-    return !mod3() && !(pfx & P_LEG) && seg == 0 && (base == 4 || base == 5);
+    if (pfx & P_LEG) return !mod3() && seg == 2;
+    return !mod3() && seg == 0 && (base == 4 || base == 5);
   }
   bool legacy() const { return pfx & P_LEG; }
 };

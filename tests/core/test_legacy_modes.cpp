@@ -842,3 +842,91 @@ TEST_CASE("block cache: the same bytes at one GPA run as 16-bit, then 32-bit, th
   CHECK(m.vcpu.gpr(RAX) == 0xaaaa0001);
   CHECK(m.get8(0x1030) == 0x42);
 }
+
+TEST_CASE("segment limits: beyond the limit is #GP(0), through SS #SS(0), expand-down inverts",
+          "[legacy][segments]") {
+  // SDM Vol. 3A §5.3: compatibility mode checks limits as protected mode does (the 64-bit
+  // IDT's handlers are HLTs at handler(v)).
+  auto run_one = [](std::vector<uint8_t> code, auto setup) {
+    LegacyMachine m;
+    m.enter_ia32e(LegacyMachine::kCode32, 0x9000);
+    setup(m);
+    m.code_at(0x9000, code);
+    m.step();
+    return m.vcpu.rip();
+  };
+  const auto limit_ds = [](uint32_t limit, uint16_t attrs) {
+    return [=](LegacyMachine& m) { m.vcpu.set_seg(SegReg::DS, {LegacyMachine::kData32, 0, limit, attrs}); };
+  };
+  const std::vector<uint8_t> load_2000 = {0xa1, 0x00, 0x20, 0x00, 0x00, 0xf4};  // mov eax, [0x2000]
+  const std::vector<uint8_t> load_0800 = {0xa1, 0x00, 0x08, 0x00, 0x00, 0xf4};  // mov eax, [0x800]
+  // Expand-up, limit 0xfff: 0x800 is inside, 0x2000 beyond.
+  CHECK(run_one(load_0800, limit_ds(0xfff, 0xc093)) == 0x9005);
+  CHECK(run_one(load_2000, limit_ds(0xfff, 0xc093)) == LegacyMachine::handler(13));
+  // Expand-down (type 7), limit 0xfff, B = 1: valid offsets are 0x1000..0xffffffff.
+  CHECK(run_one(load_2000, limit_ds(0xfff, 0xc097)) == 0x9005);
+  CHECK(run_one(load_0800, limit_ds(0xfff, 0xc097)) == LegacyMachine::handler(13));
+  // Through SS (an ESP-based operand, and a push): #SS(0).
+  const auto small_ss = [](LegacyMachine& m) {
+    m.vcpu.set_seg(SegReg::SS, {LegacyMachine::kData32, 0, 0xfff, 0xc093});
+  };
+  CHECK(run_one({0x8b, 0x04, 0x24, 0xf4}, small_ss) == LegacyMachine::handler(12));  // mov eax, [esp]
+  CHECK(run_one({0x50, 0xf4}, small_ss) == LegacyMachine::handler(12));              // push eax
+  CHECK(run_one({0x50, 0xf4}, [](LegacyMachine&) {}) == 0x9001);                    // flat SS: fine
+}
+
+TEST_CASE("segment limits in real mode: a 67-prefixed offset beyond 0xffff is #GP", "[legacy][segments]") {
+  LegacyMachine m;  // real mode, DS limit 0xffff from INIT
+  m.ivt(13, 0, 0x9000);
+  m.put(0x9000, {0xf4});
+  m.code({0x67, 0x8a, 0x03,   // 0000: mov al, [ebx]
+          0xf4});
+  m.vcpu.set_gpr(RBX, 0x10000);
+  m.step();
+  CHECK(m.vcpu.rip() == 0x9000);
+  LegacyMachine u;  // the same access with a 4 GiB DS limit (unreal mode) reads the byte
+  u.put(0x10000, {0x5a});
+  u.vcpu.set_seg(SegReg::DS, {0, 0, 0xffffffff, 0x93});
+  u.code({0x67, 0x8a, 0x03, 0xf4});
+  u.vcpu.set_gpr(RBX, 0x10000);
+  u.step();
+  CHECK((u.vcpu.gpr(RAX) & 0xff) == 0x5a);
+}
+
+TEST_CASE("32-bit protected mode delivers through 8-byte IDT gates and IRET returns",
+          "[legacy][events]") {
+  // SDM Vol. 3A §6.11-§6.12: a 32-bit interrupt gate (type 0xE) and a 32-bit trap gate
+  // (type 0xF) to handlers at CPL 0; EFLAGS, CS, EIP (and the error code) on the stack.
+  LegacyMachine m;
+  m.enter_pm32(0x9000, 0x7000);
+  constexpr uint64_t kIdt = 0xa000;
+  auto gate = [&](unsigned v, uint32_t off, unsigned type) {
+    m.put64(kIdt + v * 8, (off & 0xffff) | (uint64_t{LegacyMachine::kCode32} << 16) |
+                              (uint64_t{0x80u | type} << 40) | (uint64_t{off >> 16} << 48));
+  };
+  gate(0x30, 0xb000, 0xf);  // trap gate: IF stays
+  gate(13, 0xb100, 0xe);    // interrupt gate: IF cleared; #GP pushes an error code
+  m.vcpu.set_idtr({kIdt, 0x7ff});
+  m.put(0xb000, {0xcf});        // iretd
+  m.put(0xb100, {0xf4});        // hlt
+  m.code_at(0x9000, {0xfb,                              // 0000: sti
+                     0xcd, 0x30,                        // 0001: int 0x30
+                     0x8e, 0xd8});                      // 0003: mov ds, eax (selector 0x4b: beyond the GDT)
+  m.step();  // sti
+  m.step();  // int 0x30
+  CHECK(m.vcpu.rip() == 0xb000);
+  CHECK((m.vcpu.rflags() & (1u << 9)) != 0);  // trap gate
+  CHECK(m.vcpu.gpr(RSP) == 0x7000 - 12);
+  CHECK(m.get32(0x7000 - 12) == 0x9003);                // EIP after INT
+  CHECK(m.get32(0x7000 - 8) == LegacyMachine::kCode32);  // CS
+  CHECK((m.get32(0x7000 - 4) & 0x202) == 0x202);        // EFLAGS with IF
+  m.step();  // iretd
+  CHECK(m.vcpu.rip() == 0x9003);
+  CHECK(m.vcpu.gpr(RSP) == 0x7000);
+  m.vcpu.set_gpr(RAX, 0x4b);
+  m.step();  // mov ds -> #GP(0x48)
+  CHECK(m.vcpu.rip() == 0xb100);
+  CHECK((m.vcpu.rflags() & (1u << 9)) == 0);  // interrupt gate
+  CHECK(m.get32(0x7000 - 16) == 0x48);        // the error code: the selector
+  CHECK(m.get32(0x7000 - 12) == 0x9003);      // EIP of the faulting MOV
+}
