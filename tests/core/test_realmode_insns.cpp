@@ -613,3 +613,45 @@ TEST_CASE("SLDT STR LLDT LTR are #UD in real mode, and F3 0F AE /5 is no LFENCE"
   m.step();
   CHECK(m.ip() == 3);
 }
+
+TEST_CASE("INTO, CALL far m16:16, FLDCW and FNCLEX in real mode", "[legacy][x87]") {
+  LegacyMachine m;
+  m.ivt(4, 0, 0x9000);
+  m.put(0x9000, {0xcf});                    // #OF handler: iret
+  m.put(0x9020, {0xcb});                    // 0900:0020: retf
+  m.put(0x200, {0x20, 0x00, 0x00, 0x09});  // m16:16 = 0900:0020
+  m.put(0x210, {0x7f, 0x02});              // a control word: 0x027f
+  m.code({
+      0xce,                    // 0000: into (OF = 0: nothing)
+      0xb0, 0x7f,              // 0001: mov al, 0x7f
+      0x04, 0x01,              // 0003: add al, 1 (OF = 1)
+      0xce,                    // 0005: into -> IVT vector 4
+      0xff, 0x1e, 0x00, 0x02,  // 0006: call far [0x200]
+      0xd9, 0x2e, 0x10, 0x02,  // 000a: fldcw [0x210]
+      0xd9, 0x3e, 0x12, 0x02,  // 000e: fnstcw [0x212]
+      0xdb, 0xe2,              // 0012: fnclex
+      0xf4,                    // 0014: hlt
+  });
+  m.step();
+  CHECK(m.ip() == 1);
+  m.run(2);
+  CHECK(m.ip() == 5);
+  m.step();  // into with OF = 1: a trap, the pushed IP is the next instruction's
+  CHECK(m.vcpu.rip() == 0x9000);
+  CHECK(m.get16(m.base(SegReg::SS) + m.sp()) == 0x0006);
+  m.step();  // iret
+  CHECK(m.ip() == 6);
+  m.step();  // call far [0x200]
+  CHECK(m.sel(SegReg::CS) == 0x0900);
+  CHECK(m.vcpu.rip() == 0x9020);
+  CHECK(m.get16(m.base(SegReg::SS) + m.sp()) == 0x000a);                                  // IP
+  CHECK(m.get16(m.base(SegReg::SS) + static_cast<uint16_t>(m.sp() + 2)) == 0x0800);       // CS
+  m.step();  // retf
+  CHECK(m.sel(SegReg::CS) == 0x0800);
+  CHECK(m.ip() == 0x0a);
+  m.run(2);  // fldcw, fnstcw
+  CHECK(m.get16(0x212) == 0x027f);
+  m.step();  // fnclex
+  CHECK(m.ip() == 0x14);
+  CHECK(m.step().reason == StopReason::Halted);
+}
