@@ -624,14 +624,20 @@ class Core : public CoreState {
   bool stop_with(StopReason r, std::string detail);
 
   // ================= memory =================
-  // Effective linear address of the ModRM memory operand (SDM Vol. 1 §3.7.5).
-  __attribute__((always_inline)) uint64_t ea(const Insn& i) const {
+  // Base + index * scale + displacement of the ModRM memory operand, before the address
+  // size is applied (SDM Vol. 1 §3.7.5).
+  __attribute__((always_inline)) uint64_t ea_sum(const Insn& i) const {
     uint64_t a = static_cast<uint64_t>(static_cast<int64_t>(i.disp));
     if (i.base == kRegRip)
       a += next_rip;
     else if (i.base != kRegNone)
       a += gpr[i.base];
     if (i.index != kRegNone) a += gpr[i.index] << i.scale;
+    return a;
+  }
+  // Effective linear address of the ModRM memory operand.
+  __attribute__((always_inline)) uint64_t ea(const Insn& i) const {
+    uint64_t a = ea_sum(i);
     if (i.pfx & P_LEG) [[unlikely]]
       return seg_linear(i.seg, a & addr_mask(i.asz));
     if (i.asz == 4) a &= 0xffffffff;
@@ -639,17 +645,15 @@ class Core : public CoreState {
     return a;
   }
   // The offset part only (LEA): no segment base.
-  uint64_t ea_offset(const Insn& i) const {
-    uint64_t a = static_cast<uint64_t>(static_cast<int64_t>(i.disp));
-    if (i.base == kRegRip)
-      a += next_rip;
-    else if (i.base != kRegNone)
-      a += gpr[i.base];
-    if (i.index != kRegNone) a += gpr[i.index] << i.scale;
-    return a & addr_mask(i.asz);
-  }
+  uint64_t ea_offset(const Insn& i) const { return ea_sum(i) & addr_mask(i.asz); }
   static constexpr uint64_t addr_mask(unsigned asz) {
     return asz == 8 ? ~0ull : asz == 4 ? 0xffffffffull : 0xffffull;
+  }
+  // (R/E)SI, (R/E)DI, (R/E)CX as the address size sees them (string instructions, LOOP,
+  // JCXZ, XLAT): a 16-bit update merges into the low word, a 32-bit one zero-extends.
+  uint64_t addr_reg(const Insn& i, unsigned r) const { return gpr[r] & addr_mask(i.asz); }
+  void set_addr_reg(const Insn& i, unsigned r, uint64_t v) {
+    gpr[r] = i.asz == 8 ? v : i.asz == 4 ? v & 0xffffffff : (gpr[r] & ~0xffffull) | (v & 0xffff);
   }
   // Outside 64-bit mode a linear address is segment base + offset, truncated to 32 bits
   // (SDM Vol. 3A §3.4). The offset of the access's first byte is checked against the
@@ -864,6 +868,7 @@ class Core : public CoreState {
   bool load_seg(SegReg s, uint16_t sel);  // MOV/POP Sreg (SS and data segments)
   bool far_return(unsigned osz, bool is_iret, uint16_t pop_extra);
   bool far_jump(uint16_t sel, uint64_t offset);
+  bool far_target(uint16_t sel, uint64_t& cd);  // checks shared by far_jump and far_jump_legacy
   // Outside 64-bit mode (exceptions.cpp): real-mode IVT delivery, far JMP / CALL / RET and
   // IRET between real, 16/32-bit protected, compatibility and 64-bit code.
   bool deliver_real(uint8_t vector, EventKind kind, uint64_t ret_rip);

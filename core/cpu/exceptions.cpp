@@ -321,16 +321,9 @@ bool Core::far_jump_legacy(uint16_t sel, uint64_t offset, unsigned osz, bool cal
     brk = true;
     return true;
   }
-  if ((sel & 0xfffc) == 0) return gp(0);
   uint64_t cd;
-  if (!load_descriptor(sel, cd, 0)) return false;
-  const uint32_t err = sel & 0xfffc;
-  if (!desc_is_code(cd)) return gp(err);
-  if (code_conforming(cd) ? desc_dpl(cd) > cpl : ((sel & 3) > cpl || desc_dpl(cd) != cpl))
-    return gp(err);
-  if (!(cd & kDescP)) return raise(kNP, true, err);
+  if (!far_target(sel, cd)) return false;
   const bool to64 = (efer & efer::LMA) && (cd & kDescL);
-  if (to64 && (cd & kDescDB)) return gp(err);
   SegmentCache cs = cache_from_descriptor(static_cast<uint16_t>((sel & 0xfffc) | cpl), cd);
   if (!to64 && offset > cs.limit) return gp(0);
   if (!push_return()) return false;
@@ -540,17 +533,24 @@ bool Core::far_return(unsigned osz, bool is_iret, uint16_t pop_extra) {
   return true;
 }
 
-bool Core::far_jump(uint16_t sel, uint64_t offset) {
+// The code descriptor a far JMP or CALL loads into CS, with its checks (SDM Vol. 2A "JMP"
+// far, protected mode): only code segments (no call gates or TSS jumps), the privilege
+// rules, present, and L=1 with D=1 reserved in IA-32e mode (outside it L is ignored).
+bool Core::far_target(uint16_t sel, uint64_t& cd) {
   if ((sel & 0xfffc) == 0) return gp(0);
-  uint64_t cd;
   if (!load_descriptor(sel, cd, 0)) return false;
   const uint32_t err = sel & 0xfffc;
-  // Only code segments (no call gates or TSS jumps) — SDM Vol. 2A "JMP" far.
   if (!desc_is_code(cd)) return gp(err);
   if (code_conforming(cd) ? desc_dpl(cd) > cpl : ((sel & 3) > cpl || desc_dpl(cd) != cpl))
     return gp(err);
   if (!(cd & kDescP)) return raise(kNP, true, err);
-  if ((cd & kDescL) && (cd & kDescDB)) return gp(err);
+  if ((efer & efer::LMA) && (cd & kDescL) && (cd & kDescDB)) return gp(err);
+  return true;
+}
+
+bool Core::far_jump(uint16_t sel, uint64_t offset) {
+  uint64_t cd;
+  if (!far_target(sel, cd)) return false;
   if (!is_canonical(offset)) return gp(0);
   seg[1] = cache_from_descriptor(static_cast<uint16_t>((sel & 0xfffc) | cpl), cd);
   update_mode();

@@ -182,14 +182,15 @@ inline bool test_E(Core& c, const Insn& i, unsigned size, uint64_t b) {
   return true;
 }
 // INC/DEC leave CF alone (SDM Vol. 2A "INC").
+inline uint64_t incdec(Core& c, uint64_t a, unsigned size, bool dec) {
+  uint64_t r;
+  const uint64_t f = dec ? flags_sub(a, 1, 0, size, r) : flags_add(a, 1, 0, size, r);
+  const uint64_t old = c.flags();
+  c.rf = (old & ~(fl::kArith & ~fl::CF)) | (f & ~fl::CF);
+  return r;
+}
 inline bool incdec_E(Core& c, const Insn& i, unsigned size, bool dec) {
-  return rmw_E(c, i, size, [&](uint64_t a) {
-    uint64_t r;
-    const uint64_t f = dec ? flags_sub(a, 1, 0, size, r) : flags_add(a, 1, 0, size, r);
-    const uint64_t old = c.flags();
-    c.rf = (old & ~(fl::kArith & ~fl::CF)) | (f & ~fl::CF);
-    return r;
-  });
+  return rmw_E(c, i, size, [&](uint64_t a) { return incdec(c, a, size, dec); });
 }
 inline bool neg_E(Core& c, const Insn& i, unsigned size) {
   return rmw_E(c, i, size, [&](uint64_t a) {
@@ -250,6 +251,15 @@ bool INC_Ev(Core& c, const Insn& i) {
 }
 bool DEC_Ev(Core& c, const Insn& i) {
   return incdec_E(c, i, i.osz, true);
+}
+// 40+r / 48+r outside 64-bit mode (where 64-bit mode has REX): the register in the opcode.
+bool INC_rv(Core& c, const Insn& i) {
+  c.setr(i.reg, i.osz, i, incdec(c, c.getr(i.reg, i.osz, i), i.osz, false));
+  return true;
+}
+bool DEC_rv(Core& c, const Insn& i) {
+  c.setr(i.reg, i.osz, i, incdec(c, c.getr(i.reg, i.osz, i), i.osz, true));
+  return true;
 }
 
 // ---------------- multiply / divide ----------------

@@ -132,13 +132,9 @@ bool JMPF_Mp(Core& c, const Insn& i) {
 
 namespace {
 // LOOP / JCXZ count in CX, ECX or RCX by the address size (SDM Vol. 2A "LOOP/LOOPcc").
-inline uint64_t count_reg(const Core& c, const Insn& i) {
-  return c.gpr[1] & Core::addr_mask(i.asz);
-}
 inline bool loop_common(Core& c, const Insn& i, bool take_if_more) {
-  const uint64_t m = Core::addr_mask(i.asz);
-  const uint64_t n = (c.gpr[1] - 1) & m;
-  c.gpr[1] = i.asz == 2 ? (c.gpr[1] & ~0xffffull) | n : n;
+  const uint64_t n = (c.addr_reg(i, 1) - 1) & Core::addr_mask(i.asz);
+  c.set_addr_reg(i, 1, n);
   return (n != 0 && take_if_more) ? branch_to(c, c.next_rip + i.imm, i) : true;
 }
 }  // namespace
@@ -152,7 +148,7 @@ bool LOOPNE_Jb(Core& c, const Insn& i) {
   return loop_common(c, i, !(c.flags() & fl::ZF));
 }
 bool JRCXZ_Jb(Core& c, const Insn& i) {
-  return count_reg(c, i) == 0 ? branch_to(c, c.next_rip + i.imm, i) : true;
+  return c.addr_reg(i, 1) == 0 ? branch_to(c, c.next_rip + i.imm, i) : true;
 }
 
 // INT n / INT3: software interrupts, delivered with the gate-DPL check and the return

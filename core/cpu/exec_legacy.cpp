@@ -1,6 +1,5 @@
 // core/cpu/exec_legacy.cpp — instructions that exist only outside 64-bit mode or that only
-// legacy code uses: BCD adjustment, PUSHA/POPA, segment-register pushes and pops, far
-// pointer loads, far CALL/JMP with an immediate pointer, SMSW/LMSW, debug-register moves and
+// legacy code uses: BCD adjustment, PUSHA/POPA, far pointer loads, far CALL/JMP with an immediate pointer, SMSW/LMSW, debug-register moves and
 // the x87 control instructions (core/README.md "Legacy modes"). Real-mode boot code, AP
 // trampolines and kvm-unit-tests' realmode test execute them.
 #include <fmt/format.h>
@@ -23,24 +22,6 @@ inline void bcd_flags(Core& c, bool cf, bool af) {
   c.set_arith(flags_szp(al(c), 1) | (cf ? fl::CF : 0) | (af ? fl::AF : 0));
 }
 }  // namespace
-
-// ---------------- INC/DEC r16/r32 (40+r / 48+r outside 64-bit mode) ----------------
-bool INC_rv(Core& c, const Insn& i) {
-  uint64_t r;
-  const uint64_t f = flags_add(c.getr(i.reg, i.osz, i), 1, 0, i.osz, r);
-  const uint64_t old = c.flags();
-  c.rf = (old & ~(fl::kArith & ~fl::CF)) | (f & ~fl::CF);  // CF is left alone
-  c.setr(i.reg, i.osz, i, r);
-  return true;
-}
-bool DEC_rv(Core& c, const Insn& i) {
-  uint64_t r;
-  const uint64_t f = flags_sub(c.getr(i.reg, i.osz, i), 1, 0, i.osz, r);
-  const uint64_t old = c.flags();
-  c.rf = (old & ~(fl::kArith & ~fl::CF)) | (f & ~fl::CF);
-  c.setr(i.reg, i.osz, i, r);
-  return true;
-}
 
 // ---------------- decimal adjustment (SDM Vol. 2A "DAA", "DAS", "AAA", "AAS", "AAM", "AAD") ----
 bool DAA(Core& c, const Insn&) {
@@ -150,45 +131,6 @@ bool POPA(Core& c, const Insn& i) {
   for (unsigned r = 0; r < 8; ++r)
     if (r != 4) c.setr(r, i.osz, i, v[r]);
   return true;
-}
-
-// ---------------- segment registers on the stack ----------------
-namespace {
-// A segment push writes the selector zero-extended to the operand size.
-inline bool push_sreg(Core& c, const Insn& i, SegReg s) {
-  return c.push(c.seg[static_cast<unsigned>(s)].selector, i.osz);
-}
-inline bool pop_sreg(Core& c, const Insn& i, SegReg s) {
-  const uint64_t old = c.gpr[4];
-  uint64_t v;
-  if (!c.pop(i.osz, v)) return false;
-  if (!c.load_seg(s, static_cast<uint16_t>(v))) {
-    c.gpr[4] = old;
-    return false;
-  }
-  return true;
-}
-}  // namespace
-bool PUSH_ES(Core& c, const Insn& i) {
-  return push_sreg(c, i, SegReg::ES);
-}
-bool PUSH_CS(Core& c, const Insn& i) {
-  return push_sreg(c, i, SegReg::CS);
-}
-bool PUSH_SS(Core& c, const Insn& i) {
-  return push_sreg(c, i, SegReg::SS);
-}
-bool PUSH_DS(Core& c, const Insn& i) {
-  return push_sreg(c, i, SegReg::DS);
-}
-bool POP_ES(Core& c, const Insn& i) {
-  return pop_sreg(c, i, SegReg::ES);
-}
-bool POP_SS(Core& c, const Insn& i) {  // load_seg starts the one-instruction interrupt shadow
-  return pop_sreg(c, i, SegReg::SS);
-}
-bool POP_DS(Core& c, const Insn& i) {
-  return pop_sreg(c, i, SegReg::DS);
 }
 
 // ---------------- far pointer loads (SDM Vol. 2A "LDS/LES/LFS/LGS/LSS") ----------------

@@ -180,7 +180,7 @@ bool CWD(Core& c, const Insn& i) {
   return true;
 }
 bool XLAT(Core& c, const Insn& i) {
-  const uint64_t a = c.src_linear(i, (c.gpr[3] + (c.gpr[0] & 0xff)) & Core::addr_mask(i.asz));
+  const uint64_t a = c.src_linear(i, (c.gpr[3] + (c.gpr[0] & 0xff)) & Core::addr_mask(i.asz));  // DS:[rBX + AL]
   uint64_t v;
   if (!c.read(a, 1, v)) return false;
   c.setr(0, 1, i, v);
@@ -239,6 +239,29 @@ inline bool pop_seg(Core& c, const Insn& i, SegReg s) {
 }  // namespace
 bool POP_FS(Core& c, const Insn& i) {
   return pop_seg(c, i, SegReg::FS);
+}
+// PUSH/POP ES, CS, SS, DS exist outside 64-bit mode only (opcodes.def A_NO64); POP SS starts
+// the one-instruction interrupt shadow (load_seg).
+bool PUSH_ES(Core& c, const Insn& i) {
+  return c.push(c.seg[0].selector, i.osz);
+}
+bool PUSH_CS(Core& c, const Insn& i) {
+  return c.push(c.seg[1].selector, i.osz);
+}
+bool PUSH_SS(Core& c, const Insn& i) {
+  return c.push(c.seg[2].selector, i.osz);
+}
+bool PUSH_DS(Core& c, const Insn& i) {
+  return c.push(c.seg[3].selector, i.osz);
+}
+bool POP_ES(Core& c, const Insn& i) {
+  return pop_seg(c, i, SegReg::ES);
+}
+bool POP_SS(Core& c, const Insn& i) {
+  return pop_seg(c, i, SegReg::SS);
+}
+bool POP_DS(Core& c, const Insn& i) {
+  return pop_seg(c, i, SegReg::DS);
 }
 bool POP_GS(Core& c, const Insn& i) {
   return pop_seg(c, i, SegReg::GS);
@@ -343,13 +366,6 @@ bool SFENCE(Core&, const Insn&) {
 // (core/README.md "REP string instructions"). REP with RCX = 0 is one instruction that
 // does nothing.
 namespace {
-// RSI / RDI / RCX by the address size: 16-bit forms merge into the low word.
-inline uint64_t aval(const Core& c, const Insn& i, unsigned r) {
-  return c.gpr[r] & Core::addr_mask(i.asz);
-}
-inline void aset(Core& c, const Insn& i, unsigned r, uint64_t v) {
-  c.gpr[r] = i.asz == 8 ? v : i.asz == 4 ? v & 0xffffffff : (c.gpr[r] & ~0xffffull) | (v & 0xffff);
-}
 
 enum class Str { Movs, Stos, Lods, Cmps, Scas };
 
@@ -357,7 +373,7 @@ template <Str K>
 inline bool string_op(Core& c, const Insn& i, unsigned sz) {
   const int64_t step = (c.rf & fl::DF) ? -static_cast<int64_t>(sz) : static_cast<int64_t>(sz);
   const bool rep = i.pfx & (P_REP | P_REPNE);
-  uint64_t n = rep ? aval(c, i, 1) : 1;
+  uint64_t n = rep ? c.addr_reg(i, 1) : 1;
   if (n == 0) return true;
   const uint64_t n0 = n;
   // An element fails (a fault, or an abandoned access) after others ran: RIP stays on the
@@ -368,35 +384,35 @@ inline bool string_op(Core& c, const Insn& i, unsigned sz) {
   };
   for (;;) {
     uint64_t v = 0;
-    const uint64_t si = aval(c, i, 6), di = aval(c, i, 7);
+    const uint64_t si = c.addr_reg(i, 6), di = c.addr_reg(i, 7);
     if constexpr (K == Str::Movs) {
       if (!c.read(c.src_linear(i, si), sz, v) || !c.write(c.dst_linear(i, di), sz, v)) return fail();
-      aset(c, i, 6, si + step);
-      aset(c, i, 7, di + step);
+      c.set_addr_reg(i, 6, si + step);
+      c.set_addr_reg(i, 7, di + step);
     } else if constexpr (K == Str::Stos) {
       if (!c.write(c.dst_linear(i, di), sz, c.gpr[0])) return fail();
-      aset(c, i, 7, di + step);
+      c.set_addr_reg(i, 7, di + step);
     } else if constexpr (K == Str::Lods) {
       if (!c.read(c.src_linear(i, si), sz, v)) return fail();
       c.setr(0, sz, i, v);
-      aset(c, i, 6, si + step);
+      c.set_addr_reg(i, 6, si + step);
     } else if constexpr (K == Str::Cmps) {
       uint64_t d;
       if (!c.read(c.src_linear(i, si), sz, v) || !c.read(c.dst_linear(i, di), sz, d)) return fail();
       uint64_t r;
       c.set_arith(flags_sub(v, d, 0, sz, r));
-      aset(c, i, 6, si + step);
-      aset(c, i, 7, di + step);
+      c.set_addr_reg(i, 6, si + step);
+      c.set_addr_reg(i, 7, di + step);
     } else {
       uint64_t d;
       if (!c.read(c.dst_linear(i, di), sz, d)) return fail();
       uint64_t r;
       c.set_arith(flags_sub(c.getr(0, sz, i), d, 0, sz, r));
-      aset(c, i, 7, di + step);
+      c.set_addr_reg(i, 7, di + step);
     }
     c.cycles += kStringElementCycles;
     if (!rep) return true;
-    aset(c, i, 1, --n);
+    c.set_addr_reg(i, 1, --n);
     if (n == 0) return true;
     if constexpr (K == Str::Cmps || K == Str::Scas) {
       // REPE stops on ZF=0, REPNE on ZF=1 (F3/F2 with CMPS/SCAS).

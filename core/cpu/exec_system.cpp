@@ -522,10 +522,8 @@ bool do_string_io(Core& c, const Insn& i, bool in) {
     }
     return false;
   };
-  auto av = [&](unsigned r) { return c.gpr[r] & Core::addr_mask(i.asz); };
-  auto as = [&](unsigned r, uint64_t v) {
-    c.gpr[r] = i.asz == 8 ? v : i.asz == 4 ? v & 0xffffffff : (c.gpr[r] & ~0xffffull) | (v & 0xffff);
-  };
+  auto av = [&](unsigned r) { return c.addr_reg(i, r); };
+  auto as = [&](unsigned r, uint64_t v) { c.set_addr_reg(i, r, v); };
   uint64_t n = rep ? av(1) : 1;
   const uint64_t n0 = n;
   // A failure after elements ran leaves RIP on a REP that resumes between elements
